@@ -1,0 +1,68 @@
+# The verbs of Gatehouse. `make demo` runs the whole system, `make test` passes
+# every test; both install what they need first (venv, Python and Debian packages).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+TOOLS      := .tools
+UV         := $(TOOLS)/uv/bin/uv
+VENV       := .venv
+PY         := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+export UV_NATIVE_TLS := 1
+
+.PHONY: help
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
+
+$(UV):
+	python3 -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+PACKAGE_FILES := pyproject.toml uv.lock $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+
+$(VENV)/.synced: $(UV) $(PACKAGE_FILES)
+	$(UV) sync --frozen --all-packages --group dev
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.synced ## create .venv with every package (locked versions)
+
+.PHONY: lock
+lock: $(UV) ## re-resolve uv.lock after a dependency change
+	$(UV) lock
+
+.PHONY: system-deps
+system-deps: ## install the Debian packages the tests and tools need
+	scripts/install-system-deps.sh
+
+.PHONY: services
+services: ## make sure PostgreSQL and Redis run on 127.0.0.1
+	scripts/ensure-services.sh
+
+.PHONY: demo
+demo: venv ## run every service as a local process in the foreground (Ctrl-C stops all)
+	$(PY) scripts/demo.py
+
+.PHONY: test
+test: system-deps services venv ## run the whole test suite against real processes, Postgres and Redis
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: venv ## ruff check, ruff format check, mypy --strict on the libraries
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy libs/common/src
+
+.PHONY: fmt
+fmt: venv ## format and autofix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: clean
+clean: ## remove the venv, tools and local data
+	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,36 @@
+"""Request ids: taken from ``X-Request-ID`` when the caller sent a sane one, made otherwise.
+
+The id lives in a context variable so every log line written while serving the
+request carries it (see :mod:`gatehouse_common.logs`) without threading it
+through call signatures.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+
+REQUEST_ID_HEADER = "x-request-id"
+request_id_var: ContextVar[str | None] = ContextVar("gatehouse_request_id", default=None)
+
+# A client-sent id is echoed into our logs and to backends, so accept only a
+# bounded, printable token; anything else is replaced rather than trusted.
+_ACCEPTABLE_ID = re.compile(rb"^[A-Za-z0-9._:/+=@-]{1,128}$")
+
+
+def new_request_id() -> str:
+    """A fresh, unguessable id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+def accept_request_id(raw: bytes | None) -> str:
+    """The client's id if it is acceptable, otherwise a fresh one."""
+    if raw is not None and _ACCEPTABLE_ID.match(raw):
+        return raw.decode("ascii")
+    return new_request_id()
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served in this context, if any."""
+    return request_id_var.get()

@@ -1,0 +1,46 @@
+"""The settings base class every Gatehouse service builds its own on.
+
+Each service declares one subclass with its own ``env_prefix`` (for example
+``GATEHOUSE_GATEWAY_``), so one environment can hold every service's settings
+without collisions. Precedence is the one the design names: command-line flags
+(passed as init arguments), then the environment (and a ``.env`` file), then
+the defaults written here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "production"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class ServiceSettings(BaseSettings):
+    """Settings that every service has: where it listens and how it logs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEHOUSE_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    service_name: str = "gatehouse"
+    environment: Environment = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: LogLevel = "info"
+    log_json: bool = True
+    # Log one line per request at info level. Off by default only where the
+    # request rate makes it costly (the gateway's hot path).
+    access_log: bool = True
+    # Seconds a SIGTERM waits for in-flight requests before the process exits.
+    graceful_timeout: float = Field(default=20.0, ge=0)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"

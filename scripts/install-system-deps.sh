@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that the tests, the demo and the benchmarks use,
+# but only those that are missing, so a warm machine pays nothing.
+set -euo pipefail
+
+packages=(
+  postgresql redis-server   # real servers for the integration tests
+  chromium                  # the browser the accounts page is tested in
+  nginx-light wrk           # the benchmark's yardstick and load generator
+  prometheus                # promtool for the alert rule tests
+)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing Debian packages: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

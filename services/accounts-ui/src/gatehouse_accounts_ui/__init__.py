@@ -1,0 +1,1 @@
+"""The Gatehouse accounts page: a server-rendered view of the accounts."""

@@ -1,0 +1,1 @@
+"""The Gatehouse auth service: accounts, login, signed JWTs and JWKS."""

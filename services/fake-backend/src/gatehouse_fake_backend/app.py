@@ -1,0 +1,121 @@
+"""The fake backend's ASGI app: an echo on every path, plus a small admin surface.
+
+Paths it keeps for itself: ``/healthz``, ``/readyz``, ``/metrics`` and
+everything under ``/__backend/`` (faults, downloads). The prefix is not the
+gateway's reserved ``/-/`` so a gateway in front can proxy to all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, FastAPI, Path, Request, status
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import Counter
+
+from gatehouse_common.app import create_service_app
+from gatehouse_fake_backend.echo import describe_request
+from gatehouse_fake_backend.faults import FaultInjector, Faults, FaultsUpdate
+from gatehouse_fake_backend.settings import FakeBackendSettings, get_settings
+
+ADMIN_PREFIX = "/__backend"
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+MAX_DOWNLOAD_BYTES = 1 << 30
+_PATTERN = bytes(range(256)) * 256  # 64 KiB, so downloads are checkable by hash
+
+REQUESTS = Counter(
+    "fake_backend_requests_total",
+    "Echo requests answered, by outcome (ok or injected_error).",
+    ["instance", "outcome"],
+)
+
+
+def pattern_bytes(size: int) -> bytes:
+    """The exact bytes ``/__backend/bytes/{size}`` sends, for tests to compare."""
+    repeats, rest = divmod(size, len(_PATTERN))
+    return _PATTERN * repeats + _PATTERN[:rest]
+
+
+async def _stream_pattern(size: int) -> AsyncIterator[bytes]:
+    remaining = size
+    while remaining > 0:
+        chunk = _PATTERN if remaining >= len(_PATTERN) else _PATTERN[:remaining]
+        remaining -= len(chunk)
+        yield chunk
+
+
+def admin_router(injector: FaultInjector) -> APIRouter:
+    router = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"])
+
+    @router.get("/faults", summary="The faults being injected")
+    async def read_faults() -> Faults:
+        return injector.faults
+
+    @router.put("/faults", summary="Change some of the faults")
+    async def update_faults(change: FaultsUpdate) -> Faults:
+        return injector.update(change)
+
+    @router.post("/reset", summary="Back to the faults the instance started with")
+    async def reset_faults() -> Faults:
+        return injector.reset()
+
+    @router.get("/bytes/{size}", summary="A streamed download of `size` bytes")
+    async def download(size: int = Path(ge=0, le=MAX_DOWNLOAD_BYTES)) -> StreamingResponse:
+        return StreamingResponse(
+            _stream_pattern(size),
+            media_type="application/octet-stream",
+            headers={"content-length": str(size)},
+        )
+
+    return router
+
+
+def echo_router(injector: FaultInjector, instance: str) -> APIRouter:
+    router = APIRouter(tags=["echo"])
+    ok = REQUESTS.labels(instance=instance, outcome="ok")
+    failed = REQUESTS.labels(instance=instance, outcome="injected_error")
+
+    @router.api_route("/{path:path}", methods=ALL_METHODS, summary="Echo the request")
+    async def echo(request: Request) -> Response:
+        await injector.delay()
+        description = await describe_request(request, instance)
+        if injector.should_fail():
+            failed.inc()
+            return JSONResponse(
+                {"error": "injected_error", "detail": "fault injected", "instance": instance},
+                status_code=injector.faults.error_status,
+            )
+        ok.inc()
+        return Response(
+            json.dumps(description).encode(),
+            status_code=status.HTTP_200_OK,
+            media_type="application/json",
+            headers={"x-backend-instance": instance},
+        )
+
+    return router
+
+
+def create_app(settings: FakeBackendSettings | None = None) -> FastAPI:
+    """One backend instance; its name and starting faults come from ``settings``."""
+    settings = settings or get_settings()
+    injector = FaultInjector(
+        Faults(
+            latency_ms=settings.latency_ms,
+            error_rate=settings.error_rate,
+            error_status=settings.error_status,
+            healthy=settings.healthy,
+        )
+    )
+    app = create_service_app(
+        settings,
+        alive=lambda: injector.faults.healthy,
+        checks={},
+        title="Gatehouse fake backend",
+        summary=f"Instance {settings.instance}: echoes every request",
+    )
+    app.state.injector = injector
+    app.include_router(admin_router(injector))
+    app.include_router(echo_router(injector, settings.instance))
+    return app

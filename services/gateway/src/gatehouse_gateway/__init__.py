@@ -1,0 +1,1 @@
+"""The Gatehouse gateway: a load-balancing reverse proxy that verifies JWTs."""

@@ -1,0 +1,69 @@
+"""Fixtures shared by the whole suite: real databases, Redis prefixes, fake backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from support.databases import REDIS_URL, temporary_database, unique_redis_prefix
+from support.processes import ServiceProcess, free_port, python_module
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test session's own (dropped at the end)."""
+    with temporary_database("session") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this one test's own."""
+    with temporary_database("test") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix only this test uses; its keys are deleted afterwards."""
+    prefix = unique_redis_prefix()
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+FakeBackendFactory = Callable[..., ServiceProcess]
+
+
+@pytest.fixture
+def start_fake_backend() -> Iterator[FakeBackendFactory]:
+    """Start fake backend processes on free ports; all are stopped at teardown."""
+    started: list[ServiceProcess] = []
+
+    def start(*args: str, name: str | None = None, port: int | None = None) -> ServiceProcess:
+        port = port or free_port()
+        extra = ["--name", name] if name else []
+        process = ServiceProcess(
+            name=name or f"fake-backend-{port}",
+            command=python_module("gatehouse_fake_backend", "--port", str(port), *extra, *args),
+            port=port,
+            # not /healthz: a backend started --unhealthy is up all the same
+            ready_path="/__backend/faults",
+        )
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()

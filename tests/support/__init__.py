@@ -1,0 +1,1 @@
+"""Test support: real processes on free ports, real PostgreSQL databases, Redis prefixes."""
