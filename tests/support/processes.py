@@ -8,6 +8,7 @@ left behind, whatever the test did.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -125,10 +126,8 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.signal(signal.SIGKILL)
                 self.process.wait(timeout=10)
-        try:  # children that outlived their parent (uvicorn workers)
+        with contextlib.suppress(ProcessLookupError):  # workers that outlived their parent
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         return self.process.returncode
 
     def restart(self) -> ServiceProcess:
