@@ -1,0 +1,177 @@
+"""The gateway's config file, as pydantic models.
+
+Every model forbids unknown keys, so a typo (``path_prefx``) is an error that
+names the key instead of a setting silently ignored. Durations are seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Strategy = Literal["round_robin", "random", "weighted_round_robin", "least_requests"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ListenConfig(_Strict):
+    address: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class AuthConfig(_Strict):
+    """How tokens are verified on routes with ``auth: required``."""
+
+    jwks_url: str | None = None
+    issuer: str = "gatehouse-auth"
+    audience: str = "gatehouse"
+    algorithms: list[str] = Field(default_factory=lambda: ["EdDSA", "RS256"], min_length=1)
+    leeway: float = Field(default=30.0, ge=0, le=600, description="clock skew allowed (s)")
+    jwks_ttl: float = Field(default=300.0, gt=0, description="keys are refetched after this")
+    jwks_min_refresh_interval: float = Field(
+        default=10.0, ge=0, description="an unknown kid refetches the JWKS at most this often"
+    )
+
+    @field_validator("algorithms")
+    @classmethod
+    def _no_symmetric(cls, value: list[str]) -> list[str]:
+        allowed = {"EdDSA", "RS256", "RS384", "RS512", "PS256", "ES256", "ES384"}
+        bad = [alg for alg in value if alg not in allowed]
+        if bad:
+            raise ValueError(f"not allowed: {bad}; choose from {sorted(allowed)}")
+        return value
+
+
+class CursorConfig(_Strict):
+    """Where the round-robin cursor lives. ``redis`` needs REDIS_URL; without it
+    the gateway keeps an in-process cursor (the demo's embedded default)."""
+
+    store: Literal["redis", "local"] = "redis"
+
+
+class BackendConfig(_Strict):
+    url: str
+    weight: int = Field(default=1, ge=1, le=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must be scheme://host[:port] only, without a path or query")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from None
+        return value.rstrip("/")
+
+
+class TimeoutsConfig(_Strict):
+    connect: float = Field(default=2.0, gt=0, le=300)
+    read: float = Field(default=30.0, gt=0, le=3600)
+
+
+class RetriesConfig(_Strict):
+    """Retries go to a different backend: on a connect failure for any method,
+    on 502/503 or a reset connection for idempotent methods only."""
+
+    attempts: int = Field(default=2, ge=0, le=10, description="retries after the first try")
+    budget_ratio: float = Field(default=0.2, ge=0, le=1, description="retries per request")
+    budget_min_per_second: float = Field(default=10.0, ge=0, description="retries always allowed")
+
+
+class HealthCheckConfig(_Strict):
+    """Active checks: GET ``path`` on every backend each ``interval`` seconds."""
+
+    enabled: bool = True
+    path: str = "/healthz"
+    interval: float = Field(default=5.0, gt=0, le=3600)
+    timeout: float = Field(default=2.0, gt=0, le=60)
+    healthy_threshold: int = Field(default=2, ge=1, le=100)
+    unhealthy_threshold: int = Field(default=2, ge=1, le=100)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
+
+
+class PassiveHealthConfig(_Strict):
+    """N consecutive failures eject a backend; each ejection in a row doubles the time."""
+
+    enabled: bool = True
+    consecutive_failures: int = Field(default=3, ge=1, le=1000)
+    ejection_time: float = Field(default=5.0, gt=0, le=3600)
+    max_ejection_time: float = Field(default=60.0, gt=0, le=86400)
+
+
+class LimitsConfig(_Strict):
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    max_body_bytes: int | None = Field(default=None, ge=0, description="None: unlimited")
+
+
+class RouteConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    hosts: list[str] = Field(default_factory=list, description="empty: any host")
+    path_prefix: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
+    auth: Literal["required", "none"] = "none"
+    strategy: Strategy = "round_robin"
+    backends: list[BackendConfig] = Field(min_length=1)
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    retries: RetriesConfig = RetriesConfig()
+    health_check: HealthCheckConfig | None = None
+    passive_health: PassiveHealthConfig = PassiveHealthConfig()
+    limits: LimitsConfig = LimitsConfig()
+
+    @field_validator("path_prefix", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _absolute_prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not prefix.startswith("/"):
+                raise ValueError(f"{prefix!r} must start with /")
+            if prefix.startswith("/-/"):
+                raise ValueError(f"{prefix!r} is under /-/, reserved for the gateway itself")
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        cleaned = []
+        for host in value:
+            name = host.strip().lower()
+            bare = name[2:] if name.startswith("*.") else name
+            if not bare or "*" in bare or ":" in bare or "/" in bare:
+                raise ValueError(f"{host!r} is not a host name or *.suffix wildcard")
+            cleaned.append(name)
+        return cleaned
+
+
+class GatewayConfig(_Strict):
+    listen: ListenConfig = ListenConfig()
+    auth: AuthConfig = AuthConfig()
+    cursor: CursorConfig = CursorConfig()
+    routes: list[RouteConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatewayConfig:
+        names = [route.name for route in self.routes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"route names must be unique; repeated: {duplicates}")
+        needs_auth = [r.name for r in self.routes if r.auth == "required"]
+        if needs_auth and not self.auth.jwks_url:
+            raise ValueError(f"auth.jwks_url is required: routes {needs_auth} require auth")
+        return self

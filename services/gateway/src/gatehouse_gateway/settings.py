@@ -1,0 +1,47 @@
+"""GatewaySettings: how the gateway process runs (the routes live in the YAML config)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from gatehouse_common.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEHOUSE_GATEWAY_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    service_name: str = "gateway"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # One info line per proxied request costs more than the proxying; opt in.
+    access_log: bool = False
+    config: str = Field(
+        default="services/gateway/config/demo.yaml",
+        validation_alias=AliasChoices("GATEHOUSE_CONFIG", "GATEHOUSE_GATEWAY_CONFIG", "config"),
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url")
+    )
+    # Keys are "<prefix>cursor:<route>", so tests and tenants can share one Redis.
+    redis_prefix: str = "gatehouse:gateway:"
+    # A dead Redis must never stall a request: short timeouts, and after a
+    # failure it is retried in the background at this interval.
+    redis_timeout: float = Field(default=0.25, gt=0, le=10)
+    redis_retry_interval: float = Field(default=1.0, gt=0, le=60)
+    # Routes in the original (Flask) config format get these for the auth
+    # service's and the accounts page's paths.
+    auth_url: str = "http://127.0.0.1:8001"
+    accounts_ui_url: str = "http://127.0.0.1:8002"
+    # Pooled keep-alive connections to all backends together, per worker.
+    upstream_connection_limit: int = Field(default=1000, ge=1, le=100_000)
+    upstream_keepalive: float = Field(default=60.0, ge=0)
+    watch_config: bool = True
+
+
+@lru_cache
+def get_settings() -> GatewaySettings:
+    return GatewaySettings()
