@@ -52,6 +52,22 @@ demo: venv ## run every service as a local process in the foreground (Ctrl-C sto
 test: system-deps services venv ## run the whole test suite against real processes, Postgres and Redis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# make loadtest USERS=50 DURATION=2m TARGET=http://127.0.0.1:8080 (the demo's gateway)
+USERS      ?= 20
+SPAWN_RATE ?= 5
+DURATION   ?= 1m
+TARGET     ?= http://127.0.0.1:8080
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: system-deps services venv ## wrk: a backend, nginx and the gateway side by side (loadtest/results/)
+	$(PY) loadtest/bench.py $(BENCH_ARGS)
+
+.PHONY: loadtest
+loadtest: venv ## headless Locust user journey against TARGET (the demo or compose)
+	$(VENV)/bin/locust -f loadtest/locustfile.py --headless --only-summary \
+		--users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) --host $(TARGET)
+
 .PHONY: lint
 lint: venv ## ruff check, ruff format check, mypy --strict on the libraries
 	$(VENV)/bin/ruff check .
