@@ -1,0 +1,170 @@
+"""The auth service's ASGI app: ``create_app()`` is the factory uvicorn runs.
+
+The lifespan builds every long-lived object (database engine, key ring,
+password hasher, rate limiter and its Redis client), hands them to requests
+through ``app.state.auth`` (see :mod:`gatehouse_auth.deps`), ensures the
+configured admin, and closes everything on shutdown. Nothing connects at
+import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+
+import redis
+from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+
+from gatehouse_auth.bodylimit import install_body_limit
+from gatehouse_auth.bootstrap import ensure_admin_account
+from gatehouse_auth.db import create_db_engine, ping
+from gatehouse_auth.deps import AuthState
+from gatehouse_auth.errors import install_database_error_handlers
+from gatehouse_auth.keys import KeyRing
+from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_auth.ratelimit import (
+    LocalWindowStore,
+    LoginRateLimiter,
+    RedisWindowStore,
+    WindowStore,
+)
+from gatehouse_auth.routes import api_router
+from gatehouse_auth.settings import AuthSettings, get_settings
+from gatehouse_auth.tokens import TokenService
+from gatehouse_common.app import create_service_app
+from gatehouse_common.health import HealthCheck
+
+logger = logging.getLogger(__name__)
+REDIS_TIMEOUT_SECONDS = 2.0
+BOOTSTRAP_RETRY_SECONDS = 5.0
+
+DESCRIPTION = """
+Accounts, login and signed tokens for Gatehouse.
+
+* `POST /account` signs up; `POST /login` returns a JWT (EdDSA or RS256, with `kid`).
+* `GET /.well-known/jwks.json` publishes every active public key.
+* `GET /accounts` lists accounts for an admin; `GET /me` shows the caller's own.
+
+Errors are JSON: `{"error": "<code>", "detail": "<sentence>"}`.
+"""
+
+
+def build_state(settings: AuthSettings) -> AuthState:
+    """Every long-lived object of the service, built from ``settings``."""
+    ring = KeyRing.from_folder(
+        settings.keys_dir, generate=settings.should_generate_keys, algorithm=settings.key_algorithm
+    )
+    client: redis.Redis | None = None
+    store: WindowStore
+    if settings.redis_url:
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            health_check_interval=30,
+        )
+        store = RedisWindowStore(client)
+    else:
+        store = LocalWindowStore()
+    return AuthState(
+        settings=settings,
+        engine=create_db_engine(settings),
+        hasher=PasswordHasher(settings.bcrypt_rounds),
+        ring=ring,
+        tokens=TokenService(
+            ring,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            ttl_seconds=settings.token_ttl_seconds,
+        ),
+        limiter=LoginRateLimiter(
+            store,
+            prefix=settings.redis_prefix,
+            window_seconds=settings.rate_limit_window_seconds,
+            per_email=settings.rate_limit_per_email,
+            per_client=settings.rate_limit_per_client,
+        ),
+        redis=client,
+    )
+
+
+def _close_state(state: AuthState) -> None:
+    state.limiter.store.close()
+    if state.redis is not None:
+        state.redis.close()
+    state.engine.dispose()
+
+
+async def _ensure_admin_until_done(state: AuthState) -> None:
+    """The admin is ensured once the database answers; a database that is late is retried."""
+    while True:
+        try:
+            await asyncio.to_thread(
+                ensure_admin_account, state.engine, state.settings, state.hasher
+            )
+            return
+        except SQLAlchemyError as exc:
+            logger.warning(
+                "cannot ensure the admin yet (is the database up and migrated? "
+                "`gatehouse-auth migrate`): %s; retrying in %gs",
+                str(exc).splitlines()[0][:200],
+                BOOTSTRAP_RETRY_SECONDS,
+            )
+        await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
+
+
+def health_checks(app: FastAPI) -> Mapping[str, HealthCheck]:
+    state: AuthState | None = getattr(app.state, "auth", None)
+    if state is None:
+        return {}
+
+    async def database() -> None:
+        await asyncio.to_thread(ping, state.engine)
+
+    checks: dict[str, HealthCheck] = {"database": database}
+    if state.redis is not None:
+        client = state.redis
+
+        async def redis_ping() -> None:
+            await asyncio.to_thread(client.ping)
+
+        checks["redis"] = redis_ping
+    return checks
+
+
+def create_app(settings: AuthSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            from gatehouse_auth.migrations import upgrade
+
+            await asyncio.to_thread(upgrade, settings)
+        state = await asyncio.to_thread(build_state, settings)
+        app.state.auth = state
+        bootstrap = asyncio.create_task(_ensure_admin_until_done(state))
+        try:
+            yield
+        finally:
+            bootstrap.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bootstrap
+            _close_state(state)
+
+    app = create_service_app(
+        settings,
+        checks=lambda: health_checks(app),
+        title="Gatehouse auth",
+        summary="Accounts, login, signed JWTs and JWKS",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_database_error_handlers(app)
+    install_body_limit(app, settings.max_body_bytes)
+    app.include_router(api_router)
+    return app

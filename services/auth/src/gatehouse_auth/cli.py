@@ -1,0 +1,117 @@
+"""``gatehouse-auth``: serve (the default), migrate, create-admin.
+
+    gatehouse-auth [serve] [--host H] [--port P] [--workers N] [--migrate]
+    gatehouse-auth migrate
+    gatehouse-auth create-admin --email E --password P [--username U]
+
+Flags beat the environment (``GATEHOUSE_AUTH_*``, ``DATABASE_URL``, ...),
+which beats the defaults. The password of create-admin may come from
+``GATEHOUSE_ADMIN_PASSWORD`` instead of the command line, which keeps it out
+of the shell history and the process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from gatehouse_auth.bootstrap import ensure_admin_in
+from gatehouse_auth.errors import AccountExists
+from gatehouse_auth.settings import AuthSettings
+from gatehouse_common.cli import service_parser, settings_from_args
+from gatehouse_common.logs import configure_logging
+from gatehouse_common.server import serve
+
+COMMANDS = ("serve", "migrate", "create-admin")
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gatehouse-auth",
+        description="The Gatehouse auth service: accounts, login, signed JWTs and JWKS.",
+        epilog="Without a command, `serve` runs.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{serve,migrate,create-admin}")
+    serve_parser = service_parser("Serve the auth API.")
+    commands.add_parser(
+        "serve", parents=[serve_parser], add_help=False, help="serve the API (default)"
+    ).add_argument("--migrate", action="store_true", help="apply migrations before serving")
+    commands.add_parser("migrate", help="apply database migrations (run before serving)")
+    admin = commands.add_parser("create-admin", help="create an admin, or make an account admin")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", help="default: $GATEHOUSE_ADMIN_PASSWORD")
+    admin.add_argument("--username", help="default: the part of the email before '@'")
+    return parser
+
+
+def _migrate(settings: AuthSettings) -> int:
+    from gatehouse_auth.migrations import current_revision, upgrade
+
+    try:
+        upgrade(settings)
+        print(f"database at revision {current_revision(settings)}")
+    except SQLAlchemyError as exc:
+        print(f"migration failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _create_admin(settings: AuthSettings, args: argparse.Namespace) -> int:
+    from gatehouse_auth.db import create_db_engine
+    from gatehouse_auth.passwords import PasswordHasher
+
+    password = args.password or os.environ.get("GATEHOUSE_ADMIN_PASSWORD")
+    if not password:
+        print("a password is needed: --password or GATEHOUSE_ADMIN_PASSWORD", file=sys.stderr)
+        return 2
+    username = args.username or args.email.split("@", 1)[0]
+    engine = create_db_engine(settings)
+    try:
+        account, created = ensure_admin_in(
+            engine,
+            email=args.email,
+            password=password,
+            username=username,
+            hasher=PasswordHasher(settings.bcrypt_rounds),
+        )
+    except ValidationError as exc:
+        print("not a valid account:", file=sys.stderr)
+        for error in exc.errors():
+            print(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
+        return 2
+    except AccountExists as exc:
+        print(f"cannot create the admin: {exc.detail}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(f"database error (run `gatehouse-auth migrate` first?): {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"admin {account.email} (id {account.id}) {'created' if created else 'updated'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+        argv = ["serve", *argv]
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        settings = settings_from_args(AuthSettings, args)
+        if args.migrate:
+            os.environ["GATEHOUSE_AUTH_MIGRATE_ON_START"] = "true"
+            settings = AuthSettings()
+        serve("gatehouse_auth.app:create_app", settings)
+        return
+    settings = AuthSettings()
+    configure_logging(settings.service_name, level="warning", json=settings.log_json)
+    if args.command == "migrate":
+        sys.exit(_migrate(settings))
+    sys.exit(_create_admin(settings, args))

@@ -1,0 +1,115 @@
+"""Request dependencies as ``Annotated`` aliases; the long-lived objects come from app.state.
+
+Everything here is built once in the lifespan (see :mod:`gatehouse_auth.app`)
+and reached through ``request.app.state.auth``, so tests and workers each get
+the objects of their own app and there are no module globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import ip_address
+from typing import Annotated
+
+import redis
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from gatehouse_auth import crud
+from gatehouse_auth.errors import Forbidden, NotAuthenticated
+from gatehouse_auth.keys import KeyRing
+from gatehouse_auth.models import Account, Role
+from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_auth.ratelimit import LoginRateLimiter
+from gatehouse_auth.settings import AuthSettings
+from gatehouse_auth.tokens import InvalidToken, TokenService
+
+
+@dataclass
+class AuthState:
+    """What the lifespan builds and closes."""
+
+    settings: AuthSettings
+    engine: Engine
+    hasher: PasswordHasher
+    ring: KeyRing
+    tokens: TokenService
+    limiter: LoginRateLimiter
+    redis: redis.Redis | None
+
+
+def get_state(request: Request) -> AuthState:
+    state: AuthState = request.app.state.auth
+    return state
+
+
+StateDep = Annotated[AuthState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    with Session(state.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /login")
+
+
+def client_address(request: Request, state: StateDep) -> str:
+    """The caller's address; X-Forwarded-For is believed only from a trusted proxy."""
+    peer = request.client.host if request.client else ""
+    trusted = state.settings.trusted_proxies
+
+    def is_trusted(value: str) -> bool:
+        try:
+            address = ip_address(value)
+        except ValueError:
+            return False
+        return any(address in network for network in trusted)
+
+    if not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    # Walk from the nearest hop: the first one that is not our own proxy is the client.
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop[:64]
+    return peer
+
+
+ClientAddress = Annotated[str, Depends(client_address)]
+
+
+def current_account(
+    session: SessionDep,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Account:
+    if credentials is None:
+        raise NotAuthenticated()
+    try:
+        claims = state.tokens.verify(credentials.credentials)
+        account_id = int(claims["sub"])
+    except (InvalidToken, ValueError):
+        raise NotAuthenticated("the bearer token is invalid or expired") from None
+    account = crud.get_account(session=session, account_id=account_id)
+    if account is None:
+        raise NotAuthenticated("the token's account no longer exists")
+    return account
+
+
+CurrentAccount = Annotated[Account, Depends(current_account)]
+
+
+def admin_account(account: CurrentAccount) -> Account:
+    """The role is read from the database, so a demoted admin's live token stops working."""
+    if account.role != Role.admin.value:
+        raise Forbidden()
+    return account
+
+
+AdminAccount = Annotated[Account, Depends(admin_account)]

@@ -1,0 +1,94 @@
+"""The auth service's errors, all answered as ``{"error": code, "detail": ...}``::
+
+    ServiceError (gatehouse_common.errors)
+    ├── AccountExists        409 email_taken / username_taken
+    ├── InvalidCredentials   401 invalid_credentials (one body for every cause)
+    ├── NotAuthenticated     401 not_authenticated (missing, bad or expired token)
+    ├── Forbidden            403 forbidden
+    ├── RateLimited          429 rate_limited, with Retry-After
+    └── DatabaseUnavailable  503 database_unavailable
+    PayloadTooLarge          413, answered by the body-size middleware itself
+
+SQLAlchemy's connection errors are mapped to DatabaseUnavailable by
+:func:`install_database_error_handlers`, so an outage is a quick 503 wherever
+it surfaces, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from gatehouse_common.errors import ServiceError, error_response
+
+logger = logging.getLogger(__name__)
+
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+DATABASE_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+
+
+class AccountExists(ServiceError):
+    def __init__(self, field: str) -> None:
+        super().__init__(
+            status.HTTP_409_CONFLICT, f"{field}_taken", f"an account with this {field} exists"
+        )
+
+
+class InvalidCredentials(ServiceError):
+    def __init__(self) -> None:
+        super().__init__(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid_credentials",
+            "the email or password is incorrect",
+            headers=BEARER_CHALLENGE,
+        )
+
+
+class NotAuthenticated(ServiceError):
+    def __init__(self, detail: str = "a valid bearer token is required") -> None:
+        super().__init__(
+            status.HTTP_401_UNAUTHORIZED, "not_authenticated", detail, headers=BEARER_CHALLENGE
+        )
+
+
+class Forbidden(ServiceError):
+    def __init__(self, detail: str = "this needs the admin role") -> None:
+        super().__init__(status.HTTP_403_FORBIDDEN, "forbidden", detail)
+
+
+class RateLimited(ServiceError):
+    def __init__(self, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "rate_limited",
+            f"too many login attempts; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+class DatabaseUnavailable(ServiceError):
+    def __init__(self) -> None:
+        super().__init__(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the account database is unavailable; retry shortly",
+            headers={"Retry-After": "2"},
+        )
+
+
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %s", str(exc).splitlines()[0][:300] if str(exc) else "")
+    error = DatabaseUnavailable()
+    return error_response(error.status_code, error.code, error.detail, headers=error.headers)
+
+
+def install_database_error_handlers(app: FastAPI) -> None:
+    """Answer a lost database as 503 wherever in a request it is noticed."""
+    for exc_class in DATABASE_ERRORS:
+        app.add_exception_handler(exc_class, _database_error)

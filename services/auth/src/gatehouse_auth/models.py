@@ -1,0 +1,130 @@
+"""Accounts, layered as in the FastAPI template: base -> create -> table -> public.
+
+The table never leaves the service as is: handlers answer with
+:class:`AccountPublic`, which has no field for the password hash, so a hash
+cannot be returned by accident.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import ConfigDict, EmailStr, field_validator
+from sqlalchemy import Column, DateTime, Index, func
+from sqlmodel import Field, SQLModel
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,64}$"
+PASSWORD_MIN_CHARS = 8
+# bcrypt reads at most 72 bytes; longer passwords are refused, never truncated.
+PASSWORD_MAX_BYTES = 72
+EMAIL_MAX_LENGTH = 254
+_USERNAME_RE = re.compile(USERNAME_PATTERN)
+
+
+class Role(StrEnum):
+    user = "user"
+    admin = "admin"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def normalize_email(value: str) -> str:
+    """Emails compare case-insensitively, so they are stored lower-cased."""
+    return value.strip().lower()
+
+
+def check_password(value: str) -> str:
+    """Length rules for a new password, with messages that say which rule failed."""
+    if len(value) < PASSWORD_MIN_CHARS:
+        raise ValueError(f"password must be at least {PASSWORD_MIN_CHARS} characters")
+    size = len(value.encode("utf-8"))
+    if size > PASSWORD_MAX_BYTES:
+        raise ValueError(
+            f"password is {size} bytes in UTF-8; bcrypt uses at most {PASSWORD_MAX_BYTES} "
+            "bytes, and longer passwords are refused rather than silently truncated"
+        )
+    return value
+
+
+class AccountBase(SQLModel):
+    username: str = Field(min_length=3, max_length=64, schema_extra={"pattern": USERNAME_PATTERN})
+    email: str = Field(max_length=EMAIL_MAX_LENGTH)
+
+
+class AccountCreate(AccountBase):
+    """The body of ``POST /account``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"username": "alice", "email": "alice@example.com", "password": "correct horse"}
+            ]
+        },
+    )
+
+    email: EmailStr = Field(max_length=EMAIL_MAX_LENGTH)
+    password: str = Field(
+        min_length=PASSWORD_MIN_CHARS,
+        description="8 to 72 UTF-8 bytes (bcrypt's limit; longer is refused, not truncated)",
+    )
+
+    @field_validator("username")
+    @classmethod
+    def _username_charset(cls, value: str) -> str:
+        if not _USERNAME_RE.match(value):
+            raise ValueError("username must be 3-64 characters of A-Z, a-z, 0-9, '_', '.', '-'")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _lower_email(cls, value: str) -> str:
+        return normalize_email(value)
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _password_bytes(cls, value: object) -> object:
+        # Runs before the character-count check so a 30-emoji password gets
+        # the message about bytes, not a confusing pass.
+        return check_password(value) if isinstance(value, str) else value
+
+
+class Account(AccountBase, table=True):
+    """A row of ``accounts``; unique indexes, not checks, keep racing signups from both winning."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (Index("uq_accounts_email", "email", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hashed_password: str = Field(max_length=128)
+    role: str = Field(default=Role.user.value, max_length=16)
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True),
+    )
+
+
+# "Alice" and "alice" are one name: two of them would let one impersonate the other.
+Index(
+    "uq_accounts_username_lower",
+    func.lower(Account.__table__.c.username),  # type: ignore[attr-defined]
+    unique=True,
+)
+
+
+class AccountPublic(AccountBase):
+    """What the API shows of an account."""
+
+    id: int
+    role: Role
+    created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        # SQLite hands back naive datetimes; they were stored in UTC.
+        return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,14 @@
+"""The auth API's routers, one per resource."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gatehouse_auth.routes import accounts, jwks, login
+
+api_router = APIRouter()
+api_router.include_router(accounts.router)
+api_router.include_router(login.router)
+api_router.include_router(jwks.router)
+
+__all__ = ["api_router"]

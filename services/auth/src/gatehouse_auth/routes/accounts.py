@@ -1,0 +1,71 @@
+"""Signing up, the caller's own account, and the admin's list of accounts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+
+from gatehouse_auth import crud
+from gatehouse_auth.deps import AdminAccount, CurrentAccount, SessionDep, StateDep
+from gatehouse_auth.metrics import ACCOUNTS_CREATED
+from gatehouse_auth.models import AccountCreate, AccountPublic
+from gatehouse_auth.schemas import AccountsPage
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["accounts"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid bearer token"},
+    503: {"description": "The database is unavailable"},
+}
+
+
+@router.post(
+    "/account",
+    status_code=status.HTTP_201_CREATED,
+    summary="Sign up",
+    responses={
+        409: {"description": "The email or username is taken"},
+        413: {"description": "The body is too large"},
+        503: _ERRORS[503],
+    },
+)
+def create_account(
+    account_in: AccountCreate, session: SessionDep, state: StateDep
+) -> AccountPublic:
+    account = crud.create_account(session=session, account_in=account_in, hasher=state.hasher)
+    ACCOUNTS_CREATED.inc()
+    logger.info("account %s created", account.id)
+    return AccountPublic.model_validate(account, from_attributes=True)
+
+
+@router.get("/me", summary="The caller's own account", responses=_ERRORS)
+def read_me(account: CurrentAccount) -> AccountPublic:
+    return AccountPublic.model_validate(account, from_attributes=True)
+
+
+@router.get(
+    "/accounts",
+    summary="List accounts, newest first (admin)",
+    responses={**_ERRORS, 403: {"description": "The token is not an admin's"}},
+)
+def list_accounts(
+    _admin: AdminAccount,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=crud.MAX_PAGE_SIZE)] = 20,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    search: Annotated[
+        str | None, Query(max_length=100, description="Part of a username or email")
+    ] = None,
+) -> AccountsPage:
+    items, total = crud.list_accounts(
+        session=session, limit=limit, offset=offset, search=search or None
+    )
+    return AccountsPage(
+        items=[AccountPublic.model_validate(a, from_attributes=True) for a in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )

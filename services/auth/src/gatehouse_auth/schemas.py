@@ -1,0 +1,72 @@
+"""Request and response bodies that are not accounts themselves."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gatehouse_auth.models import EMAIL_MAX_LENGTH, AccountPublic, normalize_email
+
+# Long enough for any real password; a longer one is wrong without hashing it.
+LOGIN_PASSWORD_MAX_CHARS = 1024
+
+
+class LoginRequest(BaseModel):
+    """The body of ``POST /login``.
+
+    The email is not syntax-checked here: a malformed one simply matches no
+    account, so login answers it exactly like any other unknown email.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "alice@example.com", "password": "correct horse"}]
+        },
+    )
+
+    email: str = Field(min_length=1, max_length=EMAIL_MAX_LENGTH)
+    password: str = Field(min_length=1, max_length=LOGIN_PASSWORD_MAX_CHARS)
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return normalize_email(value)
+
+
+class TokenResponse(BaseModel):
+    """A signed access token. ``token`` repeats it for clients of the original API."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9...",
+                    "token_type": "bearer",
+                    "expires_in": 900,
+                    "token": "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9...",
+                }
+            ]
+        }
+    )
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    token: str
+
+
+class AccountsPage(BaseModel):
+    """One page of accounts, newest first."""
+
+    items: list[AccountPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class JWKS(BaseModel):
+    """A JSON Web Key Set (RFC 7517) of every public key that may have signed a live token."""
+
+    keys: list[dict[str, Any]]

@@ -1,0 +1,114 @@
+"""AuthSettings: where accounts live, how tokens are signed, how logins are limited.
+
+Everything has the ``GATEHOUSE_AUTH_`` prefix except the few names the whole
+suite shares on purpose (``DATABASE_URL``, ``REDIS_URL``,
+``GATEHOUSE_ADMIN_EMAIL``, ``GATEHOUSE_ADMIN_PASSWORD``); those are read
+unprefixed first, and the prefixed spelling works too.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from gatehouse_common.settings import ServiceSettings
+
+KeyAlgorithm = Literal["EdDSA", "RS256"]
+_PLACEHOLDER_PASSWORDS = {"changeme", "change-me", "password", "admin", "secret"}
+
+
+def _alias(shared: str, field: str) -> AliasChoices:
+    return AliasChoices(shared, f"GATEHOUSE_AUTH_{field}")
+
+
+class AuthSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEHOUSE_AUTH_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    service_name: str = "auth"
+    port: int = Field(default=8001, ge=0, le=65535)
+
+    # Storage. Unset means an SQLite file under data_dir (the embedded default).
+    database_url: str | None = Field(
+        default=None, validation_alias=_alias("DATABASE_URL", "DATABASE_URL")
+    )
+    data_dir: Path = Path(".data")
+    # Seconds to wait for a database connection before answering 503: an outage
+    # must be an answer, never a hang.
+    db_connect_timeout: float = Field(default=3.0, gt=0, le=60)
+    db_statement_timeout_ms: int = Field(default=10_000, ge=0)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Apply migrations at start (for one-process setups); deployments run `migrate`.
+    migrate_on_start: bool = False
+
+    # Rate limiting. Unset REDIS_URL means an in-process store (one process only).
+    redis_url: str | None = Field(default=None, validation_alias=_alias("REDIS_URL", "REDIS_URL"))
+    redis_prefix: str = "gatehouse:auth:"
+    rate_limit_window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    # Attempts per window; 0 turns that limit off (a load test from one address).
+    rate_limit_per_email: int = Field(default=10, ge=0)
+    rate_limit_per_client: int = Field(default=300, ge=0)
+    # Peers whose X-Forwarded-For is believed (the gateway); the default trusts loopback.
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default_factory=lambda: [IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")]
+    )
+
+    # Tokens.
+    keys_dir: Path = Path(".data/keys")
+    key_algorithm: KeyAlgorithm = "EdDSA"
+    # Generate a key when keys_dir holds none; None means "in development only".
+    generate_keys: bool | None = None
+    issuer: str = "gatehouse-auth"
+    audience: str = "gatehouse"
+    token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+
+    # Passwords. 12 is the floor the design asks for; tests lower it for speed.
+    bcrypt_rounds: int = Field(default=12, ge=4, le=31)
+    max_body_bytes: int = Field(default=16_384, ge=1024)
+
+    # The admin ensured at start (see bootstrap.py).
+    admin_email: str = Field(
+        default="admin@example.com",
+        validation_alias=_alias("GATEHOUSE_ADMIN_EMAIL", "ADMIN_EMAIL"),
+    )
+    admin_password: SecretStr | None = Field(
+        default=None, validation_alias=_alias("GATEHOUSE_ADMIN_PASSWORD", "ADMIN_PASSWORD")
+    )
+    admin_username: str = "admin"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> AuthSettings:
+        password = self.admin_password.get_secret_value() if self.admin_password else None
+        if self.is_production and password and password.lower() in _PLACEHOLDER_PASSWORDS:
+            raise ValueError("GATEHOUSE_ADMIN_PASSWORD is a placeholder; set a real one")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver SQLAlchemy needs spelled out."""
+        url = self.database_url
+        if not url:
+            return f"sqlite:///{self.data_dir / 'auth.db'}"
+        for scheme in ("postgres://", "postgresql://"):
+            if url.startswith(scheme):
+                return "postgresql+psycopg2://" + url[len(scheme) :]
+        return url
+
+    @property
+    def should_generate_keys(self) -> bool:
+        return not self.is_production if self.generate_keys is None else self.generate_keys
+
+
+@lru_cache
+def get_settings() -> AuthSettings:
+    return AuthSettings()

@@ -1,0 +1,82 @@
+"""Issuing access tokens, and verifying them for the service's own endpoints.
+
+Claims: iss, aud, sub (the account id as a string), email, roles, iat, nbf,
+exp and jti, signed by the key ring's newest key with its ``kid`` in the
+header. Other services verify with the published JWKS; this one verifies
+against its own ring directly.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from gatehouse_auth.keys import KeyRing
+from gatehouse_auth.models import Account
+
+# Clock skew tolerated between this service and its callers' clocks.
+LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+
+
+class InvalidToken(Exception):
+    """A token this service did not issue, or no longer accepts."""
+
+
+class TokenService:
+    def __init__(self, ring: KeyRing, *, issuer: str, audience: str, ttl_seconds: int) -> None:
+        self.ring = ring
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, account: Account) -> IssuedToken:
+        now = int(time.time())
+        key = self.ring.signing_key
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(account.id),
+            "email": account.email,
+            "roles": [account.role],
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        token = jwt.encode(claims, key.private, algorithm=key.algorithm, headers={"kid": key.kid})
+        return IssuedToken(token=token, expires_in=self.ttl_seconds)
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The claims of a token signed by a key of the ring; raises :class:`InvalidToken`."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        kid = header.get("kid")
+        key = self.ring.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("unknown signing key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.public,
+                # Only the key's own algorithm: a token cannot pick a weaker one.
+                algorithms=[key.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "nbf", "sub", "iss", "aud"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        return claims
