@@ -8,6 +8,9 @@ packages=(
   chromium                  # the browser the accounts page is tested in
   nginx-light wrk           # the benchmark's yardstick and load generator
   prometheus                # promtool for the alert rule tests
+  podman docker-compose     # the compose stack, run for real by make compose-test
+  debootstrap               # builds the local python:3.11-slim base (no registry here)
+  uidmap slirp4netns fuse-overlayfs  # what podman needs to run containers
 )
 missing=()
 for pkg in "${packages[@]}"; do
