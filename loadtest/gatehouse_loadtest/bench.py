@@ -1,0 +1,299 @@
+"""``make bench``: direct, nginx and the gateway side by side in one run, plus its memory.
+
+Order of a run: two nginx ``return 200`` backends (and a static JWKS) start,
+then nginx as a reverse proxy and one gateway process per setting; every
+target gets a warm-up, then interleaved rounds; then a fresh gateway has its
+memory measured (100 MB each way, then 1,000 connections for 60 s). The
+report goes to ``loadtest/results/<UTC time>.md`` and ``latest.md`` and is
+printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+
+from gatehouse_loadtest import memory
+from gatehouse_loadtest.gateway import BENCH_HOST, GatewaySetting, start_gateway
+from gatehouse_loadtest.jwks import BenchKey
+from gatehouse_loadtest.nginx import start_nginx
+from gatehouse_loadtest.procs import ManagedProcess, free_port, raise_open_files_limit
+from gatehouse_loadtest.report import (
+    machine_description,
+    memory_checks,
+    performance_checks,
+    render_report,
+)
+from gatehouse_loadtest.rounds import LoadShape, Target, run_rounds
+
+logger = logging.getLogger("gatehouse_loadtest")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULTS = REPO_ROOT / "loadtest" / "results"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+STREAM_HOST = "stream.gatehouse.test"
+
+# name -> (description, setting). The production setting is issue 5's: JWT
+# required, round_robin with its cursor in Redis, metrics on (always on).
+GATEWAY_SETTINGS: dict[str, tuple[str, GatewaySetting]] = {
+    "gateway-plain": (
+        "gateway, 1 worker, plain route (no auth, local cursor)",
+        GatewaySetting(auth=False, cursor="local"),
+    ),
+    "gateway-production": (
+        "gateway, 1 worker, production (JWT + Redis cursor + metrics)",
+        GatewaySetting(auth=True, cursor="redis"),
+    ),
+    "gateway-production-local": (
+        "gateway, 1 worker, production route with a local cursor",
+        GatewaySetting(auth=True, cursor="local"),
+    ),
+    "gateway-2-workers": (
+        "gateway, 2 workers, production (JWT + Redis cursor + metrics)",
+        GatewaySetting(auth=True, cursor="redis", workers=2),
+    ),
+}
+ALL_TARGETS = ("direct", "nginx", *GATEWAY_SETTINGS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (-t)")
+    parser.add_argument("--connections", type=int, default=50, help="wrk connections (-c)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per target")
+    parser.add_argument(
+        "--only", nargs="+", choices=ALL_TARGETS, help="run only these targets (default all)"
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory runs")
+    parser.add_argument(
+        "--memory-seconds", type=float, default=60.0, help="length of the 1,000-connection run"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the report")
+    parser.add_argument("--no-save", action="store_true", help="print the report only")
+    return parser
+
+
+def gateway_available() -> bool:
+    return importlib.util.find_spec("gatehouse_gateway.__main__") is not None
+
+
+def _require_tools() -> None:
+    missing = [tool for tool in ("wrk", "nginx") if not shutil.which(tool)]
+    if missing and not (missing == ["nginx"] and Path("/usr/sbin/nginx").exists()):
+        raise SystemExit(f"missing {missing}: run `make system-deps`")
+
+
+class Bench:
+    """The processes of one run, stopped together whatever happens."""
+
+    def __init__(self, args: argparse.Namespace, stack: ExitStack, workdir: Path) -> None:
+        self.args = args
+        self.stack = stack
+        self.workdir = workdir
+        self.key = BenchKey.generate()
+        self.token = self.key.token()
+        self.redis_prefix = f"gatehouse-bench:{uuid.uuid4().hex[:10]}:"
+        self.backend_ports = (free_port(), free_port())
+        self.jwks_port = free_port()
+        self.backends = [f"http://127.0.0.1:{p}" for p in self.backend_ports]
+        self.jwks_url = f"http://127.0.0.1:{self.jwks_port}/.well-known/jwks.json"
+        self.backend_nginx: ManagedProcess | None = None
+        self.notes: list[str] = []
+
+    def own(self, process: ManagedProcess) -> ManagedProcess:
+        self.stack.callback(process.stop)
+        return process
+
+    def start_backends(self) -> None:
+        values = {
+            "BACKEND_A_PORT": self.backend_ports[0],
+            "BACKEND_B_PORT": self.backend_ports[1],
+            "JWKS_PORT": self.jwks_port,
+            "JWKS_JSON": self.key.jwks_json(),
+        }
+        self.backend_nginx = self.own(
+            start_nginx("backends", "backends.conf", values, workdir=self.workdir)
+        )
+        for url in [*self.backends, self.jwks_url]:
+            self.backend_nginx.wait_http(url, timeout_s=10)
+
+    def gateway_env(self) -> dict[str, str]:
+        return {
+            "REDIS_URL": REDIS_URL,
+            "GATEHOUSE_GATEWAY_REDIS_PREFIX": self.redis_prefix,
+            "GATEHOUSE_GATEWAY_ACCESS_LOG": "false",
+            "GATEHOUSE_GATEWAY_LOG_LEVEL": "warning",
+        }
+
+    def start_gateway(self, name: str, setting: GatewaySetting) -> tuple[ManagedProcess, str]:
+        process, url = start_gateway(
+            name,
+            setting,
+            workdir=self.workdir,
+            backends=self.backends,
+            jwks_url=self.jwks_url,
+            env=self.gateway_env(),
+            repo_root=REPO_ROOT,
+        )
+        self.own(process)
+        return process, url
+
+    def targets(self, wanted: Sequence[str]) -> list[Target]:
+        if self.backend_nginx is None:
+            raise RuntimeError("backends first")
+        targets = []
+        for name in wanted:
+            if name == "direct":
+                targets.append(
+                    Target(
+                        "direct",
+                        "direct to one nginx backend (no proxy)",
+                        self.backends[0] + "/",
+                        cpu_pids=[self.backend_nginx.pid],
+                    )
+                )
+            elif name == "nginx":
+                port = free_port()
+                values = {
+                    "BACKEND_A_PORT": self.backend_ports[0],
+                    "BACKEND_B_PORT": self.backend_ports[1],
+                    "PROXY_PORT": port,
+                }
+                proxy = self.own(start_nginx("proxy", "proxy.conf", values, workdir=self.workdir))
+                url = f"http://127.0.0.1:{port}/"
+                proxy.wait_http(url, timeout_s=10)
+                targets.append(
+                    Target(
+                        "nginx",
+                        "nginx, 1 worker, round robin, keepalive upstreams",
+                        url,
+                        cpu_pids=[proxy.pid],
+                    )
+                )
+            elif not gateway_available():
+                self.notes.append(f"{name}: skipped, the gateway package has no entry point yet")
+            else:
+                description, setting = GATEWAY_SETTINGS[name]
+                process, url = self.start_gateway(name, setting)
+                headers = {"Host": BENCH_HOST}
+                if setting.auth:
+                    headers["Authorization"] = f"Bearer {self.token}"
+                targets.append(Target(name, description, url + "/", headers, [process.pid]))
+        return targets
+
+    def memory_runs(
+        self,
+    ) -> tuple[memory.ConnectionsFigure | None, list[memory.StreamFigure]]:
+        if not gateway_available():
+            self.notes.append("memory: skipped, the gateway package has no entry point yet")
+            return None, []
+        fake_port = free_port()
+        fake = self.own(
+            ManagedProcess(
+                "fake-backend",
+                [sys.executable, "-m", "gatehouse_fake_backend", "--port", str(fake_port)],
+                log_path=self.workdir / "fake-backend.log",
+                env={"GATEHOUSE_FAKE_BACKEND_LOG_LEVEL": "warning"},
+                cwd=REPO_ROOT,
+            ).start()
+        )
+        fake.wait_http(f"http://127.0.0.1:{fake_port}/__backend/faults")
+        stream_route = {
+            "name": "stream",
+            "hosts": [STREAM_HOST],
+            "path_prefix": "/",
+            "auth": "none",
+            "strategy": "round_robin",
+            "backends": [{"url": f"http://127.0.0.1:{fake_port}"}],
+            "timeouts": {"connect": 5, "read": 120},
+        }
+        setting = GatewaySetting(auth=False, cursor="local", extra_routes=(stream_route,))
+        process, url = self.start_gateway("gateway-memory", setting)
+        logger.info("memory: streaming 100 MiB each way through the gateway")
+        streams = [
+            memory.stream_download(process.pid, url, STREAM_HOST),
+            memory.stream_upload(process.pid, url, STREAM_HOST),
+        ]
+        logger.info(
+            "memory: 1,000 connections for %.0f s (wrk -t2 -c1000)", self.args.memory_seconds
+        )
+        connections = memory.many_connections(
+            process.pid, url + "/", BENCH_HOST, duration_s=self.args.memory_seconds
+        )
+        return connections, streams
+
+    def forget_redis_keys(self) -> None:
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            keys = list(client.scan_iter(match=f"{self.redis_prefix}*", count=500))
+            if keys:
+                client.delete(*keys)
+        except redis.RedisError as exc:
+            logger.warning("could not remove the bench's Redis keys: %s", exc)
+        finally:
+            client.close()
+
+
+def run(args: argparse.Namespace) -> str:
+    _require_tools()
+    limit = raise_open_files_limit()
+    shape = LoadShape(
+        threads=args.threads,
+        connections=args.connections,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+    )
+    wanted = args.only or list(ALL_TARGETS)
+    workdir = Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
+    with ExitStack() as stack:
+        bench = Bench(args, stack, workdir)
+        stack.callback(bench.forget_redis_keys)
+        bench.start_backends()
+        targets = bench.targets(wanted)
+        logger.info("measuring %s", ", ".join(t.name for t in targets))
+        summaries = run_rounds(targets, shape, args.rounds)
+        connections, streams = (None, []) if args.no_memory else bench.memory_runs()
+        notes = [*bench.notes, f"open-file limit {limit}"]
+    # kept only when the run failed, for the processes' logs
+    shutil.rmtree(workdir, ignore_errors=True)
+    checks = [*performance_checks(summaries), *memory_checks(connections, streams)]
+    when = datetime.now(UTC)
+    report = render_report(
+        title=f"Gatehouse benchmark, {when:%Y-%m-%d %H:%M} UTC",
+        machine=machine_description(REPO_ROOT),
+        shape=shape,
+        rounds=args.rounds,
+        summaries=summaries,
+        checks=checks,
+        connections=connections,
+        notes=notes,
+    )
+    if not args.no_save:
+        args.output.mkdir(parents=True, exist_ok=True)
+        (args.output / f"{when:%Y-%m-%dT%H%MZ}.md").write_text(report)
+        (args.output / "latest.md").write_text(report)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    print(run(args))
+
+
+if __name__ == "__main__":
+    main()

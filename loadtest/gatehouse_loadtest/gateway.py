@@ -1,0 +1,106 @@
+"""The gateway as the benchmark runs it: a config file per setting, a process per config.
+
+Config files follow ``services/gateway/config/demo.yaml``. The gateway is
+started through its console entry (``python -m gatehouse_gateway``) exactly as
+an operator would, with its own log file; the harness never imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from gatehouse_loadtest.procs import ManagedProcess, free_port
+
+BENCH_HOST = "bench.gatehouse.test"
+READY_PATH = "/-/healthz"
+
+
+@dataclass(frozen=True)
+class GatewaySetting:
+    """One way of running the gateway: the route's auth, the cursor's store, the workers."""
+
+    auth: bool = False
+    cursor: str = "local"
+    workers: int = 1
+    extra_routes: Sequence[Mapping[str, object]] = field(default_factory=tuple)
+
+
+def gateway_config(
+    setting: GatewaySetting,
+    *,
+    port: int,
+    backends: Sequence[str],
+    jwks_url: str,
+) -> dict[str, object]:
+    """The YAML document (as a dict) for ``setting`` over ``backends``."""
+    bench_route: dict[str, object] = {
+        "name": "bench",
+        "hosts": [BENCH_HOST],
+        "path_prefix": "/",
+        "auth": "required" if setting.auth else "none",
+        "strategy": "round_robin",
+        "backends": [{"url": url} for url in backends],
+        "health_check": {"path": "/", "interval": 5},
+    }
+    return {
+        "listen": {"address": "127.0.0.1", "port": port},
+        "auth": {
+            "jwks_url": jwks_url,
+            "issuer": "gatehouse-auth",
+            "audience": "gatehouse",
+            "algorithms": ["EdDSA"],
+        },
+        "cursor": {"store": setting.cursor},
+        "routes": [*setting.extra_routes, bench_route],
+    }
+
+
+def start_gateway(
+    name: str,
+    setting: GatewaySetting,
+    *,
+    workdir: Path,
+    backends: Sequence[str],
+    jwks_url: str,
+    env: Mapping[str, str],
+    repo_root: Path,
+) -> tuple[ManagedProcess, str]:
+    """Write the config, start the gateway, wait for its health endpoint; (process, url)."""
+    port = free_port()
+    config_path = workdir / f"{name}.yaml"
+    document = gateway_config(setting, port=port, backends=backends, jwks_url=jwks_url)
+    config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    command = [
+        sys.executable,
+        "-m",
+        "gatehouse_gateway",
+        "--config",
+        str(config_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(setting.workers),
+        "--log-level",
+        "warning",
+    ]
+    process = ManagedProcess(
+        name,
+        command,
+        log_path=workdir / f"{name}.log",
+        env={"GATEHOUSE_CONFIG": str(config_path), **env},
+        cwd=repo_root,
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_http(url + READY_PATH, timeout_s=60)
+    except BaseException:
+        process.stop()
+        raise
+    return process, url

@@ -1,0 +1,138 @@
+"""The gateway's memory: RSS under 1,000 connections, and while 100 MB streams each way.
+
+A proxy that buffers bodies grows by the body's size; one that streams grows
+by a few chunks. Each figure is the gateway's resident set size read from
+/proc while the load runs (sampled every 50 ms, peak kept), against the RSS
+just before.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from gatehouse_loadtest.procs import rss_bytes
+from gatehouse_loadtest.wrk import WrkResult, run_wrk
+
+MIB = 1 << 20
+STREAM_BYTES = 100 * MIB
+_CHUNK = bytes(range(256)) * 256  # 64 KiB
+
+
+class RssSampler:
+    """Samples the largest per-process RSS of a process tree in a thread, keeping the peak."""
+
+    def __init__(self, pid: int, interval_s: float = 0.05) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def current(self) -> int:
+        return max(rss_bytes(self.pid), default=0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.current())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> RssSampler:
+        self.peak = self.current()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.current())
+
+
+@dataclass(frozen=True)
+class StreamFigure:
+    direction: str
+    size: int
+    seconds: float
+    rss_before: int
+    rss_peak: int
+
+    @property
+    def growth(self) -> int:
+        return max(0, self.rss_peak - self.rss_before)
+
+
+@dataclass(frozen=True)
+class ConnectionsFigure:
+    connections: int
+    seconds: float
+    rss_before: int
+    rss_peak: int
+    rss_after: int
+    result: WrkResult
+
+
+def _upload_body(size: int) -> Iterator[bytes]:
+    remaining = size
+    while remaining > 0:
+        chunk = _CHUNK if remaining >= len(_CHUNK) else _CHUNK[:remaining]
+        remaining -= len(chunk)
+        yield chunk
+
+
+def stream_download(pid: int, url: str, host: str, size: int = STREAM_BYTES) -> StreamFigure:
+    """GET ``size`` bytes from the fake backend through the gateway, counting them."""
+    received = 0
+    started = time.monotonic()
+    with RssSampler(pid) as sampler:
+        before = sampler.peak
+        with httpx.stream(
+            "GET", f"{url}/__backend/bytes/{size}", headers={"host": host}, timeout=120.0
+        ) as response:
+            response.raise_for_status()
+            for chunk in response.iter_raw(64 * 1024):
+                received += len(chunk)
+    if received != size:
+        raise RuntimeError(f"download through the gateway gave {received} bytes, not {size}")
+    return StreamFigure("download", size, time.monotonic() - started, before, sampler.peak)
+
+
+def stream_upload(pid: int, url: str, host: str, size: int = STREAM_BYTES) -> StreamFigure:
+    """POST ``size`` bytes through the gateway to the fake backend's echo, which counts them."""
+    started = time.monotonic()
+    with RssSampler(pid) as sampler:
+        before = sampler.peak
+        response = httpx.post(
+            f"{url}/upload",
+            headers={"host": host, "content-type": "application/octet-stream"},
+            content=_upload_body(size),
+            timeout=120.0,
+        )
+    response.raise_for_status()
+    seen = response.json()["body"]["size"]
+    if seen != size:
+        raise RuntimeError(f"the backend saw {seen} bytes of a {size}-byte upload")
+    return StreamFigure("upload", size, time.monotonic() - started, before, sampler.peak)
+
+
+def many_connections(
+    pid: int, url: str, host: str, *, connections: int = 1000, duration_s: float = 60.0
+) -> ConnectionsFigure:
+    """wrk with ``connections`` open connections for ``duration_s``; RSS peak and after."""
+    started = time.monotonic()
+    with RssSampler(pid, interval_s=0.5) as sampler:
+        before = sampler.peak
+        result, _ = run_wrk(
+            url,
+            threads=2,
+            connections=connections,
+            duration_s=duration_s,
+            headers={"Host": host},
+        )
+        after = sampler.current()
+    return ConnectionsFigure(
+        connections, time.monotonic() - started, before, sampler.peak, after, result
+    )
