@@ -1,0 +1,75 @@
+"""The accounts page's ASGI app: routes under ``/accounts_page``, health and metrics at the root."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from gatehouse_accounts_ui.auth_client import AuthClient
+from gatehouse_accounts_ui.errors import PageError
+from gatehouse_accounts_ui.headers import SecurityHeadersMiddleware
+from gatehouse_accounts_ui.paths import STATIC_PREFIX
+from gatehouse_accounts_ui.rendering import PageRenderer, build_templates
+from gatehouse_accounts_ui.routes import page, session
+from gatehouse_accounts_ui.settings import AccountsUISettings, get_settings
+from gatehouse_common.app import create_service_app
+from gatehouse_common.health import HealthCheck
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: AccountsUISettings | None = None) -> FastAPI:
+    """The app; its one ``httpx.AsyncClient`` to the auth service lives as long as its lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # trust_env off: a proxy variable meant for the outside world must not
+        # reroute calls to a neighbour service.
+        async with httpx.AsyncClient(
+            base_url=settings.auth_url,
+            timeout=settings.auth_timeout,
+            trust_env=False,
+            headers={"user-agent": "gatehouse-accounts-ui"},
+        ) as http:
+            app.state.auth_client = AuthClient(http)
+            logger.info("accounts page ready, auth service at %s", settings.auth_url)
+            yield
+
+    def checks() -> Mapping[str, HealthCheck]:
+        client: AuthClient | None = getattr(app.state, "auth_client", None)
+        return {"auth": client.ping} if client is not None else {}
+
+    app = create_service_app(
+        settings,
+        checks=checks,
+        lifespan=lifespan,
+        title="Gatehouse accounts page",
+        summary="Server-rendered accounts table for administrators",
+    )
+    app.state.settings = settings
+    renderer = PageRenderer(build_templates(), settings)
+    app.state.renderer = renderer
+
+    async def page_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, PageError):  # pragma: no cover - registration guarantees it
+            raise exc
+        return renderer.error(request, exc)
+
+    app.add_exception_handler(PageError, page_error)
+    app.include_router(page.router)
+    app.include_router(session.router)
+    app.mount(
+        STATIC_PREFIX,
+        StaticFiles(directory=str(files("gatehouse_accounts_ui") / "static")),
+        name="static",
+    )
+    app.add_middleware(SecurityHeadersMiddleware, static_prefix=STATIC_PREFIX + "/")
+    return app

@@ -1,0 +1,87 @@
+"""What can go wrong while serving the page, each answered as an HTML page.
+
+The page is for people in a browser, so its failures render the error template
+(with the usual security headers) rather than the JSON body the APIs answer::
+
+    PageError                 rendered as error.html with its status
+    ├── BadQuery              400: a listing parameter is out of bounds
+    ├── CsrfRejected          403: form token missing/wrong, or a foreign Origin
+    ├── NotAdmin              403: signed in, but the auth service says not an admin
+    ├── FormTooLarge          413: a form post far bigger than sign-in needs
+    ├── AuthBadAnswer         502: the auth service answered something unexpected
+    └── AuthUnavailable       503: the auth service cannot be reached in time
+
+    AuthClientError           raised by AuthClient, handled by the routes
+    ├── InvalidCredentials    POST /login said 401
+    ├── LoginThrottled        POST /login said 429 (carries Retry-After)
+    ├── LoginRejected         POST /login said 422 (the email is not an email, say)
+    └── SessionExpired        GET /accounts said 401: back to the sign-in form
+"""
+
+from __future__ import annotations
+
+from fastapi import status
+
+
+class PageError(Exception):
+    """A failure shown to the user as a page of its own."""
+
+    status_code: int = status.HTTP_500_INTERNAL_SERVER_ERROR
+    title: str = "Something went wrong"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadQuery(PageError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    title = "Bad request"
+
+
+class CsrfRejected(PageError):
+    status_code = status.HTTP_403_FORBIDDEN
+    title = "Form refused"
+
+
+class NotAdmin(PageError):
+    status_code = status.HTTP_403_FORBIDDEN
+    title = "Administrators only"
+
+
+class FormTooLarge(PageError):
+    status_code = status.HTTP_413_CONTENT_TOO_LARGE
+    title = "Form too large"
+
+
+class AuthBadAnswer(PageError):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    title = "Accounts unavailable"
+
+
+class AuthUnavailable(PageError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    title = "Accounts unavailable"
+
+
+class AuthClientError(Exception):
+    """An answer of the auth service that the calling route turns into a form message."""
+
+
+class InvalidCredentials(AuthClientError):
+    pass
+
+
+class LoginThrottled(AuthClientError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class LoginRejected(AuthClientError):
+    pass
+
+
+class SessionExpired(AuthClientError):
+    pass

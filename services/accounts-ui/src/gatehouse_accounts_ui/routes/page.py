@@ -1,0 +1,59 @@
+"""``GET /accounts_page``: the sign-in form, or the accounts table for a signed-in admin."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from gatehouse_accounts_ui.cookies import delete_cookie
+from gatehouse_accounts_ui.deps import AuthClientDep, RendererDep, SessionTokenDep, SettingsDep
+from gatehouse_accounts_ui.errors import SessionExpired
+from gatehouse_accounts_ui.listing import paginate, parse_listing
+from gatehouse_accounts_ui.paths import PREFIX
+from gatehouse_accounts_ui.settings import PAGE_SIZES
+
+router = APIRouter(prefix=PREFIX, tags=["page"])
+
+_NOTICES = {"signed_out": "You have signed out."}
+
+
+@router.get("", response_class=HTMLResponse, summary="The accounts page")
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def accounts_page(
+    request: Request,
+    settings: SettingsDep,
+    auth: AuthClientDep,
+    renderer: RendererDep,
+    token: SessionTokenDep,
+) -> HTMLResponse:
+    query = parse_listing(request.query_params, settings.default_page_size)
+    if token is None:
+        notice = _NOTICES.get(request.query_params.get("notice", ""), "")
+        return renderer.render(request, "signin.html", {"notice": notice, "error": "", "email": ""})
+    try:
+        page = await auth.list_accounts(
+            token, limit=query.limit, offset=query.offset, search=query.search
+        )
+    except SessionExpired:
+        response = renderer.render(
+            request,
+            "signin.html",
+            {
+                "notice": "",
+                "error": "Your session has expired. Please sign in again.",
+                "email": "",
+                "signed_in": False,
+            },
+        )
+        delete_cookie(response, request, settings, settings.session_cookie)
+        return response
+    return renderer.render(
+        request,
+        "accounts.html",
+        {
+            "accounts": page.items,
+            "query": query,
+            "pagination": paginate(query, page),
+            "page_sizes": sorted({*PAGE_SIZES, query.limit}),
+        },
+    )

@@ -1,0 +1,102 @@
+"""Signing in and out: ``POST /accounts_page/login`` and ``POST /accounts_page/logout``.
+
+Both are CSRF-checked form posts that answer with a 303 back to the page
+(post/redirect/get), so a reload never re-posts a password.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from gatehouse_accounts_ui import csrf
+from gatehouse_accounts_ui.cookies import delete_cookie, set_cookie
+from gatehouse_accounts_ui.deps import AuthClientDep, RendererDep, SettingsDep, verify_csrf
+from gatehouse_accounts_ui.errors import InvalidCredentials, LoginRejected, LoginThrottled
+from gatehouse_accounts_ui.paths import PREFIX, page_url
+
+router = APIRouter(prefix=PREFIX, tags=["session"], dependencies=[Depends(verify_csrf)])
+
+MAX_EMAIL = 320
+MAX_PASSWORD = 1024
+
+
+def _form_error(
+    renderer: RendererDep,
+    request: Request,
+    message: str,
+    email: str,
+    status_code: int,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    return renderer.render(
+        request,
+        "signin.html",
+        {"notice": "", "error": message, "email": email[:MAX_EMAIL]},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+@router.post("/login", summary="Sign in through the auth service")
+async def login(
+    request: Request,
+    settings: SettingsDep,
+    auth: AuthClientDep,
+    renderer: RendererDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    email = email.strip()
+    if not email or not password:
+        return _form_error(
+            renderer, request, "Enter your email and password.", email, status.HTTP_400_BAD_REQUEST
+        )
+    if len(email) > MAX_EMAIL or len(password) > MAX_PASSWORD:
+        return _form_error(
+            renderer, request, "Email or password is too long.", email, status.HTTP_400_BAD_REQUEST
+        )
+    try:
+        result = await auth.login(email, password)
+    except InvalidCredentials:
+        return _form_error(
+            renderer,
+            request,
+            "Email or password is incorrect.",
+            email,
+            status.HTTP_401_UNAUTHORIZED,
+        )
+    except LoginRejected:
+        return _form_error(
+            renderer,
+            request,
+            "That does not look like an email address.",
+            email,
+            status.HTTP_400_BAD_REQUEST,
+        )
+    except LoginThrottled as exc:
+        return _form_error(
+            renderer,
+            request,
+            f"Too many sign-in attempts. Try again in {exc.retry_after} seconds.",
+            email,
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    response = RedirectResponse(PREFIX, status_code=status.HTTP_303_SEE_OTHER)
+    set_cookie(response, request, settings, settings.session_cookie, result.access_token)
+    # A new nonce once signed in: a token seen before sign-in is worth nothing after.
+    set_cookie(response, request, settings, settings.csrf_cookie, csrf.new_nonce())
+    return response
+
+
+@router.post("/logout", summary="Sign out (forget the token)")
+async def logout(request: Request, settings: SettingsDep) -> Response:
+    response = RedirectResponse(
+        page_url(notice="signed_out"), status_code=status.HTTP_303_SEE_OTHER
+    )
+    delete_cookie(response, request, settings, settings.session_cookie)
+    set_cookie(response, request, settings, settings.csrf_cookie, csrf.new_nonce())
+    return response
