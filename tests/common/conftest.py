@@ -1,0 +1,106 @@
+"""Fixtures for the libs/common tests (see common/jwt_factories.py for the JWT test data)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from common.jwt_factories import (
+    AUDIENCE,
+    ISSUER,
+    FakeClock,
+    JWKSEndpoint,
+    JWKSHost,
+    SigningKey,
+    ed25519_key,
+)
+
+from gatehouse_common.jwt import JWKSClient, TokenVerifier
+
+
+@pytest.fixture(scope="session")
+def jwks_host() -> Iterator[JWKSHost]:
+    host = JWKSHost().start()
+    yield host
+    host.stop()
+
+
+@pytest.fixture
+def jwks_server(jwks_host: JWKSHost) -> Iterator[JWKSEndpoint]:
+    """A JWKS endpoint of this test's own (no keys until the test publishes some)."""
+    endpoint = jwks_host.endpoint()
+    yield endpoint
+    del jwks_host.endpoints[endpoint.name]
+
+
+@pytest.fixture
+def own_jwks_host() -> Iterator[JWKSHost]:
+    """A JWKS host the test may stop, to play "auth is down"."""
+    host = JWKSHost().start()
+    yield host
+    host.stop()
+
+
+@pytest.fixture
+def mono_clock() -> FakeClock:
+    """The JWKS client's monotonic clock (TTL and refetch interval)."""
+    return FakeClock(1_000.0)
+
+
+@pytest.fixture
+def wall_clock() -> FakeClock:
+    """The verifier's wall clock (exp, nbf, iat and the cache)."""
+    return FakeClock(time.time())
+
+
+JWKSClientFactory = Callable[[str], JWKSClient]
+
+
+@pytest.fixture
+async def make_jwks_client(mono_clock: FakeClock) -> AsyncIterator[JWKSClientFactory]:
+    """JWKS clients (TTL 300 s, refetch interval 10 s) on the test's clock, closed afterwards."""
+    clients: list[JWKSClient] = []
+
+    def make(url: str, **kwargs: Any) -> JWKSClient:
+        options: dict[str, Any] = {"ttl": 300.0, "min_refetch_interval": 10.0, "clock": mono_clock}
+        client = JWKSClient(url, **{**options, **kwargs})
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+def jwks_client(make_jwks_client: JWKSClientFactory, jwks_server: JWKSEndpoint) -> JWKSClient:
+    return make_jwks_client(jwks_server.url)
+
+
+VerifierFactory = Callable[..., TokenVerifier]
+
+
+@pytest.fixture
+def make_verifier(jwks_client: JWKSClient, wall_clock: FakeClock) -> VerifierFactory:
+    """Verifiers for the auth service's issuer and audience, leeway 30 s, on the test's clock."""
+
+    def make(jwks: JWKSClient | None = None, **kwargs: Any) -> TokenVerifier:
+        options: dict[str, Any] = {
+            "issuer": ISSUER,
+            "audience": AUDIENCE,
+            "leeway": 30.0,
+            "clock": wall_clock,
+        }
+        return TokenVerifier(jwks or jwks_client, **{**options, **kwargs})
+
+    return make
+
+
+@pytest.fixture
+def ed_key(jwks_server: JWKSEndpoint) -> SigningKey:
+    """An Ed25519 key the JWKS server publishes."""
+    key = ed25519_key("ed-1")
+    jwks_server.publish(key)
+    return key
