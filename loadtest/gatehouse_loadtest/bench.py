@@ -29,13 +29,14 @@ from gatehouse_loadtest.gateway import BENCH_HOST, GatewaySetting, start_gateway
 from gatehouse_loadtest.jwks import BenchKey
 from gatehouse_loadtest.nginx import start_nginx
 from gatehouse_loadtest.procs import ManagedProcess, free_port, raise_open_files_limit
+from gatehouse_loadtest.profile import render_profile, start_py_spy, summarize
 from gatehouse_loadtest.report import (
     machine_description,
     memory_checks,
     performance_checks,
     render_report,
 )
-from gatehouse_loadtest.rounds import LoadShape, Target, run_rounds
+from gatehouse_loadtest.rounds import LoadShape, Target, measure, run_rounds
 
 logger = logging.getLogger("gatehouse_loadtest")
 
@@ -80,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory runs")
     parser.add_argument(
         "--memory-seconds", type=float, default=60.0, help="length of the 1,000-connection run"
+    )
+    parser.add_argument(
+        "--profile",
+        choices=list(GATEWAY_SETTINGS),
+        help="after the rounds, run this target once more under py-spy and summarize",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the report")
     parser.add_argument("--no-save", action="store_true", help="print the report only")
@@ -247,6 +253,29 @@ class Bench:
             client.close()
 
 
+def profile_target(targets: Sequence[Target], name: str, shape: LoadShape, output: Path) -> None:
+    """One more wrk run of ``name`` with py-spy attached; the summary is printed and saved."""
+    target = next((t for t in targets if t.name == name), None)
+    if target is None or not target.cpu_pids:
+        logger.warning("no running target %s to profile", name)
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    raw = output / f"profile-{name}.folded"
+    spy = start_py_spy(target.cpu_pids[0], shape.duration_s, raw)
+    sample = measure(target, shape)
+    _, errors = spy.communicate(timeout=shape.duration_s + 60)
+    if spy.returncode != 0 or not raw.exists():
+        logger.warning("py-spy failed: %s", errors.decode(errors="replace")[-500:])
+        return
+    title = (
+        f"py-spy profile of {name} under wrk -t{shape.threads} -c{shape.connections}"
+        f" ({sample.result.rps:,.0f} req/s while sampled)"
+    )
+    text = render_profile(summarize(raw.read_text()), title)
+    (output / f"profile-{name}.txt").write_text(text)
+    print(text)
+
+
 def run(args: argparse.Namespace) -> str:
     _require_tools()
     limit = raise_open_files_limit()
@@ -265,6 +294,8 @@ def run(args: argparse.Namespace) -> str:
         targets = bench.targets(wanted)
         logger.info("measuring %s", ", ".join(t.name for t in targets))
         summaries = run_rounds(targets, shape, args.rounds)
+        if args.profile:
+            profile_target(targets, args.profile, shape, args.output)
         connections, streams = (None, []) if args.no_memory else bench.memory_runs()
         notes = [*bench.notes, f"open-file limit {limit}"]
     # kept only when the run failed, for the processes' logs
