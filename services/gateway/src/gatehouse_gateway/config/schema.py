@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
+
 Strategy = Literal["round_robin", "random", "weighted_round_robin", "least_requests"]
 
 
@@ -39,7 +41,7 @@ class AuthConfig(_Strict):
     @field_validator("algorithms")
     @classmethod
     def _no_symmetric(cls, value: list[str]) -> list[str]:
-        allowed = {"EdDSA", "RS256", "RS384", "RS512", "PS256", "ES256", "ES384"}
+        allowed = set(KEY_TYPE_FOR_ALGORITHM)  # asymmetric only: never none or HS*
         bad = [alg for alg in value if alg not in allowed]
         if bad:
             raise ValueError(f"not allowed: {bad}; choose from {sorted(allowed)}")

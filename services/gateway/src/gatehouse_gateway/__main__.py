@@ -1,0 +1,56 @@
+"""``gatehouse-gateway``: serve the gateway with a YAML config.
+
+The config path comes from ``--config``, else ``GATEHOUSE_CONFIG``; it is
+checked before uvicorn starts, so a bad file fails fast with the key path
+and the reason. ``--host``/``--port`` (or their environment variables)
+override the config's ``listen``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gatehouse_common.cli import service_parser, settings_from_args
+from gatehouse_common.server import serve
+from gatehouse_gateway.config.loader import ConfigError, load_config
+from gatehouse_gateway.settings import GatewaySettings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = service_parser("Run the Gatehouse gateway: a load-balancing, JWT-checking proxy.")
+    parser.add_argument(
+        "--config", help="the gateway's YAML config (default: $GATEHOUSE_CONFIG or the demo's)"
+    )
+    parser.add_argument("--check", action="store_true", help="validate the config and exit")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.config:
+        os.environ["GATEHOUSE_CONFIG"] = args.config
+    settings = settings_from_args(GatewaySettings, args)
+    # Workers resolve the same file whatever their working directory.
+    os.environ["GATEHOUSE_CONFIG"] = str(Path(settings.config).resolve())
+    try:
+        loaded = load_config(
+            settings.config, auth_url=settings.auth_url, accounts_ui_url=settings.accounts_ui_url
+        )
+    except ConfigError as exc:
+        print(f"gatehouse-gateway: bad config: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if args.check:
+        print(f"{loaded.source}: ok, {len(loaded.config.routes)} route(s)")
+        return
+    update: dict[str, object] = {}
+    if "host" not in settings.model_fields_set:
+        update["host"] = loaded.config.listen.address
+    if "port" not in settings.model_fields_set:
+        update["port"] = loaded.config.listen.port
+    settings = settings.model_copy(update=update)
+    os.environ["GATEHOUSE_GATEWAY_HOST"] = settings.host
+    os.environ["GATEHOUSE_GATEWAY_PORT"] = str(settings.port)
+    serve("gatehouse_gateway.app:create_app", settings, fast=True)
+
+
+if __name__ == "__main__":
+    main()

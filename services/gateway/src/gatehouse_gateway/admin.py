@@ -1,0 +1,57 @@
+"""The gateway's own endpoints, under the reserved ``/-/`` prefix (FastAPI).
+
+Only these requests reach FastAPI; proxied traffic never does (see
+:mod:`gatehouse_gateway.proxy`). Being under ``/-/``, which no route may
+claim, they never shadow a proxied path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+
+from gatehouse_common.errors import install_error_handlers
+from gatehouse_common.health import HealthCheck, health_router
+from gatehouse_gateway.metrics import render_metrics
+from gatehouse_gateway.runtime import Gateway
+
+PREFIX = "/-"
+
+
+def create_admin_app(gateway: Callable[[], Gateway | None]) -> FastAPI:
+    """``gateway`` returns the running gateway (None before the lifespan started it)."""
+    app = FastAPI(
+        title="Gatehouse gateway",
+        summary="The gateway's own endpoints: health, metrics and the loaded config",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+
+    async def started() -> None:
+        if gateway() is None:
+            raise RuntimeError("the gateway has not started")
+
+    def checks() -> Mapping[str, HealthCheck]:
+        return {"gateway": started}
+
+    app.include_router(health_router(checks, prefix=PREFIX))
+
+    @app.get(f"{PREFIX}/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body, content_type = render_metrics()
+        return Response(body, media_type=content_type)
+
+    @app.get(f"{PREFIX}/config", summary="Routes, backends and their state, cursor and JWKS")
+    async def config() -> JSONResponse:
+        running = gateway()
+        if running is None:
+            return JSONResponse({"error": "starting", "detail": "not started yet"}, 503)
+        snapshot: dict[str, Any] = running.snapshot()
+        return JSONResponse(snapshot)
+
+    return app

@@ -1,0 +1,105 @@
+"""The gateway's ASGI application: lifespan, ``/-/`` to FastAPI, everything else proxied.
+
+A raw ASGI callable on purpose: a prefix check sends the gateway's own
+endpoints to FastAPI and every other request straight to the proxy, without
+FastAPI's routing and middleware in the way (see issue 5's measurements).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.types import Receive, Scope, Send
+
+from gatehouse_common.logs import configure_logging
+from gatehouse_gateway.admin import PREFIX, create_admin_app
+from gatehouse_gateway.config.loader import LoadedConfig, load_config
+from gatehouse_gateway.metrics import render_metrics
+from gatehouse_gateway.proxy import Proxy
+from gatehouse_gateway.reload import ConfigReloader
+from gatehouse_gateway.runtime import Gateway
+from gatehouse_gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+_ADMIN_PREFIX = PREFIX + "/"
+
+
+async def metrics_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/metrics`` on any host no route claims, as the original app answered it."""
+    body, content_type = render_metrics()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class GatewayApp:
+    """What uvicorn serves."""
+
+    def __init__(self, settings: GatewaySettings, loaded: LoadedConfig) -> None:
+        self.settings = settings
+        self.loaded = loaded
+        self.gateway: Gateway | None = None
+        self.proxy: Proxy | None = None
+        self.admin = create_admin_app(lambda: self.gateway)
+        self._reloader: ConfigReloader | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if scope["path"].startswith(_ADMIN_PREFIX) or self.proxy is None:
+                await self.admin(scope, receive, send)
+            else:
+                await self.proxy(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:  # websockets are not proxied (yet): refuse the handshake
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._startup()
+                except Exception as exc:
+                    logger.exception("gateway failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _startup(self) -> None:
+        gateway = Gateway(self.settings, self.loaded)
+        await gateway.start()
+        self.gateway = gateway
+        self.proxy = Proxy(gateway, metrics_endpoint)
+        self._reloader = ConfigReloader(gateway, watch=self.settings.watch_config)
+        self._reloader.start()
+
+    async def _shutdown(self) -> None:
+        if self._reloader is not None:
+            await self._reloader.stop()
+        if self.gateway is not None:
+            await self.gateway.close()
+
+
+def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
+    """The uvicorn factory (``gatehouse_gateway.app:create_app``); run once per worker."""
+    settings = settings or GatewaySettings()
+    configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
+    loaded = load_config(
+        settings.config, auth_url=settings.auth_url, accounts_ui_url=settings.accounts_ui_url
+    )
+    return GatewayApp(settings, loaded)

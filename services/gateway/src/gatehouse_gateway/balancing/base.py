@@ -1,0 +1,27 @@
+"""What every strategy shares: the backend list and picking a retry target."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection
+
+from gatehouse_gateway.upstream.backend import BackendState
+
+
+class Balancer:
+    """Chooses a backend per request; subclasses implement :meth:`pick`."""
+
+    def __init__(self, backends: list[BackendState]) -> None:
+        self.backends = backends
+
+    async def pick(self) -> BackendState | None:
+        """The backend for a new request, or None when none is available."""
+        raise NotImplementedError
+
+    def pick_other(self, tried: Collection[BackendState]) -> BackendState | None:
+        """A retry target: any available backend not tried yet for this request."""
+        candidates = [b for b in self.backends if b not in tried and b.available]
+        return random.choice(candidates) if candidates else None
+
+    def available(self) -> list[BackendState]:
+        return [b for b in self.backends if b.available]

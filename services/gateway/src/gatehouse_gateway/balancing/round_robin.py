@@ -1,0 +1,29 @@
+"""``round_robin``: the n-th request goes to backend n mod N, n from a shared cursor.
+
+The cursor (:mod:`gatehouse_gateway.balancing.cursor`) is one counter per
+route in Redis, shared by every gateway replica, so the order is exact across
+replicas. An unavailable backend is skipped by moving on to the next one.
+"""
+
+from __future__ import annotations
+
+from gatehouse_gateway.balancing.base import Balancer
+from gatehouse_gateway.balancing.cursor import Cursor
+from gatehouse_gateway.upstream.backend import BackendState
+
+
+class RoundRobin(Balancer):
+    def __init__(self, backends: list[BackendState], *, cursor: Cursor, key: str) -> None:
+        super().__init__(backends)
+        self.cursor = cursor
+        self.key = key
+
+    async def pick(self) -> BackendState | None:
+        backends = self.backends
+        count = len(backends)
+        start = await self.cursor.next(self.key)
+        for offset in range(count):
+            backend = backends[(start + offset) % count]
+            if backend.available:
+                return backend
+        return None

@@ -1,0 +1,152 @@
+"""The gateway's Prometheus metrics.
+
+The FastAPI instrumentator is not used: proxied traffic never reaches FastAPI,
+so the raw ASGI app counts every request itself under the instrumentator's
+names (``http_requests_total{handler,method,status}``,
+``http_request_duration_seconds{handler,method}``), ``handler`` being the route
+name (or the gateway endpoint), never a raw path. Label children are bound once
+per route and backend (:class:`RouteMetrics`, :class:`BackendMetrics`) so the
+hot path does a dictionary lookup and an ``inc``, not a label resolution.
+
+With several uvicorn workers ``PROMETHEUS_MULTIPROC_DIR`` is set before any
+worker imports this module, so prometheus_client keeps values in shared files
+and :func:`render_metrics` aggregates them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from gatehouse_common.metrics import LATENCY_BUCKETS
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CURSOR_STATES = ("redis", "fallback", "local")
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "Requests answered by the gateway, by route (handler), method and status.",
+    ["handler", "method", "status"],
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer a request, by route (handler) and method.",
+    ["handler", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+UPSTREAM_REQUESTS = Counter(
+    "gateway_upstream_requests_total",
+    "Requests sent to backends, by route, backend and status code (or error kind).",
+    ["route", "backend", "code"],
+)
+UPSTREAM_DURATION = Histogram(
+    "gateway_upstream_duration_seconds",
+    "Time from sending a request to a backend until its response headers arrived.",
+    ["route", "backend"],
+    buckets=LATENCY_BUCKETS,
+)
+BACKEND_UP = Gauge(
+    "gateway_backend_up",
+    "1 when the backend takes traffic (healthy and not ejected), else 0.",
+    ["route", "backend"],
+    multiprocess_mode="mostrecent",
+)
+RETRIES = Counter("gateway_retries_total", "Requests retried on another backend.", ["route"])
+EJECTIONS = Counter(
+    "gateway_ejections_total",
+    "Backends ejected after consecutive failures.",
+    ["route", "backend"],
+)
+CURSOR_STATE = Gauge(
+    "gateway_cursor_state",
+    "1 for the round-robin cursor store in use: redis, fallback (Redis down) or local.",
+    ["state"],
+    multiprocess_mode="mostrecent",
+)
+CURSOR_FALLBACKS = Counter(
+    "gateway_cursor_fallbacks_total",
+    "Round-robin picks served by the local cursor because Redis was unreachable.",
+)
+AUTH_FAILURES = Counter(
+    "gateway_auth_failures_total", "Requests refused with 401, by reason.", ["reason"]
+)
+CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Config reloads, by outcome.", ["outcome"])
+
+
+def method_label(method: str) -> str:
+    """Methods outside the usual set share one label, so clients cannot add series."""
+    return method if method in KNOWN_METHODS else "other"
+
+
+class RouteMetrics:
+    """The label children of one route, bound on first use."""
+
+    __slots__ = ("_durations", "_requests", "name", "retries")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.retries = RETRIES.labels(route=name)
+        self._requests: dict[tuple[str, int], Counter] = {}
+        self._durations: dict[str, Histogram] = {}
+
+    def observe(self, method: str, status: int, seconds: float) -> None:
+        key = (method, status)
+        counter = self._requests.get(key)
+        if counter is None:
+            label = method_label(method)
+            counter = self._requests[key] = HTTP_REQUESTS.labels(
+                handler=self.name, method=label, status=str(status)
+            )
+        counter.inc()
+        histogram = self._durations.get(method)
+        if histogram is None:
+            histogram = self._durations[method] = HTTP_DURATION.labels(
+                handler=self.name, method=method_label(method)
+            )
+        histogram.observe(seconds)
+
+
+class BackendMetrics:
+    """The label children of one backend of one route."""
+
+    __slots__ = ("_codes", "backend", "duration", "ejections", "route", "up")
+
+    def __init__(self, route: str, backend: str) -> None:
+        self.route = route
+        self.backend = backend
+        self.duration = UPSTREAM_DURATION.labels(route=route, backend=backend)
+        self.up = BACKEND_UP.labels(route=route, backend=backend)
+        self.ejections = EJECTIONS.labels(route=route, backend=backend)
+        self._codes: dict[int | str, Counter] = {}
+
+    def count(self, code: int | str) -> None:
+        counter = self._codes.get(code)
+        if counter is None:
+            counter = self._codes[code] = UPSTREAM_REQUESTS.labels(
+                route=self.route, backend=self.backend, code=str(code)
+            )
+        counter.inc()
+
+
+def set_cursor_state(state: str) -> None:
+    for name in CURSOR_STATES:
+        CURSOR_STATE.labels(state=name).set(1 if name == state else 0)
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """The exposition body and its content type, across workers when there are several."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

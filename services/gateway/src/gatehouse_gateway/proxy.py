@@ -1,0 +1,434 @@
+"""The hot path: a raw ASGI callable that proxies one request to a backend.
+
+Everything that can be done once is done at load time (route table, timeouts,
+label children, error bodies, header sets); per request this module does one
+pass over the headers, one route lookup, one pick, and streams the bodies
+both ways through the pooled aiohttp session. Nothing here logs at info level
+or touches pydantic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from starlette.types import Receive, Scope, Send
+from yarl import URL
+
+from gatehouse_common.jwt import TokenError
+from gatehouse_common.request_id import accept_request_id
+from gatehouse_gateway.auth import CHALLENGE, IDENTITY_HEADERS
+from gatehouse_gateway.routing import Route
+from gatehouse_gateway.runtime import Gateway
+from gatehouse_gateway.upstream.backend import BackendState
+from gatehouse_gateway.upstream.retry import IDEMPOTENT_METHODS, RETRYABLE_STATUSES
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("gatehouse.access")
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# What happens to each request header the gateway does not pass through as is.
+_DROP, _HOST, _AUTHZ, _RID, _XFF, _XFP, _XFH, _CONNECTION, _LENGTH, _CHUNKED = range(10)
+_REQUEST_SPECIAL: dict[bytes, int] = dict.fromkeys(HOP_BY_HOP | IDENTITY_HEADERS, _DROP)
+_REQUEST_SPECIAL.update(
+    {
+        b"host": _HOST,
+        b"authorization": _AUTHZ,
+        b"x-request-id": _RID,
+        b"x-forwarded-for": _XFF,
+        b"x-forwarded-proto": _XFP,
+        b"x-forwarded-host": _XFH,
+        b"connection": _CONNECTION,
+        b"content-length": _LENGTH,
+        b"transfer-encoding": _CHUNKED,
+    }
+)
+# uvicorn writes its own Date; the request id is the gateway's to set.
+_RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id", b"date"}
+_SMALL_BODY = 64 * 1024
+_JSON = (b"content-type", b"application/json")
+
+
+def _error_body(code: str, detail: str, **extra: Any) -> bytes:
+    return json.dumps({"error": code, "detail": detail, **extra}).encode()
+
+
+NO_ROUTE = _error_body("no_route", "no route matches this host and path")
+HEADERS_TOO_LARGE = _error_body("headers_too_large", "the request headers are too large")
+BODY_TOO_LARGE = _error_body("body_too_large", "the request body is too large")
+BAD_LENGTH = _error_body("bad_request", "the Content-Length header is not a number")
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, request_id: bytes, *extra: tuple[bytes, bytes]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                _JSON,
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Body:
+    """The request body as an async iterator for aiohttp, streamed from ASGI ``receive``."""
+
+    __slots__ = ("disconnected", "limit", "receive", "started", "too_large")
+
+    def __init__(self, receive: Receive, limit: int | None) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.started = False
+        self.too_large = False
+        self.disconnected = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        self.started = True
+        received = 0
+        limit = self.limit
+        receive = self.receive
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                raise ConnectionAbortedError("the client went away mid-upload")
+            chunk = message.get("body", b"")
+            if chunk:
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    self.too_large = True
+                    raise ValueError("request body over the route's limit")
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+
+class _Failure:
+    """Why the last attempt failed, answered when no retry is left."""
+
+    __slots__ = ("body", "status")
+
+    def __init__(self, status: int, code: str, detail: str, route: str) -> None:
+        self.status = status
+        self.body = _error_body(code, detail, route=route)
+
+
+class Proxy:
+    """``await proxy(scope, receive, send)`` for every HTTP request no gateway endpoint claims."""
+
+    def __init__(self, gateway: Gateway, fallback: Any) -> None:
+        self.gateway = gateway
+        # Requests no route claims (``/metrics`` on any host, as the original).
+        self.fallback = fallback
+        self.access_log = gateway.settings.access_log and access_logger.isEnabledFor(logging.INFO)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        host = b""
+        authorization: bytes | None = None
+        raw_request_id: bytes | None = None
+        forwarded_for = forwarded_proto = forwarded_host = None
+        connection: bytes | None = None
+        length: bytes | None = None
+        chunked = False
+        header_bytes = 0
+        out: list[tuple[str, str]] = []
+        special = _REQUEST_SPECIAL
+        for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value)
+            kind = special.get(name)
+            if kind is None:
+                out.append((name.decode("latin-1"), value.decode("latin-1")))
+            elif kind == _DROP:
+                continue
+            elif kind == _HOST:
+                host = value
+            elif kind == _AUTHZ:
+                authorization = value
+                out.append(("Authorization", value.decode("latin-1")))
+            elif kind == _RID:
+                raw_request_id = value
+            elif kind == _LENGTH:
+                length = value
+                out.append(("Content-Length", value.decode("latin-1")))
+            elif kind == _XFF:
+                forwarded_for = value.decode("latin-1")
+            elif kind == _XFP:
+                forwarded_proto = value.decode("latin-1")
+            elif kind == _XFH:
+                forwarded_host = value.decode("latin-1")
+            elif kind == _CHUNKED:
+                chunked = True
+            else:
+                connection = value
+        request_id = accept_request_id(raw_request_id)
+        rid = request_id.encode()
+        path: str = scope["path"]
+        route = self.gateway.table.match(host, path)
+        if route is None:
+            if path == "/metrics":
+                await self.fallback(scope, receive, send)
+            else:
+                await send_json(send, 404, NO_ROUTE, rid)
+            return
+        method: str = scope["method"]
+        status = await self._proxy(
+            route, scope, receive, send, method, host, authorization, length, chunked, connection,
+            header_bytes, out, request_id, rid, forwarded_for, forwarded_proto, forwarded_host,
+        )  # fmt: skip
+        elapsed = time.perf_counter() - started
+        route.metrics.observe(method, status, elapsed)
+        if self.access_log:
+            access_logger.info(
+                "%s %s %d", method, path, status,
+                extra={"route": route.name, "status": status, "request_id": request_id,
+                       "duration_ms": round(elapsed * 1000, 3)},
+            )  # fmt: skip
+
+    async def _proxy(
+        self,
+        route: Route,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        method: str,
+        host: bytes,
+        authorization: bytes | None,
+        length: bytes | None,
+        chunked: bool,
+        connection: bytes | None,
+        header_bytes: int,
+        out: list[tuple[str, str]],
+        request_id: str,
+        rid: bytes,
+        forwarded_for: str | None,
+        forwarded_proto: str | None,
+        forwarded_host: str | None,
+    ) -> int:
+        """Proxy to a backend of ``route``; returns the status sent to the client."""
+        if header_bytes > route.max_header_bytes:
+            await send_json(send, 431, HEADERS_TOO_LARGE, rid)
+            return 431
+        limit = route.max_body_bytes
+        has_body = chunked
+        if length is not None and not chunked:
+            try:
+                declared = int(length)
+            except ValueError:
+                await send_json(send, 400, BAD_LENGTH, rid)
+                return 400
+            if limit is not None and declared > limit:
+                await send_json(send, 413, BODY_TOO_LARGE, rid)
+                return 413
+            has_body = declared > 0
+        if connection is not None:
+            # Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
+            named = {t.strip().lower() for t in connection.decode("latin-1").split(",")}
+            out = [(k, v) for k, v in out if k.lower() not in named]
+        if route.auth_required:
+            authenticator = self.gateway.authenticator
+            try:
+                if authenticator is None:
+                    raise TokenError("jwks_unavailable")
+                out.extend(await authenticator.identity_headers(authorization))
+            except TokenError as exc:
+                refusal = (
+                    authenticator.refusal(exc)
+                    if authenticator is not None
+                    else _error_body("unauthorized", exc.detail, reason=exc.reason)
+                )
+                await send_json(send, 401, refusal, rid, (b"www-authenticate", CHALLENGE))
+                return 401
+        client = scope.get("client")
+        client_ip = client[0] if client else ""
+        out.append(("X-Request-ID", request_id))
+        out.append(
+            ("X-Forwarded-For", f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip)
+        )
+        proto: str = scope.get("scheme", "http")
+        out.append(
+            ("X-Forwarded-Proto", f"{forwarded_proto}, {proto}" if forwarded_proto else proto)
+        )
+        host_text = host.decode("latin-1")
+        out.append(
+            ("X-Forwarded-Host", f"{forwarded_host}, {host_text}" if forwarded_host else host_text)
+        )
+        target = scope.get("raw_path") or scope["path"].encode()
+        query: bytes = scope.get("query_string", b"")
+        if query:
+            target = target + b"?" + query
+        target_text = target.decode("latin-1")
+        body = _Body(receive, limit) if has_body else None
+        return await self._attempts(route, method, send, out, target_text, body, rid)
+
+    async def _attempts(
+        self,
+        route: Route,
+        method: str,
+        send: Send,
+        headers: list[tuple[str, str]],
+        target: str,
+        body: _Body | None,
+        rid: bytes,
+    ) -> int:
+        session = self.gateway.session
+        route.budget.deposit()
+        backend = await route.balancer.pick()
+        if backend is None:
+            await send_json(send, 503, route.no_backend_body, rid)
+            return 503
+        idempotent = method in IDEMPOTENT_METHODS
+        tried: list[BackendState] = []
+        failure: _Failure | None = None
+        attempt = 0
+        while backend is not None:
+            attempt += 1
+            retry = False
+            backend.in_flight += 1
+            sent = time.perf_counter()
+            try:
+                response = await session.request(
+                    method,
+                    URL(backend.base_url + target, encoded=True),
+                    headers=headers,
+                    data=body.chunks() if body is not None else None,
+                    timeout=route.timeout,
+                    allow_redirects=False,
+                )
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                backend.in_flight -= 1
+                if body is not None and (body.too_large or body.disconnected):
+                    return await self._body_problem(send, body, rid)
+                backend.metrics.count("connect_error")
+                backend.record_failure("connect_error")
+                failure = _Failure(
+                    502,
+                    "upstream_unreachable",
+                    f"cannot connect to a backend: {type(exc).__name__}",
+                    route.name,
+                )
+                retry = body is None or not body.started
+            except (aiohttp.SocketTimeoutError, TimeoutError):
+                backend.in_flight -= 1
+                backend.metrics.count("timeout")
+                backend.record_failure("timeout")
+                detail = f"the backend did not answer within {route.config.timeouts.read:g}s"
+                await send_json(
+                    send, 504, _error_body("upstream_timeout", detail, route=route.name), rid
+                )
+                return 504
+            except aiohttp.ClientError as exc:
+                backend.in_flight -= 1
+                if body is not None and (body.too_large or body.disconnected):
+                    return await self._body_problem(send, body, rid)
+                backend.metrics.count("reset")
+                backend.record_failure("reset")
+                failure = _Failure(
+                    502,
+                    "upstream_failed",
+                    f"the backend connection failed: {type(exc).__name__}",
+                    route.name,
+                )
+                retry = idempotent and (body is None or not body.started)
+            else:
+                status = response.status
+                backend.metrics.duration.observe(time.perf_counter() - sent)
+                backend.metrics.count(status)
+                if status in RETRYABLE_STATUSES or status == 504:
+                    backend.record_failure(f"status {status}")
+                    if (
+                        status in RETRYABLE_STATUSES
+                        and idempotent
+                        and (body is None or not body.started)
+                        and attempt < route.max_attempts
+                    ):
+                        following = route.balancer.pick_other([*tried, backend])
+                        if following is not None and route.budget.withdraw():
+                            response.release()
+                            backend.in_flight -= 1
+                            tried.append(backend)
+                            route.metrics.retries.inc()
+                            backend = following
+                            continue
+                else:
+                    backend.record_success()
+                try:
+                    return await self._stream(send, response, rid, backend)
+                finally:
+                    backend.in_flight -= 1
+            if not retry or attempt >= route.max_attempts:
+                break
+            tried.append(backend)
+            backend = route.balancer.pick_other(tried)
+            if backend is None or not route.budget.withdraw():
+                break
+            route.metrics.retries.inc()
+        if failure is None:  # pragma: no cover - the loop runs at least once
+            failure = _Failure(503, "no_healthy_backend", "no backend left", route.name)
+        await send_json(send, failure.status, failure.body, rid)
+        return failure.status
+
+    async def _body_problem(self, send: Send, body: _Body, rid: bytes) -> int:
+        if body.too_large:
+            await send_json(send, 413, BODY_TOO_LARGE, rid)
+            return 413
+        return 499  # the client went away; nobody to answer
+
+    async def _stream(
+        self,
+        send: Send,
+        response: aiohttp.ClientResponse,
+        rid: bytes,
+        backend: BackendState | None,
+    ) -> int:
+        """Send the backend's response to the client, the body streamed chunk by chunk."""
+        status = response.status
+        headers = [(b"x-request-id", rid)]
+        for name, value in response.raw_headers:
+            lower = name.lower()
+            if lower not in _RESPONSE_DROP:
+                headers.append((lower, value))
+        length = response.content_length
+        try:
+            if length is not None and length <= _SMALL_BODY:
+                payload = await response.read()
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": payload})
+                return status
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            async for chunk in response.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Headers are out: the only honest signal left is a cut connection.
+            if backend is not None:
+                backend.record_failure("body_error")
+            logger.warning("backend response broke off mid-body: %s", type(exc).__name__)
+            raise
+        finally:
+            response.release()

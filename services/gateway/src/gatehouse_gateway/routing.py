@@ -1,0 +1,150 @@
+"""The route table: compiled once per config, then (host, path) -> Route in a few lookups.
+
+Host matching ignores the port and case: exact names first, then ``*.suffix``
+wildcards (longest suffix first), then routes that name no host. Within the
+first of those that has a route for the path, the longest path prefix wins.
+Prefixes match as plain string prefixes, as nginx's ``location /prefix`` does.
+"""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+
+from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
+from gatehouse_gateway.config.schema import GatewayConfig, RouteConfig
+from gatehouse_gateway.metrics import RouteMetrics
+from gatehouse_gateway.upstream.backend import BackendState
+from gatehouse_gateway.upstream.retry import RetryBudget
+
+_Entries = tuple[tuple[str, "Route"], ...]
+
+
+class Route:
+    """One route, with everything the hot path needs built in advance."""
+
+    def __init__(self, config: RouteConfig, backends: list[BackendState], cursor: Cursor) -> None:
+        self.config = config
+        self.name = config.name
+        self.auth_required = config.auth == "required"
+        self.backends = backends
+        self.balancer: Balancer = make_balancer(config.strategy, config.name, backends, cursor)
+        self.timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=config.timeouts.connect,
+            sock_connect=config.timeouts.connect,
+            sock_read=config.timeouts.read,
+        )
+        self.max_attempts = 1 + config.retries.attempts
+        self.budget = RetryBudget(config.retries)
+        self.max_header_bytes = config.limits.max_header_bytes
+        self.max_body_bytes = config.limits.max_body_bytes
+        self.metrics = RouteMetrics(config.name)
+        self.no_backend_body = json.dumps(
+            {
+                "error": "no_healthy_backend",
+                "detail": f"route {config.name!r} has no healthy backend",
+                "route": config.name,
+            }
+        ).encode()
+
+
+def _host_key(raw: bytes) -> str:
+    """``Example.COM:8080`` -> ``example.com`` (IPv6 ``[::1]:80`` -> ``[::1]``)."""
+    host = raw.decode("latin-1").strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end > 0 else host
+    colon = host.rfind(":")
+    return host[:colon] if colon >= 0 else host
+
+
+class RouteTable:
+    """Routes indexed for matching; rebuilt (not mutated) on every reload."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+        exact: dict[str, list[tuple[str, Route]]] = {}
+        wildcard: dict[str, list[tuple[str, Route]]] = {}
+        anyhost: list[tuple[str, Route]] = []
+        for route in routes:
+            pairs = [(prefix, route) for prefix in route.config.path_prefix]
+            if not route.config.hosts:
+                anyhost.extend(pairs)
+            for host in route.config.hosts:
+                if host.startswith("*."):
+                    wildcard.setdefault(host[1:], []).extend(pairs)
+                else:
+                    exact.setdefault(host, []).extend(pairs)
+
+        def ordered(pairs: list[tuple[str, Route]]) -> _Entries:
+            return tuple(sorted(pairs, key=lambda pair: len(pair[0]), reverse=True))
+
+        self._exact = {host: ordered(pairs) for host, pairs in exact.items()}
+        self._wildcards = tuple(
+            (suffix, ordered(pairs))
+            for suffix, pairs in sorted(wildcard.items(), key=lambda kv: len(kv[0]), reverse=True)
+        )
+        self._any = ordered(anyhost)
+        # Host header value -> candidate lists; bounded so hostile Host values
+        # cannot grow it without end.
+        self._host_cache: dict[bytes, tuple[_Entries, ...]] = {}
+
+    def _candidates(self, raw_host: bytes) -> tuple[_Entries, ...]:
+        cached = self._host_cache.get(raw_host)
+        if cached is not None:
+            return cached
+        host = _host_key(raw_host)
+        found: list[_Entries] = []
+        if host in self._exact:
+            found.append(self._exact[host])
+        for suffix, entries in self._wildcards:
+            if host.endswith(suffix) and len(host) > len(suffix):
+                found.append(entries)
+        if self._any:
+            found.append(self._any)
+        result = tuple(found)
+        if len(self._host_cache) >= 1024:
+            self._host_cache.clear()
+        self._host_cache[raw_host] = result
+        return result
+
+    def match(self, raw_host: bytes, path: str) -> Route | None:
+        for entries in self._candidates(raw_host):
+            for prefix, route in entries:
+                if path.startswith(prefix):
+                    return route
+        return None
+
+    def by_name(self, name: str) -> Route | None:
+        return next((r for r in self.routes if r.name == name), None)
+
+
+def build_table(
+    config: GatewayConfig, cursor: Cursor, previous: RouteTable | None = None
+) -> RouteTable:
+    """Compile ``config``; backends kept by a reload keep their state."""
+    known: dict[tuple[str, str], BackendState] = {}
+    if previous is not None:
+        for route in previous.routes:
+            for backend in route.backends:
+                known[(route.name, backend.base_url)] = backend
+    routes = []
+    for route_config in config.routes:
+        backends = []
+        for backend_config in route_config.backends:
+            state = known.get((route_config.name, backend_config.url))
+            if state is None:
+                state = BackendState(
+                    route_config.name,
+                    backend_config.url,
+                    backend_config.weight,
+                    route_config.passive_health,
+                )
+            else:
+                state.weight = backend_config.weight
+                state.passive = route_config.passive_health
+            backends.append(state)
+        routes.append(Route(route_config, backends, cursor))
+    return RouteTable(routes)

@@ -1,0 +1,169 @@
+"""The running gateway's state: config, route table, cursor, upstream session, auth.
+
+One :class:`Gateway` per worker process, built in the lifespan. The proxy reads
+``gateway.table`` once per request; :meth:`Gateway.reload` builds a whole new
+table and swaps the reference, so requests already under way finish on the
+table they started with and none is dropped. Backends a reload keeps keep
+their health and in-flight state. This object is also what an operator view
+reads (``snapshot``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiohttp
+
+from gatehouse_gateway.auth import Authenticator
+from gatehouse_gateway.balancing.cursor import Cursor, make_cursor
+from gatehouse_gateway.config.loader import ConfigError, LoadedConfig, load_config
+from gatehouse_gateway.metrics import CONFIG_RELOADS
+from gatehouse_gateway.routing import Route, RouteTable, build_table
+from gatehouse_gateway.settings import GatewaySettings
+from gatehouse_gateway.upstream.health import HealthMonitor
+from gatehouse_gateway.upstream.pool import create_session
+
+logger = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, loaded: LoadedConfig) -> None:
+        self.settings = settings
+        self.loaded = loaded
+        self.version = 1
+        self.loaded_at = time.time()
+        self.last_reload_error: str | None = None
+        self.cursor: Cursor = make_cursor(
+            settings.redis_url,
+            loaded.config.cursor.store,
+            prefix=settings.redis_prefix,
+            timeout=settings.redis_timeout,
+            retry_interval=settings.redis_retry_interval,
+        )
+        self.table: RouteTable = build_table(loaded.config, self.cursor)
+        self.authenticator: Authenticator | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._health: HealthMonitor | None = None
+        self._reload_lock = asyncio.Lock()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the gateway has not started")
+        return self._session
+
+    async def start(self) -> None:
+        self._session = create_session(self.settings)
+        await self.cursor.start()
+        self._set_authenticator(self.loaded)
+        self._health = HealthMonitor(self._session, self._routes)
+        self._health.sync()
+        logger.info(
+            "gateway serving %d route(s) from %s (cursor: %s)",
+            len(self.table.routes),
+            self.loaded.source,
+            self.cursor.state,
+        )
+
+    async def close(self) -> None:
+        if self._health is not None:
+            await self._health.close()
+        if self.authenticator is not None:
+            await self.authenticator.aclose()
+        await self.cursor.close()
+        if self._session is not None:
+            await self._session.close()
+
+    def _routes(self) -> list[Route]:
+        return self.table.routes
+
+    def _set_authenticator(self, loaded: LoadedConfig) -> None:
+        auth = loaded.config.auth
+        if not auth.jwks_url:
+            self.authenticator = None
+            return
+        if self.authenticator is not None and self.authenticator.config == auth:
+            return
+        previous = self.authenticator
+        self.authenticator = Authenticator(auth)
+        # Warm the key cache without holding up start-up: auth may start later.
+        asyncio.get_running_loop().create_task(self.authenticator.jwks.refresh())
+        if previous is not None:
+            asyncio.get_running_loop().create_task(previous.aclose())
+
+    async def reload(self, reason: str) -> bool:
+        """Load the config file again; on any problem keep the running one and say why."""
+        async with self._reload_lock:
+            try:
+                loaded = load_config(
+                    self.loaded.source,
+                    auth_url=self.settings.auth_url,
+                    accounts_ui_url=self.settings.accounts_ui_url,
+                )
+            except ConfigError as exc:
+                self.last_reload_error = str(exc)
+                CONFIG_RELOADS.labels(outcome="failure").inc()
+                logger.error(
+                    "config reload (%s) failed, keeping the running config: %s", reason, exc
+                )
+                return False
+            if loaded.digest == self.loaded.digest:
+                return True
+            if loaded.config.cursor != self.loaded.config.cursor:
+                logger.warning("cursor settings change only on restart; keeping the running one")
+            self.table = build_table(loaded.config, self.cursor, previous=self.table)
+            self._set_authenticator(loaded)
+            self.loaded = loaded
+            self.version += 1
+            self.loaded_at = time.time()
+            self.last_reload_error = None
+            if self._health is not None:
+                self._health.sync()
+            CONFIG_RELOADS.labels(outcome="success").inc()
+            logger.warning(
+                "config reloaded (%s): version %d, %d route(s), digest %s",
+                reason,
+                self.version,
+                len(self.table.routes),
+                loaded.digest,
+            )
+            return True
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON-ready data (the /-/config endpoint)."""
+        jwks: dict[str, Any] | None = None
+        if self.authenticator is not None:
+            state = self.authenticator.jwks.snapshot()
+            jwks = {
+                "url": state.url,
+                "key_ids": list(state.key_ids),
+                "fetched_at": state.fetched_at,
+                "last_error": state.last_error,
+                "consecutive_failures": state.consecutive_failures,
+            }
+        cursor_state: dict[str, Any] = {"state": self.cursor.state}
+        cursor_state["last_error"] = getattr(self.cursor, "last_error", None)
+        return {
+            "version": self.version,
+            "source": self.loaded.source,
+            "digest": self.loaded.digest,
+            "original_format": self.loaded.original_format,
+            "loaded_at": self.loaded_at,
+            "last_reload_error": self.last_reload_error,
+            "cursor": cursor_state,
+            "jwks": jwks,
+            "routes": [
+                {
+                    "name": route.name,
+                    "hosts": route.config.hosts,
+                    "path_prefix": route.config.path_prefix,
+                    "auth": route.config.auth,
+                    "strategy": route.config.strategy,
+                    "backends": [b.snapshot() for b in route.backends],
+                }
+                for route in self.table.routes
+            ],
+        }

@@ -1,0 +1,1 @@
+"""Backends and the connections to them: state, pooled session, health, retries."""
