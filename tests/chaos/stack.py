@@ -1,0 +1,273 @@
+"""The whole system on free ports, as the chaos suite runs it.
+
+PostgreSQL and Redis of the suite's own (:mod:`chaos.stores`), the real auth
+service on that PostgreSQL, four fake backends, a fifth that answers slowly
+(for the in-flight requests of a rolling restart), and two gateway processes
+sharing the Redis cursor. Routes (all on the same backends):
+
+- ``chaos.test``: round_robin, auth required, fast active health checks and
+  passive ejection: the steady GET load goes here.
+- ``slow.test``: least_requests with a short read timeout: the slow backend fault.
+- ``drain.test``: the lingering fifth backend, for requests in flight during a SIGTERM.
+- anything else under ``/account``, ``/login``, ``/.well-known/``, ``/accounts``,
+  ``/me``: the auth service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from support.processes import ServiceProcess, free_port, python_module
+
+from chaos.stores import OwnPostgres, RedisProcess
+
+CHAOS_HOST = "chaos.test"
+SLOW_HOST = "slow.test"
+DRAIN_HOST = "drain.test"
+AUTH_PATHS = ["/account", "/login", "/.well-known/", "/accounts", "/me"]
+
+# The thresholds the checks hold the gateway to.
+HEALTH_INTERVAL = 0.5
+UNHEALTHY_THRESHOLD = 2
+HEALTHY_THRESHOLD = 2
+CONSECUTIVE_FAILURES = 3
+EJECTION_TIME = 1.0
+SLOW_READ_TIMEOUT = 0.5
+DRAIN_LATENCY_MS = 1500
+
+
+def missing_services() -> list[str]:
+    """The services the stack needs whose entry points are not there yet."""
+    return [
+        name
+        for name in ("gatehouse_gateway.__main__", "gatehouse_auth.__main__")
+        if importlib.util.find_spec(name.split(".")[0]) is None
+        or importlib.util.find_spec(name) is None
+    ]
+
+
+def gateway_config(auth_url: str, backends: list[str], lingering: str) -> dict[str, Any]:
+    """The gateway YAML the chaos stack runs (see the module docstring)."""
+    pool = [{"url": url} for url in backends]
+    health = {
+        "path": "/healthz",
+        "interval": HEALTH_INTERVAL,
+        "timeout": 0.5,
+        "healthy_threshold": HEALTHY_THRESHOLD,
+        "unhealthy_threshold": UNHEALTHY_THRESHOLD,
+    }
+    passive = {
+        "consecutive_failures": CONSECUTIVE_FAILURES,
+        "ejection_time": EJECTION_TIME,
+        "max_ejection_time": 4.0,
+    }
+    return {
+        "listen": {"address": "127.0.0.1", "port": 0},
+        "auth": {"jwks_url": f"{auth_url}/.well-known/jwks.json", "algorithms": ["EdDSA"]},
+        "cursor": {"store": "redis"},
+        "routes": [
+            {
+                "name": "chaos",
+                "hosts": [CHAOS_HOST],
+                "auth": "required",
+                "strategy": "round_robin",
+                "backends": pool,
+                "timeouts": {"connect": 0.5, "read": 5.0},
+                "retries": {"attempts": 3, "budget_ratio": 0.5, "budget_min_per_second": 50},
+                "health_check": health,
+                "passive_health": passive,
+            },
+            {
+                "name": "slow",
+                "hosts": [SLOW_HOST],
+                "auth": "none",
+                "strategy": "least_requests",
+                "backends": pool,
+                "timeouts": {"connect": 0.5, "read": SLOW_READ_TIMEOUT},
+                "health_check": health,
+                "passive_health": passive,
+            },
+            {
+                "name": "drain",
+                "hosts": [DRAIN_HOST],
+                "auth": "none",
+                "backends": [{"url": lingering}],
+                "timeouts": {"connect": 0.5, "read": 10.0},
+                "retries": {"attempts": 0},
+            },
+            {
+                "name": "auth",
+                "path_prefix": AUTH_PATHS,
+                "auth": "none",
+                "backends": [{"url": auth_url}],
+                "timeouts": {"connect": 1.0, "read": 15.0},
+                "retries": {"attempts": 0},
+            },
+        ],
+    }
+
+
+def _backend(name: str, *args: str) -> ServiceProcess:
+    port = free_port()
+    return ServiceProcess(
+        name=name,
+        command=python_module("gatehouse_fake_backend", "--port", str(port), "--name", name, *args),
+        port=port,
+        ready_path="/__backend/faults",
+    )
+
+
+@dataclass
+class ChaosStack:
+    postgres: OwnPostgres
+    redis: RedisProcess
+    auth: ServiceProcess
+    backends: list[ServiceProcess]
+    lingering: ServiceProcess
+    gateways: list[ServiceProcess]
+    config_path: Path
+    admin_email: str
+    admin_password: str
+
+    @property
+    def gateway_urls(self) -> list[str]:
+        return [g.url for g in self.gateways]
+
+    def client(self, gateway: int = 0, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.gateways[gateway].url, timeout=15.0, **kwargs)
+
+    def signup(self, username: str, password: str = "chaos-pass-1") -> httpx.Response:
+        with self.client() as client:
+            return client.post(
+                "/account",
+                json={
+                    "username": username,
+                    "password": password,
+                    "email": f"{username}@chaos.test",
+                },
+            )
+
+    def token(self, email: str, password: str) -> str:
+        with self.client() as client:
+            response = client.post("/login", json={"email": email, "password": password})
+        if response.status_code != 200:
+            raise RuntimeError(f"login of {email} failed: {response.status_code} {response.text}")
+        return str(response.json()["access_token"])
+
+    def user_token(self) -> str:
+        """A fresh account's token (each call signs up a new account)."""
+        name = f"load{secrets.token_hex(4)}"
+        created = self.signup(name)
+        if created.status_code != 201:
+            raise RuntimeError(f"signup failed: {created.status_code} {created.text}")
+        return self.token(f"{name}@chaos.test", "chaos-pass-1")
+
+    def admin_token(self) -> str:
+        return self.token(self.admin_email, self.admin_password)
+
+    def gateway_metrics_urls(self) -> list[str]:
+        return [f"{g.url}/-/metrics" for g in self.gateways]
+
+    def all_processes(self) -> list[ServiceProcess]:
+        return [self.redis, self.auth, *self.backends, self.lingering, *self.gateways]
+
+    def dead(self) -> list[str]:
+        """Processes that have exited (a fault left something down)."""
+        return [
+            p.name
+            for p in self.all_processes()
+            if p.process is None or p.process.poll() is not None
+        ]
+
+
+def _start_all(processes: list[ServiceProcess]) -> None:
+    with ThreadPoolExecutor(max_workers=len(processes)) as pool:
+        for future in [pool.submit(p.start) for p in processes]:
+            future.result()
+
+
+@contextlib.contextmanager
+def running_stack() -> Iterator[ChaosStack]:
+    """Start everything, yield the stack, stop everything (whatever state it is in)."""
+    workdir = Path(tempfile.mkdtemp(prefix="gatehouse-chaos-"))
+    postgres = OwnPostgres()
+    redis_server = RedisProcess.create()
+    backends = [_backend(f"chaos-backend-{i}") for i in range(1, 5)]
+    lingering = _backend("chaos-lingering", "--latency-ms", str(DRAIN_LATENCY_MS))
+    started: list[ServiceProcess] = []
+    try:
+        postgres.init().start()
+        started += [redis_server, *backends, lingering]
+        _start_all([redis_server, *backends, lingering])
+        admin_email, admin_password = "chaos-admin@chaos.test", secrets.token_urlsafe(12)
+        auth_port = free_port()
+        auth_env = {
+            "DATABASE_URL": postgres.url,
+            "REDIS_URL": redis_server.redis_url,
+            "GATEHOUSE_AUTH_KEYS_DIR": str(workdir / "keys"),
+            "GATEHOUSE_AUTH_DATA_DIR": str(workdir),
+            "GATEHOUSE_AUTH_BCRYPT_ROUNDS": "4",
+            "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL": "0",
+            "GATEHOUSE_AUTH_RATE_LIMIT_PER_CLIENT": "0",
+            "GATEHOUSE_AUTH_ACCESS_LOG": "false",
+            "GATEHOUSE_ADMIN_EMAIL": admin_email,
+            "GATEHOUSE_ADMIN_PASSWORD": admin_password,
+        }
+        auth = ServiceProcess(
+            name="chaos-auth",
+            command=python_module("gatehouse_auth", "serve", "--port", str(auth_port), "--migrate"),
+            port=auth_port,
+            env=auth_env,
+        )
+        started.append(auth)
+        auth.start()
+        config = gateway_config(auth.url, [b.url for b in backends], lingering.url)
+        config_path = workdir / "gateway.yaml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        gateways = []
+        for index in (1, 2):
+            port = free_port()
+            gateways.append(
+                ServiceProcess(
+                    name=f"chaos-gateway-{index}",
+                    command=python_module(
+                        "gatehouse_gateway", "--config", str(config_path), "--port", str(port)
+                    ),
+                    port=port,
+                    ready_path="/-/readyz",
+                    env={
+                        "REDIS_URL": redis_server.redis_url,
+                        "GATEHOUSE_GATEWAY_LOG_LEVEL": "info",
+                    },
+                )
+            )
+        started += gateways
+        _start_all(gateways)
+        yield ChaosStack(
+            postgres=postgres,
+            redis=redis_server,
+            auth=auth,
+            backends=backends,
+            lingering=lingering,
+            gateways=gateways,
+            config_path=config_path,
+            admin_email=admin_email,
+            admin_password=admin_password,
+        )
+    finally:
+        redis_server.thaw()  # a frozen Redis would ignore SIGTERM
+        for process in reversed(started):
+            process.stop(timeout=10)
+        postgres.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)
