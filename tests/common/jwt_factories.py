@@ -8,6 +8,7 @@ test can change the published keys, count fetches, or stop the server to play
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -110,6 +111,8 @@ class JWKSEndpoint:
     # raw bytes, and with which status.
     document: Any = field(default_factory=lambda: {"keys": []})
     status: int = 200
+    # seconds to wait before answering (a slow or hanging issuer)
+    delay: float = 0.0
     hits: int = 0
 
     @property
@@ -119,8 +122,10 @@ class JWKSEndpoint:
     def publish(self, *keys: SigningKey) -> None:
         self.document = {"keys": [k.public_jwk for k in keys]}
 
-    def respond(self) -> Response:
+    async def respond(self) -> Response:
         self.hits += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if isinstance(self.document, bytes):
             return Response(self.document, self.status, media_type="application/json")
         return JSONResponse(self.document, self.status)
@@ -148,7 +153,7 @@ class JWKSHost:
 
     async def _jwks(self, request: Request) -> Response:
         endpoint = self.endpoints.get(request.path_params["name"])
-        return endpoint.respond() if endpoint else Response(status_code=404)
+        return await endpoint.respond() if endpoint else Response(status_code=404)
 
     def start(self) -> JWKSHost:
         app = Starlette(routes=[Route("/{name}/.well-known/jwks.json", self._jwks)])
