@@ -12,6 +12,8 @@ so that the one ``clock`` decides both the check and the cache expiry.
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import time
 from collections import OrderedDict
@@ -140,14 +142,14 @@ class TokenVerifier:
             raise TokenError("missing")
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("malformed", f"the token is over {MAX_TOKEN_LENGTH} characters")
-        try:
-            header = jwt.get_unverified_header(token)
-        except (jwt.PyJWTError, ValueError, TypeError):
-            raise TokenError("malformed") from None
+        header = _unverified_header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise TokenError("disallowed_algorithm")
-        key = await self.jwks.get_signing_key(header.get("kid"))
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise TokenError("malformed", "the kid header is not a string")
+        key = await self.jwks.get_signing_key(kid)
         # pyjwt also insists on this; checked here as well so the allow-list
         # does not depend on a library version (HS256 with a public key as
         # the secret must never verify).
@@ -189,6 +191,26 @@ class TokenVerifier:
         if len(self._refused) >= self._negative_size:
             self._refused.popitem(last=False)
         self._refused[token] = (self._clock() + self._negative_ttl, reason)
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header, read only to pick the key and check the algorithm.
+
+    Read here rather than with ``jwt.get_unverified_header``, which decodes
+    and checks the whole token and would double pyjwt's work on every miss;
+    ``jwt.decode`` afterwards reads the header again, strictly, and insists on
+    the same algorithm, so leniency here cannot let anything through.
+    """
+    segment, dot, _ = token.partition(".")
+    if not dot:
+        raise TokenError("malformed")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise TokenError("malformed") from None
+    if not isinstance(header, dict):
+        raise TokenError("malformed")
+    return header
 
 
 def _timestamp(claims: Mapping[str, Any], name: str) -> float | None:
