@@ -8,6 +8,7 @@ forwards the signal to each one.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 
@@ -41,7 +42,8 @@ def serve(app_factory: str, settings: ServiceSettings, *, fast: bool = False) ->
         log_config=None,
         log_level=settings.log_level,
         access_log=False,
-        timeout_graceful_shutdown=settings.graceful_timeout,
+        # uvicorn types this as whole seconds; round up so a grace period is never cut short
+        timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
         loop="uvloop" if fast else "auto",
         http="httptools" if fast else "auto",
         server_header=False,
