@@ -94,8 +94,16 @@ class AuthClient:
             logger.warning("auth service answer does not fit %s: %s", model.__name__, exc)
             raise AuthBadAnswer("The auth service answered in an unexpected way.") from exc
 
-    async def login(self, email: str, password: str) -> LoginResult:
-        response = await self._send("POST", "/login", json={"email": email, "password": password})
+    async def login(self, email: str, password: str, *, forwarded_for: str = "") -> LoginResult:
+        """Sign in; ``forwarded_for`` names the browser, so auth rate-limits per person.
+
+        Without it every sign-in would count against this service's own
+        address and one person's guessing would lock every admin out.
+        """
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+        response = await self._send(
+            "POST", "/login", json={"email": email, "password": password}, headers=headers
+        )
         if response.status_code == status.HTTP_200_OK:
             return self._parse(LoginResult, response)
         if response.status_code == status.HTTP_401_UNAUTHORIZED:

@@ -19,7 +19,7 @@ from gatehouse_accounts_ui.settings import PAGE_SIZES
 
 MAX_LIMIT = max(PAGE_SIZES)
 MAX_OFFSET = 10_000_000
-MAX_SEARCH = 200
+MAX_SEARCH = 100  # the auth service refuses longer searches (422)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,14 @@ MAX_EMAIL = 320
 MAX_PASSWORD = 1024
 
 
+def _forwarded_for(request: Request) -> str:
+    """The X-Forwarded-For chain a proxy sent us, with the peer we saw appended."""
+    chain = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    if request.client is not None:
+        chain.append(request.client.host)
+    return ", ".join(chain[-10:])
+
+
 def _form_error(
     renderer: RendererDep,
     request: Request,
@@ -59,7 +67,7 @@ async def login(
             renderer, request, "Email or password is too long.", email, status.HTTP_400_BAD_REQUEST
         )
     try:
-        result = await auth.login(email, password)
+        result = await auth.login(email, password, forwarded_for=_forwarded_for(request))
     except InvalidCredentials:
         return _form_error(
             renderer,

@@ -1,0 +1,118 @@
+"""The services behind the accounts page tests, and the data seeded into them.
+
+The data is seeded through the auth API (``POST /account``), except one row
+no signup would accept: an email carrying markup, as an import from the
+original app could have left behind. It is written with the auth service's own
+model so the page's escaping is tested against a row the API really returns.
+(A hostile *username* cannot be stored that way: the auth service validates
+usernames again on the way out and answers 500 for such a row, so the hostile
+``<script>alert(1)</script>`` reaches the page through the email column and
+through the search box, which the page echoes.)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlmodel import Session, create_engine
+from support.processes import ServiceProcess, free_port, python_module
+
+from gatehouse_auth.models import Account
+
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "admin-password-42"
+VIEWER_EMAIL = "viewer@example.com"
+VIEWER_PASSWORD = "viewer-password-42"
+HOSTILE = "<script>alert(1)</script>"
+HOSTILE_EMAIL = f'{HOSTILE}"><img src=x onerror=alert(2)>@example.com'
+HOSTILE_ROW_USERNAME = "legacy-import"
+SEEDED = 26  # seed-00 .. seed-25, so three pages of ten with the others
+
+
+@dataclass
+class Stack:
+    """The running services and what was seeded into them."""
+
+    auth: ServiceProcess
+    ui: ServiceProcess
+    total: int
+    seeded: list[str] = field(default_factory=list)
+
+    @property
+    def page_url(self) -> str:
+        return f"{self.ui.url}/accounts_page"
+
+
+def auth_process(database_url: str, keys_dir: Path) -> ServiceProcess:
+    port = free_port()
+    return ServiceProcess(
+        name="auth-for-ui",
+        command=python_module("gatehouse_auth", "serve", "--port", str(port), "--migrate"),
+        port=port,
+        env={
+            "DATABASE_URL": database_url,
+            "REDIS_URL": "",  # in-process rate limiter: no shared keys to clean
+            "GATEHOUSE_AUTH_KEYS_DIR": str(keys_dir),
+            "GATEHOUSE_AUTH_DATA_DIR": str(keys_dir.parent),
+            "GATEHOUSE_AUTH_BCRYPT_ROUNDS": "4",
+            "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL": "200",
+            "GATEHOUSE_ADMIN_EMAIL": ADMIN_EMAIL,
+            "GATEHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "GATEHOUSE_AUTH_LOG_LEVEL": "warning",
+        },
+    )
+
+
+def ui_process(auth_url: str, name: str = "accounts-ui") -> ServiceProcess:
+    port = free_port()
+    return ServiceProcess(
+        name=name,
+        command=python_module("gatehouse_accounts_ui", "--port", str(port), "--auth-url", auth_url),
+        port=port,
+        env={"GATEHOUSE_ACCOUNTS_UI_AUTH_TIMEOUT": "3"},
+    )
+
+
+def seed(auth_url: str, database_url: str) -> list[str]:
+    names = []
+    with httpx.Client(base_url=auth_url, timeout=10) as client:
+        viewer = {"username": "viewer", "email": VIEWER_EMAIL, "password": VIEWER_PASSWORD}
+        client.post("/account", json=viewer).raise_for_status()
+        for i in range(SEEDED):
+            name = f"seed-{i:02d}"
+            body = {"username": name, "email": f"{name}@example.com", "password": "seed-pass-42"}
+            client.post("/account", json=body).raise_for_status()
+            names.append(name)
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as session:
+            session.add(
+                Account(username=HOSTILE_ROW_USERNAME, email=HOSTILE_EMAIL, hashed_password="!")
+            )
+            session.commit()
+    finally:
+        engine.dispose()
+    return names
+
+
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(html: str) -> str:
+    """The form token a rendered page carries."""
+    match = _TOKEN.search(html)
+    if match is None:
+        raise AssertionError("the page has no CSRF token")
+    return match.group(1)
+
+
+def sign_in(client: httpx.Client, email: str, password: str) -> httpx.Response:
+    """Sign in as a browser would: load the form, post it with its token."""
+    form = client.get("/accounts_page")
+    return client.post(
+        "/accounts_page/login",
+        data={"email": email, "password": password, "csrf_token": csrf_token(form.text)},
+    )
