@@ -1,0 +1,95 @@
+"""Auth service fixtures: the real service as a process on a free port.
+
+``auth_service`` is module-scoped and parametrized over both storage backends
+(PostgreSQL in a database of its own, and an SQLite file), with real Redis
+under a prefix of its own. ``start_auth`` starts extra instances with other
+settings for the tests that need them (rate limits, keys, outages).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from auth.factories import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    BACKENDS,
+    AuthService,
+    auth_env,
+    drop_redis_prefix,
+    launch,
+    login_token,
+)
+from support.databases import temporary_database, unique_redis_prefix
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def auth_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """One auth process per module and backend, with Redis and an admin."""
+    backend: str = request.param
+    data_dir = tmp_path_factory.mktemp(f"auth-{backend}")
+    prefix = unique_redis_prefix("auth")
+    if backend == "postgres":
+        with temporary_database("auth") as url:
+            service = launch(
+                data_dir, backend, auth_env(data_dir, database_url=url, redis_prefix=prefix)
+            )
+            yield service
+            service.process.stop()
+    else:
+        service = launch(
+            data_dir, backend, auth_env(data_dir, database_url=None, redis_prefix=prefix)
+        )
+        yield service
+        service.process.stop()
+    drop_redis_prefix(prefix)
+
+
+StartAuth = Callable[..., AuthService]
+
+
+@pytest.fixture
+def start_auth(tmp_path: Path) -> Iterator[StartAuth]:
+    """Start auth instances with extra settings (SQLite unless a database_url is given)."""
+    started: list[AuthService] = []
+    prefixes: list[str] = []
+
+    def start(
+        *,
+        database_url: str | None = None,
+        redis: bool = True,
+        migrate: bool = True,
+        name: str = "extra",
+        data_dir: Path | None = None,
+        **settings: str,
+    ) -> AuthService:
+        prefix = unique_redis_prefix("auth") if redis else None
+        if prefix:
+            prefixes.append(prefix)
+        directory = data_dir or tmp_path / f"{name}-{uuid.uuid4().hex[:6]}"
+        env = auth_env(directory, database_url=database_url, redis_prefix=prefix, **settings)
+        service = launch(directory, name, env, migrate=migrate)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.process.stop()
+    for prefix in prefixes:
+        drop_redis_prefix(prefix)
+
+
+@pytest.fixture(scope="module")
+def admin_token(auth_service: AuthService) -> str:
+    with auth_service.client() as client:
+        return login_token(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def client(auth_service: AuthService) -> Iterator[httpx.Client]:
+    with auth_service.client() as http:
+        yield http

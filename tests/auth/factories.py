@@ -1,0 +1,132 @@
+"""Auth test helpers: starting the service, account factories, logging in.
+
+``auth_service`` is module-scoped and parametrized over both storage backends
+(PostgreSQL in a database of its own, and an SQLite file), with real Redis
+under a prefix of its own. ``start_auth`` starts extra instances with other
+settings for the tests that need them (rate limits, keys, outages).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+from support.databases import REDIS_URL
+from support.processes import REPO_ROOT, ServiceProcess, free_port, python_module
+
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "admin-test-password"
+PASSWORD = "correct horse battery"
+BACKENDS = ["postgres", "sqlite"]
+
+
+@dataclass
+class AuthService:
+    """A running auth process and what a test needs to talk to it."""
+
+    process: ServiceProcess
+    backend: str
+    data_dir: Path
+    keys_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+def auth_env(
+    data_dir: Path, *, database_url: str | None, redis_prefix: str | None, **settings: str
+) -> dict[str, str]:
+    """The environment of one auth instance; nothing falls back to the repo's .data."""
+    env = {
+        "DATABASE_URL": database_url or "",
+        "REDIS_URL": REDIS_URL if redis_prefix else "",
+        "GATEHOUSE_AUTH_REDIS_PREFIX": redis_prefix or "",
+        "GATEHOUSE_AUTH_DATA_DIR": str(data_dir),
+        "GATEHOUSE_AUTH_KEYS_DIR": str(data_dir / "keys"),
+        "GATEHOUSE_AUTH_BCRYPT_ROUNDS": "4",
+        "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL": "1000",
+        "GATEHOUSE_AUTH_RATE_LIMIT_PER_CLIENT": "100000",
+        "GATEHOUSE_AUTH_LOG_LEVEL": "info",
+        "GATEHOUSE_ADMIN_EMAIL": ADMIN_EMAIL,
+        "GATEHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
+    env.update({f"GATEHOUSE_AUTH_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def run_cli(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``python -m gatehouse_auth <args>`` with ``env``, as an operator would run it."""
+    return subprocess.run(
+        python_module("gatehouse_auth", *args),
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
+
+
+def launch(
+    data_dir: Path, backend: str, env: dict[str, str], *, migrate: bool = True
+) -> AuthService:
+    """Serve on a free port until /readyz answers; ``serve --migrate`` applies migrations first.
+
+    (``gatehouse-auth migrate`` on its own is tested in test_cli.py; here one
+    process start instead of two keeps the suite quick.)
+    """
+    port = free_port()
+    flags = ["--migrate"] if migrate else []
+    process = ServiceProcess(
+        name=f"auth-{backend}",
+        command=python_module("gatehouse_auth", "serve", "--port", str(port), *flags),
+        port=port,
+        env=env,
+        ready_path="/readyz",
+    )
+    process.start()
+    return AuthService(process, backend, data_dir, Path(env["GATEHOUSE_AUTH_KEYS_DIR"]), env)
+
+
+def drop_redis_prefix(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def new_account(**overrides: str) -> dict[str, str]:
+    """A sign-up body nobody has used yet."""
+    tag = uuid.uuid4().hex[:12]
+    account = {"username": f"user_{tag}", "email": f"user.{tag}@example.com", "password": PASSWORD}
+    account.update(overrides)
+    return account
+
+
+def signup(client: httpx.Client, **overrides: str) -> dict[str, str]:
+    """Create an account through the API; returns its sign-up body."""
+    account = new_account(**overrides)
+    response = client.post("/account", json=account)
+    assert response.status_code == 201, response.text
+    return account
+
+
+def login_token(client: httpx.Client, email: str, password: str) -> str:
+    response = client.post("/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
