@@ -28,6 +28,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.config:
         os.environ["GATEHOUSE_CONFIG"] = args.config
+    # The gateway is the edge: X-Forwarded-For from a client is appended to,
+    # never taken as the client's address, unless the operator names trusted
+    # proxies (uvicorn trusts 127.0.0.1 by default).
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
     settings = settings_from_args(GatewaySettings, args)
     # Workers resolve the same file whatever their working directory.
     os.environ["GATEHOUSE_CONFIG"] = str(Path(settings.config).resolve())

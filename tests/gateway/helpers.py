@@ -1,0 +1,126 @@
+"""Helpers for the gateway tests: the gateway process, config documents, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from support.processes import ServiceProcess, free_port, python_module
+
+HOST = "app.gatehouse.test"
+
+
+class GatewayProcess(ServiceProcess):
+    """A running gateway plus the config file it reads."""
+
+    config_path: Path
+
+    def write_config(self, document: Mapping[str, Any]) -> None:
+        write_yaml(self.config_path, document)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, headers={"Host": HOST}, **kwargs)
+
+    def metrics(self) -> str:
+        return httpx.get(self.url + "/-/metrics", timeout=10).text
+
+
+def write_yaml(path: Path, document: Mapping[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(dict(document), sort_keys=False))
+    tmp.replace(path)
+
+
+def gateway_route(
+    backends: Sequence[ServiceProcess | str],
+    *,
+    name: str = "app",
+    hosts: Sequence[str] = (HOST,),
+    **extra: Any,
+) -> dict[str, Any]:
+    """A route over ``backends`` (processes or URLs) for ``hosts``."""
+    return {
+        "name": name,
+        "hosts": list(hosts),
+        "backends": [{"url": b if isinstance(b, str) else b.url} for b in backends],
+        **extra,
+    }
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+class Launcher:
+    """Starts fake backends (several at once) and gateways; :meth:`stop_all` ends them.
+
+    Processes start in parallel because each takes a couple of seconds to
+    import and bind, and the suite's time budget is shared.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[ServiceProcess] = []
+
+    def backends(self, count: int, *args: str, prefix: str = "backend") -> list[ServiceProcess]:
+        processes = []
+        for index in range(count):
+            port = free_port()
+            name = f"{prefix}-{index + 1}"
+            processes.append(
+                ServiceProcess(
+                    name=name,
+                    command=python_module(
+                        "gatehouse_fake_backend", "--port", str(port), "--name", name, *args
+                    ),
+                    port=port,
+                    ready_path="/__backend/faults",
+                )
+            )
+        self.started.extend(processes)
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            list(pool.map(ServiceProcess.start, processes))
+        return processes
+
+    def gateway(
+        self,
+        document: Mapping[str, Any],
+        *,
+        env: Mapping[str, str] | None = None,
+        workers: int = 1,
+        name: str = "gateway",
+        port: int | None = None,
+    ) -> GatewayProcess:
+        port = port or free_port()
+        config_path = self.directory / f"{name}-{port}.yaml"
+        write_yaml(config_path, document)
+        command = python_module(
+            "gatehouse_gateway", "--config", str(config_path), "--port", str(port)
+        )
+        process = GatewayProcess(
+            name=name,
+            command=[*command, "--workers", str(workers)],
+            port=port,
+            ready_path="/-/healthz",
+            env={"REDIS_URL": "", "GATEHOUSE_GATEWAY_LOG_LEVEL": "info", **(env or {})},
+        )
+        process.config_path = config_path
+        self.started.append(process)
+        process.start()
+        return process
+
+    def stop_all(self) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, len(self.started))) as pool:
+            list(pool.map(ServiceProcess.stop, self.started))
+        self.started.clear()

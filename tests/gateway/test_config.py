@@ -1,0 +1,120 @@
+"""Config loading: readable errors with key paths, and the original app's format."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gatehouse_gateway.config.loader import ConfigError, load_config, parse_config
+
+DEMO = Path(__file__).resolve().parents[2] / "services" / "gateway" / "config" / "demo.yaml"
+
+ORIGINAL = """
+proxy:
+  listen: {address: "0.0.0.0", port: 8080}
+  auth: True
+  services:
+    - name: service1
+      domain: service1.my-company.com
+      loadbalancing: "roundrobin"
+      hosts: [{address: backend1, port: 9090}, {address: backend2, port: 9090}]
+    - name: service2
+      domain: service2.my-company.com
+      loadbalancing: "random"
+      hosts: [{address: backend3, port: 9091}]
+"""
+
+
+def test_demo_config_loads() -> None:
+    loaded = load_config(DEMO)
+    names = [route.name for route in loaded.config.routes]
+    assert names == ["service1", "service2", "auth", "accounts-ui"]
+    assert loaded.config.auth.jwks_url == "http://127.0.0.1:8001/.well-known/jwks.json"
+
+
+def test_original_format_maps_onto_routes(tmp_path: Path) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text(ORIGINAL)
+    loaded = load_config(path, auth_url="http://auth:1", accounts_ui_url="http://ui:2")
+    config = loaded.config
+    assert loaded.original_format
+    assert (config.listen.address, config.listen.port) == ("0.0.0.0", 8080)
+    service1, service2, auth, accounts = config.routes
+    assert service1.hosts == ["service1.my-company.com"]
+    assert service1.strategy == "round_robin" and service2.strategy == "random"
+    assert [b.url for b in service1.backends] == ["http://backend1:9090", "http://backend2:9090"]
+    assert service1.auth == "required"
+    assert auth.path_prefix == ["/account", "/login", "/.well-known/"]
+    assert auth.backends[0].url == "http://auth:1" and auth.auth == "none"
+    assert accounts.path_prefix == ["/accounts_page"]
+    assert accounts.backends[0].url == "http://ui:2"
+    assert config.auth.jwks_url == "http://auth:1/.well-known/jwks.json"
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            {"routes": [{"name": "a", "backends": [{"url": "ftp://x"}]}]},
+            "routes[0].backends[0].url: Value error, must be an http:// or https:// URL",
+        ),
+        (
+            {"routes": [{"name": "a", "backends": [{"url": "http://x"}], "strategy": "fastest"}]},
+            "routes[0].strategy: Input should be",
+        ),
+        (
+            {"routes": [{"name": "a", "backends": [{"url": "http://x"}], "path_prefx": "/"}]},
+            "routes[0].path_prefx: Extra inputs are not permitted",
+        ),
+        (
+            {"routes": [{"name": "a", "backends": []}]},
+            "routes[0].backends: List should have at least 1 item",
+        ),
+        (
+            {"routes": [{"name": "a", "backends": [{"url": "http://x"}], "path_prefix": "/-/x"}]},
+            "reserved for the gateway",
+        ),
+        (
+            {"routes": [{"name": "a", "auth": "required", "backends": [{"url": "http://x"}]}]},
+            "auth.jwks_url is required",
+        ),
+        (
+            {"auth": {"jwks_url": "http://k", "algorithms": ["HS256"]}, "routes": []},
+            "auth.algorithms: Value error, not allowed: ['HS256']",
+        ),
+        ({"proxy": {"services": [{"name": "s", "hosts": "nope"}]}}, "routes[0].backends"),
+        ("just a string", "the top level must be a mapping"),
+    ],
+)
+def test_bad_config_names_key_and_reason(document: object, expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(document, source="test.yaml")
+    assert expected in str(error.value)
+    assert str(error.value).startswith("test.yaml")
+
+
+def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routes: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_cli_refuses_bad_config_with_readable_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"routes": [{"name": "a", "backends": [{"url": "x"}]}]}))
+    result = subprocess.run(
+        [sys.executable, "-m", "gatehouse_gateway", "--config", str(path), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "routes[0].backends[0].url" in result.stderr
+    assert "Traceback" not in result.stderr

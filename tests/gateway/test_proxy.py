@@ -1,0 +1,139 @@
+"""Proxying end to end: methods, paths, headers, request ids, limits, own endpoints."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import httpx
+import pytest
+from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route, metric_value
+
+
+@pytest.fixture(scope="module")
+def gateway(module_launcher: Launcher) -> GatewayProcess:
+    (backend,) = module_launcher.backends(1, prefix="echo")
+    limited = gateway_route(
+        [backend],
+        name="limited",
+        hosts=["limited.gatehouse.test"],
+        limits={"max_header_bytes": 2048, "max_body_bytes": 1000},
+    )
+    return module_launcher.gateway({"routes": [gateway_route([backend]), limited]})
+
+
+def _echo(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def test_every_method_path_and_query_pass_through(gateway: GatewayProcess) -> None:
+    with gateway.client() as client:
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]:
+            content = b"payload" if method in ("POST", "PUT", "PATCH") else None
+            echo = _echo(client.request(method, "/a/b%20c/d?x=1&y=%2F", content=content))
+            assert echo["method"] == method
+            assert echo["path"] == "/a/b c/d"
+            assert echo["query"] == "x=1&y=%2F"
+            if content:
+                assert echo["body"]["size"] == len(content)
+        head = client.head("/a")
+        assert head.status_code == 200 and head.content == b""
+
+
+def test_forwarded_headers_request_id_and_hop_by_hop(gateway: GatewayProcess) -> None:
+    with gateway.client() as client:
+        response = client.get(
+            "/h",
+            headers={
+                "X-Request-ID": "client-id-123",
+                "X-Forwarded-For": "203.0.113.9",
+                "X-Auth-Subject": "forged",
+                "X-Auth-Roles": "admin",
+                "X-Auth-Email": "forged@example.com",
+                "Connection": "keep-alive, X-Secret-Hop",
+                "X-Secret-Hop": "must not pass",
+                "Keep-Alive": "timeout=5",
+                "Proxy-Authorization": "Basic abc",
+                "X-Custom": "kept",
+            },
+        )
+        headers = _echo(response)["headers"]
+        assert response.headers["x-request-id"] == "client-id-123"
+        assert headers["x-request-id"] == "client-id-123"
+        assert headers["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+        assert headers["x-forwarded-proto"] == "http"
+        assert headers["x-forwarded-host"] == HOST
+        assert headers["x-custom"] == "kept"
+        for name in ["x-auth-subject", "x-auth-roles", "x-auth-email", "x-secret-hop",
+                     "keep-alive", "proxy-authorization"]:  # fmt: skip
+            assert name not in headers, name
+        made = client.get("/h", headers={"X-Request-ID": "bad id <script>"})
+        new_id = made.headers["x-request-id"]
+        assert new_id != "bad id <script>" and len(new_id) == 32
+        assert _echo(made)["headers"]["x-request-id"] == new_id
+
+
+def test_unknown_host_is_404_json_and_metrics_answer_for_unclaimed_paths(
+    gateway: GatewayProcess,
+) -> None:
+    response = httpx.get(gateway.url + "/anything", headers={"Host": "nobody.test"})
+    assert response.status_code == 404
+    assert response.json()["error"] == "no_route"
+    assert "x-request-id" in response.headers
+    metrics = httpx.get(gateway.url + "/metrics", headers={"Host": "nobody.test"})
+    assert metrics.status_code == 200 and "http_requests_total" in metrics.text
+    # On a host a route claims, /metrics is the backend's path, not the gateway's.
+    proxied = httpx.get(gateway.url + "/metrics", headers={"Host": HOST})
+    assert "fake_backend_requests_total" in proxied.text
+
+
+def test_own_endpoints_under_reserved_prefix(gateway: GatewayProcess) -> None:
+    assert httpx.get(gateway.url + "/-/healthz").json() == {"status": "ok"}
+    assert httpx.get(gateway.url + "/-/readyz").status_code == 200
+    config = httpx.get(gateway.url + "/-/config").json()
+    assert [r["name"] for r in config["routes"]] == ["app", "limited"]
+    backend = config["routes"][0]["backends"][0]
+    for field in ["available", "in_flight", "recent_error_rate", "ejected", "weight"]:
+        assert field in backend
+    assert config["cursor"]["state"] == "local"
+    missing = httpx.get(gateway.url + "/-/nope")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+def test_http_metrics_label_routes_not_paths(gateway: GatewayProcess) -> None:
+    with gateway.client() as client:
+        for i in range(3):
+            client.get(f"/unique/{i}")
+    text = gateway.metrics()
+    assert metric_value(text, "http_requests_total", handler="app", method="GET", status="200") >= 3
+    assert "/unique/" not in text
+    assert metric_value(text, "gateway_backend_up", route="app") == 1
+
+
+def test_header_and_body_limits(gateway: GatewayProcess) -> None:
+    url = gateway.url
+    limited = {"Host": "limited.gatehouse.test"}
+    too_big = httpx.get(url + "/", headers={**limited, "X-Big": "x" * 4000})
+    assert too_big.status_code == 431 and too_big.json()["error"] == "headers_too_large"
+    declared = httpx.post(url + "/", headers=limited, content=b"x" * 1001)
+    assert declared.status_code == 413 and declared.json()["error"] == "body_too_large"
+
+    def chunks() -> Any:
+        for _ in range(10):
+            yield b"y" * 500
+
+    streamed = httpx.post(url + "/", headers=limited, content=chunks())
+    assert streamed.status_code == 413
+    fine = httpx.post(url + "/", headers=limited, content=b"z" * 1000)
+    assert fine.status_code == 200 and fine.json()["body"]["size"] == 1000
+    bad_length = _raw(gateway, b"POST / HTTP/1.1\r\nHost: limited.gatehouse.test\r\n"
+                               b"Content-Length: 1\r\nContent-Length: 5\r\n\r\nx")  # fmt: skip
+    assert bad_length.startswith(b"HTTP/1.1 400")
+
+
+def _raw(gateway: GatewayProcess, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(request)
+        return sock.recv(65536)
