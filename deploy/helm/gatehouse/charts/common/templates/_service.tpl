@@ -1,0 +1,48 @@
+{{/*
+The ClusterIP Service and the ServiceMonitor every Gatehouse service has,
+rendered from the including chart's context:
+  include "common.service" (dict "context" . "component" "")
+  include "common.serviceMonitor" (dict "context" . "path" "/metrics")
+The Service's port is named http and targets the container port named http.
+*/}}
+
+{{- define "common.service" -}}
+{{- $ctx := .context -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "common.fullname" $ctx }}
+  labels:
+    {{- include "common.labels" $ctx | nindent 4 }}
+spec:
+  type: {{ $ctx.Values.service.type }}
+  selector:
+    {{- include "common.selectorLabels" $ctx | nindent 4 }}
+  ports:
+    - name: http
+      port: {{ $ctx.Values.service.port }}
+      targetPort: http
+      protocol: TCP
+{{- end -}}
+
+{{- define "common.serviceMonitor" -}}
+{{- $ctx := .context -}}
+{{- if include "common.prometheusOperator" $ctx -}}
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ include "common.fullname" $ctx }}
+  labels:
+    {{- include "common.labels" $ctx | nindent 4 }}
+spec:
+  # job=<chart name> (gateway, auth, ...), the label the alert rules group by.
+  jobLabel: app.kubernetes.io/name
+  selector:
+    matchLabels:
+      {{- include "common.selectorLabels" $ctx | nindent 6 }}
+  endpoints:
+    - port: http
+      path: {{ .path }}
+      interval: {{ $ctx.Values.serviceMonitor.interval }}
+{{- end -}}
+{{- end -}}

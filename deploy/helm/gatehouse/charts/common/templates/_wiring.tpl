@@ -1,0 +1,35 @@
+{{/*
+How the services find PostgreSQL and Redis, from the umbrella chart's
+global values, so the auth Deployment, the migration Job and the postgres
+StatefulSet agree on one Secret and one address.
+*/}}
+
+{{/* The Secret holding the database password (key global.database.passwordKey). */}}
+{{- define "common.databaseSecretName" -}}
+{{- .Values.global.database.existingSecret | default (printf "%s-database" .Release.Name | trunc 63 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* The database host: the external one when set, else the bundled postgres Service. */}}
+{{- define "common.databaseHost" -}}
+{{- .Values.global.database.host | default (include "common.siblingName" (dict "context" . "component" "postgres")) -}}
+{{- end -}}
+
+{{/*
+DATABASE_URL for the auth service, built by Kubernetes from the password
+Secret ($(VAR) expansion), so the password never appears in a manifest. The
+password must therefore be URL-safe (generated ones are alphanumeric).
+*/}}
+{{- define "common.databaseEnv" -}}
+- name: DATABASE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "common.databaseSecretName" . }}
+      key: {{ .Values.global.database.passwordKey }}
+- name: DATABASE_URL
+  value: {{ printf "postgresql://%s:$(DATABASE_PASSWORD)@%s:%v/%s" .Values.global.database.user (include "common.databaseHost" .) .Values.global.database.port .Values.global.database.name | quote }}
+{{- end -}}
+
+{{/* REDIS_URL: the external one when set, else the bundled redis Service. */}}
+{{- define "common.redisUrl" -}}
+{{- .Values.global.redis.url | default (printf "redis://%s:6379/0" (include "common.siblingName" (dict "context" . "component" "redis"))) -}}
+{{- end -}}

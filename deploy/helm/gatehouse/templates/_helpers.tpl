@@ -1,0 +1,40 @@
+{{/* The umbrella chart's names and labels, from the shared library chart (charts/common). */}}
+{{- define "gatehouse.name" -}}{{ include "common.name" . }}{{- end -}}
+{{- define "gatehouse.fullname" -}}{{ include "common.fullname" . }}{{- end -}}
+{{- define "gatehouse.chart" -}}{{ include "common.chart" . }}{{- end -}}
+{{- define "gatehouse.labels" -}}{{ include "common.labels" . }}{{- end -}}
+{{- define "gatehouse.selectorLabels" -}}{{ include "common.selectorLabels" . }}{{- end -}}
+
+{{/* The gateway's Service name and port, for the Ingress, NOTES and the test pod. */}}
+{{- define "gatehouse.gatewayService" -}}
+{{- include "common.siblingName" (dict "context" . "component" "gateway") -}}
+{{- end -}}
+
+{{/* An image of a subchart's values, rendered the way the subchart renders it. */}}
+{{- define "gatehouse.image" -}}
+{{- include "common.image" (dict "Values" (dict "image" .image "global" .root.Values.global) "Chart" .root.Chart) -}}
+{{- end -}}
+
+{{/* Every values mistake at once, then fail (https://helm.sh/docs/howto/charts_tips_and_tricks/). */}}
+{{- define "gatehouse.validateValues" -}}
+{{- $errors := list -}}
+{{- $db := .Values.global.database -}}
+{{- if and (not .Values.postgres.enabled) (not $db.host) -}}
+{{- $errors = append $errors "postgres.enabled=false needs global.database.host (the external PostgreSQL)" -}}
+{{- end -}}
+{{- if and (not .Values.postgres.enabled) (not $db.existingSecret) -}}
+{{- $errors = append $errors "postgres.enabled=false needs global.database.existingSecret: the migration hook runs before this release's own Secret exists" -}}
+{{- end -}}
+{{- if and .Values.postgres.enabled $db.host -}}
+{{- $errors = append $errors "global.database.host is for an external database; set postgres.enabled=false too" -}}
+{{- end -}}
+{{- if and (not .Values.redis.enabled) (not .Values.global.redis.url) -}}
+{{- $errors = append $errors "redis.enabled=false needs global.redis.url (the external Redis)" -}}
+{{- end -}}
+{{- if and .Values.ingress.enabled (not .Values.gateway.enabled) -}}
+{{- $errors = append $errors "ingress.enabled needs gateway.enabled: the Ingress sends everything to the gateway" -}}
+{{- end -}}
+{{- if $errors -}}
+{{- fail (printf "\n%s" (join "\n" $errors)) -}}
+{{- end -}}
+{{- end -}}
