@@ -1,6 +1,6 @@
 """Auth service fixtures: the real service as a process on a free port.
 
-``auth_service`` is module-scoped and parametrized over both storage backends
+``auth_service`` is session-scoped and parametrized over both storage backends
 (PostgreSQL in a database of its own, and an SQLite file), with real Redis
 under a prefix of its own. ``start_auth`` starts extra instances with other
 settings for the tests that need them (rate limits, keys, outages).
@@ -27,9 +27,14 @@ from auth.factories import (
 from support.databases import temporary_database, unique_redis_prefix
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def auth_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """One auth process per module and backend, with Redis and an admin."""
+@pytest.fixture(scope="session", params=BACKENDS)
+def auth_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AuthService]:
+    """One auth process per backend for the session, with Redis and an admin.
+
+    Shared safely: every test makes accounts with fresh unique names.
+    """
     backend: str = request.param
     data_dir = tmp_path_factory.mktemp(f"auth-{backend}")
     prefix = unique_redis_prefix("auth")
@@ -83,7 +88,7 @@ def start_auth(tmp_path: Path) -> Iterator[StartAuth]:
         drop_redis_prefix(prefix)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def admin_token(auth_service: AuthService) -> str:
     with auth_service.client() as client:
         return login_token(client, ADMIN_EMAIL, ADMIN_PASSWORD)
