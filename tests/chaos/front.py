@@ -51,6 +51,29 @@ class Reply:
     def json(self) -> Any:
         return jsonlib.loads(self.body)
 
+    def error_code(self) -> str | None:
+        """The JSON error code of an error answer (``{"error": code, ...}``), else None."""
+        if self.status < 400:
+            return None
+        try:
+            body = self.json()
+        except ValueError:
+            return "not-json"
+        return str(body.get("error")) if isinstance(body, dict) else "not-json"
+
+    def outcome(self, label: str | None = None) -> Outcome:
+        """This reply as a load outcome (the driver fills in index and timing)."""
+        return Outcome(
+            index=0,
+            sent_at=0.0,
+            latency=self.latency,
+            status=self.status,
+            backend=self.headers.get("x-backend-instance"),
+            gateway=self.gateway,
+            label=label,
+            detail=self.error_code(),
+        )
+
 
 @dataclass
 class Front:
@@ -105,16 +128,8 @@ class Front:
     async def outcome(
         self, method: str, path: str, *, headers: Mapping[str, str] | None = None
     ) -> Outcome:
-        """One request as a load outcome (the driver fills in index and timing)."""
-        reply = await self.request(method, path, headers=headers)
-        return Outcome(
-            index=0,
-            sent_at=0.0,
-            latency=reply.latency,
-            status=reply.status,
-            backend=reply.headers.get("x-backend-instance"),
-            gateway=reply.gateway,
-        )
+        """One request as a load outcome."""
+        return (await self.request(method, path, headers=headers)).outcome()
 
 
 @asynccontextmanager

@@ -37,6 +37,10 @@ class Outcome:
     backend: str | None = None
     gateway: str | None = None
     lag: float = 0.0
+    # what the request was, when a load mixes kinds (e.g. "signup:<name>", "login")
+    label: str | None = None
+    # for an error status: the JSON body's "error" code, or "not-json"
+    detail: str | None = None
 
     @property
     def done_at(self) -> float:
@@ -166,6 +170,10 @@ class BackgroundLoad:
     _stop: threading.Event = field(default_factory=threading.Event)
     _t0: float = 0.0
     _error: BaseException | None = None
+
+    def stop(self) -> None:
+        """Send no more requests (those in flight still complete and are kept)."""
+        self._stop.set()
 
     def _run(self) -> None:
         async def main() -> list[Outcome]:

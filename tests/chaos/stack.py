@@ -30,6 +30,9 @@ import httpx
 import yaml
 from support.processes import ServiceProcess, free_port, python_module
 
+from chaos.front import get_load
+from chaos.load import SenderFactory
+from chaos.metrics import scrape, total
 from chaos.stores import OwnPostgres, RedisProcess
 
 CHAOS_HOST = "chaos.test"
@@ -118,6 +121,11 @@ def gateway_config(auth_url: str, backends: list[str], lingering: str) -> dict[s
     }
 
 
+def backend_label(backend: ServiceProcess) -> str:
+    """How the gateway's metrics name a backend (``host:port``)."""
+    return f"127.0.0.1:{backend.port}"
+
+
 def _backend(name: str, *args: str) -> ServiceProcess:
     port = free_port()
     return ServiceProcess(
@@ -154,7 +162,7 @@ class ChaosStack:
                 json={
                     "username": username,
                     "password": password,
-                    "email": f"{username}@chaos.test",
+                    "email": f"{username}@example.com",
                 },
             )
 
@@ -171,13 +179,22 @@ class ChaosStack:
         created = self.signup(name)
         if created.status_code != 201:
             raise RuntimeError(f"signup failed: {created.status_code} {created.text}")
-        return self.token(f"{name}@chaos.test", "chaos-pass-1")
+        return self.token(f"{name}@example.com", "chaos-pass-1")
 
     def admin_token(self) -> str:
         return self.token(self.admin_email, self.admin_password)
 
     def gateway_metrics_urls(self) -> list[str]:
         return [f"{g.url}/-/metrics" for g in self.gateways]
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> list[float]:
+        """``name`` summed over matching labels, one value per gateway."""
+        return [total(scrape(url), name, labels) for url in self.gateway_metrics_urls()]
+
+    def chaos_load(self, token: str) -> SenderFactory:
+        """GETs on the ``chaos.test`` route (auth required) through the gateway front."""
+        headers = {"Host": CHAOS_HOST, "Authorization": f"Bearer {token}"}
+        return get_load(self.gateway_urls, "/chaos", headers=headers)
 
     def all_processes(self) -> list[ServiceProcess]:
         return [self.redis, self.auth, *self.backends, self.lingering, *self.gateways]
@@ -208,9 +225,9 @@ def running_stack() -> Iterator[ChaosStack]:
     started: list[ServiceProcess] = []
     try:
         postgres.init().start()
-        started += [redis_server, *backends, lingering]
-        _start_all([redis_server, *backends, lingering])
-        admin_email, admin_password = "chaos-admin@chaos.test", secrets.token_urlsafe(12)
+        started.append(redis_server)
+        redis_server.start()
+        admin_email, admin_password = "chaos-admin@example.com", secrets.token_urlsafe(12)
         auth_port = free_port()
         auth_env = {
             "DATABASE_URL": postgres.url,
@@ -230,8 +247,8 @@ def running_stack() -> Iterator[ChaosStack]:
             port=auth_port,
             env=auth_env,
         )
-        started.append(auth)
-        auth.start()
+        started += [auth, *backends, lingering]
+        _start_all([auth, *backends, lingering])
         config = gateway_config(auth.url, [b.url for b in backends], lingering.url)
         config_path = workdir / "gateway.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
