@@ -1,0 +1,192 @@
+"""The page over plain HTTP: listing, escaping, hostile query parameters, 403/503 pages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from accounts_ui.stack import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    HOSTILE,
+    VIEWER_EMAIL,
+    VIEWER_PASSWORD,
+    Stack,
+    sign_in,
+)
+from support.processes import ServiceProcess
+
+_USERNAMES = re.compile(r'<td data-label="Username" class="username">([^<]*)</td>')
+
+
+@pytest.fixture(scope="module")
+def admin(stack: Stack) -> Iterator[httpx.Client]:
+    """A client signed in as the admin, shared by the module's read-only tests."""
+    with httpx.Client(base_url=stack.ui.url, timeout=10) as client:
+        assert sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 303
+        yield client
+
+
+def usernames(html: str) -> list[str]:
+    return _USERNAMES.findall(html)
+
+
+def test_signed_out_visitors_get_the_sign_in_form(stack: Stack) -> None:
+    response = httpx.get(stack.page_url)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'action="/accounts_page/login"' in response.text
+    assert 'id="accounts"' not in response.text
+
+
+def test_the_trailing_slash_serves_the_same_page(stack: Stack) -> None:
+    response = httpx.get(f"{stack.page_url}/")
+    assert response.status_code == 200
+    assert 'action="/accounts_page/login"' in response.text
+
+
+def test_admin_sees_the_newest_accounts_first_with_the_total(
+    stack: Stack, admin: httpx.Client
+) -> None:
+    response = admin.get("/accounts_page", params={"limit": 10})
+    assert response.status_code == 200
+    assert f"{stack.total} total" in response.text
+    names = usernames(response.text)
+    # the hostile row was written last, then the seeds in reverse order
+    assert names == ["legacy-import", *reversed(stack.seeded[-9:])]
+    assert f"1\u201310 of {stack.total}" in response.text
+    assert 'rel="next" href="/accounts_page?limit=10&amp;offset=10"' in response.text
+
+
+def test_pages_follow_each_other_without_gaps(stack: Stack, admin: httpx.Client) -> None:
+    seen: list[str] = []
+    for offset in range(0, stack.total, 10):
+        seen += usernames(admin.get("/accounts_page", params={"limit": 10, "offset": offset}).text)
+    assert len(seen) == stack.total == len(set(seen))
+    assert seen[-2:] == ["viewer", "admin"]  # the first accounts come last
+
+
+def test_search_narrows_the_list_and_keeps_the_page_size(admin: httpx.Client) -> None:
+    response = admin.get("/accounts_page", params={"search": "seed-1", "limit": 25})
+    names = usernames(response.text)
+    assert sorted(names) == [f"seed-{i}" for i in range(10, 20)]
+    assert "10 total" in response.text
+    assert '<option value="25" selected>' in response.text
+    assert 'value="seed-1"' in response.text
+
+
+def test_no_match_shows_an_empty_state(admin: httpx.Client) -> None:
+    response = admin.get("/accounts_page", params={"search": "no-such-account"})
+    assert response.status_code == 200
+    assert "No accounts match “no-such-account”." in response.text
+    assert "0 total" in response.text
+
+
+def test_an_offset_past_the_end_offers_the_first_page(admin: httpx.Client) -> None:
+    response = admin.get("/accounts_page", params={"offset": 5000, "limit": 10})
+    assert response.status_code == 200
+    assert "There is nothing on this page." in response.text
+    assert 'href="/accounts_page?limit=10"' in response.text
+
+
+def test_hostile_values_are_escaped_everywhere(admin: httpx.Client) -> None:
+    """The hostile email from the database and a hostile search both render as text."""
+    listing = admin.get("/accounts_page", params={"search": HOSTILE})
+    assert listing.status_code == 200
+    assert "<script>" not in listing.text
+    assert "<img" not in listing.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in listing.text
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;@example.com" in listing.text
+    empty = admin.get("/accounts_page", params={"search": HOSTILE + "-nothing"})
+    assert "<script>" not in empty.text
+    assert "No accounts match “&lt;script&gt;alert(1)&lt;/script&gt;-nothing”." in empty.text
+
+
+@pytest.mark.parametrize(
+    ("params", "complaint"),
+    [
+        ({"limit": "-1"}, "limit must be a whole number from 1 to 100."),
+        ({"limit": "0"}, "limit must be a whole number from 1 to 100."),
+        ({"limit": str(10**9)}, "limit must be a whole number from 1 to 100."),
+        ({"limit": "9" * 5000}, "limit must be a whole number from 1 to 100."),
+        ({"limit": "1e3"}, "limit must be a whole number from 1 to 100."),
+        ({"offset": "abc"}, "offset must be a whole number from 0 to 10000000."),
+        ({"offset": "-5"}, "offset must be a whole number from 0 to 10000000."),
+        ({"offset": "٣"}, "offset must be a whole number from 0 to 10000000."),  # a non-ASCII digit
+        ({"search": "x" * 100_00}, "search may be at most 100 characters."),
+        ({"search": "a\x00b"}, "search may not contain control characters."),
+    ],
+)
+def test_hostile_query_parameters_get_a_clear_400_page(
+    admin: httpx.Client, params: dict[str, str], complaint: str
+) -> None:
+    response = admin.get("/accounts_page", params=params)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert complaint in response.text
+    assert "Traceback" not in response.text
+
+
+def test_odd_but_valid_parameters_are_accepted(admin: httpx.Client) -> None:
+    response = admin.get("/accounts_page", params={"limit": "7", "search": "  seed  "})
+    assert response.status_code == 200
+    assert len(usernames(response.text)) == 7
+    assert '<option value="7" selected>' in response.text  # an address-bar size is kept
+
+
+def test_a_non_admin_gets_a_clear_403_page(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.ui.url) as client:
+        assert sign_in(client, VIEWER_EMAIL, VIEWER_PASSWORD).status_code == 303
+        response = client.get("/accounts_page")
+    assert response.status_code == 403
+    assert "Administrators only" in response.text
+    assert "only administrators may see accounts" in response.text
+    assert 'action="/accounts_page/logout"' in response.text  # a way out
+    assert 'id="accounts"' not in response.text
+
+
+@pytest.mark.parametrize("token", ["not-a-jwt", "a.b.c", "x" * 9000])
+def test_an_invalid_or_expired_token_sends_back_to_sign_in(stack: Stack, token: str) -> None:
+    response = httpx.get(stack.page_url, cookies={"gatehouse_session": token})
+    assert response.status_code == 200
+    assert 'action="/accounts_page/login"' in response.text
+    if len(token) < 8192:  # a token the page would even send to the auth service
+        assert "Your session has expired. Please sign in again." in response.text
+        assert 'gatehouse_session=""' in response.headers["set-cookie"]
+
+
+def test_auth_unreachable_gives_a_503_page_not_a_traceback(ui_without_auth: ServiceProcess) -> None:
+    response = httpx.get(
+        f"{ui_without_auth.url}/accounts_page", cookies={"gatehouse_session": "a.b.c"}
+    )
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Accounts unavailable" in response.text
+    assert "The auth service cannot be reached right now." in response.text
+    assert "Traceback" not in response.text and "httpx" not in response.text
+
+
+def test_sign_in_with_auth_unreachable_gives_the_503_page(ui_without_auth: ServiceProcess) -> None:
+    with httpx.Client(base_url=ui_without_auth.url) as client:
+        response = sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert response.status_code == 503
+    assert "The auth service cannot be reached right now." in response.text
+
+
+def test_readiness_follows_the_auth_service(stack: Stack, ui_without_auth: ServiceProcess) -> None:
+    ready = httpx.get(f"{stack.ui.url}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["auth"]["ok"] is True
+    down = httpx.get(f"{ui_without_auth.url}/readyz")
+    assert down.status_code == 503
+    assert down.json()["checks"]["auth"]["ok"] is False
+    assert httpx.get(f"{ui_without_auth.url}/healthz").status_code == 200  # alive all the same
+
+
+def test_metrics_count_page_requests(stack: Stack) -> None:
+    httpx.get(stack.page_url)
+    metrics = httpx.get(f"{stack.ui.url}/metrics")
+    assert metrics.status_code == 200
+    assert 'http_requests_total{handler="/accounts_page"' in metrics.text
