@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,8 @@ from common.jwt_factories import (
     SigningKey,
     ed25519_key,
 )
+from common.log_capture import configure_into, take_json_lines
+from common.settings_factories import FIELDS, PREFIXES
 
 from gatehouse_common.jwt import JWKSClient, TokenVerifier
 
@@ -104,3 +108,44 @@ def ed_key(jwks_server: JWKSEndpoint) -> SigningKey:
     key = ed25519_key("ed-1")
     jwks_server.publish(key)
     return key
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No GATEHOUSE_* variable of the outer environment, and no stray .env file, leaks in."""
+    for prefix in PREFIXES:
+        for name in FIELDS:
+            monkeypatch.delenv(prefix + name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging rewires the process's loggers; put them back afterwards."""
+    root = logging.getLogger()
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = (
+        root.handlers[:],
+        root.level,
+        {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate) for n in names},
+        logging.getLogger("uvicorn.access").disabled,
+    )
+    yield
+    root.handlers[:], level, loggers, access_disabled = saved
+    root.setLevel(level)
+    for name, (handlers, propagate) in loggers.items():
+        logging.getLogger(name).handlers[:] = handlers
+        logging.getLogger(name).propagate = propagate
+    logging.getLogger("uvicorn.access").disabled = access_disabled
+
+
+LogReader = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.fixture
+def json_logs(restore_logging: None, monkeypatch: pytest.MonkeyPatch) -> LogReader:
+    """Logging configured as a service does (JSON, service "svc", debug); returns a
+    reader of the lines written since the last read, each parsed as one JSON object."""
+    stream = configure_into(monkeypatch, "svc", level="debug")
+    return lambda: take_json_lines(stream)
