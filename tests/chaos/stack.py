@@ -46,6 +46,7 @@ UNHEALTHY_THRESHOLD = 2
 HEALTHY_THRESHOLD = 2
 CONSECUTIVE_FAILURES = 3
 EJECTION_TIME = 1.0
+AUTH_MAX_EJECTION = 2.0
 SLOW_READ_TIMEOUT = 0.5
 DRAIN_LATENCY_MS = 1500
 
@@ -116,6 +117,16 @@ def gateway_config(auth_url: str, backends: list[str], lingering: str) -> dict[s
                 "backends": [{"url": auth_url}],
                 "timeouts": {"connect": 1.0, "read": 15.0},
                 "retries": {"attempts": 0},
+                # The auth service's own 503s (database down) count as failures
+                # and eject it, the route's only backend: recovery then waits
+                # out the ejection. Kept short here and bounded by the checks
+                # (the demo's defaults, 5 s doubling up to 60 s, would hold the
+                # route at 503 for up to a minute after the database is back).
+                "passive_health": {
+                    "consecutive_failures": CONSECUTIVE_FAILURES,
+                    "ejection_time": EJECTION_TIME,
+                    "max_ejection_time": AUTH_MAX_EJECTION,
+                },
             },
         ],
     }

@@ -1,0 +1,182 @@
+"""Faults 2 and 3: Redis down, PostgreSQL down, under a steady load through the gateways."""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+import httpx
+import pytest
+
+from chaos import faults
+from chaos.front import open_front
+from chaos.load import BackgroundLoad, LoadResult, Outcome, Sender, SenderFactory
+from chaos.profiles import Profile
+from chaos.stack import AUTH_MAX_EJECTION, ChaosStack
+
+CURSOR_KEY = "gatehouse:gateway:cursor:chaos"
+# The gateway retries Redis every redis_retry_interval (1 s by default).
+REDIS_BACK_BOUND = 1.0 + 3.0
+# The auth service waits db_connect_timeout (3 s) for a connection before its 503.
+AUTH_ANSWER_BOUND = 3.0 + 3.0
+# After PostgreSQL is back: the pool's first connections may still fail, and
+# the gateway may hold the auth route's only backend ejected for up to
+# AUTH_MAX_EJECTION after the 503s it answered during the outage.
+DB_RECOVERY = 1.0 + AUTH_MAX_EJECTION
+PASSWORD = "chaos-pass-1"
+
+
+@pytest.mark.parametrize("how", ["stop", "freeze"])
+def test_redis_down(
+    stack: ChaosStack, profile: Profile, fault_report, how: Literal["stop", "freeze"]
+) -> None:
+    verb = "stopped" if how == "stop" else "frozen (SIGSTOP)"
+    report = fault_report(f"Redis {verb} {profile.outage:g}s")
+    token = stack.user_token()
+    fallbacks_before = stack.metric("gateway_cursor_fallbacks_total")
+    duration = profile.settle + profile.outage + REDIS_BACK_BOUND + profile.settle
+    with BackgroundLoad(stack.chaos_load(token), rate=profile.rate, duration=duration) as load:
+        load.sleep_until(profile.settle)
+        with faults.redis_down(stack.redis, how):
+            down_at = load.elapsed()
+            load.sleep_until(down_at + profile.outage)
+            fallbacks_during = stack.metric("gateway_cursor_fallbacks_total")
+            fallback_state = stack.metric("gateway_cursor_state", {"state": "fallback"})
+        back = faults.wait_until(
+            lambda: stack.metric("gateway_cursor_state", {"state": "redis"}) == [1.0, 1.0],
+            timeout=REDIS_BACK_BOUND,
+        )
+        client = stack.redis.client()
+        cursor_before = int(client.get(CURSOR_KEY) or 0)
+        load.sleep_until(load.elapsed() + profile.settle)
+        cursor_after = int(client.get(CURSOR_KEY) or 0)
+        client.close()
+        load.stop()
+    result = report.load(load.result)
+
+    report.check("zero failed proxied requests", result.failed == 0, result.describe_failures())
+    report.check(
+        "fallback metric rose on both gateways",
+        all(d > b for d, b in zip(fallbacks_during, fallbacks_before, strict=True))
+        and fallback_state == [1.0, 1.0],
+        f"fallbacks {fallbacks_before} -> {fallbacks_during}; fallback state {fallback_state}",
+    )
+    report.check(
+        f"cursor back on Redis within {REDIS_BACK_BOUND:g}s, key advancing",
+        back is not None and cursor_after > cursor_before,
+        f"back after {back}s; {CURSOR_KEY} {cursor_before} -> {cursor_after}",
+    )
+    report.verdict()
+
+
+def _account_traffic(stack: ChaosStack, run: str, login_email: str) -> SenderFactory:
+    """Even requests sign up a new account ``<run><index>``, odd ones log in."""
+
+    @asynccontextmanager
+    async def factory() -> AsyncIterator[Sender]:
+        async with open_front(stack.gateway_urls, timeout=30.0) as front:
+
+            async def send(index: int) -> Outcome:
+                if index % 2:
+                    body = {"email": login_email, "password": PASSWORD}
+                    return (await front.request("POST", "/login", json=body)).outcome("login")
+                name = f"{run}{index}"
+                body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+                reply = await front.request("POST", "/account", json=body)
+                return reply.outcome(f"signup:{name}")
+
+            yield send
+
+    return factory
+
+
+def _existing_usernames(stack: ChaosStack, run: str) -> set[str]:
+    """Every account whose name starts with ``run``, read back through the admin API."""
+    found: set[str] = set()
+    with stack.client(headers={"Authorization": f"Bearer {stack.admin_token()}"}) as client:
+        for offset in range(0, 100_000, 100):
+            page = client.get("/accounts", params={"search": run, "limit": 100, "offset": offset})
+            page.raise_for_status()
+            items = page.json()["items"]
+            found.update(item["username"] for item in items)
+            if len(items) < 100:
+                break
+    return found
+
+
+def _expected(outcome: Outcome) -> bool:
+    ok = 201 if (outcome.label or "").startswith("signup:") else 200
+    return outcome.status == ok or (outcome.status == 503 and outcome.detail != "not-json")
+
+
+def test_postgres_down(stack: ChaosStack, profile: Profile, fault_report) -> None:
+    report = fault_report(f"PostgreSQL stopped {profile.outage:g}s")
+    run = f"pg{secrets.token_hex(3)}"
+    login_name = f"{run}login"
+    created = stack.signup(login_name, PASSWORD)
+    assert created.status_code == 201, created.text
+    token = stack.token(f"{login_name}@example.com", PASSWORD)
+    duration = profile.settle + profile.outage + DB_RECOVERY + profile.settle
+    accounts = BackgroundLoad(
+        _account_traffic(stack, run, f"{login_name}@example.com"),
+        rate=profile.signup_rate,
+        duration=duration,
+        ok_statuses=frozenset({200, 201, 503}),
+    )
+    with (
+        BackgroundLoad(stack.chaos_load(token), rate=profile.rate, duration=duration) as load,
+        accounts,
+    ):
+        load.sleep_until(profile.settle)
+        with faults.postgres_down(stack.postgres):
+            down_at = accounts.elapsed()
+            load.sleep_until(load.elapsed() + profile.outage)
+            up_at = accounts.elapsed()
+    result = report.load(load.result)
+    traffic: LoadResult | None = accounts.result
+    assert traffic is not None
+    report.load(traffic)
+
+    report.check("proxied GETs unaffected", result.failed == 0, result.describe_failures())
+    wrong = [o for o in traffic.outcomes if not _expected(o)]
+    report.check(
+        "signups/logins: 201/200 or 503 JSON, no 500",
+        not wrong,
+        ", ".join(f"{o.label} {o.status or o.error} {o.detail}" for o in wrong[:5]),
+    )
+    slowest = max((o.latency for o in traffic.outcomes), default=0.0)
+    report.check(
+        f"every answer within {AUTH_ANSWER_BOUND:g}s (no hang)",
+        slowest <= AUTH_ANSWER_BOUND,
+        f"slowest {slowest:.2f}s",
+    )
+    during = [o for o in traffic.window(down_at + 0.2, up_at) if o.done_at < up_at]
+    report.check(
+        f"{len(during)} during the outage all 503",
+        bool(during) and all(o.status == 503 for o in during),
+        str(LoadResult(during).statuses()),
+    )
+    after = traffic.window(up_at + DB_RECOVERY)
+    report.check(
+        f"recovered by itself within {DB_RECOVERY:g}s",
+        bool(after) and all(o.status in (200, 201) for o in after),
+        str(Counter((o.status, o.detail) for o in after)),
+    )
+    acknowledged = {
+        o.label.removeprefix("signup:")
+        for o in traffic.outcomes
+        if o.status == 201 and o.label is not None
+    }
+    try:
+        missing = acknowledged - _existing_usernames(stack, run)
+    except httpx.HTTPError as exc:
+        missing = {f"(could not list: {exc!r})"}
+    report.check(
+        f"all {len(acknowledged)} accounts acknowledged with 201 exist",
+        bool(acknowledged) and not missing,
+        f"missing: {sorted(missing)[:5]}",
+    )
+    report.verdict()
