@@ -1,16 +1,15 @@
-"""Strategies in-process: exact sequences where the strategy defines one."""
+"""Strategies: exact sequences in-process, distributions through a real gateway."""
 
 from __future__ import annotations
 
-import asyncio
 import collections
+from collections import Counter
 
-import redis
-from support.databases import REDIS_URL
-from support.processes import free_port
+import httpx
+from gateway.helpers import Launcher
 
 from gatehouse_gateway.balancing import LeastRequests, RandomBalancer, RoundRobin, SmoothWeighted
-from gatehouse_gateway.balancing.cursor import LocalCursor, RedisCursor
+from gatehouse_gateway.balancing.cursor import LocalCursor
 from gatehouse_gateway.config.schema import PassiveHealthConfig
 from gatehouse_gateway.upstream.backend import BackendState
 
@@ -65,28 +64,51 @@ async def test_passive_ejection_after_consecutive_failures() -> None:
     assert not backend.available and backend.ejected
 
 
-async def test_redis_cursor_coalesces_a_tick_into_one_incrby(redis_prefix: str) -> None:
-    cursor = RedisCursor(REDIS_URL, prefix=redis_prefix)
-    await cursor.start()
-    try:
-        values = await asyncio.gather(*(cursor.next("route") for _ in range(100)))
-        assert sorted(values) == list(range(100))
-        assert values == list(range(100))  # handed out in the order asked
-        more = await asyncio.gather(*(cursor.next("route") for _ in range(5)))
-        assert more == [100, 101, 102, 103, 104]
-    finally:
-        await cursor.close()
-    client = redis.Redis.from_url(REDIS_URL)
-    assert int(client.get(f"{redis_prefix}cursor:route") or 0) == 105
-    client.close()
+def _instances(url: str, host: str, count: int, concurrency: int = 1) -> Counter[str]:
+    """Send ``count`` GETs (``concurrency`` at a time); which instance answered each."""
+    import concurrent.futures
+
+    seen: Counter[str] = Counter()
+    with httpx.Client(base_url=url, headers={"Host": host}, timeout=30) as client:
+
+        def one(_: int) -> str:
+            response = client.get("/")
+            assert response.status_code == 200, response.text
+            return str(response.json()["instance"])
+
+        with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+            seen.update(pool.map(one, range(count)))
+    return seen
 
 
-async def test_redis_cursor_falls_back_without_failing_when_redis_is_unreachable() -> None:
-    cursor = RedisCursor(f"redis://127.0.0.1:{free_port()}/0", prefix="x:", retry_interval=0.1)
-    await cursor.start()
+def test_strategy_distributions_through_the_gateway(launcher: Launcher) -> None:
+    backends = launcher.backends(4)
+    urls = [{"url": b.url} for b in backends]
+    weighted = [{"url": b.url, "weight": w} for b, w in zip(backends, [1, 2, 3, 4], strict=True)]
+    routes = [
+        {"name": name, "hosts": [f"{name}.test"], "strategy": strategy, "backends": chosen}
+        for name, strategy, chosen in [
+            ("rr", "round_robin", urls),
+            ("rand", "random", urls),
+            ("wrr", "weighted_round_robin", weighted),
+            ("least", "least_requests", urls),
+        ]
+    ]
+    gateway = launcher.gateway({"routes": routes})
+    names = [f"backend-{i}" for i in range(1, 5)]
+
+    assert _instances(gateway.url, "rr.test", 100, concurrency=8) == dict.fromkeys(names, 25)
+    assert _instances(gateway.url, "wrr.test", 100) == dict(
+        zip(names, [10, 20, 30, 40], strict=True)
+    )
+    spread = _instances(gateway.url, "rand.test", 400, concurrency=8)
+    assert set(spread) == set(names) and min(spread.values()) >= 50, spread
+
+    # least_requests: a slow backend holds its requests longer, so it gets fewer.
+    httpx.put(backends[0].url + "/__backend/faults", json={"latency_ms": 200}).raise_for_status()
     try:
-        assert cursor.state == "fallback"
-        values = [await cursor.next("route") for _ in range(4)]
-        assert values == [0, 1, 2, 3]
+        loaded = _instances(gateway.url, "least.test", 200, concurrency=12)
     finally:
-        await cursor.close()
+        httpx.post(backends[0].url + "/__backend/reset").raise_for_status()
+    fast = [loaded[n] for n in names[1:]]
+    assert loaded["backend-1"] < min(fast) / 2, loaded

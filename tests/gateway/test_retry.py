@@ -1,0 +1,107 @@
+"""Failures on the way to a backend: retries elsewhere, timeouts, and what clients see."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+from gateway.helpers import Launcher, gateway_route, metric_value
+from support.processes import free_port
+
+
+def test_killed_backend_costs_no_failed_get(launcher: Launcher) -> None:
+    backends = launcher.backends(3)
+    route = gateway_route(
+        backends,
+        retries={"attempts": 2},
+        passive_health={"consecutive_failures": 2, "ejection_time": 30},
+    )
+    gateway = launcher.gateway({"routes": [route]})
+    failures: list[str] = []
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with gateway.client() as client:
+            while not stop.is_set() and len(answered) < 20_000:
+                try:
+                    response = client.get("/work")
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+                else:
+                    answered.append(response.json()["instance"])
+
+    workers = [threading.Thread(target=traffic) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(0.7)
+        backends[1].kill()
+        killed_at = len(answered)
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+    assert failures == []
+    assert len(answered) > killed_at + 50
+    assert "backend-2" not in answered[killed_at + 20 :]
+    metrics = gateway.metrics()
+    assert metric_value(metrics, "gateway_retries_total", route="app") >= 1
+    assert metric_value(metrics, "gateway_ejections_total", route="app") >= 1
+    dead = backends[1].url.removeprefix("http://")
+    assert metric_value(metrics, "gateway_backend_up", route="app", backend=dead) == 0
+    state = httpx.get(gateway.url + "/-/config").json()["routes"][0]["backends"][1]
+    assert state["ejected"] and not state["available"]
+
+
+def test_slow_backend_gives_504_within_the_read_timeout(launcher: Launcher) -> None:
+    (backend,) = launcher.backends(1, "--latency-ms", "5000")
+    gateway = launcher.gateway(
+        {"routes": [gateway_route([backend], timeouts={"connect": 1, "read": 0.5})]}
+    )
+    with gateway.client() as client:
+        started = time.monotonic()
+        response = client.get("/slow")
+        elapsed = time.monotonic() - started
+    assert response.status_code == 504
+    assert response.json()["error"] == "upstream_timeout"
+    assert response.json()["route"] == "app"
+    assert elapsed < 3.0  # generous: the timeout is 0.5 s, the backend takes 5 s
+
+
+def test_no_reachable_backend_is_502_then_503_naming_the_route(launcher: Launcher) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    route = gateway_route([nowhere], passive_health={"consecutive_failures": 1})
+    gateway = launcher.gateway({"routes": [route]})
+    with gateway.client() as client:
+        first = client.get("/")
+        assert first.status_code == 502
+        assert first.json()["error"] == "upstream_unreachable"
+        second = client.post("/", content=b"x")
+        assert second.status_code == 503
+        body = second.json()
+        assert body == {
+            "error": "no_healthy_backend",
+            "detail": "route 'app' has no healthy backend",
+            "route": "app",
+        }
+
+
+def test_backend_503_is_retried_for_get_but_not_for_post(launcher: Launcher) -> None:
+    failing, healthy = launcher.backends(2)
+    httpx.put(failing.url + "/__backend/faults", json={"error_rate": 1}).raise_for_status()
+    route = gateway_route(
+        [failing, healthy], strategy="round_robin", passive_health={"enabled": False}
+    )
+    gateway = launcher.gateway({"routes": [route]})
+    with gateway.client() as client:
+        gets = [client.get("/") for _ in range(6)]
+        assert [r.status_code for r in gets] == [200] * 6
+        posts = [client.post("/", content=b"p").status_code for _ in range(6)]
+    assert posts.count(503) == 3 and posts.count(200) == 3
+    assert metric_value(gateway.metrics(), "gateway_retries_total", route="app") == 3
