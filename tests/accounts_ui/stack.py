@@ -38,6 +38,7 @@ class Stack:
 
     auth: ServiceProcess
     ui: ServiceProcess
+    ui_no_auth: ServiceProcess
     total: int
     seeded: list[str] = field(default_factory=list)
 

@@ -1,0 +1,241 @@
+"""The accounts page in headless Chromium (Debian's, via Playwright), directly and via the gateway.
+
+Playwright never downloads a browser here: it launches the system chromium
+(``GATEHOUSE_TEST_CHROMIUM`` overrides the path), which ``make test`` installs.
+The sync API runs in plain test functions, outside any asyncio loop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from accounts_ui.stack import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    HOSTILE,
+    HOSTILE_EMAIL,
+    VIEWER_EMAIL,
+    VIEWER_PASSWORD,
+    Stack,
+)
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
+from support.processes import ARTIFACTS, ServiceProcess, free_port, python_module
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("GATEHOUSE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no chromium at {CHROMIUM}: run scripts/install-system-deps.sh")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Watched:
+    """A page with every dialog and console error it produced recorded."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        page.on("dialog", self._dialog)
+        page.on("console", self._console)
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+
+@pytest.fixture
+def watched(browser: Browser) -> Iterator[Watched]:
+    """A fresh browser context (no cookies) and page for one test."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(10_000)
+    yield Watched(context.new_page())
+    context.close()
+
+
+def sign_in(page: Page, base: str, email: str, password: str) -> None:
+    page.goto(f"{base}/accounts_page")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def usernames(page: Page) -> list[str]:
+    return page.locator("#accounts td.username").all_inner_texts()
+
+
+def test_admin_signs_in_searches_pages_and_signs_out(stack: Stack, watched: Watched) -> None:
+    page = watched.page
+    sign_in(page, stack.ui.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    expect(page.locator("#accounts")).to_be_visible()
+    expect(page.locator("#total")).to_have_text(f"{stack.total} total")
+    assert usernames(page)[:3] == ["legacy-import", stack.seeded[-1], stack.seeded[-2]]
+    assert len(usernames(page)) == 25  # the default page size
+    # The stylesheet loaded under the strict CSP (its background colour applies).
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(245, 246, 248)"
+
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    session = cookies["gatehouse_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == ""  # invisible to scripts
+
+    page.get_by_label("Search").fill("seed-1")
+    page.get_by_label("Per page").select_option("10")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#total")).to_have_text("10 total")
+    assert sorted(usernames(page)) == [f"seed-{i}" for i in range(10, 20)]
+
+    page.get_by_label("Search").fill("")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#range")).to_contain_text(f"of {stack.total} · page 1 of 3")
+    first_page = usernames(page)
+    page.get_by_role("link", name="Next →").click()
+    expect(page.locator("#range")).to_contain_text(f"11\u201320 of {stack.total} · page 2 of 3")
+    second_page = usernames(page)
+    assert len(second_page) == 10 and not set(first_page) & set(second_page)
+    page.get_by_role("link", name="Next →").click()
+    expect(page.locator("#range")).to_contain_text("page 3 of 3")
+    assert usernames(page)[-1] == "admin"  # the oldest account comes last
+    expect(page.get_by_role("link", name="Next →")).to_have_count(0)
+    page.get_by_role("link", name="← Previous").click()
+    expect(page.locator("#range")).to_contain_text("page 2 of 3")
+    assert usernames(page) == second_page
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("status")).to_have_text("You have signed out.")
+    assert "gatehouse_session" not in {c["name"] for c in page.context.cookies()}
+    page.goto(f"{stack.ui.url}/accounts_page")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert watched.dialogs == [] and watched.errors == []
+
+
+def test_hostile_values_render_as_inert_text(stack: Stack, watched: Watched) -> None:
+    page = watched.page
+    sign_in(page, stack.ui.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    expect(page.locator("#accounts")).to_be_visible()
+
+    page.get_by_label("Search").fill(HOSTILE)
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#total")).to_have_text("1 total")
+    expect(page.get_by_role("cell", name=HOSTILE_EMAIL)).to_be_visible()
+    assert page.locator("main script, main img").count() == 0
+    expect(page.get_by_label("Search")).to_have_value(HOSTILE)
+
+    page.get_by_label("Search").fill(HOSTILE + "-nothing")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#empty")).to_contain_text(f"No accounts match “{HOSTILE}-nothing”.")
+    assert page.locator("main script, main img").count() == 0
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.get_by_label("Search").fill("")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#accounts")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "accounts_page.png"), full_page=True)
+    assert (ARTIFACTS / "accounts_page.png").stat().st_size > 10_000
+    assert watched.dialogs == []
+    assert watched.errors == []  # no CSP violation either
+
+
+def test_the_page_fits_a_phone_screen(stack: Stack, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 740})
+    try:
+        page = context.new_page()
+        sign_in(page, stack.ui.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        expect(page.locator("#accounts")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.screenshot(path=str(ARTIFACTS / "accounts_page_phone.png"))
+    finally:
+        context.close()
+
+
+def test_a_non_admin_sees_a_403_page(stack: Stack, watched: Watched) -> None:
+    page = watched.page
+    sign_in(page, stack.ui.url, VIEWER_EMAIL, VIEWER_PASSWORD)
+    expect(page.get_by_role("heading", name="Administrators only")).to_be_visible()
+    response = page.reload()
+    assert response is not None and response.status == 403
+    expect(page.locator("#accounts")).to_have_count(0)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_a_wrong_password_stays_on_the_form(stack: Stack, watched: Watched) -> None:
+    page = watched.page
+    sign_in(page, stack.ui.url, ADMIN_EMAIL, "wrong-password")
+    expect(page.get_by_role("alert")).to_have_text("Email or password is incorrect.")
+    expect(page.get_by_label("Email")).to_have_value(ADMIN_EMAIL)
+    expect(page.get_by_label("Password")).to_have_value("")
+
+
+@pytest.fixture(scope="module")
+def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """A real gateway whose routes send the auth paths and /accounts_page to the stack."""
+    port = free_port()
+    config = tmp_path_factory.mktemp("gateway") / "gateway.yaml"
+    config.write_text(
+        f"""
+listen: {{address: 127.0.0.1, port: {port}}}
+auth: {{jwks_url: "{stack.auth.url}/.well-known/jwks.json"}}
+cursor: {{store: local}}
+routes:
+  - name: auth
+    path_prefix: [/account, /login, /.well-known/]
+    backends: [{{url: "{stack.auth.url}"}}]
+  - name: accounts-ui
+    path_prefix: [/accounts_page]
+    backends: [{{url: "{stack.ui.url}"}}]
+"""
+    )
+    process = ServiceProcess(
+        name="gateway-for-ui",
+        command=python_module("gatehouse_gateway", "--config", str(config), "--port", str(port)),
+        port=port,
+        ready_path="/-/healthz",
+        env={"REDIS_URL": ""},
+    )
+    with process:
+        yield process
+
+
+def test_the_page_works_through_the_gateway(
+    stack: Stack, gateway: ServiceProcess, watched: Watched
+) -> None:
+    page = watched.page
+    sign_in(page, gateway.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    expect(page.locator("#accounts")).to_be_visible()
+    assert page.url == f"{gateway.url}/accounts_page"
+    expect(page.locator("#total")).to_have_text(f"{stack.total} total")
+    page.get_by_label("Search").fill("seed-2")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#total")).to_have_text("6 total")
+    assert page.url.startswith(f"{gateway.url}/accounts_page?")
+    page.screenshot(path=str(ARTIFACTS / "accounts_page_via_gateway.png"), full_page=True)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("status")).to_have_text("You have signed out.")
+    assert page.url.startswith(f"{gateway.url}/accounts_page")
+    assert watched.dialogs == [] and watched.errors == []
