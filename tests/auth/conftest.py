@@ -9,7 +9,7 @@ settings for the tests that need them (rate limits, keys, outages).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,7 @@ from auth.factories import (
     ADMIN_PASSWORD,
     BACKENDS,
     AuthService,
+    StartAuth,
     auth_env,
     drop_redis_prefix,
     launch,
@@ -52,9 +53,6 @@ def auth_service(
         yield service
         service.process.stop()
     drop_redis_prefix(prefix)
-
-
-StartAuth = Callable[..., AuthService]
 
 
 @pytest.fixture
