@@ -24,7 +24,8 @@ class GatewayProcess(ServiceProcess):
         write_yaml(self.config_path, document)
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, headers={"Host": HOST}, **kwargs)
+        options: dict[str, Any] = {"timeout": 30, "headers": {"Host": HOST}, **kwargs}
+        return httpx.Client(base_url=self.url, **options)
 
     def metrics(self) -> str:
         return httpx.get(self.url + "/-/metrics", timeout=10).text
