@@ -32,7 +32,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     started.result()
             seeded = seed(auth.url, database_url)
             # admin + viewer + seeds + the hostile row
-            yield Stack(auth=auth, ui=ui, ui_no_auth=ui_no_auth, total=SEEDED + 3, seeded=seeded)
+            yield Stack(
+                auth=auth,
+                ui=ui,
+                ui_no_auth=ui_no_auth,
+                keys_dir=keys_dir,
+                total=SEEDED + 3,
+                seeded=seeded,
+            )
         finally:
             for process in processes:
                 process.stop()

@@ -13,13 +13,17 @@ through the search box, which the page echoes.)
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import jwt
 from sqlmodel import Session, create_engine
 from support.processes import ServiceProcess, free_port, python_module
 
+from gatehouse_auth.keys import load_key
 from gatehouse_auth.models import Account
 
 ADMIN_EMAIL = "admin@example.com"
@@ -39,6 +43,7 @@ class Stack:
     auth: ServiceProcess
     ui: ServiceProcess
     ui_no_auth: ServiceProcess
+    keys_dir: Path
     total: int
     seeded: list[str] = field(default_factory=list)
 
@@ -117,3 +122,24 @@ def sign_in(client: httpx.Client, email: str, password: str) -> httpx.Response:
         "/accounts_page/login",
         data={"email": email, "password": password, "csrf_token": csrf_token(form.text)},
     )
+
+
+def admin_token(keys_dir: Path, *, expires_in: int) -> str:
+    """An admin token signed with the auth service's own key, expiring when asked.
+
+    The only way to hold an expired token without waiting fifteen minutes.
+    """
+    key = load_key(sorted(keys_dir.glob("*.pem"))[-1])
+    now = int(time.time())
+    claims = {
+        "iss": "gatehouse-auth",
+        "aud": "gatehouse",
+        "sub": "1",
+        "email": ADMIN_EMAIL,
+        "roles": ["admin"],
+        "iat": now - 3600,
+        "nbf": now - 3600,
+        "exp": now + expires_in,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, key.private, algorithm=key.algorithm, headers={"kid": key.kid})

@@ -14,6 +14,7 @@ from accounts_ui.stack import (
     VIEWER_EMAIL,
     VIEWER_PASSWORD,
     Stack,
+    admin_token,
     sign_in,
 )
 from support.processes import ServiceProcess
@@ -147,8 +148,21 @@ def test_a_non_admin_gets_a_clear_403_page(stack: Stack) -> None:
     assert 'id="accounts"' not in response.text
 
 
+def test_an_expired_token_sends_back_to_sign_in_with_a_message(stack: Stack) -> None:
+    fresh = admin_token(stack.keys_dir, expires_in=600)
+    assert 'id="accounts"' in httpx.get(stack.page_url, cookies={"gatehouse_session": fresh}).text
+    expired = admin_token(stack.keys_dir, expires_in=-600)  # past the auth service's leeway
+    response = httpx.get(stack.page_url, cookies={"gatehouse_session": expired})
+    assert response.status_code == 200
+    assert 'action="/accounts_page/login"' in response.text
+    assert "Your session has expired. Please sign in again." in response.text
+    assert 'id="accounts"' not in response.text
+    assert 'gatehouse_session=""' in response.headers["set-cookie"]
+    assert 'action="/accounts_page/logout"' not in response.text
+
+
 @pytest.mark.parametrize("token", ["not-a-jwt", "a.b.c", "x" * 9000])
-def test_an_invalid_or_expired_token_sends_back_to_sign_in(stack: Stack, token: str) -> None:
+def test_an_invalid_token_sends_back_to_sign_in(stack: Stack, token: str) -> None:
     response = httpx.get(stack.page_url, cookies={"gatehouse_session": token})
     assert response.status_code == 200
     assert 'action="/accounts_page/login"' in response.text
