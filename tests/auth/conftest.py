@@ -96,3 +96,27 @@ def admin_token(auth_service: AuthService) -> str:
 def client(auth_service: AuthService) -> Iterator[httpx.Client]:
     with auth_service.client() as http:
         yield http
+
+
+RATE_WINDOW_SECONDS = 3.0
+RATE_PER_EMAIL = 3
+RATE_PER_CLIENT = 5
+
+
+@pytest.fixture(scope="session")
+def limited_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthService]:
+    """SQLite and Redis with a short, tight login window."""
+    data_dir = tmp_path_factory.mktemp("auth-limited")
+    prefix = unique_redis_prefix("auth-limited")
+    env = auth_env(
+        data_dir,
+        database_url=None,
+        redis_prefix=prefix,
+        rate_limit_window_seconds=str(RATE_WINDOW_SECONDS),
+        rate_limit_per_email=str(RATE_PER_EMAIL),
+        rate_limit_per_client=str(RATE_PER_CLIENT),
+    )
+    service = launch(data_dir, "limited", env)
+    yield service
+    service.process.stop()
+    drop_redis_prefix(prefix)

@@ -30,6 +30,7 @@ from gatehouse_auth.ratelimit import (
     LoginRateLimiter,
     RedisWindowStore,
     WindowStore,
+    connect_redis,
 )
 from gatehouse_auth.routes import api_router
 from gatehouse_auth.settings import AuthSettings, get_settings
@@ -38,7 +39,6 @@ from gatehouse_common.app import create_service_app
 from gatehouse_common.health import HealthCheck
 
 logger = logging.getLogger(__name__)
-REDIS_TIMEOUT_SECONDS = 2.0
 BOOTSTRAP_RETRY_SECONDS = 5.0
 
 DESCRIPTION = """
@@ -60,12 +60,7 @@ def build_state(settings: AuthSettings) -> AuthState:
     client: redis.Redis | None = None
     store: WindowStore
     if settings.redis_url:
-        client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            health_check_interval=30,
-        )
+        client = connect_redis(settings.redis_url)
         store = RedisWindowStore(client)
     else:
         store = LocalWindowStore()

@@ -24,6 +24,8 @@ from collections import deque
 from typing import Protocol
 
 import redis
+from redis.backoff import ConstantBackoff
+from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,25 @@ end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + window - now_ms)
 """
+
+
+REDIS_TIMEOUT_SECONDS = 2.0
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """A client that gives up quickly: one retry, short timeouts.
+
+    redis-py retries with back-off by default, which would add seconds to
+    every login while Redis is down; the limiter then lets logins through,
+    so failing fast is what keeps login working.
+    """
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(ConstantBackoff(0.05), 1),
+        health_check_interval=30,
+    )
 
 
 class WindowStore(Protocol):
