@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from common.asgi import AsgiClientFactory, make_asgi_client
 from common.jwt_factories import (
     AUDIENCE,
     ISSUER,
@@ -20,6 +22,7 @@ from common.jwt_factories import (
 )
 from common.log_capture import configure_into, take_json_lines
 from common.settings_factories import FIELDS, PREFIXES
+from starlette.types import ASGIApp
 
 from gatehouse_common.jwt import JWKSClient, TokenVerifier
 
@@ -149,3 +152,17 @@ def json_logs(restore_logging: None, monkeypatch: pytest.MonkeyPatch) -> LogRead
     reader of the lines written since the last read, each parsed as one JSON object."""
     stream = configure_into(monkeypatch, "svc", level="debug")
     return lambda: take_json_lines(stream)
+
+
+@pytest.fixture
+async def asgi_client() -> AsyncIterator[AsgiClientFactory]:
+    """Clients for in-process apps (see common/asgi.py), closed at teardown."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make(app: ASGIApp, **options: Any) -> httpx.AsyncClient:
+        clients.append(make_asgi_client(app, **options))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        await client.aclose()
