@@ -5,13 +5,21 @@ Every service answers errors as ``{"error": "<code>", "detail": "<sentence>"}``
 request validation or from a route that does not exist::
 
     ServiceError                 raised by handlers; carries status, code, detail
-    ├── HTTPException (Starlette) mapped to code "http_<status>" unless given one
-    └── RequestValidationError    mapped to 422 "validation_error" with field list
+    HTTPException (Starlette)    code from the status phrase ("not_found",
+                                 "method_not_allowed"), "http_<status>" without one
+    RequestValidationError       422 "validation_error" with the field list
+    any other exception          500 "internal_error", logged with its traceback
+
+Unexpected exceptions are answered by :class:`UnexpectedErrorMiddleware`, inside
+the app's own middleware, rather than by Starlette's ``ServerErrorMiddleware``,
+which wraps every middleware: there the 500 would go out without the
+``X-Request-ID`` header and its log line without the request id.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -21,6 +29,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +89,22 @@ async def _service_error(_: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
         raise exc
-    try:
-        phrase = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
-    except ValueError:
-        phrase = f"http_{exc.status_code}"
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return error_response(exc.status_code, phrase, detail, headers=exc.headers)
+    return error_response(
+        exc.status_code, status_code_name(exc.status_code), detail, headers=exc.headers
+    )
+
+
+def status_code_name(status_code: int) -> str:
+    """A machine token for a status: "not_found", "im_a_teapot", or "http_599"."""
+    try:
+        phrase = HTTPStatus(status_code).phrase.lower().replace("'", "")
+    except ValueError:
+        return f"http_{status_code}"
+    return _NOT_A_TOKEN.sub("_", phrase).strip("_")
+
+
+_NOT_A_TOKEN = re.compile(r"[^a-z0-9]+")
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -108,9 +127,48 @@ async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class UnexpectedErrorMiddleware:
+    """Answers an exception no handler took with the JSON 500, inside the request's context.
+
+    Add it before (so inside) :class:`~gatehouse_common.middleware.RequestContextMiddleware`,
+    as :func:`install_error_handlers` followed by ``add_middleware`` does. The
+    exception is logged here and not raised further: the server would only log
+    it a second time, without the request id.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            if started:  # too late for an error body; the server drops the connection
+                raise
+            response = await _unexpected_error(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer every error of ``app`` in the shared JSON shape."""
+    """Answer every error of ``app`` in the shared JSON shape.
+
+    Call it before adding the request-context middleware (as
+    :func:`~gatehouse_common.app.create_service_app` does), so that unexpected
+    errors are answered and logged with the request id.
+    """
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # Kept for an exception raised outside UnexpectedErrorMiddleware (in another middleware).
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(UnexpectedErrorMiddleware)
