@@ -1,50 +1,46 @@
-"""Real auth and accounts-ui processes on free ports, over a PostgreSQL database of our own.
+"""Real auth, accounts-ui and gateway processes on free ports, over a PostgreSQL database.
 
 Started once per test session and shared by the HTTP and browser tests, which
-only read the accounts and sign in and out. The three processes start side by
-side (an accounts page needs no auth service to come up), which on a busy
-two-core machine halves the wait.
+only read the accounts and sign in and out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from accounts_ui.stack import SEEDED, Stack, auth_process, seed, ui_process
+from accounts_ui.stack import (
+    SEEDED,
+    Stack,
+    auth_process,
+    gateway_process,
+    seed,
+    started_together,
+    ui_process,
+)
 from support.databases import temporary_database
-from support.processes import ServiceProcess, free_port
+from support.processes import free_port
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    keys_dir = tmp_path_factory.mktemp("accounts-ui-auth") / "keys"
+    work = tmp_path_factory.mktemp("accounts-ui")
+    keys_dir = work / "keys"
+    spare_port = free_port()
     with temporary_database("accounts_ui") as database_url:
         auth = auth_process(database_url, keys_dir)
         ui = ui_process(auth.url)
-        # an accounts page whose auth service is a port nothing listens on
-        ui_no_auth = ui_process(f"http://127.0.0.1:{free_port()}", name="accounts-ui-no-auth")
-        processes = (auth, ui, ui_no_auth)
-        try:
-            with ThreadPoolExecutor(len(processes)) as pool:
-                for started in [pool.submit(p.start) for p in processes]:
-                    started.result()
+        gateway = gateway_process(work, auth.url, ui.url)
+        ui_spare = ui_process(f"http://127.0.0.1:{spare_port}", "accounts-ui-spare", 1.0)
+        with started_together(auth, ui, gateway, ui_spare):
             seeded = seed(auth.url, database_url)
-            # admin + viewer + seeds + the hostile row
             yield Stack(
                 auth=auth,
                 ui=ui,
-                ui_no_auth=ui_no_auth,
+                gateway=gateway,
+                ui_spare=ui_spare,
+                spare_port=spare_port,
                 keys_dir=keys_dir,
-                total=SEEDED + 3,
+                total=SEEDED + 3,  # admin + viewer + seeds + the hostile row
                 seeded=seeded,
             )
-        finally:
-            for process in processes:
-                process.stop()
-
-
-@pytest.fixture(scope="session")
-def ui_without_auth(stack: Stack) -> ServiceProcess:
-    return stack.ui_no_auth

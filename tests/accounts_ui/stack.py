@@ -15,6 +15,9 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,11 +41,17 @@ SEEDED = 26  # seed-00 .. seed-25, so three pages of ten with the others
 
 @dataclass
 class Stack:
-    """The running services and what was seeded into them."""
+    """The running services and what was seeded into them.
+
+    ``ui_spare`` is a second accounts page whose auth service is ``spare_port``:
+    closed, unless a test puts a stand-in there for a while.
+    """
 
     auth: ServiceProcess
     ui: ServiceProcess
-    ui_no_auth: ServiceProcess
+    gateway: ServiceProcess
+    ui_spare: ServiceProcess
+    spare_port: int
     keys_dir: Path
     total: int
     seeded: list[str] = field(default_factory=list)
@@ -72,14 +81,59 @@ def auth_process(database_url: str, keys_dir: Path) -> ServiceProcess:
     )
 
 
-def ui_process(auth_url: str, name: str = "accounts-ui") -> ServiceProcess:
+def ui_process(
+    auth_url: str, name: str = "accounts-ui", auth_timeout: float = 3.0
+) -> ServiceProcess:
     port = free_port()
     return ServiceProcess(
         name=name,
         command=python_module("gatehouse_accounts_ui", "--port", str(port), "--auth-url", auth_url),
         port=port,
-        env={"GATEHOUSE_ACCOUNTS_UI_AUTH_TIMEOUT": "3"},
+        env={"GATEHOUSE_ACCOUNTS_UI_AUTH_TIMEOUT": str(auth_timeout)},
     )
+
+
+def gateway_process(config_dir: Path, auth_url: str, ui_url: str) -> ServiceProcess:
+    """A real gateway whose routes send the auth paths and /accounts_page on, as the demo's do."""
+    port = free_port()
+    config = config_dir / "gateway.yaml"
+    config.write_text(
+        f"""
+listen: {{address: 127.0.0.1, port: {port}}}
+auth: {{jwks_url: "{auth_url}/.well-known/jwks.json"}}
+cursor: {{store: local}}
+routes:
+  - name: auth
+    path_prefix: [/account, /login, /.well-known/]
+    backends: [{{url: "{auth_url}"}}]
+  - name: accounts-ui
+    path_prefix: [/accounts_page]
+    backends: [{{url: "{ui_url}"}}]
+"""
+    )
+    return ServiceProcess(
+        name="gateway-for-ui",
+        command=python_module("gatehouse_gateway", "--config", str(config), "--port", str(port)),
+        port=port,
+        ready_path="/-/healthz",
+        env={"REDIS_URL": ""},
+    )
+
+
+@contextmanager
+def started_together(*processes: ServiceProcess) -> Iterator[None]:
+    """Start the processes side by side (none needs another to come up), stop them all after.
+
+    On a busy two-core machine this roughly halves the wait for a stack.
+    """
+    try:
+        with ThreadPoolExecutor(len(processes)) as pool:
+            for started in [pool.submit(p.start) for p in processes]:
+                started.result()
+        yield
+    finally:
+        for process in processes:
+            process.stop()
 
 
 def seed(auth_url: str, database_url: str) -> list[str]:

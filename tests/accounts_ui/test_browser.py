@@ -22,7 +22,7 @@ from accounts_ui.stack import (
     Stack,
 )
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
-from support.processes import ARTIFACTS, ServiceProcess, free_port, python_module
+from support.processes import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
@@ -192,40 +192,9 @@ def test_a_wrong_password_stays_on_the_form(stack: Stack, watched: Watched) -> N
     expect(page.get_by_label("Password")).to_have_value("")
 
 
-@pytest.fixture(scope="module")
-def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    """A real gateway whose routes send the auth paths and /accounts_page to the stack."""
-    port = free_port()
-    config = tmp_path_factory.mktemp("gateway") / "gateway.yaml"
-    config.write_text(
-        f"""
-listen: {{address: 127.0.0.1, port: {port}}}
-auth: {{jwks_url: "{stack.auth.url}/.well-known/jwks.json"}}
-cursor: {{store: local}}
-routes:
-  - name: auth
-    path_prefix: [/account, /login, /.well-known/]
-    backends: [{{url: "{stack.auth.url}"}}]
-  - name: accounts-ui
-    path_prefix: [/accounts_page]
-    backends: [{{url: "{stack.ui.url}"}}]
-"""
-    )
-    process = ServiceProcess(
-        name="gateway-for-ui",
-        command=python_module("gatehouse_gateway", "--config", str(config), "--port", str(port)),
-        port=port,
-        ready_path="/-/healthz",
-        env={"REDIS_URL": ""},
-    )
-    with process:
-        yield process
-
-
-def test_the_page_works_through_the_gateway(
-    stack: Stack, gateway: ServiceProcess, watched: Watched
-) -> None:
+def test_the_page_works_through_the_gateway(stack: Stack, watched: Watched) -> None:
     page = watched.page
+    gateway = stack.gateway
     sign_in(page, gateway.url, ADMIN_EMAIL, ADMIN_PASSWORD)
     expect(page.locator("#accounts")).to_be_visible()
     assert page.url == f"{gateway.url}/accounts_page"

@@ -17,7 +17,6 @@ from accounts_ui.stack import (
     admin_token,
     sign_in,
 )
-from support.processes import ServiceProcess
 
 _USERNAMES = re.compile(r'<td data-label="Username" class="username">([^<]*)</td>')
 
@@ -171,9 +170,9 @@ def test_an_invalid_token_sends_back_to_sign_in(stack: Stack, token: str) -> Non
         assert 'gatehouse_session=""' in response.headers["set-cookie"]
 
 
-def test_auth_unreachable_gives_a_503_page_not_a_traceback(ui_without_auth: ServiceProcess) -> None:
+def test_auth_unreachable_gives_a_503_page_not_a_traceback(stack: Stack) -> None:
     response = httpx.get(
-        f"{ui_without_auth.url}/accounts_page", cookies={"gatehouse_session": "a.b.c"}
+        f"{stack.ui_spare.url}/accounts_page", cookies={"gatehouse_session": "a.b.c"}
     )
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("text/html")
@@ -182,21 +181,21 @@ def test_auth_unreachable_gives_a_503_page_not_a_traceback(ui_without_auth: Serv
     assert "Traceback" not in response.text and "httpx" not in response.text
 
 
-def test_sign_in_with_auth_unreachable_gives_the_503_page(ui_without_auth: ServiceProcess) -> None:
-    with httpx.Client(base_url=ui_without_auth.url) as client:
+def test_sign_in_with_auth_unreachable_gives_the_503_page(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.ui_spare.url) as client:
         response = sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert response.status_code == 503
     assert "The auth service cannot be reached right now." in response.text
 
 
-def test_readiness_follows_the_auth_service(stack: Stack, ui_without_auth: ServiceProcess) -> None:
+def test_readiness_follows_the_auth_service(stack: Stack) -> None:
     ready = httpx.get(f"{stack.ui.url}/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"]["auth"]["ok"] is True
-    down = httpx.get(f"{ui_without_auth.url}/readyz")
+    down = httpx.get(f"{stack.ui_spare.url}/readyz")
     assert down.status_code == 503
     assert down.json()["checks"]["auth"]["ok"] is False
-    assert httpx.get(f"{ui_without_auth.url}/healthz").status_code == 200  # alive all the same
+    assert httpx.get(f"{stack.ui_spare.url}/healthz").status_code == 200  # alive all the same
 
 
 def test_metrics_count_page_requests(stack: Stack) -> None:

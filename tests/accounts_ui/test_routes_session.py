@@ -197,3 +197,27 @@ def test_logout_needs_the_token_and_then_forgets_the_session(client: httpx.Clien
 def test_the_form_is_not_served_from_a_get_to_the_post_routes(client: httpx.Client) -> None:
     assert client.get("/accounts_page/login").status_code == 405
     assert client.get("/accounts_page/logout").status_code == 405
+
+
+def test_sign_in_through_the_gateway_accepts_the_gateways_origin(stack: Stack) -> None:
+    """Behind the gateway the browser's origin is the gateway's, not the page's own port."""
+    with httpx.Client(base_url=stack.gateway.url, timeout=10) as client:
+        form = client.get("/accounts_page")
+        assert form.status_code == 200
+        data = {
+            "email": ADMIN_EMAIL,
+            "password": ADMIN_PASSWORD,
+            "csrf_token": csrf_token(form.text),
+        }
+        foreign = client.post(
+            "/accounts_page/login", data=data, headers={"Origin": "http://evil.example"}
+        )
+        assert foreign.status_code == 403
+        response = client.post(
+            "/accounts_page/login", data=data, headers={"Origin": stack.gateway.url}
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == "/accounts_page"
+        page = client.get("/accounts_page")
+    assert page.status_code == 200
+    assert f"{stack.total} total" in page.text
