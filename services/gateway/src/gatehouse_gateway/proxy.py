@@ -3,7 +3,8 @@
 Everything that can be done once is done at load time (route table, timeouts,
 label children, error bodies, header sets); per request this module does one
 pass over the headers, one route lookup, one pick, and streams the bodies
-both ways through the pooled aiohttp session. Nothing here logs at info level
+both ways through the pooled upstream client (upstream/h1.py, measured at
+half aiohttp's CPU per request: loadtest/README.md). Nothing here logs at info level
 or touches pydantic.
 """
 
@@ -17,7 +18,6 @@ from typing import Any
 
 import aiohttp
 from starlette.types import Receive, Scope, Send
-from yarl import URL
 
 from gatehouse_common.jwt import TokenError
 from gatehouse_common.request_id import accept_request_id
@@ -25,6 +25,7 @@ from gatehouse_gateway.auth import CHALLENGE, IDENTITY_HEADERS
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.runtime import Gateway
 from gatehouse_gateway.upstream.backend import BackendState
+from gatehouse_gateway.upstream.h1 import UpstreamConnectError, UpstreamResponse
 from gatehouse_gateway.upstream.retry import IDEMPOTENT_METHODS, RETRYABLE_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -295,7 +296,8 @@ class Proxy:
         body: _Body | None,
         rid: bytes,
     ) -> int:
-        session = self.gateway.session
+        upstream = self.gateway.upstream
+        timeouts = route.config.timeouts
         route.budget.deposit()
         backend = await route.balancer.pick()
         if backend is None:
@@ -311,15 +313,20 @@ class Proxy:
             backend.in_flight += 1
             sent = time.perf_counter()
             try:
-                response = await session.request(
+                response = await upstream.request(
+                    backend.base_url,
                     method,
-                    URL(backend.base_url + target, encoded=True),
-                    headers=headers,
-                    data=body.chunks() if body is not None else None,
-                    timeout=route.timeout,
-                    allow_redirects=False,
+                    target,
+                    headers,
+                    body.chunks() if body is not None else None,
+                    connect_timeout=timeouts.connect,
+                    read_timeout=timeouts.read,
                 )
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            except (
+                UpstreamConnectError,
+                aiohttp.ClientConnectorError,
+                aiohttp.ConnectionTimeoutError,
+            ) as exc:
                 backend.in_flight -= 1
                 if body is not None and (body.too_large or body.disconnected):
                     return await self._body_problem(send, body, rid)
@@ -401,7 +408,7 @@ class Proxy:
     async def _stream(
         self,
         send: Send,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         rid: bytes,
         backend: BackendState | None,
     ) -> int:

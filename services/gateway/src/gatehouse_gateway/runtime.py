@@ -23,6 +23,7 @@ from gatehouse_gateway.config.loader import ConfigError, LoadedConfig, load_conf
 from gatehouse_gateway.metrics import CONFIG_RELOADS
 from gatehouse_gateway.routing import Route, RouteTable, build_table
 from gatehouse_gateway.settings import GatewaySettings
+from gatehouse_gateway.upstream.h1 import UpstreamClient
 from gatehouse_gateway.upstream.health import HealthMonitor
 from gatehouse_gateway.upstream.pool import create_session
 
@@ -46,6 +47,8 @@ class Gateway:
         self.table: RouteTable = build_table(loaded.config, self.cursor)
         self.authenticator: Authenticator | None = None
         self._session: aiohttp.ClientSession | None = None
+        # The proxy's client (upstream/h1.py); the aiohttp session stays for health checks.
+        self._upstream: UpstreamClient | None = None
         self._health: HealthMonitor | None = None
         self._reload_lock = asyncio.Lock()
 
@@ -55,8 +58,18 @@ class Gateway:
             raise RuntimeError("the gateway has not started")
         return self._session
 
+    @property
+    def upstream(self) -> UpstreamClient:
+        if self._upstream is None:
+            raise RuntimeError("the gateway has not started")
+        return self._upstream
+
     async def start(self) -> None:
         self._session = create_session(self.settings)
+        self._upstream = UpstreamClient(
+            limit=self.settings.upstream_connection_limit,
+            keepalive=self.settings.upstream_keepalive,
+        )
         await self.cursor.start()
         self._set_authenticator(self.loaded)
         self._health = HealthMonitor(self._session, self._routes)
@@ -76,6 +89,8 @@ class Gateway:
         await self.cursor.close()
         if self._session is not None:
             await self._session.close()
+        if self._upstream is not None:
+            await self._upstream.close()
 
     def _routes(self) -> list[Route]:
         return self.table.routes
