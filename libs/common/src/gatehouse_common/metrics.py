@@ -9,7 +9,7 @@ p99 under 100 ms, which is where a healthy service lives.
 from __future__ import annotations
 
 from fastapi import FastAPI
-from prometheus_client import disable_created_metrics
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_fastapi_instrumentator import Instrumentator
 
 # ``*_created`` series double every counter's cardinality and nothing here reads them.
@@ -33,15 +33,23 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 )
 
 
-def instrument(app: FastAPI, *, metrics_path: str = "/metrics") -> Instrumentator:
+def instrument(
+    app: FastAPI, *, metrics_path: str = "/metrics", registry: CollectorRegistry | None = None
+) -> Instrumentator:
     """Count and time every request of ``app`` and serve the registry at ``metrics_path``.
 
     Handlers are labelled by route template, never the raw path, so label
     cardinality stays bounded whatever clients send. When the process runs
     several uvicorn workers, ``PROMETHEUS_MULTIPROC_DIR`` is set by
     :func:`gatehouse_common.server.serve` and the exposition aggregates them.
+
+    ``registry`` defaults to the process-wide one, right for a service (one app
+    per process). A process that builds several apps (tests) gives each its
+    own: on a shared registry the instrumentator records nothing at all for
+    every app after the first, without a word.
     """
     instrumentator = Instrumentator(
+        registry=registry,
         should_group_status_codes=False,
         should_ignore_untemplated=False,
         should_group_untemplated=True,
