@@ -6,6 +6,7 @@
 - :mod:`~gatehouse_common.metrics`: Prometheus wiring with useful buckets;
 - :mod:`~gatehouse_common.health`: liveness and readiness endpoints;
 - :mod:`~gatehouse_common.errors`: the JSON error shape and its handlers;
+- :mod:`~gatehouse_common.jwt`: bearer tokens verified against an issuer's JWKS;
 - :mod:`~gatehouse_common.app`: a FastAPI app with all of the above;
 - :mod:`~gatehouse_common.server`, :mod:`~gatehouse_common.cli`: running it.
 """
