@@ -59,6 +59,9 @@ def create_db_engine(settings: AuthSettings) -> Engine:
             "keepalives_idle": 5,
             "keepalives_interval": 2,
             "keepalives_count": 2,
+            # Sent data unacknowledged this long (a partition mid-query) fails the
+            # connection instead of waiting for the kernel's 15-minute default.
+            "tcp_user_timeout": 10_000,
             "application_name": "gatehouse-auth",
         }
         if settings.db_statement_timeout_ms:

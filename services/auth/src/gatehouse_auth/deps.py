@@ -7,6 +7,7 @@ the objects of their own app and there are no module globals.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -19,13 +20,15 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from gatehouse_auth import crud
-from gatehouse_auth.errors import Forbidden, NotAuthenticated
+from gatehouse_auth.errors import DATABASE_ERRORS, Forbidden, NotAuthenticated
 from gatehouse_auth.keys import KeyRing
 from gatehouse_auth.models import Account, Role
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.ratelimit import LoginRateLimiter
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.tokens import InvalidToken, TokenService
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,8 +53,17 @@ StateDep = Annotated[AuthState, Depends(get_state)]
 
 
 def get_session(state: StateDep) -> Iterator[Session]:
-    with Session(state.engine) as session:
+    session = Session(state.engine)
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except DATABASE_ERRORS as exc:
+            # The database went away after the answer was sent (closing rolls
+            # back); the connection is already invalidated, so nothing is lost,
+            # and raising now could only break a response that has started.
+            logger.warning("database lost while closing a session: %s", type(exc).__name__)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
