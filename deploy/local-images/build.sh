@@ -3,7 +3,7 @@
 # machine that reaches Debian's and PyPI's package mirrors but no container
 # registry: a `python:3.11-slim` made from Debian bookworm with debootstrap
 # (bookworm's python3 is 3.11), and stand-ins for postgres, redis and
-# prometheus built on it from Debian's packages. Each image is tagged with the
+# prometheus and nginx built on it from Debian's packages. Each image is tagged with the
 # name the compose file and the Dockerfiles use, and skipped when it exists,
 # so a warm machine pays nothing. Also writes the podman settings that work
 # without systemd (containers.conf) when that file is missing.
@@ -65,6 +65,7 @@ standins=(
   "docker.io/library/postgres:15 postgres"
   "docker.io/library/redis:7 redis"
   "docker.io/prom/prometheus:v2.42.0 prometheus"
+  "docker.io/library/nginx:1.22 nginx"
 )
 for entry in "${standins[@]}"; do
   read -r tag dir <<<"$entry"
