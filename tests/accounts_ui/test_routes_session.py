@@ -177,6 +177,22 @@ def test_an_oversized_form_is_refused_unread(client: httpx.Client) -> None:
     assert response.status_code == 413
 
 
+def test_a_form_of_unstated_length_is_refused(client: httpx.Client) -> None:
+    token = csrf_token(client.get("/accounts_page").text)
+    body = f"email=a%40b.c&password=x&csrf_token={token}".encode()
+
+    def chunks() -> Iterator[bytes]:
+        yield body  # a generator body goes out chunked, with no Content-Length
+
+    response = client.post(
+        "/accounts_page/login",
+        content=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 411
+    assert "must state its length" in response.text
+
+
 def test_logout_needs_the_token_and_then_forgets_the_session(client: httpx.Client) -> None:
     assert sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 303
     page = client.get("/accounts_page")

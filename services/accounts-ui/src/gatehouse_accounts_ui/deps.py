@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 
 from gatehouse_accounts_ui import csrf
 from gatehouse_accounts_ui.auth_client import AuthClient
-from gatehouse_accounts_ui.errors import CsrfRejected, FormTooLarge
+from gatehouse_accounts_ui.errors import CsrfRejected, FormTooLarge, LengthRequired
 from gatehouse_accounts_ui.rendering import PageRenderer
 from gatehouse_accounts_ui.settings import AccountsUISettings
 
@@ -55,8 +55,12 @@ SessionTokenDep = Annotated[str | None, Depends(get_session_token)]
 
 async def verify_csrf(request: Request, settings: SettingsDep) -> None:
     """Refuse a form post (403) unless its token signs the cookie's nonce and its Origin is ours."""
-    length = request.headers.get("content-length", "0")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+    # Browsers always send Content-Length with a form; a chunked body of no
+    # stated size would be parsed whole before any limit could apply.
+    length = request.headers.get("content-length")
+    if length is None or not length.isascii() or not length.isdigit():
+        raise LengthRequired("A form post must state its length (Content-Length).")
+    if int(length) > MAX_FORM_BYTES:
         raise FormTooLarge("This form post is far larger than the sign-in form sends.")
     origin = request.headers.get("origin")
     if origin is not None and not csrf.origin_allowed(

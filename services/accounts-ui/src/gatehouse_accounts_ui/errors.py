@@ -7,6 +7,7 @@ The page is for people in a browser, so its failures render the error template
     ├── BadQuery              400: a listing parameter is out of bounds
     ├── CsrfRejected          403: form token missing/wrong, or a foreign Origin
     ├── NotAdmin              403: signed in, but the auth service says not an admin
+    ├── LengthRequired        411: a form post that does not say its size
     ├── FormTooLarge          413: a form post far bigger than sign-in needs
     ├── AuthBadAnswer         502: the auth service answered something unexpected
     └── AuthUnavailable       503: the auth service cannot be reached in time
@@ -48,6 +49,11 @@ class CsrfRejected(PageError):
 class NotAdmin(PageError):
     status_code = status.HTTP_403_FORBIDDEN
     title = "Administrators only"
+
+
+class LengthRequired(PageError):
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    title = "Length required"
 
 
 class FormTooLarge(PageError):

@@ -16,6 +16,7 @@ from gatehouse_accounts_ui.cookies import delete_cookie, set_cookie
 from gatehouse_accounts_ui.deps import AuthClientDep, RendererDep, SettingsDep, verify_csrf
 from gatehouse_accounts_ui.errors import InvalidCredentials, LoginRejected, LoginThrottled
 from gatehouse_accounts_ui.paths import PREFIX, page_url
+from gatehouse_accounts_ui.rendering import PageRenderer
 
 router = APIRouter(prefix=PREFIX, tags=["session"], dependencies=[Depends(verify_csrf)])
 
@@ -32,7 +33,7 @@ def _forwarded_for(request: Request) -> str:
 
 
 def _form_error(
-    renderer: RendererDep,
+    renderer: PageRenderer,
     request: Request,
     message: str,
     email: str,
