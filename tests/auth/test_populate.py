@@ -1,0 +1,64 @@
+"""gatehouse-populate against the real service: creates, skips on a second run, writes a CSV."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+from auth.factories import AuthService
+from support.processes import REPO_ROOT, free_port
+
+
+def populate(*args: str, progress: bool = False) -> subprocess.CompletedProcess[str]:
+    flags = [] if progress else ["--no-progress"]
+    return subprocess.run(
+        [sys.executable, "-m", "gatehouse_auth.populate", *flags, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_populate_creates_then_skips_and_writes_credentials(
+    auth_service: AuthService, tmp_path: Path
+) -> None:
+    prefix = f"pop{uuid.uuid4().hex[:6]}_"
+    common = ["--count", "20", "--auth-url", auth_service.url, "--prefix", prefix]
+    credentials = tmp_path / "out" / "credentials.csv"
+    first = populate(*common, "--concurrency", "8", "--csv", str(credentials), progress=True)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "created=20 skipped=0 failed=0"
+    assert "20/20" in first.stderr  # tqdm's progress bar, on stderr
+    second = populate(*common, "--concurrency", "4")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "created=0 skipped=20 failed=0"
+
+    with credentials.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 20
+    assert rows[0]["username"] == f"{prefix}000001"
+    assert rows[-1]["email"] == f"{prefix}000020@example.com"
+    with httpx.Client(base_url=auth_service.url) as client:
+        for row in (rows[0], rows[-1]):
+            login = client.post("/login", json={"email": row["email"], "password": row["password"]})
+            assert login.status_code == 200
+
+
+def test_populate_reports_failures_and_exits_non_zero(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = populate("--count", "2", "--auth-url", dead, "--concurrency", "2")
+    assert result.returncode == 1
+    assert result.stdout.strip().endswith("created=0 skipped=0 failed=2")
+    assert "ConnectError" in result.stderr
+
+
+def test_populate_refuses_bad_arguments() -> None:
+    assert populate("--count", "-1").returncode != 0
+    assert populate("--password", "short").returncode != 0
+    bad = populate("--count", "1", "--password", "p" * 73)
+    assert bad.returncode != 0 and "72 bytes" in bad.stderr
