@@ -19,6 +19,7 @@ from common.jwt_factories import (
     JWKSHost,
     SigningKey,
     ed25519_key,
+    shared_ssl_context,
 )
 from common.log_capture import configure_into, take_json_lines
 from common.settings_factories import FIELDS, PREFIXES
@@ -70,8 +71,19 @@ async def make_jwks_client(mono_clock: FakeClock) -> AsyncIterator[JWKSClientFac
     """JWKS clients (TTL 300 s, refetch interval 10 s) on the test's clock, closed afterwards."""
     clients: list[JWKSClient] = []
 
+    http_clients: list[httpx.AsyncClient] = []
+
     def make(url: str, **kwargs: Any) -> JWKSClient:
-        options: dict[str, Any] = {"ttl": 300.0, "min_refetch_interval": 10.0, "clock": mono_clock}
+        # An HTTP client with a shared TLS context: building one per client
+        # (httpx's default, loading the CA bundle) costs ~0.1 s on a busy CI box.
+        http = httpx.AsyncClient(verify=shared_ssl_context())
+        http_clients.append(http)
+        options: dict[str, Any] = {
+            "ttl": 300.0,
+            "min_refetch_interval": 10.0,
+            "clock": mono_clock,
+            "client": http,
+        }
         client = JWKSClient(url, **{**options, **kwargs})
         clients.append(client)
         return client
@@ -79,6 +91,8 @@ async def make_jwks_client(mono_clock: FakeClock) -> AsyncIterator[JWKSClientFac
     yield make
     for client in clients:
         await client.aclose()
+    for http in http_clients:
+        await http.aclose()
 
 
 @pytest.fixture

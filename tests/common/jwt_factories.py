@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import jwt
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -76,6 +79,12 @@ def rsa_key(kid: str) -> SigningKey:
     if not _RSA_PRIVATE:
         _RSA_PRIVATE.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     return SigningKey(kid, "RS256", _RSA_PRIVATE[0])
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context (httpx's defaults) for every HTTP client the tests make."""
+    return httpx.create_ssl_context()
 
 
 def b64url(data: bytes | dict[str, Any]) -> str:

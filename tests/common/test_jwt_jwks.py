@@ -141,10 +141,13 @@ async def test_a_caller_giving_up_does_not_cancel_the_shared_fetch(
     jwks_client: JWKSClient, jwks_server: JWKSEndpoint
 ) -> None:
     jwks_server.publish(ed25519_key("a"))
-    jwks_server.delay = 0.2
+    jwks_server.delay = 0.5
     impatient = asyncio.create_task(jwks_client.get_signing_key("a"))
     patient = asyncio.create_task(jwks_client.get_signing_key("a"))
-    await asyncio.sleep(0.05)
+    for _ in range(500):  # until the server holds the request
+        if jwks_server.hits:
+            break
+        await asyncio.sleep(0.01)
     impatient.cancel()
     assert (await patient).key_id == "a"
     assert impatient.cancelled()
@@ -177,6 +180,15 @@ async def test_stale_keys_answer_while_a_refresh_runs_in_the_background(
     assert await jwks_client.refresh() is True  # joins the background fetch
     assert jwks_client.snapshot().key_ids == ("a", "b")
     assert jwks_server.hits == 2
+
+
+async def test_aclose_closes_its_own_http_client(jwks_server: JWKSEndpoint) -> None:
+    jwks_server.publish(ed25519_key("a"))
+    client = JWKSClient(jwks_server.url)
+    assert await client.refresh() is True
+    await client.aclose()
+    assert await client.refresh() is False
+    assert "closed" in (client.snapshot().last_error or "")
 
 
 async def test_aclose_leaves_a_borrowed_http_client_open(jwks_server: JWKSEndpoint) -> None:
