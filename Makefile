@@ -52,6 +52,10 @@ demo: venv ## run every service as a local process in the foreground (Ctrl-C sto
 test: system-deps services venv ## run the whole test suite against real processes, Postgres and Redis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: chaos
+chaos: system-deps venv ## faults under load, full profile (10 s outages; make test runs the short one)
+	GATEHOUSE_CHAOS_PROFILE=full $(PY) -m pytest tests/chaos $(PYTEST_ARGS)
+
 # make loadtest USERS=50 DURATION=2m TARGET=http://127.0.0.1:8080 (the demo's gateway)
 USERS      ?= 20
 SPAWN_RATE ?= 5
