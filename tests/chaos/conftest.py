@@ -20,9 +20,10 @@ def profile() -> profiles.Profile:
     return profiles.current()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chaos_stack() -> Iterator[ChaosStack]:
-    """The whole system, once for the session; each fault puts back what it broke."""
+    """The whole system, once for this folder (stopped when its last test is done,
+    not left idling through the rest of the suite); each fault puts back what it broke."""
     missing = missing_services()
     if missing:
         pytest.skip(f"not built yet: {', '.join(missing)}")
