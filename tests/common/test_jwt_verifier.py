@@ -391,3 +391,20 @@ async def test_verifier_accepts_a_token_whose_kid_rotated_in_after_ttl(
     assert jwks_client.snapshot().key_ids == ("k-new",)
     assert jwks_server.hits == 2
     assert (await verifier.verify(new.sign(make_claims(wall_clock(), sub="n")))).subject == "n"
+
+
+async def test_a_withdrawn_key_stops_its_cached_tokens(
+    make_verifier, jwks_client: JWKSClient, jwks_server: JWKSEndpoint, wall_clock
+) -> None:
+    kept, withdrawn = ed25519_key("k-kept"), ed25519_key("k-withdrawn")
+    jwks_server.publish(kept, withdrawn)
+    verifier = make_verifier()
+    kept_token = kept.sign(make_claims(wall_clock()))
+    withdrawn_token = withdrawn.sign(make_claims(wall_clock()))
+    kept_result = await verifier.verify(kept_token)
+    await verifier.verify(withdrawn_token)
+
+    jwks_server.publish(kept)  # the issuer revokes a key
+    assert await jwks_client.refresh() is True
+    assert await verifier.verify(kept_token) is kept_result
+    assert await refused(verifier, withdrawn_token) == "unknown_kid"

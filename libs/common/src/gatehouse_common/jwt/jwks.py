@@ -139,6 +139,7 @@ class JWKSClient:
         self._failures = 0
         self._consecutive_failures = 0
         self._inflight: asyncio.Task[bool] | None = None
+        self._removal_listeners: list[Callable[[frozenset[str]], None]] = []
 
     async def get_signing_key(self, kid: str | None) -> jwt.PyJWK:
         """The key ``kid`` names (or the only key, when the token has no kid).
@@ -167,6 +168,15 @@ class JWKSClient:
         or an operator's explicit request, not for the request path.
         """
         return await self._join_fetch()
+
+    def on_keys_removed(self, listener: Callable[[frozenset[str]], None]) -> None:
+        """Call ``listener(kids)`` when a fetch no longer lists keys it listed before.
+
+        The issuer withdrawing a key means tokens signed with it must stop
+        working; :class:`~gatehouse_common.jwt.TokenVerifier` uses this to drop
+        its cached results for them rather than honour them until they expire.
+        """
+        self._removal_listeners.append(listener)
 
     def snapshot(self) -> JWKSState:
         return JWKSState(
@@ -230,6 +240,7 @@ class JWKSClient:
             logger.exception("unexpected error while fetching the JWKS")
             self._record_failure(f"{type(exc).__name__}: {exc}")
             return False
+        removed = frozenset(self._keys.keys() - keys.keys())
         self._keys = keys
         self._fetched_mono = self._clock()
         self._fetched_wall = time.time()
@@ -239,6 +250,10 @@ class JWKSClient:
         logger.info(
             "fetched %d signing key(s) from %s", len(keys), self.url, extra={"kids": list(keys)}
         )
+        if removed:
+            logger.warning("the issuer withdrew key(s) %s", ", ".join(sorted(removed)))
+            for listener in self._removal_listeners:
+                listener(removed)
         return True
 
     async def _download(self) -> dict[str, jwt.PyJWK]:

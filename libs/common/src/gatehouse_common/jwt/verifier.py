@@ -102,11 +102,12 @@ class TokenVerifier:
         self._cache_size = cache_size
         self._negative_size = cache_size // 10
         self._negative_ttl = negative_ttl
-        # token -> (accept until, result); insertion order is eviction order
-        self._cache: OrderedDict[str, tuple[float, VerifiedToken]] = OrderedDict()
+        # token -> (accept until, result, kid); insertion order is eviction order
+        self._cache: OrderedDict[str, tuple[float, VerifiedToken, str | None]] = OrderedDict()
         # token -> (refuse until, reason)
         self._refused: OrderedDict[str, tuple[float, TokenErrorReason]] = OrderedDict()
         self._decoder = jwt.PyJWT(_DECODE_OPTIONS)
+        jwks.on_keys_removed(self._forget_kids)
 
     async def verify(self, token: str) -> VerifiedToken:
         """The verified identity in ``token``; raises :class:`TokenError` otherwise."""
@@ -121,7 +122,7 @@ class TokenVerifier:
                 raise TokenError(refused[1])
             del self._refused[token]
         try:
-            verified = await self._verify_uncached(token)
+            verified, kid = await self._verify_uncached(token)
         except TokenError as exc:
             if exc.reason in _STABLE_REASONS and len(token) <= MAX_TOKEN_LENGTH:
                 self._remember_refusal(token, exc.reason)
@@ -129,7 +130,7 @@ class TokenVerifier:
         if self._cache_size:
             if len(self._cache) >= self._cache_size:
                 self._cache.popitem(last=False)
-            self._cache[token] = (verified.expires_at + self.leeway, verified)
+            self._cache[token] = (verified.expires_at + self.leeway, verified, kid)
         return verified
 
     def forget(self) -> None:
@@ -137,7 +138,13 @@ class TokenVerifier:
         self._cache.clear()
         self._refused.clear()
 
-    async def _verify_uncached(self, token: str) -> VerifiedToken:
+    def _forget_kids(self, kids: frozenset[str]) -> None:
+        """Drop the results of tokens signed with keys the issuer no longer publishes."""
+        self._cache = OrderedDict(
+            (token, entry) for token, entry in self._cache.items() if entry[2] not in kids
+        )
+
+    async def _verify_uncached(self, token: str) -> tuple[VerifiedToken, str | None]:
         if not token:
             raise TokenError("missing")
         if len(token) > MAX_TOKEN_LENGTH:
@@ -157,7 +164,7 @@ class TokenVerifier:
             raise TokenError("disallowed_algorithm")
         claims = self._decode(token, key, alg)
         expires_at = self._check_times(claims)
-        return _identity(claims, expires_at)
+        return _identity(claims, expires_at), key.key_id
 
     def _decode(self, token: str, key: jwt.PyJWK, alg: str) -> dict[str, Any]:
         try:
