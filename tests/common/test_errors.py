@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from common.asgi import AsgiClientFactory
 from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from gatehouse_common.errors import ServiceError, install_error_handlers
@@ -143,3 +146,23 @@ async def test_unexpected_exception_is_a_json_500_without_internals(
     assert response.json() == {"error": "internal_error", "detail": "an unexpected error occurred"}
     for leak in ("Traceback", "RuntimeError", "postgres://", "secret"):
         assert leak not in response.text
+
+
+async def test_a_failure_mid_stream_is_not_answered_twice(
+    asgi_client: AsgiClientFactory,
+) -> None:
+    app = make_app()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"first chunk,"
+        raise RuntimeError("the source went away")
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    # The status line is out: no JSON 500 can follow, the error reaches the server.
+    with pytest.raises(RuntimeError, match="the source went away"):
+        await asgi_client(app).get("/stream")
+    partial = await asgi_client(app, raise_app_exceptions=False).get("/stream")
+    assert (partial.status_code, partial.content) == (200, b"first chunk,")
