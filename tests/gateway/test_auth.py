@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route, metric_value
-from support.processes import free_port
+from support.processes import ServiceProcess, free_port
 
 KID = "test-key-1"
 ISSUER = "gatehouse-auth"
@@ -87,8 +87,10 @@ def keys() -> Iterator[KeyServer]:
 
 
 @pytest.fixture(scope="module")
-def gateway(module_launcher: Launcher, keys: KeyServer) -> GatewayProcess:
-    (backend,) = module_launcher.backends(1, prefix="protected")
+def gateway(
+    module_launcher: Launcher, keys: KeyServer, backend_pool: list[ServiceProcess]
+) -> GatewayProcess:
+    backend = backend_pool[0]
     document = {
         "auth": {"jwks_url": keys.url, "issuer": ISSUER, "audience": AUDIENCE, "leeway": 5},
         "routes": [gateway_route([backend], auth="required")],
@@ -177,13 +179,15 @@ def test_missing_or_odd_authorization_header_gets_401(gateway: GatewayProcess) -
     assert metric_value(metrics, "http_requests_total", handler="app", status="401") >= 3
 
 
-def test_through_the_real_auth_service(launcher: Launcher, tmp_path: Path) -> None:
+def test_through_the_real_auth_service(
+    launcher: Launcher, backends: list[ServiceProcess], tmp_path: Path
+) -> None:
     from auth.factories import auth_env, launch
 
     data_dir = tmp_path / "auth"
     auth = launch(data_dir, "gateway", auth_env(data_dir, database_url=None, redis_prefix=None))
     try:
-        (backend,) = launcher.backends(1, prefix="service")
+        backend = backends[0]
         document = {
             "auth": {"jwks_url": auth.url + "/.well-known/jwks.json"},
             "routes": [

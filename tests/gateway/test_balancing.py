@@ -7,6 +7,7 @@ from collections import Counter
 
 import httpx
 from gateway.helpers import Launcher
+from support.processes import ServiceProcess
 
 from gatehouse_gateway.balancing import LeastRequests, RandomBalancer, RoundRobin, SmoothWeighted
 from gatehouse_gateway.balancing.cursor import LocalCursor
@@ -81,8 +82,9 @@ def _instances(url: str, host: str, count: int, concurrency: int = 1) -> Counter
     return seen
 
 
-def test_strategy_distributions_through_the_gateway(launcher: Launcher) -> None:
-    backends = launcher.backends(4)
+def test_strategy_distributions_through_the_gateway(
+    launcher: Launcher, backends: list[ServiceProcess]
+) -> None:
     urls = [{"url": b.url} for b in backends]
     weighted = [{"url": b.url, "weight": w} for b, w in zip(backends, [1, 2, 3, 4], strict=True)]
     routes = [

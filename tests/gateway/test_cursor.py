@@ -15,7 +15,7 @@ import pytest
 import redis
 from gateway.helpers import GatewayProcess, Launcher, gateway_route, metric_value
 from support.databases import REDIS_URL
-from support.processes import free_port
+from support.processes import ServiceProcess, free_port
 
 from gatehouse_gateway.balancing.cursor import RedisCursor
 
@@ -47,8 +47,9 @@ async def test_redis_cursor_falls_back_without_failing_when_redis_is_unreachable
         await cursor.close()
 
 
-def test_two_gateways_share_one_exact_round_robin(launcher: Launcher, redis_prefix: str) -> None:
-    backends = launcher.backends(4)
+def test_two_gateways_share_one_exact_round_robin(
+    launcher: Launcher, backends: list[ServiceProcess], redis_prefix: str
+) -> None:
     env = {"REDIS_URL": REDIS_URL, "GATEHOUSE_GATEWAY_REDIS_PREFIX": redis_prefix}
     document = {"routes": [gateway_route(backends)]}
     gateways = [launcher.gateway(document, env=env, name=f"gw{i}") for i in (1, 2)]
@@ -118,13 +119,14 @@ def _cursor_state(gateway: GatewayProcess) -> str:
 
 
 def test_redis_outage_falls_back_without_failing_and_returns(
-    launcher: Launcher, own_redis: tuple[int, list[subprocess.Popen[bytes]]]
+    launcher: Launcher,
+    backends: list[ServiceProcess],
+    own_redis: tuple[int, list[subprocess.Popen[bytes]]],
 ) -> None:
     port, processes = own_redis
     _start_redis(port, processes)
-    backends = launcher.backends(2)
     gateway = launcher.gateway(
-        {"routes": [gateway_route(backends)]},
+        {"routes": [gateway_route(backends[:2])]},
         env={
             "REDIS_URL": f"redis://127.0.0.1:{port}/0",
             "GATEHOUSE_GATEWAY_REDIS_PREFIX": "outage:",

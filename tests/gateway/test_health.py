@@ -7,6 +7,7 @@ from collections import Counter
 
 import httpx
 from gateway.helpers import GatewayProcess, Launcher, gateway_route, metric_value
+from support.processes import ServiceProcess
 
 
 def _wait_until(gateway: GatewayProcess, index: int, available: bool) -> None:
@@ -19,8 +20,10 @@ def _wait_until(gateway: GatewayProcess, index: int, available: bool) -> None:
     raise AssertionError(f"backend {index} never became available={available}")
 
 
-def test_unhealthy_backend_is_skipped_until_it_recovers(launcher: Launcher) -> None:
-    sick, well = launcher.backends(2)
+def test_unhealthy_backend_is_skipped_until_it_recovers(
+    launcher: Launcher, backends: list[ServiceProcess]
+) -> None:
+    sick, well = backends[:2]
     httpx.put(sick.url + "/__backend/faults", json={"healthy": False}).raise_for_status()
     check = {"path": "/healthz", "interval": 0.2, "healthy_threshold": 2, "unhealthy_threshold": 2}
     gateway = launcher.gateway({"routes": [gateway_route([sick, well], health_check=check)]})

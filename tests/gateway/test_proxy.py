@@ -8,11 +8,12 @@ from typing import Any
 import httpx
 import pytest
 from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route, metric_value
+from support.processes import ServiceProcess
 
 
 @pytest.fixture(scope="module")
-def gateway(module_launcher: Launcher) -> GatewayProcess:
-    (backend,) = module_launcher.backends(1, prefix="echo")
+def gateway(module_launcher: Launcher, backend_pool: list[ServiceProcess]) -> GatewayProcess:
+    backend = backend_pool[0]
     limited = gateway_route(
         [backend],
         name="limited",

@@ -9,6 +9,7 @@ from collections import Counter
 
 import httpx
 from gateway.helpers import GatewayProcess, Launcher, gateway_route
+from support.processes import ServiceProcess
 
 
 def _version(gateway: GatewayProcess) -> int:
@@ -23,8 +24,10 @@ def _wait_version(gateway: GatewayProcess, version: int) -> None:
         time.sleep(0.05)
 
 
-def test_sighup_reload_under_traffic_fails_no_request(launcher: Launcher) -> None:
-    old, new = launcher.backends(2)
+def test_sighup_reload_under_traffic_fails_no_request(
+    launcher: Launcher, backends: list[ServiceProcess]
+) -> None:
+    old, new = backends[:2]
     gateway = launcher.gateway(
         {"routes": [gateway_route([old])]}, env={"GATEHOUSE_GATEWAY_WATCH_CONFIG": "false"}
     )
@@ -75,8 +78,10 @@ def test_sighup_reload_under_traffic_fails_no_request(launcher: Launcher) -> Non
     assert httpx.get(gateway.url + "/-/config").json()["last_reload_error"] is None
 
 
-def test_file_change_reloads_without_a_signal(launcher: Launcher) -> None:
-    (backend,) = launcher.backends(1)
+def test_file_change_reloads_without_a_signal(
+    launcher: Launcher, backends: list[ServiceProcess]
+) -> None:
+    backend = backends[0]
     gateway = launcher.gateway({"routes": [gateway_route([backend])]})
     with gateway.client() as client:
         assert client.get("/", headers={"Host": "second.test"}).status_code == 404

@@ -7,7 +7,7 @@ import time
 
 import httpx
 from gateway.helpers import Launcher, gateway_route, metric_value
-from support.processes import free_port
+from support.processes import ServiceProcess, free_port
 
 
 def test_killed_backend_costs_no_failed_get(launcher: Launcher) -> None:
@@ -59,8 +59,11 @@ def test_killed_backend_costs_no_failed_get(launcher: Launcher) -> None:
     assert state["ejected"] and not state["available"]
 
 
-def test_slow_backend_gives_504_within_the_read_timeout(launcher: Launcher) -> None:
-    (backend,) = launcher.backends(1, "--latency-ms", "5000")
+def test_slow_backend_gives_504_within_the_read_timeout(
+    launcher: Launcher, backends: list[ServiceProcess]
+) -> None:
+    backend = backends[0]
+    httpx.put(backend.url + "/__backend/faults", json={"latency_ms": 5000}).raise_for_status()
     gateway = launcher.gateway(
         {"routes": [gateway_route([backend], timeouts={"connect": 1, "read": 0.5})]}
     )
@@ -92,8 +95,10 @@ def test_no_reachable_backend_is_502_then_503_naming_the_route(launcher: Launche
         }
 
 
-def test_backend_503_is_retried_for_get_but_not_for_post(launcher: Launcher) -> None:
-    failing, healthy = launcher.backends(2)
+def test_backend_503_is_retried_for_get_but_not_for_post(
+    launcher: Launcher, backends: list[ServiceProcess]
+) -> None:
+    failing, healthy = backends[:2]
     httpx.put(failing.url + "/__backend/faults", json={"error_rate": 1}).raise_for_status()
     route = gateway_route(
         [failing, healthy], strategy="round_robin", passive_health={"enabled": False}

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 from gateway.helpers import GatewayProcess, Launcher, gateway_route
+from support.processes import ServiceProcess
 
 from gatehouse_fake_backend.app import pattern_bytes
 
@@ -42,8 +43,8 @@ class PeakRSS:
 
 
 @pytest.fixture(scope="module")
-def gateway(module_launcher: Launcher) -> GatewayProcess:
-    (backend,) = module_launcher.backends(1, prefix="bulk")
+def gateway(module_launcher: Launcher, backend_pool: list[ServiceProcess]) -> GatewayProcess:
+    backend = backend_pool[0]
     gateway = module_launcher.gateway({"routes": [gateway_route([backend])]})
     with gateway.client() as client:  # warm up: pools, imports, first allocations
         for _ in range(20):
