@@ -73,10 +73,10 @@ loadtest: venv ## headless Locust user journey against TARGET (the demo or compo
 		--users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) --host $(TARGET)
 
 .PHONY: lint
-lint: venv ## ruff check, ruff format check, mypy --strict on the libraries
+lint: venv ## ruff check, ruff format check, mypy --strict on the libraries and the gateway
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs/common/src
+	$(VENV)/bin/mypy libs/common/src services/gateway/src
 
 .PHONY: fmt
 fmt: venv ## format and autofix with ruff
