@@ -6,8 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+from gateway.helpers import Launcher
+from support.processes import ServiceProcess
 
 from gatehouse_gateway.config.loader import ConfigError, load_config, parse_config
 
@@ -118,3 +121,43 @@ def test_cli_refuses_bad_config_with_readable_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "routes[0].backends[0].url" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_original_format_config_routes_end_to_end(
+    launcher: Launcher, backends: list[ServiceProcess]
+) -> None:
+    service, auth, accounts = backends[:3]
+    original = {
+        "proxy": {
+            "listen": {"address": "127.0.0.1", "port": 1},  # --port overrides it
+            "auth": False,
+            "services": [
+                {
+                    "name": "service1",
+                    "domain": "service1.my-company.com",
+                    "loadbalancing": "roundrobin",
+                    "hosts": [{"address": "127.0.0.1", "port": service.port}],
+                }
+            ],
+        }
+    }
+    gateway = launcher.gateway(
+        original,
+        env={
+            "GATEHOUSE_GATEWAY_AUTH_URL": auth.url,
+            "GATEHOUSE_GATEWAY_ACCOUNTS_UI_URL": accounts.url,
+        },
+    )
+    expected = {
+        ("service1.my-company.com", "/anything"): "backend-1",
+        ("localhost:8080", "/login"): "backend-2",
+        ("localhost:8080", "/account"): "backend-2",
+        ("localhost:8080", "/.well-known/jwks.json"): "backend-2",
+        ("localhost:8080", "/accounts_page"): "backend-3",
+    }
+    for (host, path), instance in expected.items():
+        response = httpx.get(gateway.url + path, headers={"Host": host})
+        assert response.status_code == 200, (host, path, response.text)
+        assert response.json()["instance"] == instance
+    assert httpx.get(gateway.url + "/x", headers={"Host": "other.test"}).status_code == 404
+    assert httpx.get(gateway.url + "/-/config").json()["original_format"] is True

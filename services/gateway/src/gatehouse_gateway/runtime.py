@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
@@ -51,6 +52,7 @@ class Gateway:
         self._upstream: UpstreamClient | None = None
         self._health: HealthMonitor | None = None
         self._reload_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -105,9 +107,15 @@ class Gateway:
         previous = self.authenticator
         self.authenticator = Authenticator(auth)
         # Warm the key cache without holding up start-up: auth may start later.
-        asyncio.get_running_loop().create_task(self.authenticator.jwks.refresh())
+        self._background(self.authenticator.jwks.refresh())
         if previous is not None:
-            asyncio.get_running_loop().create_task(previous.aclose())
+            self._background(previous.aclose())
+
+    def _background(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run ``work`` without waiting; the reference keeps the task from being collected."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def reload(self, reason: str) -> bool:
         """Load the config file again; on any problem keep the running one and say why."""
