@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gatehouse_auth.bootstrap import ensure_admin_in
 from gatehouse_auth.errors import AccountExists
+from gatehouse_auth.models import AccountCreate
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_common.cli import service_parser, settings_from_args
 from gatehouse_common.logs import configure_logging
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _migrate(settings: AuthSettings) -> int:
+def run_migrate(settings: AuthSettings) -> int:
     from gatehouse_auth.migrations import current_revision, upgrade
 
     try:
@@ -63,7 +64,7 @@ def _migrate(settings: AuthSettings) -> int:
     return 0
 
 
-def _create_admin(settings: AuthSettings, args: argparse.Namespace) -> int:
+def run_create_admin(settings: AuthSettings, args: argparse.Namespace) -> int:
     from gatehouse_auth.db import create_db_engine
     from gatehouse_auth.passwords import PasswordHasher
 
@@ -71,21 +72,30 @@ def _create_admin(settings: AuthSettings, args: argparse.Namespace) -> int:
     if not password:
         print("a password is needed: --password or GATEHOUSE_ADMIN_PASSWORD", file=sys.stderr)
         return 2
-    username = args.username or args.email.split("@", 1)[0]
+    try:
+        # Checked before touching the database, with the sign-up rules.
+        wanted = AccountCreate(
+            username=args.username or args.email.split("@", 1)[0],
+            email=args.email,
+            password=password,
+        )
+    except ValidationError as exc:
+        print(
+            "not a valid account (choose a --username if the email's name has odd characters):",
+            file=sys.stderr,
+        )
+        for error in exc.errors():
+            print(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
+        return 2
     engine = create_db_engine(settings)
     try:
         account, created = ensure_admin_in(
             engine,
-            email=args.email,
-            password=password,
-            username=username,
+            email=wanted.email,
+            password=wanted.password,
+            username=wanted.username,
             hasher=PasswordHasher(settings.bcrypt_rounds),
         )
-    except ValidationError as exc:
-        print("not a valid account:", file=sys.stderr)
-        for error in exc.errors():
-            print(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
-        return 2
     except AccountExists as exc:
         print(f"cannot create the admin: {exc.detail}", file=sys.stderr)
         return 1
@@ -113,5 +123,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = AuthSettings()
     configure_logging(settings.service_name, level="warning", json=settings.log_json)
     if args.command == "migrate":
-        sys.exit(_migrate(settings))
-    sys.exit(_create_admin(settings, args))
+        sys.exit(run_migrate(settings))
+    sys.exit(run_create_admin(settings, args))

@@ -1,0 +1,146 @@
+"""gatehouse-auth's commands: migrate, create-admin, --help; and serve's flags."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import jwt
+import psycopg2
+import pytest
+from auth.factories import PASSWORD, AuthService, StartAuth, auth_env, login_token, run_cli, signup
+from support.databases import temporary_database
+
+from gatehouse_auth.cli import build_parser, run_create_admin, run_migrate
+from gatehouse_auth.settings import AuthSettings
+
+
+@pytest.fixture
+def fresh_env(tmp_path: Path):
+    with temporary_database("cli") as url:
+        yield url, auth_env(tmp_path, database_url=url, redis_prefix=None)
+
+
+def _tables(url: str) -> set[str]:
+    dsn = url.replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {row[0] for row in cur.fetchall()}
+
+
+def test_migrate_creates_the_schema_and_is_idempotent(fresh_env: tuple[str, dict]) -> None:
+    url, env = fresh_env
+    assert _tables(url) == set()
+    first = run_cli(env, "migrate")
+    assert "revision 0001" in first.stdout
+    assert _tables(url) == {"accounts", "alembic_version"}
+    again = AuthSettings(database_url=url)
+    assert run_migrate(again) == 0  # a second run changes nothing
+    assert _tables(url) == {"accounts", "alembic_version"}
+
+
+def test_migrate_against_an_unreachable_database_fails_cleanly(tmp_path: Path) -> None:
+    env = auth_env(
+        tmp_path, database_url="postgresql://postgres@127.0.0.1:1/none", redis_prefix=None
+    )
+    result = run_cli(env, "migrate", check=False)
+    assert result.returncode == 1
+    assert "migration failed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_create_admin_promotes_an_existing_account(auth_service: AuthService) -> None:
+    with auth_service.client() as client:
+        account = signup(client)
+        user_token = login_token(client, account["email"], PASSWORD)
+        assert (
+            client.get("/accounts", headers={"Authorization": f"Bearer {user_token}"}).status_code
+            == 403
+        )
+        result = run_cli(
+            auth_service.env,
+            "create-admin",
+            "--email",
+            account["email"],
+            "--password",
+            "new-admin-pw",
+        )
+        assert "updated" in result.stdout
+        # the new password works, the old one does not, and the role is admin
+        assert (
+            client.post(
+                "/login", json={"email": account["email"], "password": PASSWORD}
+            ).status_code
+            == 401
+        )
+        token = login_token(client, account["email"], "new-admin-pw")
+        assert jwt.decode(token, options={"verify_signature": False})["roles"] == ["admin"]
+        assert (
+            client.get("/accounts", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        )
+        # the old token named the user role, but the role is read from the database
+        assert (
+            client.get("/accounts", headers={"Authorization": f"Bearer {user_token}"}).status_code
+            == 200
+        )
+
+
+def test_create_admin_creates_one(auth_service: AuthService, capsys: pytest.CaptureFixture) -> None:
+    email = f"boss.{uuid.uuid4().hex[:8]}@example.com"
+    settings = AuthSettings(**_settings_of(auth_service))
+    args = build_parser().parse_args(
+        ["create-admin", "--email", email, "--password", "boss-password"]
+    )
+    assert run_create_admin(settings, args) == 0
+    assert "created" in capsys.readouterr().out
+    with httpx.Client(base_url=auth_service.url) as client:
+        token = login_token(client, email, "boss-password")
+    assert jwt.decode(token, options={"verify_signature": False})["roles"] == ["admin"]
+
+
+def _settings_of(service: AuthService) -> dict[str, str]:
+    return {
+        "database_url": service.env["DATABASE_URL"] or None,
+        "data_dir": service.env["GATEHOUSE_AUTH_DATA_DIR"],
+        "bcrypt_rounds": 4,
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--email", "not-an-email", "--password", "long-enough"], "email"),
+        (["--email", "ok@example.com", "--password", "p" * 73], "72 bytes"),
+        (["--email", "ok@example.com", "--password", "short"], "at least 8"),
+        (["--email", "o'brien@example.com", "--password", "long-enough"], "--username"),
+    ],
+)
+def test_create_admin_refuses_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], message: str
+) -> None:
+    settings = AuthSettings(database_url=None, data_dir=tmp_path)
+    assert run_create_admin(settings, build_parser().parse_args(["create-admin", *args])) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "auth.db").exists()  # refused before touching the database
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_cli({}, "--help")
+    for command in ("serve", "migrate", "create-admin"):
+        assert command in result.stdout
+    serve = build_parser().parse_args(["serve", "--port", "1234", "--workers", "2", "--migrate"])
+    assert (serve.port, serve.workers, serve.migrate) == (1234, 2, True)
+
+
+def test_serve_without_migrations_is_not_ready_until_migrated(start_auth: StartAuth) -> None:
+    """Without `migrate` the service runs but says it is not ready to hold accounts."""
+    service = start_auth(name="unmigrated", redis=False, migrate=False)
+    with service.client() as client:
+        response = client.post(
+            "/account", json={"username": "early", "email": "e@example.com", "password": PASSWORD}
+        )
+        assert response.status_code == 503
+        assert "Traceback" not in response.text
+        run_migrate(AuthSettings(database_url=None, data_dir=service.data_dir))
+        assert signup(client)
