@@ -70,7 +70,9 @@ ALL_TARGETS = ("direct", "nginx", *GATEWAY_SETTINGS)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds (default 3; 0: memory runs only)"
+    )
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (-t)")
     parser.add_argument("--connections", type=int, default=50, help="wrk connections (-c)")
@@ -118,6 +120,7 @@ class Bench:
         self.jwks_url = f"http://127.0.0.1:{self.jwks_port}/.well-known/jwks.json"
         self.backend_nginx: ManagedProcess | None = None
         self.notes: list[str] = []
+        self.started_gateways: list[ManagedProcess] = []
 
     def own(self, process: ManagedProcess) -> ManagedProcess:
         self.stack.callback(process.stop)
@@ -155,6 +158,7 @@ class Bench:
             repo_root=REPO_ROOT,
         )
         self.own(process)
+        self.started_gateways.append(process)
         return process, url
 
     def targets(self, wanted: Sequence[str]) -> list[Target]:
@@ -291,11 +295,15 @@ def run(args: argparse.Namespace) -> str:
         bench = Bench(args, stack, workdir)
         stack.callback(bench.forget_redis_keys)
         bench.start_backends()
-        targets = bench.targets(wanted)
-        logger.info("measuring %s", ", ".join(t.name for t in targets))
-        summaries = run_rounds(targets, shape, args.rounds)
+        targets = bench.targets(wanted) if args.rounds > 0 else []
+        summaries = []
+        if targets:
+            logger.info("measuring %s", ", ".join(t.name for t in targets))
+            summaries = run_rounds(targets, shape, args.rounds)
         if args.profile:
             profile_target(targets, args.profile, shape, args.output)
+        for process in bench.started_gateways:
+            process.stop()  # idle gateways out of the memory runs' way
         connections, streams = (None, []) if args.no_memory else bench.memory_runs()
         notes = [*bench.notes, f"open-file limit {limit}"]
     # kept only when the run failed, for the processes' logs

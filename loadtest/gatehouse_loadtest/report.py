@@ -123,7 +123,8 @@ def memory_checks(
             Check(
                 f"RSS after {connections.seconds:.0f} s at {connections.connections} connections",
                 "<= 100 MB per worker",
-                f"{after:.1f} MiB (peak {connections.rss_peak / MIB:.1f})",
+                f"{after:.1f} MiB (peak {connections.rss_peak / MIB:.1f},"
+                f" {connections.rss_before / MIB:.1f} before)",
                 after <= 100,
             )
         )
@@ -133,7 +134,8 @@ def memory_checks(
             Check(
                 f"RSS growth, {figure.size // MIB} MiB {figure.direction}",
                 "<= 20 MB",
-                f"{growth:.1f} MiB ({figure.size / MIB / figure.seconds:.0f} MiB/s)",
+                f"{growth:.1f} MiB ({figure.rss_before / MIB:.1f} -> {figure.rss_peak / MIB:.1f},"
+                f" {figure.size / MIB / figure.seconds:.0f} MiB/s)",
                 growth <= 20,
             )
         )
