@@ -9,6 +9,9 @@ import httpx
 from gateway.helpers import Launcher, gateway_route, metric_value
 from support.processes import ServiceProcess, free_port
 
+from gatehouse_gateway.config.schema import RetriesConfig
+from gatehouse_gateway.upstream.retry import RetryBudget
+
 
 def test_killed_backend_costs_no_failed_get(launcher: Launcher) -> None:
     backends = launcher.backends(3)
@@ -110,3 +113,15 @@ def test_backend_503_is_retried_for_get_but_not_for_post(
         posts = [client.post("/", content=b"p").status_code for _ in range(6)]
     assert posts.count(503) == 3 and posts.count(200) == 3
     assert metric_value(gateway.metrics(), "gateway_retries_total", route="app") == 3
+
+
+def test_retry_budget_bounds_retries_to_a_share_of_requests() -> None:
+    budget = RetryBudget(RetriesConfig(budget_ratio=0.5, budget_min_per_second=0))
+    spent = 0
+    while budget.withdraw():  # the initial allowance
+        spent += 1
+    assert spent == 10
+    for _ in range(10):
+        budget.deposit()
+    allowed = sum(budget.withdraw() for _ in range(10))
+    assert allowed == 5  # half a retry per request
