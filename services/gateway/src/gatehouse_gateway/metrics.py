@@ -81,6 +81,11 @@ AUTH_FAILURES = Counter(
     "gateway_auth_failures_total", "Requests refused with 401, by reason.", ["reason"]
 )
 CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Config reloads, by outcome.", ["outcome"])
+DRAINS = Counter(
+    "gateway_drains_total",
+    "Operator drains and restores of a backend asked of this replica (admin API), by action.",
+    ["action"],
+)
 
 
 def method_label(method: str) -> str:

@@ -40,6 +40,9 @@ class GatewaySettings(ServiceSettings):
     upstream_connection_limit: int = Field(default=1000, ge=1, le=100_000)
     upstream_keepalive: float = Field(default=60.0, ge=0)
     watch_config: bool = True
+    # How often a replica reads the drained backends every replica shares in
+    # Redis (and samples the dashboard's per-backend history).
+    drain_sync_interval: float = Field(default=1.0, gt=0, le=60)
 
 
 @lru_cache
