@@ -157,6 +157,17 @@ class BackendState:
         self._roll()
         return sum(self._requests), sum(self._errors)
 
+    def completed_seconds(self) -> tuple[int, list[tuple[int, int]]]:
+        """(this second, [(requests, errors)] of each whole second before it, oldest first).
+
+        The window's per-second slots for the operator dashboard's history
+        (gatehouse_gateway.operator.history); never called per request.
+        """
+        self._roll()
+        second = self._bucket_second
+        slots = [(second - age) % _WINDOW_SECONDS for age in range(_WINDOW_SECONDS - 1, 0, -1)]
+        return second, [(self._requests[slot], self._errors[slot]) for slot in slots]
+
     def snapshot(self) -> dict[str, object]:
         """A JSON-ready view for the gateway's own endpoints."""
         requests, errors = self.recent()
