@@ -1,0 +1,219 @@
+"""The compose stack, for real: built, brought up with podman, walked through, brought down.
+
+``make compose-test`` runs this module alone; ``make test`` runs it with the
+rest. The walkthrough is the original app's, through the published port of
+the stack (an nginx edge alternating between the two gateway replicas).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from deploy.compose_stack import IMAGE_PREFIX, IMAGE_TAG, SERVICES, Stack, compose_stack, run
+from support.processes import free_port
+
+# The first run on a new machine also builds the base images (debootstrap).
+pytestmark = pytest.mark.timeout(900)
+
+T = TypeVar("T")
+SERVICE1 = "service1.my-company.com"
+SERVICE2 = "service2.my-company.com"
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+EXPECTED_TARGETS = {
+    ("gateway", "gateway-1:8080"),
+    ("gateway", "gateway-2:8080"),
+    ("auth", "auth:8001"),
+    ("accounts-ui", "accounts-ui:8002"),
+    ("fake-backend", "fake-backend-1:9001"),
+    ("fake-backend", "fake-backend-2:9001"),
+    ("fake-backend", "fake-backend-3:9001"),
+    ("fake-backend", "fake-backend-4:9001"),
+    ("prometheus", "localhost:9090"),
+}
+
+
+def _port(variable: str) -> int:
+    """A port from the environment (to look at a stack by hand), else a free one."""
+    value = os.environ.get(variable)
+    return int(value) if value else free_port()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with compose_stack(
+        _port("GATEHOUSE_COMPOSE_TEST_PORT"), _port("GATEHOUSE_COMPOSE_TEST_PROMETHEUS_PORT")
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.base_url, timeout=15.0) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def user(client: httpx.Client) -> dict[str, str]:
+    """A user signed up through the gateway, and its token."""
+    name = f"compose-{uuid.uuid4().hex[:10]}"
+    email = f"{name}@example.com"
+    password = f"pw-{uuid.uuid4().hex}"
+    signup = client.post("/account", json={"username": name, "password": password, "email": email})
+    assert signup.status_code == 201, signup.text
+    login = client.post("/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    return {"username": name, "email": email, "token": login.json()["access_token"]}
+
+
+def _poll(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    """``probe()`` until it returns something, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last is not None:
+            return last
+        time.sleep(1.0)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def _query(stack: Stack, promql: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": promql})
+    response.raise_for_status()
+    result: list[dict[str, Any]] = response.json()["data"]["result"]
+    return result
+
+
+def _instance(client: httpx.Client, host: str, token: str, path: str = "/hello") -> str:
+    response = client.get(path, headers={"Host": host, "Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    instance: str = response.json()["instance"]
+    return instance
+
+
+def test_signup_and_login_through_the_gateway(client: httpx.Client, user: dict[str, str]) -> None:
+    again = client.post(
+        "/account",
+        json={"username": user["username"], "password": "x" * 16, "email": user["email"]},
+    )
+    assert again.status_code == 409
+    wrong = client.post("/login", json={"email": user["email"], "password": "not-the-password"})
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]
+    jwks = client.get("/.well-known/jwks.json")
+    assert jwks.status_code == 200
+    assert [key["alg"] for key in jwks.json()["keys"]] == ["EdDSA"]
+
+
+def test_services_answer_with_a_token_only(client: httpx.Client, user: dict[str, str]) -> None:
+    assert _instance(client, SERVICE1, user["token"]) in {"backend-1", "backend-2"}
+    assert _instance(client, SERVICE2, user["token"]) in {"backend-3", "backend-4"}
+    for host in (SERVICE1, SERVICE2):
+        bare = client.get("/hello", headers={"Host": host})
+        assert bare.status_code == 401
+        assert bare.headers["www-authenticate"].startswith("Bearer")
+        forged = client.get("/hello", headers={"Host": host, "Authorization": "Bearer not.a.jwt"})
+        assert forged.status_code == 401
+
+
+def test_accounts_page_lists_the_new_account_for_the_admin(
+    stack: Stack, client: httpx.Client, user: dict[str, str]
+) -> None:
+    form = client.get("/accounts_page")
+    assert form.status_code == 200
+    assert "text/html" in form.headers["content-type"]
+    with httpx.Client(base_url=stack.base_url, timeout=15.0) as browser:
+        # The sign-in form's CSRF token is signed for the nonce cookie it came with.
+        page = browser.get("/accounts_page")
+        token = CSRF_FIELD.search(page.text)
+        assert token, page.text[:500]
+
+        def sign_in(password: str) -> httpx.Response:
+            return browser.post(
+                "/accounts_page/login",
+                data={
+                    "email": "admin@example.com",
+                    "password": password,
+                    "csrf_token": token.group(1),
+                },
+                headers={"Origin": stack.base_url},
+            )
+
+        assert sign_in("wrong-password").status_code == 401
+        signed_in = sign_in(stack.admin_password)
+        assert signed_in.status_code == 303, signed_in.text[:500]
+        listing = browser.get("/accounts_page", params={"search": user["username"]})
+        assert listing.status_code == 200
+        assert user["email"] in listing.text
+
+
+def test_both_gateway_replicas_share_one_cursor(
+    stack: Stack, client: httpx.Client, user: dict[str, str]
+) -> None:
+    # The edge alternates requests between the replicas; only a cursor they
+    # share makes the backends alternate exactly (two local cursors would
+    # give backend-1, backend-1, backend-2, backend-2, ...).
+    seen = [_instance(client, SERVICE1, user["token"]) for _ in range(12)]
+    assert set(seen) == {"backend-1", "backend-2"}
+    assert all(a != b for a, b in itertools.pairwise(seen)), seen
+
+    def replicas_serving() -> set[str] | None:
+        rows = _query(
+            stack, 'sum by (instance) (http_requests_total{job="gateway",handler="service1"})'
+        )
+        instances = {row["metric"]["instance"] for row in rows if float(row["value"][1]) > 0}
+        return instances if len(instances) == 2 else None
+
+    assert _poll(replicas_serving, 60, "both gateway replicas serving service1") == {
+        "gateway-1:8080",
+        "gateway-2:8080",
+    }
+    state = _query(stack, 'gateway_cursor_state{state="redis"}')
+    assert {row["metric"]["instance"] for row in state if row["value"][1] == "1"} == {
+        "gateway-1:8080",
+        "gateway-2:8080",
+    }
+
+
+def test_prometheus_scrapes_every_target_with_the_rules_loaded(stack: Stack) -> None:
+    def all_up() -> set[tuple[str, str]] | None:
+        response = httpx.get(f"{stack.prometheus_url}/api/v1/targets", params={"state": "active"})
+        response.raise_for_status()
+        targets = response.json()["data"]["activeTargets"]
+        up = {(t["labels"]["job"], t["labels"]["instance"]) for t in targets if t["health"] == "up"}
+        return up if up == EXPECTED_TARGETS and len(targets) == len(EXPECTED_TARGETS) else None
+
+    assert _poll(all_up, 90, "every scrape target up") == EXPECTED_TARGETS
+    rules = httpx.get(f"{stack.prometheus_url}/api/v1/rules").json()["data"]["groups"]
+    alerts = {
+        rule["name"] for group in rules for rule in group["rules"] if rule["type"] == "alerting"
+    }
+    assert {
+        "GatehouseErrorBudgetBurnFast",
+        "GatehouseBackendDown",
+        "GatehouseJWKSFetchFailing",
+    } <= alerts
+
+
+def test_images_run_as_an_unprivileged_user(stack: Stack) -> None:
+    for service in SERVICES:
+        inspected = run(
+            [
+                "podman",
+                "image",
+                "inspect",
+                "--format",
+                "{{.Config.User}} {{json .Config.Healthcheck}}",
+                f"{IMAGE_PREFIX}/{service}:{IMAGE_TAG}",
+            ]
+        ).stdout
+        assert inspected.startswith("10001:10001 "), (service, inspected)
+        assert re.search(r"urlopen\('http://127\.0\.0\.1:", inspected), (service, inspected)
