@@ -52,6 +52,10 @@ demo: venv ## run every service as a local process in the foreground (Ctrl-C sto
 test: system-deps services venv ## run the whole test suite against real processes, Postgres and Redis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: compose-test
+compose-test: system-deps venv ## bring the compose stack up with podman, walk through it, bring it down (make test runs it too)
+	$(PY) -m pytest tests/deploy/test_compose_stack.py $(PYTEST_ARGS)
+
 .PHONY: chaos
 chaos: system-deps venv ## faults under load, full profile (10 s outages; make test runs the short one)
 	GATEHOUSE_CHAOS_PROFILE=full $(PY) -m pytest tests/chaos $(PYTEST_ARGS)
