@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from support.processes import ARTIFACTS
 
 from chaos import profiles
-from chaos.report import FaultReport, markdown_table
+from chaos.report import FaultReport, FaultReportFactory, markdown_table
 from chaos.stack import ChaosStack, missing_services, running_stack
 
 REPORTS: list[FaultReport] = []
@@ -41,7 +41,7 @@ def stack(chaos_stack: ChaosStack) -> ChaosStack:
 
 
 @pytest.fixture
-def fault_report() -> Callable[[str], FaultReport]:
+def fault_report() -> FaultReportFactory:
     """``fault_report("name")`` starts this fault's row in the result table."""
 
     def start(fault: str) -> FaultReport:

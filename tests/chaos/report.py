@@ -8,11 +8,17 @@ at the end and writes it to ``tests/artifacts/chaos-report.md``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
 from chaos.load import LoadResult
+
+
+def seconds(value: float | None) -> str:
+    """A measured time for a check's name: ``1.2s``, or ``never`` when it did not happen."""
+    return "never" if value is None else f"{value:.1f}s"
 
 
 @dataclass
@@ -58,6 +64,8 @@ class FaultReport:
         if not self.checks:
             pytest.fail(f"{self.fault}: no check was made", pytrace=False)
 
+
+FaultReportFactory = Callable[[str], FaultReport]
 
 HEADER = ("fault", "sent", "failed", "p99 ms", "max ms", "checked after", "result")
 

@@ -7,6 +7,7 @@ import httpx
 from chaos import faults
 from chaos.load import BackgroundLoad
 from chaos.profiles import Profile
+from chaos.report import FaultReportFactory
 from chaos.stack import CHAOS_HOST, ChaosStack
 
 PROBES = 10
@@ -27,7 +28,9 @@ def _probe(stack: ChaosStack, token: str, path: str = "/chaos/probe") -> list[ht
     return answers
 
 
-def test_auth_service_down(stack: ChaosStack, profile: Profile, fault_report) -> None:
+def test_auth_service_down(
+    stack: ChaosStack, profile: Profile, fault_report: FaultReportFactory
+) -> None:
     report = fault_report(f"auth service killed {profile.outage:g}s")
     token = stack.user_token()
     # Issued before the outage but never shown to a gateway: it can only pass

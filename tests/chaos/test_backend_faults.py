@@ -6,6 +6,7 @@ from chaos import faults
 from chaos.front import get_load
 from chaos.load import BackgroundLoad
 from chaos.profiles import Profile
+from chaos.report import FaultReportFactory, seconds
 from chaos.stack import (
     CONSECUTIVE_FAILURES,
     HEALTH_INTERVAL,
@@ -26,7 +27,9 @@ EJECT_BOUND = UNHEALTHY_THRESHOLD * HEALTH_INTERVAL + 0.5 + 2.0
 TAKE_BACK_BOUND = HEALTHY_THRESHOLD * HEALTH_INTERVAL + 4.0 + 2.0
 
 
-def test_kill_9_one_backend_then_restart(stack: ChaosStack, profile: Profile, fault_report) -> None:
+def test_kill_9_one_backend_then_restart(
+    stack: ChaosStack, profile: Profile, fault_report: FaultReportFactory
+) -> None:
     report = fault_report("kill -9 one backend, restart it")
     victim = stack.backends[0]
     up = {"route": "chaos", "backend": backend_label(victim)}
@@ -54,7 +57,7 @@ def test_kill_9_one_backend_then_restart(stack: ChaosStack, profile: Profile, fa
 
     report.check("zero failed GETs", result.failed == 0, result.describe_failures())
     report.check(
-        f"ejected on both gateways within {EJECT_BOUND:g}s",
+        f"ejected on both gateways in {seconds(ejected)} (bound {EJECT_BOUND:g}s)",
         ejected is not None and ejected <= EJECT_BOUND,
         f"took {ejected}s (passive: {CONSECUTIVE_FAILURES} failures; ejections {ejections:g})",
     )
@@ -65,14 +68,16 @@ def test_kill_9_one_backend_then_restart(stack: ChaosStack, profile: Profile, fa
     )
     served_after = result.by_backend(back_at)[victim.name]
     report.check(
-        f"taken back within {TAKE_BACK_BOUND:g}s of restart, serves again",
+        f"taken back {seconds(taken_back)} after restart, {served_after} answers since",
         taken_back is not None and served_after > 0,
         f"up after {taken_back}s; {served_after} answers after",
     )
     report.verdict()
 
 
-def test_a_backend_answering_in_2s(stack: ChaosStack, profile: Profile, fault_report) -> None:
+def test_a_backend_answering_in_2s(
+    stack: ChaosStack, profile: Profile, fault_report: FaultReportFactory
+) -> None:
     report = fault_report(f"one backend answers in {profile.slow_latency:g}s (least_requests)")
     victim = stack.backends[3]
     others = {b.name for b in stack.backends if b is not victim}

@@ -30,6 +30,7 @@ from support.processes import ARTIFACTS, REPO_ROOT
 
 from chaos import profiles
 from chaos.profiles import Profile
+from chaos.report import FaultReportFactory
 from chaos.stack import ChaosStack
 
 CHECKS = ["not_a_server_error", "content_type_conformance", "response_schema_conformance"]
@@ -43,7 +44,9 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_openapi_fuzzing(stack: ChaosStack, profile: Profile, fault_report, target: str) -> None:
+def test_openapi_fuzzing(
+    stack: ChaosStack, profile: Profile, fault_report: FaultReportFactory, target: str
+) -> None:
     report = fault_report(f"schemathesis: {target}")
     base = stack.gateways[0].url if "gateway" in target else stack.auth.url
     schema = f"{stack.auth.url}/openapi.json" if "auth" in target else f"{base}/-/openapi.json"
