@@ -21,10 +21,22 @@ from accounts_ui.stack import (
     VIEWER_PASSWORD,
     Stack,
 )
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Page,
+    expect,
+    sync_playwright,
+)
 from support.processes import ARTIFACTS
 
 pytestmark = pytest.mark.browser
+# Generous waits: CI shares two cores with every other suite. A step that
+# really fails still fails, only later.
+TIMEOUT_MS = 20_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 CHROMIUM = os.environ.get("GATEHOUSE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -67,11 +79,17 @@ class Watched:
             self.errors.append(message.text)
 
 
+def new_context(browser: Browser, width: int, height: int) -> BrowserContext:
+    """A fresh context: no cookies, its own viewport, the generous timeout."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(TIMEOUT_MS)
+    return context
+
+
 @pytest.fixture
 def watched(browser: Browser) -> Iterator[Watched]:
-    """A fresh browser context (no cookies) and page for one test."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    context.set_default_timeout(10_000)
+    """A fresh browser context and page for one test."""
+    context = new_context(browser, 1200, 900)
     yield Watched(context.new_page())
     context.close()
 
@@ -162,7 +180,7 @@ def test_hostile_values_render_as_inert_text(stack: Stack, watched: Watched) -> 
 
 
 def test_the_page_fits_a_phone_screen(stack: Stack, browser: Browser) -> None:
-    context = browser.new_context(viewport={"width": 375, "height": 740})
+    context = new_context(browser, 375, 740)
     try:
         page = context.new_page()
         sign_in(page, stack.ui.url, ADMIN_EMAIL, ADMIN_PASSWORD)
