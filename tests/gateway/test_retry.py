@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -125,3 +126,39 @@ def test_retry_budget_bounds_retries_to_a_share_of_requests() -> None:
         budget.deposit()
     allowed = sum(budget.withdraw() for _ in range(10))
     assert allowed == 5  # half a retry per request
+
+
+class _BrokenBackend:
+    """Answers every request with headers promising 100 bytes, sends 3, and hangs up."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_backend_hanging_up_mid_body_is_502_never_500(launcher: Launcher) -> None:
+    broken = _BrokenBackend()
+    try:
+        route = gateway_route([broken.url], retries={"attempts": 0})
+        gateway = launcher.gateway({"routes": [route]})
+        with gateway.client() as client:
+            response = client.get("/")
+        assert response.status_code == 502
+        assert response.json()["error"] == "upstream_failed"
+    finally:
+        broken.close()

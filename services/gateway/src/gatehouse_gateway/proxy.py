@@ -420,21 +420,30 @@ class Proxy:
             if lower not in _RESPONSE_DROP:
                 headers.append((lower, value))
         length = response.content_length
+        started = False
         try:
             if length is not None and length <= _SMALL_BODY:
                 payload = await response.read()
+                started = True
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": payload})
                 return status
+            started = True
             await send({"type": "http.response.start", "status": status, "headers": headers})
             async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            # Headers are out: the only honest signal left is a cut connection.
             if backend is not None:
                 backend.record_failure("body_error")
+            if not started:  # nothing sent yet: still an answer, never a 500
+                timeout = isinstance(exc, TimeoutError)
+                code = "upstream_timeout" if timeout else "upstream_failed"
+                body = _error_body(code, "the backend's response broke off")
+                await send_json(send, 504 if timeout else 502, body, rid)
+                return 504 if timeout else 502
+            # Headers are out: the only honest signal left is a cut connection.
             logger.warning("backend response broke off mid-body: %s", type(exc).__name__)
             raise
         finally:
