@@ -314,3 +314,36 @@ async def test_the_connection_limit_makes_requests_wait(backend: ServiceProcess)
         assert client.connections == 1
     finally:
         await client.close()
+
+
+async def test_an_early_answer_stops_the_upload_and_the_connection_is_not_reused() -> None:
+    """A backend may refuse (413) before reading the body; that connection is then mid-request."""
+
+    async def refuse_early(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await hang_up_after_client(reader, writer)
+
+    sent = 0
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(100):
+            sent += 1
+            yield b"x" * 1024
+            await asyncio.sleep(0.01)
+
+    server, url = await raw_server(refuse_early)
+    client = UpstreamClient()
+    try:
+        response = await client.request(
+            url, "POST", "/", [("Content-Length", "102400")], slow_body(), **TIMEOUTS
+        )
+        assert response.status == 413
+        assert await response.read() == b""
+        response.release()
+        assert sent < 100
+        assert client.connections == 0
+    finally:
+        await stop(client, server)

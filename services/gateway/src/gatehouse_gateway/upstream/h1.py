@@ -158,6 +158,9 @@ class H1Connection(asyncio.Protocol):
         self.message_complete = False
         self.head_only = False
         self.until_close = False
+        # the backend answered before the whole request body was sent: the
+        # connection is mid-request for the backend, so it is never reused
+        self.body_cut_short = False
         self.idle_since = 0.0
         self._reading_paused = False
         self._write_paused = False
@@ -242,7 +245,9 @@ class H1Connection(asyncio.Protocol):
             return
         self.message_complete = True
         self._cancel_timer()
-        self.reusable = self.parser.should_keep_alive() and not self.head_only
+        self.reusable = (
+            self.parser.should_keep_alive() and not self.head_only and not self.body_cut_short
+        )
         if self.response is not None:
             self.response._finish()
 
@@ -309,6 +314,7 @@ class H1Connection(asyncio.Protocol):
         self.message_complete = False
         self.reusable = False
         self.head_only = head_only
+        self.body_cut_short = False
         waiter: asyncio.Future[UpstreamResponse] = self.loop.create_future()
         self.head_waiter = waiter
         self._read_timeout = read_timeout
@@ -343,6 +349,8 @@ class H1Connection(asyncio.Protocol):
                 if self._write_paused:
                     await self._drain()
                 if waiter.done():  # the backend answered early (413 and such)
+                    self.body_cut_short = True
+                    self.reusable = False
                     return
         except UpstreamError:
             raise
