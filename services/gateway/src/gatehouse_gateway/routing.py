@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
-
 from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
 from gatehouse_gateway.config.schema import GatewayConfig, RouteConfig
 from gatehouse_gateway.metrics import RouteMetrics
@@ -30,12 +28,6 @@ class Route:
         self.auth_required = config.auth == "required"
         self.backends = backends
         self.balancer: Balancer = make_balancer(config.strategy, config.name, backends, cursor)
-        self.timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=config.timeouts.connect,
-            sock_connect=config.timeouts.connect,
-            sock_read=config.timeouts.read,
-        )
         self.max_attempts = 1 + config.retries.attempts
         self.budget = RetryBudget(config.retries)
         self.max_header_bytes = config.limits.max_header_bytes
