@@ -27,6 +27,9 @@ def test_defaults_are_the_embedded_setup() -> None:
     assert settings.key_algorithm == "EdDSA"
     assert settings.should_generate_keys
     assert settings.admin_email == "admin@example.com"
+    assert settings.keys_dir == Path(".data/keys")
+    assert AuthSettings(data_dir=Path("/srv/auth")).keys_dir == Path("/srv/auth/keys")
+    assert AuthSettings(keys_dir=Path("/run/secrets/keys")).keys_dir == Path("/run/secrets/keys")
 
 
 def test_shared_names_are_read_unprefixed(monkeypatch: pytest.MonkeyPatch) -> None:

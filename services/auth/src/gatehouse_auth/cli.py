@@ -118,6 +118,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.migrate:
             os.environ["GATEHOUSE_AUTH_MIGRATE_ON_START"] = "true"
             settings = AuthSettings()
+        if settings.workers > 1 and not settings.redis_url:
+            print(
+                "warning: several workers without REDIS_URL: each keeps its own login rate limit",
+                file=sys.stderr,
+            )
         serve("gatehouse_auth.app:create_app", settings)
         return
     settings = AuthSettings()

@@ -58,7 +58,8 @@ class AccountBase(SQLModel):
 class AccountCreate(AccountBase):
     """The body of ``POST /account``."""
 
-    model_config = ConfigDict(
+    # SQLModel types its config as its own TypedDict; pydantic's keys are the same.
+    model_config = ConfigDict(  # type: ignore[assignment]
         extra="forbid",
         json_schema_extra={
             "examples": [

@@ -113,7 +113,7 @@ class RedisWindowStore:
 
     def hit(self, key: str, limit: int, window_ms: int) -> int:
         result = self._script(keys=[key], args=[window_ms, limit, uuid.uuid4().hex])
-        return int(result)  # type: ignore[arg-type]
+        return int(result)
 
     def close(self) -> None:
         """The client is the app's; it is closed in the lifespan."""

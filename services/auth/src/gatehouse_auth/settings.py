@@ -22,6 +22,10 @@ KeyAlgorithm = Literal["EdDSA", "RS256"]
 _PLACEHOLDER_PASSWORDS = {"changeme", "change-me", "password", "admin", "secret"}
 
 
+def _loopback() -> list[IPv4Network | IPv6Network]:
+    return [IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")]
+
+
 def _alias(shared: str, field: str) -> AliasChoices:
     return AliasChoices(shared, f"GATEHOUSE_AUTH_{field}")
 
@@ -59,11 +63,9 @@ class AuthSettings(ServiceSettings):
     rate_limit_per_email: int = Field(default=10, ge=0)
     rate_limit_per_client: int = Field(default=300, ge=0)
     # Peers whose X-Forwarded-For is believed (the gateway); the default trusts loopback.
-    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
-        default_factory=lambda: [IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")]
-    )
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(default_factory=_loopback)
 
-    # Tokens.
+    # Tokens. Keys default to <data_dir>/keys (.data/keys).
     keys_dir: Path = Path(".data/keys")
     key_algorithm: KeyAlgorithm = "EdDSA"
     # Generate a key when keys_dir holds none; None means "in development only".
@@ -85,6 +87,13 @@ class AuthSettings(ServiceSettings):
         default=None, validation_alias=_alias("GATEHOUSE_ADMIN_PASSWORD", "ADMIN_PASSWORD")
     )
     admin_username: str = "admin"
+
+    @model_validator(mode="after")
+    def _keys_under_data_dir(self) -> AuthSettings:
+        """Keys default to <data_dir>/keys, so moving the data folder moves them too."""
+        if "keys_dir" not in self.model_fields_set:
+            self.keys_dir = self.data_dir / "keys"
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> AuthSettings:

@@ -42,6 +42,8 @@ class TokenService:
     def issue(self, account: Account) -> IssuedToken:
         now = int(time.time())
         key = self.ring.signing_key
+        if key.private is None:  # KeyRing picks a key with a private half; never here
+            raise RuntimeError(f"signing key {key.kid} has no private key")
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": self.audience,
