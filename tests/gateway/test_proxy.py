@@ -89,6 +89,8 @@ def test_unknown_host_is_404_json_and_metrics_answer_for_unclaimed_paths(
     assert response.status_code == 404
     assert response.json()["error"] == "no_route"
     assert "x-request-id" in response.headers
+    unmatched = metric_value(gateway.metrics(), "http_requests_total", handler="none", status="404")
+    assert unmatched >= 1
     metrics = httpx.get(gateway.url + "/metrics", headers={"Host": "nobody.test"})
     assert metrics.status_code == 200 and "http_requests_total" in metrics.text
     # On a host a route claims, /metrics is the backend's path, not the gateway's.

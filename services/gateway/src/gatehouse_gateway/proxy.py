@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from gatehouse_common.jwt import TokenError
 from gatehouse_common.request_id import accept_request_id
 from gatehouse_gateway.auth import CHALLENGE, IDENTITY_HEADERS
+from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.runtime import Gateway
 from gatehouse_gateway.upstream.backend import BackendState
@@ -71,6 +72,8 @@ def _error_body(code: str, detail: str, **extra: Any) -> bytes:
     return json.dumps({"error": code, "detail": detail, **extra}).encode()
 
 
+# Requests no route claims are counted too, under one bounded label.
+UNMATCHED = RouteMetrics("none")
 NO_ROUTE = _error_body("no_route", "no route matches this host and path")
 HEADERS_TOO_LARGE = _error_body("headers_too_large", "the request headers are too large")
 BODY_TOO_LARGE = _error_body("body_too_large", "the request body is too large")
@@ -195,6 +198,7 @@ class Proxy:
                 await self.fallback(scope, receive, send)
             else:
                 await send_json(send, 404, NO_ROUTE, rid)
+                UNMATCHED.observe(scope["method"], 404, time.perf_counter() - started)
             return
         method: str = scope["method"]
         status = await self._proxy(
