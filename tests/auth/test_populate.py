@@ -9,8 +9,11 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from auth.factories import AuthService
 from support.processes import REPO_ROOT, free_port
+
+from gatehouse_auth.populate import main
 
 
 def populate(*args: str, progress: bool = False) -> subprocess.CompletedProcess[str]:
@@ -49,16 +52,26 @@ def test_populate_creates_then_skips_and_writes_credentials(
             assert login.status_code == 200
 
 
-def test_populate_reports_failures_and_exits_non_zero(tmp_path: Path) -> None:
+def test_populate_reports_failures_and_exits_non_zero(capsys: pytest.CaptureFixture) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    result = populate("--count", "2", "--auth-url", dead, "--concurrency", "2")
-    assert result.returncode == 1
-    assert result.stdout.strip().endswith("created=0 skipped=0 failed=2")
-    assert "ConnectError" in result.stderr
+    with pytest.raises(SystemExit) as exited:
+        main(["--count", "2", "--auth-url", dead, "--retries", "1", "--no-progress"])
+    assert exited.value.code == 1
+    out, err = capsys.readouterr()
+    assert out.strip() == "created=0 skipped=0 failed=2"
+    assert "ConnectError" in err
 
 
-def test_populate_refuses_bad_arguments() -> None:
-    assert populate("--count", "-1").returncode != 0
-    assert populate("--password", "short").returncode != 0
-    bad = populate("--count", "1", "--password", "p" * 73)
-    assert bad.returncode != 0 and "72 bytes" in bad.stderr
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--count", "-1"], "--count"),
+        (["--password", "short"], "72 bytes"),
+        (["--password", "p" * 73], "72 bytes"),
+        (["--concurrency", "0"], "--concurrency"),
+    ],
+)
+def test_populate_refuses_bad_arguments(args: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert message in str(exited.value.code)

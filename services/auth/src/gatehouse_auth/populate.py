@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-RETRIES = 3
+RETRIES = 2
 RETRY_BACKOFF_SECONDS = 0.5
 
 
@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--start", type=int, default=1, help="first account number")
     parser.add_argument("--csv", type=Path, help="write username,email,password of the accounts")
+    parser.add_argument(
+        "--retries", type=int, default=RETRIES, help="retries of a 5xx, 429 or connection error"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -62,11 +65,13 @@ def accounts(args: argparse.Namespace) -> list[Credentials]:
     ]
 
 
-async def _create(client: httpx.AsyncClient, account: Credentials) -> tuple[str, str]:
+async def _create(client: httpx.AsyncClient, account: Credentials, retries: int) -> tuple[str, str]:
     """("created" | "skipped" | "failed", reason)."""
     body = {"username": account.username, "email": account.email, "password": account.password}
     reason = ""
-    for attempt in range(RETRIES):
+    for attempt in range(retries + 1):
+        if attempt:
+            await asyncio.sleep(RETRY_BACKOFF_SECONDS * attempt)
         try:
             response = await client.post("/account", json=body)
         except httpx.HTTPError as exc:
@@ -79,7 +84,6 @@ async def _create(client: httpx.AsyncClient, account: Credentials) -> tuple[str,
             reason = f"{response.status_code} {response.text[:200]}"
             if response.status_code < 500 and response.status_code != 429:
                 break
-        await asyncio.sleep(RETRY_BACKOFF_SECONDS * (attempt + 1))
     return "failed", reason
 
 
@@ -89,6 +93,7 @@ async def populate(
     auth_url: str,
     concurrency: int,
     timeout: float,
+    retries: int = RETRIES,
     progress: bool = True,
 ) -> tuple[Counter[str], list[Credentials], list[str]]:
     """Create ``todo``; returns the counts, the accounts that exist, and failure reasons."""
@@ -107,7 +112,7 @@ async def populate(
                 account = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            outcome, reason = await _create(client, account)
+            outcome, reason = await _create(client, account, retries)
             counts[outcome] += 1
             if outcome == "failed":
                 failures.append(f"{account.email}: {reason}")
@@ -145,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             auth_url=args.auth_url.rstrip("/"),
             concurrency=args.concurrency,
             timeout=args.timeout,
+            retries=max(0, args.retries),
             progress=not args.no_progress,
         )
     )
