@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.processes import ARTIFACTS, REPO_ROOT
+from support.processes import ARTIFACTS
 
 from chaos import profiles
 from chaos.profiles import Profile
@@ -80,8 +80,11 @@ def test_openapi_fuzzing(
         "--report-junit-path",
         str(junit),
     ]
+    # run in the artifacts folder: schemathesis keeps caches in its working directory
+    workdir = ARTIFACTS / "schemathesis"
+    workdir.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
-        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, check=False
+        command, cwd=workdir, capture_output=True, text=True, timeout=240, check=False
     )
     output = done.stdout + done.stderr
     (ARTIFACTS / f"schemathesis-{target}.log").write_text(output)
