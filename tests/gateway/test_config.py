@@ -90,6 +90,19 @@ def test_original_format_maps_onto_routes(tmp_path: Path) -> None:
             "auth.algorithms: Value error, not allowed: ['HS256']",
         ),
         ({"proxy": {"services": [{"name": "s", "hosts": "nope"}]}}, "routes[0].backends"),
+        (
+            {"routes": [{"name": "a", "backends": [{"url": "http://x"}, {"url": "http://x/"}]}]},
+            "routes[0].backends: Value error, listed more than once: ['http://x']",
+        ),
+        (
+            {
+                "routes": [
+                    {"name": "a", "hosts": ["h.test"], "backends": [{"url": "http://x"}]},
+                    {"name": "b", "hosts": ["h.test"], "backends": [{"url": "http://y"}]},
+                ]
+            },
+            "routes 'a' and 'b' both claim h.test /",
+        ),
         ("just a string", "the top level must be a mapping"),
     ],
 )

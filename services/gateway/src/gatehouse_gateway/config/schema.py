@@ -133,6 +133,15 @@ class RouteConfig(_Strict):
     passive_health: PassiveHealthConfig = PassiveHealthConfig()
     limits: LimitsConfig = LimitsConfig()
 
+    @field_validator("backends")
+    @classmethod
+    def _distinct_backends(cls, value: list[BackendConfig]) -> list[BackendConfig]:
+        urls = [backend.url for backend in value]
+        repeated = sorted({url for url in urls if urls.count(url) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {repeated}; use weight instead")
+        return value
+
     @field_validator("path_prefix", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
@@ -173,6 +182,15 @@ class GatewayConfig(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"route names must be unique; repeated: {duplicates}")
+        claimed: dict[tuple[str, str], str] = {}
+        for route in self.routes:
+            for host in route.hosts or ["(any host)"]:
+                for prefix in route.path_prefix:
+                    other = claimed.setdefault((host, prefix), route.name)
+                    if other != route.name:
+                        raise ValueError(
+                            f"routes {other!r} and {route.name!r} both claim {host} {prefix}"
+                        )
         needs_auth = [r.name for r in self.routes if r.auth == "required"]
         if needs_auth and not self.auth.jwks_url:
             raise ValueError(f"auth.jwks_url is required: routes {needs_auth} require auth")
