@@ -31,13 +31,25 @@ capabilities:
   drop: ["ALL"]
 {{- end -}}
 
-{{/* prometheus.io/* pod annotations unless a ServiceMonitor scrapes: (dict "context" . "port" 8080 "path" "/metrics"). */}}
-{{- define "common.scrapeAnnotations" -}}
-{{- if not (include "common.prometheusOperator" .context) }}
-prometheus.io/scrape: "true"
-prometheus.io/port: {{ .port | quote }}
-prometheus.io/path: {{ .path | quote }}
-{{- end }}
+{{/*
+The pod template's annotations block, or nothing when there are none:
+prometheus.io/* scrape annotations unless a ServiceMonitor scrapes, then
+`extra` (the gateway's config checksum), then the chart's podAnnotations.
+  include "common.podAnnotations" (dict "context" . "port" 8080 "path" "/metrics" "extra" (dict))
+*/}}
+{{- define "common.podAnnotations" -}}
+{{- $ctx := .context -}}
+{{- $annotations := dict -}}
+{{- if not (include "common.prometheusOperator" $ctx) -}}
+{{- $_ := set $annotations "prometheus.io/scrape" "true" -}}
+{{- $_ := set $annotations "prometheus.io/port" (toString .port) -}}
+{{- $_ := set $annotations "prometheus.io/path" .path -}}
+{{- end -}}
+{{- $annotations = merge $annotations (.extra | default dict) ($ctx.Values.podAnnotations | default dict) -}}
+{{- with $annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end -}}
 {{- end -}}
 
 {{/* "true" when the Prometheus Operator's CRDs are in use (global.prometheusOperator.enabled), else empty. */}}

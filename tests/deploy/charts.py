@@ -1,0 +1,96 @@
+"""Rendering deploy/helm/gatehouse offline with the Helm SDK (helm_python: no helm
+binary, no cluster), once per values scenario: the defaults and each
+``ci/*-values.yaml`` toggle the chart ships."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "gatehouse"
+SUBCHARTS = ("gateway", "auth", "accounts-ui", "fake-backend", "postgres", "redis")
+RELEASE = "gh"
+NAMESPACE = "gatehouse"
+KUBERNETES = "1.30.0"
+# Custom resources (KEDA, Prometheus Operator): no schema in kubernetes-validate.
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
+WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
+
+# Helm logs each symlinked library chart at INFO on stderr; say nothing.
+helm_python.disable_logging()
+
+
+def scenario_values() -> dict[str, dict[str, Any]]:
+    """``defaults`` plus one scenario per ci/<name>-values.yaml."""
+    scenarios: dict[str, dict[str, Any]] = {"defaults": {}}
+    for path in sorted((CHART / "ci").glob("*-values.yaml")):
+        scenarios[path.name.removesuffix("-values.yaml")] = yaml.safe_load(path.read_text()) or {}
+    return scenarios
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendering: the manifests, parsed, and the NOTES.txt text."""
+
+    manifests: tuple[dict[str, Any], ...]
+    notes: str
+
+    def kind(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.manifests if m["kind"] == kind]
+
+    def named(self, kind: str, name: str) -> dict[str, Any]:
+        matches = [m for m in self.kind(kind) if m["metadata"]["name"] == name]
+        if len(matches) != 1:
+            raise LookupError(f"{len(matches)} {kind} named {name!r}")
+        return matches[0]
+
+    def workloads(self) -> list[dict[str, Any]]:
+        return [m for m in self.manifests if m["kind"] in WORKLOAD_KINDS]
+
+    def pod_specs(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        """(object name, pod spec) of every workload, Job and test Pod."""
+        for manifest in self.manifests:
+            if manifest["kind"] in WORKLOAD_KINDS or manifest["kind"] == "Job":
+                yield manifest["metadata"]["name"], manifest["spec"]["template"]["spec"]
+            elif manifest["kind"] == "Pod":
+                yield manifest["metadata"]["name"], manifest["spec"]
+
+
+def render(values: Mapping[str, Any] | None = None) -> Rendered:
+    """Render the umbrella chart as a fresh install of release ``gh``."""
+    chart = helm_python.Chart.load(CHART)
+    try:
+        files = chart.render(dict(values or {}), name=RELEASE, namespace=NAMESPACE, is_install=True)
+    finally:
+        chart.close()
+    manifests: list[dict[str, Any]] = []
+    notes = ""
+    for path, text in sorted(files.items()):
+        if path.endswith("NOTES.txt"):
+            notes = text
+            continue
+        manifests.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return Rendered(manifests=tuple(manifests), notes=notes)
+
+
+@cache
+def render_scenario(name: str) -> Rendered:
+    return render(scenario_values()[name])
+
+
+def gateway_config_text(rendered: Rendered) -> str:
+    config_map = rendered.named("ConfigMap", f"{RELEASE}-gateway")
+    text: str = config_map["data"]["gateway.yaml"]
+    return text
+
+
+def env_of(container: Mapping[str, Any]) -> dict[str, Any]:
+    """A container's env as {name: value or valueFrom}."""
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}

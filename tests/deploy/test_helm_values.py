@@ -1,0 +1,191 @@
+"""The chart's values: documented and schema-checked, the toggles doing what they
+say, bad values refused with every mistake named, secrets generated right."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from deploy.charts import CHART, RELEASE, SUBCHARTS, env_of, render, render_scenario
+
+CHART_DIRS = [CHART, *(CHART / "charts" / name for name in SUBCHARTS)]
+ALERT_RULES = CHART.parents[1] / "alerts" / "gatehouse-rules.yml"
+
+
+def _leaves(values: Any, prefix: str = "") -> list[str]:
+    if isinstance(values, dict) and values:
+        return [leaf for key, value in values.items() for leaf in _leaves(value, f"{prefix}/{key}")]
+    return [prefix]
+
+
+def _schema_node(schema: dict[str, Any], pointer: str) -> dict[str, Any] | None:
+    node: dict[str, Any] | None = schema
+    for part in filter(None, pointer.split("/")):
+        if node is None or "properties" not in node or part not in node["properties"]:
+            # A free-form object (the gateway config, annotations) ends the walk.
+            return node if node is not None and node.get("additionalProperties", True) else None
+        node = node["properties"][part]
+    return node
+
+
+@pytest.mark.parametrize("chart", CHART_DIRS, ids=lambda p: p.name)
+def test_every_value_is_described_in_the_schema(chart: Path) -> None:
+    text = (chart / "values.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=values.schema.json\n")
+    schema = json.loads((chart / "values.schema.json").read_text())
+    missing = []
+    for leaf in _leaves(yaml.safe_load(text)):
+        node = _schema_node(schema, leaf)
+        if node is None or not node.get("description"):
+            missing.append(leaf)
+    assert not missing, f"{chart.name}: values without a described schema entry: {missing}"
+
+
+def test_chart_alert_rules_are_the_deploy_alerts_source() -> None:
+    copy = CHART / "files" / "gatehouse-rules.yml"
+    assert copy.read_bytes() == ALERT_RULES.read_bytes(), (
+        "deploy/helm/gatehouse/files/gatehouse-rules.yml differs from deploy/alerts/"
+        "gatehouse-rules.yml: copy the source over it"
+    )
+
+
+def test_prometheus_operator_toggle_swaps_annotations_for_crds() -> None:
+    plain = render_scenario("defaults")
+    assert not plain.kind("ServiceMonitor") and not plain.kind("PrometheusRule")
+    annotated = [
+        w
+        for w in plain.workloads()
+        if "prometheus.io/scrape" in w["spec"]["template"]["metadata"].get("annotations", {})
+    ]
+    assert len(annotated) == 7
+    operator = render_scenario("prometheus-operator")
+    monitors = {m["metadata"]["name"] for m in operator.kind("ServiceMonitor")}
+    assert monitors == {
+        f"{RELEASE}-{name}" for name in ("gateway", "auth", "accounts-ui", "fake-backend")
+    }
+    for workload in operator.workloads():
+        assert "prometheus.io/scrape" not in workload["spec"]["template"]["metadata"].get(
+            "annotations", {}
+        )
+    (rule,) = operator.kind("PrometheusRule")
+    assert rule["spec"] == yaml.safe_load(ALERT_RULES.read_text())
+
+
+def test_external_database_drops_the_bundled_ones_and_migrates_first() -> None:
+    rendered = render_scenario("external-database")
+    assert not rendered.kind("StatefulSet")
+    names = {m["metadata"]["name"] for m in rendered.manifests}
+    assert f"{RELEASE}-redis" not in names and f"{RELEASE}-database" not in names
+    (job,) = rendered.kind("Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    env = env_of(job["spec"]["template"]["spec"]["containers"][0])
+    assert env["DATABASE_PASSWORD"]["secretKeyRef"]["name"] == "gatehouse-database"
+    assert "@postgres.example.internal:5432/" in env["DATABASE_URL"]
+    gateway = rendered.named("Deployment", f"{RELEASE}-gateway")["spec"]["template"]["spec"]
+    assert env_of(gateway["containers"][0])["REDIS_URL"] == "redis://redis.example.internal:6379/0"
+    bundled = render_scenario("defaults").kind("Job")[0]
+    assert bundled["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
+
+
+def test_ingress_routes_the_original_hosts_and_paths_to_the_gateway() -> None:
+    assert not render_scenario("ingress-off").kind("Ingress")
+    assert "port-forward" in render_scenario("ingress-off").notes
+    (ingress,) = render_scenario("defaults").kind("Ingress")
+    routes = {
+        (rule["host"], path["path"]): path["backend"]["service"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert set(routes) == {
+        ("service1.my-company.com", "/"),
+        ("service2.my-company.com", "/"),
+        ("gatehouse.local", "/account"),
+        ("gatehouse.local", "/login"),
+        ("gatehouse.local", "/.well-known"),
+        ("gatehouse.local", "/accounts_page"),
+    }
+    assert all(
+        s == {"name": f"{RELEASE}-gateway", "port": {"number": 8080}} for s in routes.values()
+    )
+    notes = render_scenario("defaults").notes
+    assert "service1.my-company.com service2.my-company.com gatehouse.local" in notes
+
+
+def test_generated_secrets_hold_a_usable_signing_key_and_passwords() -> None:
+    rendered = render_scenario("defaults")
+    auth = rendered.named("Secret", f"{RELEASE}-auth-secrets")["data"]
+    key = load_pem_private_key(base64.b64decode(auth["signing.pem"]), password=None)
+    assert isinstance(key, ed25519.Ed25519PrivateKey)
+    assert len(base64.b64decode(auth["admin-password"])) >= 24
+    database = base64.b64decode(rendered.named("Secret", f"{RELEASE}-database")["data"]["password"])
+    assert database.isalnum() and len(database) >= 32
+    rsa_key = render({"auth": {"jwt": {"algorithm": "RS256"}}}).named(
+        "Secret", f"{RELEASE}-auth-secrets"
+    )
+    assert isinstance(
+        load_pem_private_key(base64.b64decode(rsa_key["data"]["signing.pem"]), None),
+        rsa.RSAPrivateKey,
+    )
+
+
+def test_existing_secrets_replace_the_generated_ones() -> None:
+    rendered = render(
+        {
+            "auth": {"jwt": {"existingSecret": "my-keys"}, "admin": {"existingSecret": "my-admin"}},
+            "accounts-ui": {"csrf": {"existingSecret": "my-csrf"}},
+            "global": {"database": {"existingSecret": "my-db"}},
+        }
+    )
+    assert not rendered.kind("Secret")
+    auth = rendered.named("Deployment", f"{RELEASE}-auth")["spec"]["template"]["spec"]
+    assert auth["volumes"][0]["secret"]["secretName"] == "my-keys"
+    assert (
+        env_of(auth["containers"][0])["GATEHOUSE_ADMIN_PASSWORD"]["secretKeyRef"]["name"]
+        == "my-admin"
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"gateway": {"replicaCount": 0}}, "/replicaCount"),
+        ({"auth": {"bcryptRounds": 4}}, "/bcryptRounds"),
+        ({"auth": {"jwt": {"algorithm": "HS256"}}}, "/jwt/algorithm"),
+        ({"fake-backend": {"errorRate": 2}}, "/errorRate"),
+        ({"global": {"redis": {"url": "http://not-redis"}}}, "/global/redis/url"),
+        ({"ingress": {"paths": ["no-slash"]}}, "/ingress/paths/0"),
+        ({"gateway": {"unknown": 1}}, "unknown"),
+        ({"gateway": {"config": {"routes": []}}}, "/config/routes"),
+    ],
+)
+def test_bad_values_are_refused_by_the_schema(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm_python.HelmValuesError, match=message):
+        render(values)
+
+
+def test_inconsistent_values_are_refused_with_every_mistake_named() -> None:
+    with pytest.raises(helm_python.HelmRenderError) as refused:
+        render(
+            {
+                "postgres": {"enabled": False},
+                "redis": {"enabled": False},
+                "gateway": {"enabled": False},
+            }
+        )
+    message = str(refused.value)
+    for expected in (
+        "needs global.database.host",
+        "needs global.database.existingSecret",
+        "needs global.redis.url",
+        "ingress.enabled needs gateway.enabled",
+    ):
+        assert expected in message
+    with pytest.raises(helm_python.HelmRenderError, match="minReplicas must not exceed"):
+        render({"gateway": {"autoscaling": {"minReplicas": 5, "maxReplicas": 3}}})
