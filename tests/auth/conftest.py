@@ -68,6 +68,7 @@ def start_auth(tmp_path: Path) -> Iterator[StartAuth]:
         migrate: bool = True,
         name: str = "extra",
         data_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
         **settings: str,
     ) -> AuthService:
         prefix = unique_redis_prefix("auth") if redis else None
@@ -75,6 +76,7 @@ def start_auth(tmp_path: Path) -> Iterator[StartAuth]:
             prefixes.append(prefix)
         directory = data_dir or tmp_path / f"{name}-{uuid.uuid4().hex[:6]}"
         env = auth_env(directory, database_url=database_url, redis_prefix=prefix, **settings)
+        env.update(extra_env or {})
         service = launch(directory, name, env, migrate=migrate)
         started.append(service)
         return service

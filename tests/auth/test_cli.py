@@ -9,7 +9,7 @@ import httpx
 import jwt
 import psycopg2
 import pytest
-from auth.factories import PASSWORD, AuthService, StartAuth, auth_env, login_token, run_cli, signup
+from auth.factories import PASSWORD, AuthService, auth_env, login_token, run_cli, signup
 from support.databases import temporary_database
 from support.processes import free_port
 
@@ -135,16 +135,3 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture) -> None:
         assert command in out
     serve = build_parser().parse_args(["serve", "--port", "1234", "--workers", "2", "--migrate"])
     assert (serve.port, serve.workers, serve.migrate) == (1234, 2, True)
-
-
-def test_serve_without_migrations_is_not_ready_until_migrated(start_auth: StartAuth) -> None:
-    """Without `migrate` the service runs but says it is not ready to hold accounts."""
-    service = start_auth(name="unmigrated", redis=False, migrate=False)
-    with service.client() as client:
-        response = client.post(
-            "/account", json={"username": "early", "email": "e@example.com", "password": PASSWORD}
-        )
-        assert response.status_code == 503
-        assert "Traceback" not in response.text
-        run_migrate(AuthSettings(database_url=None, data_dir=service.data_dir))
-        assert signup(client)
