@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -125,3 +127,31 @@ class Launcher:
         with ThreadPoolExecutor(max_workers=max(1, len(self.started))) as pool:
             list(pool.map(ServiceProcess.stop, self.started))
         self.started.clear()
+
+
+class RawBackend:
+    """A backend that answers every request with the same raw bytes, then hangs up.
+
+    For responses the fake backend cannot make: chunked bodies, bodies cut
+    short, odd framing.
+    """
+
+    def __init__(self, response: bytes) -> None:
+        self.response = response
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(self.response)
+
+    def close(self) -> None:
+        self.sock.close()

@@ -7,7 +7,14 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route, metric_value
+from gateway.helpers import (
+    HOST,
+    GatewayProcess,
+    Launcher,
+    RawBackend,
+    gateway_route,
+    metric_value,
+)
 from support.processes import ServiceProcess
 
 
@@ -149,3 +156,21 @@ def _raw(gateway: GatewayProcess, request: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
         sock.sendall(request)
         return sock.recv(65536)
+
+
+def test_chunked_response_without_length_streams_through(launcher: Launcher) -> None:
+    chunked = (
+        b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nX-Kept: yes\r\n"
+        b"Connection: close\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n"
+    )
+    raw = RawBackend(chunked)
+    try:
+        gateway = launcher.gateway({"routes": [gateway_route([raw.url])]})
+        with gateway.client() as client:
+            response = client.get("/")
+        assert response.status_code == 201
+        assert response.content == b"hello, world"
+        assert response.headers["x-kept"] == "yes"
+        assert response.headers.get("connection") != "close"  # hop-by-hop: not passed on
+    finally:
+        raw.close()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import httpx
-from gateway.helpers import Launcher, gateway_route, metric_value
+from gateway.helpers import Launcher, RawBackend, gateway_route, metric_value
 from support.processes import ServiceProcess, free_port
 
 from gatehouse_gateway.config.schema import RetriesConfig
@@ -128,31 +127,8 @@ def test_retry_budget_bounds_retries_to_a_share_of_requests() -> None:
     assert allowed == 5  # half a retry per request
 
 
-class _BrokenBackend:
-    """Answers every request with headers promising 100 bytes, sends 3, and hangs up."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_backend_hanging_up_mid_body_is_502_never_500(launcher: Launcher) -> None:
-    broken = _BrokenBackend()
+    broken = RawBackend(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
     try:
         route = gateway_route([broken.url], retries={"attempts": 0})
         gateway = launcher.gateway({"routes": [route]})
