@@ -65,10 +65,21 @@ def create_account(
 def authenticate(
     *, session: Session, email: str, password: str, hasher: PasswordHasher
 ) -> Account | None:
-    """The account when the password matches; unknown emails cost a bcrypt check too."""
+    """The account when the password matches; unknown emails cost a bcrypt check too.
+
+    A hash made at another cost (the cost was raised since) is replaced now,
+    the only moment the plain password is at hand.
+    """
     account = get_account_by_email(session=session, email=email)
-    if not hasher.verify(password, account.hashed_password if account else None):
+    # Always one bcrypt check (against a dummy hash for an unknown email).
+    matched = hasher.verify(password, account.hashed_password if account else None)
+    if account is None or not matched:
         return None
+    if hasher.needs_rehash(account.hashed_password):
+        account.hashed_password = hasher.hash(password)
+        session.add(account)
+        session.commit()
+        session.refresh(account)
     return account
 
 
