@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from gatehouse_common.errors import install_error_handlers
 from gatehouse_common.health import HealthCheck, health_router
 from gatehouse_gateway.metrics import render_metrics
+from gatehouse_gateway.operator.routers import install_operator
 from gatehouse_gateway.runtime import Gateway
 
 PREFIX = "/-"
@@ -40,6 +41,7 @@ def create_admin_app(gateway: Callable[[], Gateway | None]) -> FastAPI:
         return {"gateway": started}
 
     app.include_router(health_router(checks, prefix=PREFIX))
+    install_operator(app, gateway)
 
     @app.get(f"{PREFIX}/metrics", include_in_schema=False)
     async def metrics() -> Response:

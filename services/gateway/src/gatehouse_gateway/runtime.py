@@ -22,6 +22,7 @@ from gatehouse_gateway.auth import Authenticator
 from gatehouse_gateway.balancing.cursor import Cursor, make_cursor
 from gatehouse_gateway.config.loader import ConfigError, LoadedConfig, load_config
 from gatehouse_gateway.metrics import CONFIG_RELOADS
+from gatehouse_gateway.operator.service import Operator
 from gatehouse_gateway.routing import Route, RouteTable, build_table
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_gateway.upstream.h1 import UpstreamClient
@@ -53,6 +54,8 @@ class Gateway:
         self._health: HealthMonitor | None = None
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[object]] = set()
+        # Drains shared through Redis and the dashboard's history (issue 9).
+        self.operator = Operator(settings, self._routes)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -76,6 +79,7 @@ class Gateway:
         self._set_authenticator(self.loaded)
         self._health = HealthMonitor(self._session, self._routes)
         self._health.sync()
+        await self.operator.start()
         logger.info(
             "gateway serving %d route(s) from %s (cursor: %s)",
             len(self.table.routes),
@@ -84,6 +88,7 @@ class Gateway:
         )
 
     async def close(self) -> None:
+        await self.operator.close()
         if self._health is not None:
             await self._health.close()
         if self.authenticator is not None:

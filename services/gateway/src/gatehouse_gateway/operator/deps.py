@@ -1,0 +1,72 @@
+"""FastAPI dependencies of the operator routers: the running gateway and an admin token.
+
+The admin API trusts the same issuer as the proxied routes: the token is
+verified with the gateway's own :class:`~gatehouse_common.jwt.TokenVerifier`
+(the config's ``auth`` section) and must carry the ``admin`` role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from gatehouse_common.errors import ServiceError
+from gatehouse_common.jwt import TokenError, VerifiedToken, bearer_token
+from gatehouse_gateway.operator.service import Operator
+from gatehouse_gateway.runtime import Gateway
+
+ADMIN_ROLE = "admin"
+GatewayGetter = Callable[[], Gateway | None]
+
+
+def get_gateway(request: Request) -> Gateway:
+    getter: GatewayGetter = request.app.state.operator_gateway
+    gateway = getter()
+    if gateway is None:
+        raise ServiceError(503, "starting", "the gateway has not started yet")
+    return gateway
+
+
+RunningGateway = Annotated[Gateway, Depends(get_gateway)]
+
+
+def get_operator(gateway: RunningGateway) -> Operator:
+    return gateway.operator
+
+
+RunningOperator = Annotated[Operator, Depends(get_operator)]
+
+
+def _refuse(detail: str, error: str | None = None) -> ServiceError:
+    challenge = 'Bearer realm="gatehouse-admin"'
+    if error:
+        challenge += f', error="{error}"'
+    return ServiceError(401, "unauthorized", detail, headers={"WWW-Authenticate": challenge})
+
+
+async def require_admin(
+    gateway: RunningGateway, authorization: Annotated[str | None, Header()] = None
+) -> VerifiedToken:
+    """The verified caller, who has the admin role; 401/403/503 JSON otherwise."""
+    authenticator = gateway.authenticator
+    if authenticator is None:
+        raise ServiceError(
+            503,
+            "admin_unavailable",
+            "the admin API needs auth.jwks_url in the gateway config to verify tokens",
+        )
+    token = bearer_token(authorization)
+    if not token:
+        raise _refuse("an admin bearer token is required")
+    try:
+        verified = await authenticator.verifier.verify(token)
+    except TokenError as exc:
+        raise _refuse(exc.detail, "invalid_token") from None
+    if ADMIN_ROLE not in verified.roles:
+        raise ServiceError(403, "forbidden", "the admin role is required")
+    return verified
+
+
+AdminToken = Annotated[VerifiedToken, Depends(require_admin)]

@@ -1,0 +1,211 @@
+"""Draining a backend: it gets no new requests, and the ones in flight finish.
+
+A drain is ``BackendState.drained``, which every strategy honours through
+``available``; requests already sent are not touched. With ``REDIS_URL`` set
+the drain is shared by every replica: a key ``<prefix>drain:<route>:<backend>``
+exists while the backend is drained (its value says who drained it and when),
+and each replica reads the keys of its own backends with one ``MGET`` every
+``drain_sync_interval``. A replica started later, or a backend a reload adds
+back, thus picks the drain up within about a second; a backend a reload keeps
+keeps its state object, flag included. Without Redis a drain is local to the
+process (to one worker, too) and the API says so (``"shared": false``).
+
+While Redis is unreachable, a drain or restore still applies at once on this
+replica and is written to Redis when it answers again; until then what Redis
+holds does not overwrite it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from gatehouse_gateway.metrics import DRAINS
+from gatehouse_gateway.routing import Route
+from gatehouse_gateway.upstream.backend import BackendState
+
+logger = logging.getLogger(__name__)
+
+_Key = tuple[str, str]  # (route name, backend name)
+_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+class DrainCoordinator:
+    """Applies drains locally and shares them through Redis when there is one."""
+
+    def __init__(
+        self,
+        routes: Callable[[], list[Route]],
+        *,
+        redis_url: str | None,
+        prefix: str,
+        timeout: float,
+    ) -> None:
+        self._routes = routes
+        self._prefix = f"{prefix}drain:"
+        self._client: Redis | None = None
+        if redis_url:
+            # Short timeouts and no retries: a dead Redis must not hold an
+            # operator's request (or the sync loop) for long.
+            self._client = Redis.from_url(
+                redis_url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+            )
+        self.state = "redis" if self._client is not None else "local"
+        self.last_error = ""
+        self.last_sync: float | None = None
+        # Changes made here that Redis has not stored yet (it was unreachable).
+        self._unsent: dict[_Key, dict[str, Any] | None] = {}
+        # Who drained what, when: for the admin API.
+        self.details: dict[_Key, dict[str, Any]] = {}
+
+    @property
+    def shared(self) -> bool:
+        return self._client is not None
+
+    def key(self, route: str, backend: str) -> str:
+        return f"{self._prefix}{route}:{backend}"
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def set_drained(
+        self, route: Route, backend: BackendState, drained: bool, *, actor: str
+    ) -> dict[str, Any]:
+        """Drain (or restore) ``backend`` here at once, then tell the other replicas."""
+        action = "drain" if drained else "restore"
+        record = {"by": actor, "at": time.time()} if drained else None
+        changed = backend.drained != drained
+        self._apply(route.name, backend, record)
+        DRAINS.labels(action=action).inc()
+        logger.warning(
+            "backend %s of route %s %s by %s (operator)",
+            backend.name,
+            route.name,
+            "drained" if drained else "restored",
+            actor,
+            extra={"route": route.name, "backend": backend.name, "action": action},
+        )
+        stored = False
+        if self._client is not None:
+            self._unsent[(route.name, backend.name)] = record
+            stored = await self._flush_unsent()
+        return {
+            "route": route.name,
+            "backend": backend.name,
+            "action": action,
+            "drained": backend.drained,
+            "changed": changed,
+            "shared": self.shared,
+            "stored_in_redis": stored,
+            "in_flight": backend.in_flight,
+            "detail": self._explain(stored),
+        }
+
+    def _explain(self, stored: bool) -> str:
+        if self._client is None:
+            return "no Redis (REDIS_URL unset): applies to this gateway process only"
+        if stored:
+            return "stored in Redis: every replica applies it within about a second"
+        return "applied here; Redis is unreachable, so it is shared once Redis answers"
+
+    def _apply(self, route: str, backend: BackendState, record: dict[str, Any] | None) -> bool:
+        key = (route, backend.name)
+        drained = record is not None
+        if record is not None:
+            self.details[key] = record
+        else:
+            self.details.pop(key, None)
+        if backend.drained == drained:
+            return False
+        backend.drained = drained
+        return True
+
+    async def _flush_unsent(self) -> bool:
+        """Write pending changes; True when Redis took them all."""
+        if self._client is None:
+            return False
+        try:
+            for (route, backend), record in list(self._unsent.items()):
+                if record is None:
+                    await self._client.delete(self.key(route, backend))
+                else:
+                    await self._client.set(self.key(route, backend), json.dumps(record))
+                del self._unsent[(route, backend)]
+        except _REDIS_ERRORS as exc:
+            self._unreachable(exc)
+            return False
+        return True
+
+    async def sync(self) -> None:
+        """Make this replica's drains what Redis holds (every ``drain_sync_interval``)."""
+        if self._client is None or not await self._flush_unsent():
+            return
+        backends = [(route, b) for route in self._routes() for b in route.backends]
+        if not backends:
+            return
+        try:
+            values = await self._client.mget([self.key(r.name, b.name) for r, b in backends])
+        except _REDIS_ERRORS as exc:
+            self._unreachable(exc)
+            return
+        if self.state != "redis":
+            logger.warning("drain sync reaches Redis again: drains are shared by every replica")
+        self.state = "redis"
+        self.last_sync = time.time()
+        for (route, backend), raw in zip(backends, values, strict=True):
+            if (route.name, backend.name) in self._unsent:
+                continue
+            record = _record(raw)
+            if self._apply(route.name, backend, record):
+                logger.warning(
+                    "backend %s of route %s %s by another replica",
+                    backend.name,
+                    route.name,
+                    "drained" if record is not None else "restored",
+                    extra={"route": route.name, "backend": backend.name},
+                )
+
+    def _unreachable(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        if self.state != "unreachable":
+            logger.warning(
+                "drain sync cannot reach Redis (%s): drains apply here only until it answers",
+                self.last_error,
+            )
+        self.state = "unreachable"
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "store": "redis" if self._client is not None else "local",
+            "state": self.state,
+            "shared": self.shared,
+            "last_sync": self.last_sync,
+            "last_error": self.last_error or None,
+            "unsent_changes": len(self._unsent),
+        }
+
+    def detail(self, route: str, backend: str) -> dict[str, Any] | None:
+        return self.details.get((route, backend))
+
+
+def _record(raw: bytes | str | None) -> dict[str, Any] | None:
+    """The stored value; anything present counts as drained, even if unreadable."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    return value if isinstance(value, dict) else {"by": "unknown", "at": None}

@@ -1,0 +1,57 @@
+"""The operator view's share of the running gateway: drains, history and their loop.
+
+:class:`Operator` is made by :class:`gatehouse_gateway.runtime.Gateway` and
+started and closed with it, so its Redis client lives exactly as long as the
+gateway (lifespan). One task does both periodic jobs: read the shared drains
+and sample the per-backend history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from gatehouse_gateway.operator.drain import DrainCoordinator
+from gatehouse_gateway.operator.history import History
+from gatehouse_gateway.routing import Route
+from gatehouse_gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+
+class Operator:
+    def __init__(self, settings: GatewaySettings, routes: Callable[[], list[Route]]) -> None:
+        self._routes = routes
+        self._interval = settings.drain_sync_interval
+        self.drains = DrainCoordinator(
+            routes,
+            redis_url=settings.redis_url,
+            prefix=settings.redis_prefix,
+            timeout=settings.redis_timeout,
+        )
+        self.history = History()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Apply the shared drains before the first request, then keep them in step."""
+        await self.drains.sync()
+        self.history.sample(self._routes())
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="operator")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.drains.close()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.drains.sync()
+                self.history.sample(self._routes())
+            except Exception:  # the loop must outlive any one bad round
+                logger.exception("operator loop round failed")

@@ -1,0 +1,269 @@
+// The operator dashboard: sign in, then poll the admin API and draw routes,
+// backends and their charts. No library, no inline code (the page's CSP
+// allows only scripts and styles from the gateway itself). Data from the API
+// only ever goes into textContent and attributes, never into HTML.
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "gatehouse.admin.token";
+  const POLL_MS = 2000;
+  const SVG = "http://www.w3.org/2000/svg";
+  const $ = (id) => document.getElementById(id);
+  const rows = new Map(); // "route\u0000backend" -> row elements
+  let timer = null;
+  let polling = false;
+
+  function token() { return sessionStorage.getItem(TOKEN_KEY); }
+
+  function claims(jwt) {
+    try {
+      const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(part));
+    } catch (e) {
+      return {};
+    }
+  }
+
+  function show(signedIn) {
+    $("signin").hidden = signedIn;
+    $("board").hidden = !signedIn;
+    $("signout").hidden = !signedIn;
+    const who = signedIn ? claims(token()) : {};
+    $("who").textContent = signedIn ? "signed in as " + (who.email || who.sub || "?") : "";
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    if (timer) { clearTimeout(timer); timer = null; }
+    show(false);
+    $("signin-error").textContent = message || "";
+  }
+
+  function signedIn(jwt) {
+    sessionStorage.setItem(TOKEN_KEY, jwt);
+    $("signin-error").textContent = "";
+    show(true);
+    poll();
+  }
+
+  async function login(event) {
+    event.preventDefault();
+    const body = JSON.stringify({ email: $("email").value, password: $("password").value });
+    $("signin-error").textContent = "";
+    let response;
+    try {
+      response = await fetch("/login", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: body,
+      });
+    } catch (e) {
+      $("signin-error").textContent = "the gateway did not answer";
+      return;
+    }
+    if (response.status === 429) {
+      const wait = response.headers.get("Retry-After");
+      $("signin-error").textContent = "too many attempts; try again in " + (wait || "a few") + " s";
+      return;
+    }
+    if (!response.ok) {
+      $("signin-error").textContent = response.status === 401
+        ? "wrong email or password" : "sign-in failed (" + response.status + ")";
+      return;
+    }
+    const data = await response.json();
+    $("password").value = "";
+    signedIn(data.access_token);
+  }
+
+  function useToken(event) {
+    event.preventDefault();
+    const value = $("token").value.trim();
+    $("token").value = "";
+    if (value) signedIn(value);
+  }
+
+  async function api(path, options) {
+    const response = await fetch("/-/admin/" + path, Object.assign({}, options, {
+      headers: { Authorization: "Bearer " + token() }, cache: "no-store",
+    }));
+    if (response.status === 401) { signOut("your session ended; sign in again"); return null; }
+    if (response.status === 403) { signOut("this account is not an admin"); return null; }
+    if (!response.ok) throw new Error("the admin API answered " + response.status);
+    return response.json();
+  }
+
+  async function poll() {
+    if (timer) { clearTimeout(timer); timer = null; }
+    if (!token() || polling) return;
+    polling = true;
+    try {
+      const [state, history] = await Promise.all([api("state"), api("history")]);
+      if (state && history) {
+        render(state, history);
+        $("board-error").textContent = "";
+      }
+    } catch (e) {
+      $("board-error").textContent = "cannot reach the admin API: " + e.message;
+    } finally {
+      polling = false;
+      if (token()) timer = setTimeout(poll, POLL_MS);
+    }
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function chart(kind) {
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "chart " + kind);
+    svg.setAttribute("viewBox", "0 0 120 30");
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.appendChild(document.createElementNS(SVG, "title"));
+    svg.appendChild(document.createElementNS(SVG, "polyline"));
+    return svg;
+  }
+
+  function draw(svg, values, ceiling, label) {
+    const max = Math.max(ceiling, ...values);
+    const step = values.length > 1 ? 120 / (values.length - 1) : 0;
+    const points = values.map((v, i) => (i * step).toFixed(1) + "," + (29 - (v / max) * 27).toFixed(1));
+    svg.lastChild.setAttribute("points", points.join(" "));
+    svg.setAttribute("data-points", String(values.length));
+    svg.firstChild.textContent = label;
+  }
+
+  function routeSection(route) {
+    let section = document.querySelector('section.route[data-route="' + CSS.escape(route.name) + '"]');
+    if (!section) {
+      section = el("section", "route");
+      section.dataset.route = route.name;
+      const heading = el("h2", null, route.name);
+      heading.appendChild(el("span", "muted"));
+      section.appendChild(heading);
+      const table = el("table");
+      const head = el("tr");
+      for (const title of ["", "Backend", "Status", "In flight", "Req/s", "Errors",
+        "Weight", "Requests/s", "Error rate", ""]) head.appendChild(el("th", null, title));
+      table.appendChild(el("thead")).appendChild(head);
+      table.appendChild(el("tbody"));
+      section.appendChild(table);
+      $("routes").appendChild(section);
+    }
+    section.querySelector("h2 .muted").textContent = route.strategy + " · "
+      + (route.hosts.length ? route.hosts.join(", ") : "any host") + " · "
+      + route.path_prefix.join(", ") + " · " + route.available_backends + "/"
+      + route.backends.length + " available";
+    return section;
+  }
+
+  function backendRow(section, route, backend) {
+    const key = route.name + "\u0000" + backend.name;
+    let row = rows.get(key);
+    if (!row) {
+      const tr = el("tr");
+      tr.dataset.route = route.name;
+      tr.dataset.backend = backend.name;
+      const cells = {};
+      cells.dot = el("span", "dot");
+      tr.appendChild(el("td")).appendChild(cells.dot);
+      tr.appendChild(el("td", "name", backend.name));
+      for (const name of ["status", "inflight", "rps", "errors", "weight"]) {
+        cells[name] = tr.appendChild(el("td", name === "status" ? "status" : "num " + name));
+      }
+      cells.rpsChart = chart("rps");
+      cells.errChart = chart("errors");
+      tr.appendChild(el("td")).appendChild(cells.rpsChart);
+      tr.appendChild(el("td")).appendChild(cells.errChart);
+      cells.button = el("button");
+      cells.button.type = "button";
+      cells.button.addEventListener("click", () => toggle(tr, cells.button));
+      tr.appendChild(el("td")).appendChild(cells.button);
+      row = { tr: tr, cells: cells };
+      rows.set(key, row);
+    }
+    section.querySelector("tbody").appendChild(row.tr); // keeps config order
+    return row;
+  }
+
+  function describe(backend) {
+    if (backend.status === "drained") {
+      const by = backend.drain && backend.drain.by ? " by " + backend.drain.by : "";
+      return "drained" + by;
+    }
+    if (backend.status === "ejected") return "ejected " + backend.ejected_for_seconds + " s";
+    if (backend.status === "down") return "down";
+    return "up";
+  }
+
+  function render(state, history) {
+    const config = state.config;
+    $("config-version").textContent = "version " + config.version + " from " + config.source
+      + (config.last_reload_error ? " (last reload failed: " + config.last_reload_error + ")" : "");
+    $("cursor-state").textContent = state.cursor.state
+      + (state.cursor.shared ? " (shared by every replica)" : " (this process only)");
+    $("drain-state").textContent = state.drains.shared
+      ? "shared through Redis (" + state.drains.state + ")" : "this process only (no Redis)";
+    $("jwks-state").textContent = state.jwks
+      ? state.jwks.key_ids.length + " key(s)" + (state.jwks.last_error ? ", last error: " + state.jwks.last_error : "")
+      : "not configured";
+    $("updated").textContent = new Date().toLocaleTimeString();
+    const seen = new Set();
+    const sections = new Set();
+    for (const route of state.routes) {
+      const section = routeSection(route);
+      sections.add(section);
+      const series = history.routes[route.name] || {};
+      for (const backend of route.backends) {
+        const row = backendRow(section, route, backend);
+        seen.add(route.name + "\u0000" + backend.name);
+        const c = row.cells;
+        row.tr.dataset.status = backend.status;
+        c.dot.className = "dot status-" + backend.status;
+        c.status.textContent = describe(backend);
+        c.inflight.textContent = String(backend.in_flight);
+        c.rps.textContent = (backend.recent_requests / 60).toFixed(1);
+        c.errors.textContent = (backend.recent_error_rate * 100).toFixed(1) + "%";
+        c.weight.textContent = String(backend.weight);
+        const points = series[backend.name] || { requests_per_second: [], error_rate: [] };
+        const rps = points.requests_per_second;
+        const errs = points.error_rate;
+        draw(c.rpsChart, rps, 1, "requests/s, latest " + (rps.length ? rps[rps.length - 1] : 0));
+        draw(c.errChart, errs, 1, "error rate, latest " + (errs.length ? errs[errs.length - 1] : 0));
+        if (!c.button.disabled) {
+          c.button.textContent = backend.drained ? "Restore" : "Drain";
+          c.button.className = backend.drained ? "restore" : "drain";
+        }
+      }
+    }
+    for (const [key, row] of rows) {
+      if (!seen.has(key)) { row.tr.remove(); rows.delete(key); }
+    }
+    for (const section of document.querySelectorAll("section.route")) {
+      if (!sections.has(section)) section.remove();
+    }
+  }
+
+  async function toggle(tr, button) {
+    const action = button.className === "restore" ? "restore" : "drain";
+    button.disabled = true;
+    try {
+      await api("routes/" + encodeURIComponent(tr.dataset.route) + "/backends/"
+        + encodeURIComponent(tr.dataset.backend) + "/" + action, { method: "POST" });
+    } catch (e) {
+      $("board-error").textContent = action + " failed: " + e.message;
+    } finally {
+      button.disabled = false;
+      poll();
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("login-form").addEventListener("submit", login);
+    $("token-form").addEventListener("submit", useToken);
+    $("signout").addEventListener("click", () => signOut(""));
+    if (token()) { show(true); poll(); } else { show(false); }
+  });
+})();
