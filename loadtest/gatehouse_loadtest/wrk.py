@@ -50,6 +50,7 @@ class WrkResult:
     max_ms: float
     socket_errors: int
     status_errors: int
+    error_kinds: tuple[tuple[str, int], ...] = ()
 
     @property
     def rps(self) -> float:
@@ -58,6 +59,13 @@ class WrkResult:
     @property
     def errors(self) -> int:
         return self.socket_errors + self.status_errors
+
+    def describe_errors(self) -> str:
+        """``0``, or the total with its kinds, e.g. ``156 (timeout 150, read 6)``."""
+        if not self.errors:
+            return "0"
+        kinds = ", ".join(f"{kind} {count}" for kind, count in self.error_kinds)
+        return f"{self.errors} ({kinds})"
 
 
 def parse_wrk_output(text: str) -> WrkResult:
@@ -83,6 +91,11 @@ def parse_wrk_output(text: str) -> WrkResult:
         max_ms=values["max_us"] / 1e3,
         socket_errors=values["connect"] + values["read"] + values["write"] + values["timeout"],
         status_errors=values["status"],
+        error_kinds=tuple(
+            (kind, values[kind])
+            for kind in ("connect", "read", "write", "timeout", "status")
+            if values[kind]
+        ),
     )
 
 

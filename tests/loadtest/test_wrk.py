@@ -33,6 +33,7 @@ def test_parses_the_report_line() -> None:
     assert result.socket_errors == 3
     assert result.status_errors == 5
     assert result.errors == 8
+    assert result.describe_errors() == "8 (read 2, timeout 1, status 5)"
 
 
 def test_output_without_the_report_line_is_an_error() -> None:
