@@ -1,0 +1,181 @@
+"""Drains under load across two gateway processes sharing one Redis (issue 9).
+
+Both gateways route ``app`` round robin over three backends of the session's
+pool, with their own Redis key prefix. A drain asked of one gateway must
+reach the other through Redis: from the moment both report it, neither sends
+the drained backend a new request, requests already there finish, and no
+request fails at any point. A restore asked of the other gateway brings it
+back on both.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import redis
+from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route, metric_value
+from gateway.operator_support import (
+    admin_state,
+    backend_of,
+    bearer,
+    drain_path,
+    load,
+    wait_until,
+)
+from gateway.test_auth import KeyServer
+from gateway.test_auth import keys as keys  # the JWKS fixture of the JWT tests
+from support.databases import REDIS_URL, unique_redis_prefix
+from support.processes import ServiceProcess
+
+LATENCY_MS = 300
+
+
+@pytest.fixture(scope="module")
+def prefix() -> Iterator[str]:
+    """This module's Redis keys; deleted afterwards."""
+    chosen = unique_redis_prefix("operator-drain")
+    yield chosen
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        found = list(client.scan_iter(match=f"{chosen}*", count=500))
+        if found:
+            client.delete(*found)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def admin_token(keys: KeyServer) -> str:
+    return keys.token(roles=["admin"], email="ops@example.com")
+
+
+@pytest.fixture(scope="module")
+def pair(
+    module_launcher: Launcher, keys: KeyServer, backend_pool: list[ServiceProcess], prefix: str
+) -> list[GatewayProcess]:
+    document = {
+        "auth": {"jwks_url": keys.url},
+        "cursor": {"store": "redis"},
+        "routes": [gateway_route(backend_pool[:3])],
+    }
+    env = {
+        "REDIS_URL": REDIS_URL,
+        "GATEHOUSE_GATEWAY_REDIS_PREFIX": prefix,
+        "GATEHOUSE_GATEWAY_DRAIN_SYNC_INTERVAL": "0.5",
+    }
+    with ThreadPoolExecutor(2) as pool:
+        started = [
+            pool.submit(module_launcher.gateway, document, env=env, name=f"gateway-{side}")
+            for side in ("a", "b")
+        ]
+        return [future.result() for future in started]
+
+
+def drained_everywhere(gateways: list[GatewayProcess], token: str, backend: ServiceProcess) -> bool:
+    return all(backend_of(admin_state(g, token), "app", backend)["drained"] for g in gateways)
+
+
+def restored_everywhere(
+    gateways: list[GatewayProcess], token: str, backend: ServiceProcess
+) -> bool:
+    return not any(backend_of(admin_state(g, token), "app", backend)["drained"] for g in gateways)
+
+
+def test_a_drain_reaches_both_gateways_under_load_without_a_failed_request(
+    pair: list[GatewayProcess],
+    admin_token: str,
+    backends: list[ServiceProcess],
+    prefix: str,
+) -> None:
+    first, second = pair
+    target = backends[0]
+    for backend in backends[:3]:
+        httpx.put(backend.url + "/__backend/faults", json={"latency_ms": LATENCY_MS})
+    store = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    key = f"{prefix}drain:app:127.0.0.1:{target.port}"
+    before = [g.metrics() for g in pair]
+    try:
+        with load(pair, HOST) as traffic:
+            wait_until(
+                lambda: (
+                    backend_of(admin_state(first, admin_token), "app", target)["in_flight"] >= 1
+                ),
+                "a request in flight on the backend about to be drained",
+            )
+            asked = time.monotonic()
+            response = httpx.post(
+                first.url + drain_path("app", target, "drain"),
+                headers=bearer(admin_token),
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+            result = response.json()
+            assert result["shared"] is True and result["stored_in_redis"] is True
+            assert json.loads(store.get(key) or "{}")["by"] == "ops@example.com"
+
+            wait_until(lambda: drained_everywhere(pair, admin_token, target), "both to drain")
+            both_drained = time.monotonic()
+            time.sleep(2.0)
+            for gateway in pair:
+                view = backend_of(admin_state(gateway, admin_token), "app", target)
+                assert view["status"] == "drained" and view["in_flight"] == 0
+                assert view["drain"]["by"] == "ops@example.com"
+            drained_window = traffic.since(both_drained)
+
+            response = httpx.post(
+                second.url + drain_path("app", target, "restore"),
+                headers=bearer(admin_token),
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+            assert store.get(key) is None
+            wait_until(lambda: restored_everywhere(pair, admin_token, target), "both to restore")
+            both_restored = time.monotonic()
+            time.sleep(1.5)
+        outcomes = list(traffic.outcomes)
+    finally:
+        store.close()
+
+    assert traffic.errors == []
+    assert [o for o in outcomes if o.status != 200] == []
+    # requests the drained backend already had finished, after the drain was asked
+    assert any(o.instance == target.name and o.sent < asked < o.done for o in outcomes)
+    # no new request reached it from either gateway while both reported it drained
+    window = [o for o in drained_window if o.done < both_restored]
+    assert {o.gateway for o in window} == {first.url, second.url}
+    assert [o for o in window if o.instance == target.name] == []
+    # back on both after the restore
+    after = [o for o in outcomes if o.sent > both_restored]
+    assert {o.gateway for o in after if o.instance == target.name} == {first.url, second.url}
+
+    counted = [
+        metric_value(g.metrics(), "gateway_drains_total", action=action)
+        - metric_value(b, "gateway_drains_total", action=action)
+        for g, b, action in ((first, before[0], "drain"), (second, before[1], "restore"))
+    ]
+    assert counted == [1, 1]
+    assert "by another replica" in second.log_text()
+    assert "by another replica" in first.log_text()
+
+
+def test_a_drain_key_written_straight_to_redis_is_honoured_even_if_unreadable(
+    pair: list[GatewayProcess], admin_token: str, backend_pool: list[ServiceProcess], prefix: str
+) -> None:
+    target = backend_pool[1]
+    store = redis.Redis.from_url(REDIS_URL)
+    key = f"{prefix}drain:app:127.0.0.1:{target.port}"
+    try:
+        store.set(key, b"\xff not json")
+        wait_until(lambda: drained_everywhere(pair, admin_token, target), "both to drain")
+        view = backend_of(admin_state(pair[0], admin_token), "app", target)
+        assert view["drain"] == {"by": "unknown", "at": None}
+        store.delete(key)
+        wait_until(lambda: restored_everywhere(pair, admin_token, target), "both to restore")
+    finally:
+        store.delete(key)
+        store.close()
