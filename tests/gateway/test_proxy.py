@@ -174,3 +174,21 @@ def test_chunked_response_without_length_streams_through(launcher: Launcher) -> 
         assert response.headers.get("connection") != "close"  # hop-by-hop: not passed on
     finally:
         raw.close()
+
+
+def test_hostile_requests_get_clean_answers_and_bounded_labels(gateway: GatewayProcess) -> None:
+    no_host = _raw(gateway, b"GET /x HTTP/1.0\r\n\r\n")
+    assert no_host.startswith(b"HTTP/1.1 404") and b'"no_route"' in no_host
+    with gateway.client() as client:
+        for method in ["PURGE", "PROPFIND", "MKCOL"]:
+            response = client.request(method, "/odd")
+            assert response.status_code == 405  # the backend's answer, passed through
+        assert client.request("BREW", "/odd").status_code == 400  # the parser refuses it
+        traversal = client.get("/a/%2e%2e/%2e%2e/etc/passwd?x=" + "q" * 4000)
+        assert traversal.status_code == 200
+        assert traversal.json()["path"] == "/a/../../etc/passwd"  # the backend decides
+        many = {f"X-H-{i}": "v" for i in range(200)}
+        assert client.get("/", headers=many).status_code == 200
+    text = gateway.metrics()
+    assert metric_value(text, "http_requests_total", handler="app", method="other") >= 3
+    assert "PURGE" not in text and "PROPFIND" not in text
