@@ -29,6 +29,17 @@ APP_PORTS = {
 }
 
 
+def _compose_config(secrets_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE / "docker-compose.yml"), "config", *flags],
+        env={**os.environ, "GATEHOUSE_SECRETS_DIR": str(secrets_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="module")
 def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("secrets")
@@ -39,28 +50,14 @@ def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def compose(secrets_dir: Path) -> dict[str, Any]:
     """The file as docker-compose resolves it (anchors merged, variables filled)."""
-    result = subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE / "docker-compose.yml"), "config"],
-        env={**os.environ, "GATEHOUSE_SECRETS_DIR": str(secrets_dir)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _compose_config(secrets_dir)
     assert result.returncode == 0, result.stderr
     resolved: dict[str, Any] = yaml.safe_load(result.stdout)
     return resolved
 
 
 def test_docker_compose_accepts_the_file_quietly(secrets_dir: Path) -> None:
-    result = subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE / "docker-compose.yml"), "config", "-q"],
-        env={**os.environ, "GATEHOUSE_SECRETS_DIR": str(secrets_dir)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _compose_config(secrets_dir, "-q")
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
 
