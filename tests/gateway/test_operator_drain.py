@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import redis
+from auth.factories import drop_redis_prefix
 from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route, metric_value
 from gateway.operator_support import (
     admin_state,
@@ -40,13 +41,7 @@ def prefix() -> Iterator[str]:
     """This module's Redis keys; deleted afterwards."""
     chosen = unique_redis_prefix("operator-drain")
     yield chosen
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        found = list(client.scan_iter(match=f"{chosen}*", count=500))
-        if found:
-            client.delete(*found)
-    finally:
-        client.close()
+    drop_redis_prefix(chosen)
 
 
 @pytest.fixture(scope="module")
