@@ -41,10 +41,11 @@ class KeyServer:
         self.key = Ed25519PrivateKey.generate()
         public = jwt.algorithms.OKPAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
         self.jwks = {"keys": [{**public, "kid": KID, "alg": "EdDSA", "use": "sig"}]}
-        body = json.dumps(self.jwks).encode()
+        server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                body = json.dumps(server.jwks).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -73,6 +74,13 @@ class KeyServer:
             **claims,
         }
         return jwt.encode(payload, key or self.key, algorithm="EdDSA", headers={"kid": kid})
+
+    def add_key(self, kid: str) -> Ed25519PrivateKey:
+        """Publish one more key (a rotation) and return it for signing."""
+        key = Ed25519PrivateKey.generate()
+        public = jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        self.jwks = {"keys": [*self.jwks["keys"], {**public, "kid": kid, "alg": "EdDSA"}]}
+        return key
 
     def close(self) -> None:
         self.server.shutdown()
@@ -217,3 +225,29 @@ def test_through_the_real_auth_service(
             assert refused.status_code == 401
     finally:
         auth.process.stop()
+
+
+def test_rotated_key_is_fetched_and_keys_survive_an_auth_outage(
+    launcher: Launcher, backends: list[ServiceProcess]
+) -> None:
+    keys = KeyServer()
+    try:
+        document = {
+            "auth": {"jwks_url": keys.url, "jwks_min_refresh_interval": 0},
+            "routes": [gateway_route(backends[:1], auth="required")],
+        }
+        gateway = launcher.gateway(document)
+        with gateway.client() as client:
+            assert client.get("/", headers={"Authorization": keys.token()}).status_code == 200
+            rotated = keys.add_key("test-key-2")
+            fresh = keys.token(key=rotated, kid="test-key-2")
+            assert client.get("/", headers={"Authorization": fresh}).status_code == 200
+            keys.close()  # the auth service goes away; the gateway keeps its keys
+            for kid, key in [(KID, keys.key), ("test-key-2", rotated)]:
+                token = keys.token(key=key, kid=kid, jti=f"after-outage-{kid}")
+                assert client.get("/", headers={"Authorization": token}).status_code == 200
+            unknown = keys.token(key=Ed25519PrivateKey.generate(), kid="never-published")
+            refused = client.get("/", headers={"Authorization": unknown})
+            assert refused.status_code == 401
+    finally:
+        keys.close()
