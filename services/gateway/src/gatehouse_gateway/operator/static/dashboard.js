@@ -126,10 +126,13 @@
     return svg;
   }
 
-  function draw(svg, values, ceiling, label) {
+  // A fixed time axis: `slots` buckets across, the newest at the right edge.
+  function draw(svg, values, slots, ceiling, label) {
     const max = Math.max(ceiling, ...values);
-    const step = values.length > 1 ? 120 / (values.length - 1) : 0;
-    const points = values.map((v, i) => (i * step).toFixed(1) + "," + (29 - (v / max) * 27).toFixed(1));
+    const step = 120 / Math.max(slots - 1, 1);
+    const offset = slots - values.length;
+    const points = values.map((v, i) => ((offset + i) * step).toFixed(1) + ","
+      + (29 - (v / max) * 27).toFixed(1));
     svg.lastChild.setAttribute("points", points.join(" "));
     svg.setAttribute("data-points", String(values.length));
     svg.firstChild.textContent = label;
@@ -230,8 +233,8 @@
         const points = series[backend.name] || { requests_per_second: [], error_rate: [] };
         const rps = points.requests_per_second;
         const errs = points.error_rate;
-        draw(c.rpsChart, rps, 1, "requests/s, latest " + (rps.length ? rps[rps.length - 1] : 0));
-        draw(c.errChart, errs, 1, "error rate, latest " + (errs.length ? errs[errs.length - 1] : 0));
+        draw(c.rpsChart, rps, history.buckets, 1, "requests/s, latest " + (rps.length ? rps[rps.length - 1] : 0));
+        draw(c.errChart, errs, history.buckets, 1, "error rate, latest " + (errs.length ? errs[errs.length - 1] : 0));
         if (!c.button.disabled) {
           c.button.textContent = backend.drained ? "Restore" : "Drain";
           c.button.className = backend.drained ? "restore" : "drain";
