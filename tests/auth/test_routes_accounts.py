@@ -266,3 +266,24 @@ def test_admin_sees_itself_in_the_list(client: httpx.Client, admin_token: str) -
     page = client.get("/accounts", params={"search": ADMIN_EMAIL}, headers=auth).json()
     assert [(a["email"], a["role"]) for a in page["items"]] == [(ADMIN_EMAIL, "admin")]
     assert json.loads(json.dumps(page))["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'"password": "\\ud800-lone-surrogate"', "password"),
+        (b'"password": "ok-password", "email": "a\\u0000b@example.com"', "email"),
+    ],
+)
+def test_unstorable_text_is_422_not_500(client: httpx.Client, raw: bytes, field: str) -> None:
+    body = b'{"username": "surrogate_user", "email": "s@example.com", ' + raw + b"}"
+    response = client.post("/account", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert field in fields_of(response)
+
+
+def test_nul_in_search_is_422(client: httpx.Client, admin_token: str) -> None:
+    response = client.get(
+        "/accounts", params={"search": "a\x00b"}, headers={"Authorization": f"Bearer {admin_token}"}
+    )
+    assert response.status_code == 422

@@ -92,3 +92,24 @@ def test_login_metrics_count_results(client: httpx.Client) -> None:
     created = [line for line in metrics.splitlines() if line.startswith("accounts_created_total ")]
     assert created and float(created[0].split()[1]) >= 1
     assert "http_requests_total" in metrics
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"email": "a\\u0000b@example.com", "password": "whatever-pw"}',
+        b'{"email": "a@example.com", "password": "\\udc00\\ud800-lone"}',
+        b'{"email": "\\ud83d@example.com", "password": "whatever-pw"}',
+    ],
+)
+def test_unstorable_text_in_login_is_422_not_500(client: httpx.Client, raw: bytes) -> None:
+    response = client.post("/login", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+
+
+def test_nul_in_a_password_is_just_a_character(client: httpx.Client) -> None:
+    account = signup(client, password="before\x00after-nul")
+    ok = client.post("/login", json={"email": account["email"], "password": "before\x00after-nul"})
+    assert ok.status_code == 200
+    cut = client.post("/login", json={"email": account["email"], "password": "before\x00"})
+    assert cut.status_code == 401  # nothing after the NUL is ignored

@@ -37,8 +37,25 @@ def normalize_email(value: str) -> str:
     return value.strip().lower()
 
 
+def check_text(value: str, *, allow_nul: bool = False) -> str:
+    """Refuse what cannot be stored or hashed: NUL (for stored text) and unpaired surrogates.
+
+    PostgreSQL cannot store NUL in text, and a lone surrogate (legal in JSON
+    escapes) cannot be encoded as UTF-8; both would otherwise surface as 500s.
+    Passwords are only hashed, never stored, so NUL is allowed in them.
+    """
+    if not allow_nul and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no unpaired surrogates)") from None
+    return value
+
+
 def check_password(value: str) -> str:
     """Length rules for a new password, with messages that say which rule failed."""
+    check_text(value, allow_nul=True)
     if len(value) < PASSWORD_MIN_CHARS:
         raise ValueError(f"password must be at least {PASSWORD_MIN_CHARS} characters")
     size = len(value.encode("utf-8"))
@@ -84,7 +101,7 @@ class AccountCreate(AccountBase):
     @field_validator("email")
     @classmethod
     def _lower_email(cls, value: str) -> str:
-        return normalize_email(value)
+        return normalize_email(check_text(value))
 
     @field_validator("password", mode="before")
     @classmethod

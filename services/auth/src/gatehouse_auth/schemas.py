@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gatehouse_auth.models import EMAIL_MAX_LENGTH, AccountPublic, normalize_email
+from gatehouse_auth.models import EMAIL_MAX_LENGTH, AccountPublic, check_text, normalize_email
 
 # Long enough for any real password; a longer one is wrong without hashing it.
 LOGIN_PASSWORD_MAX_CHARS = 1024
@@ -32,7 +32,12 @@ class LoginRequest(BaseModel):
     @field_validator("email")
     @classmethod
     def _lower(cls, value: str) -> str:
-        return normalize_email(value)
+        return normalize_email(check_text(value))
+
+    @field_validator("password")
+    @classmethod
+    def _encodable(cls, value: str) -> str:
+        return check_text(value, allow_nul=True)
 
 
 class TokenResponse(BaseModel):

@@ -57,7 +57,8 @@ def list_accounts(
     limit: Annotated[int, Query(ge=1, le=crud.MAX_PAGE_SIZE)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     search: Annotated[
-        str | None, Query(max_length=100, description="Part of a username or email")
+        str | None,
+        Query(max_length=100, pattern=r"^[^\x00]*$", description="Part of a username or email"),
     ] = None,
 ) -> AccountsPage:
     items, total = crud.list_accounts(
