@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
@@ -20,7 +20,6 @@ from gatehouse_accounts_ui.rendering import PageRenderer, build_templates
 from gatehouse_accounts_ui.routes import page, session
 from gatehouse_accounts_ui.settings import AccountsUISettings, get_settings
 from gatehouse_common.app import create_service_app
-from gatehouse_common.health import HealthCheck
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +42,19 @@ def create_app(settings: AccountsUISettings | None = None) -> FastAPI:
             logger.info("accounts page ready, auth service at %s", settings.auth_url)
             yield
 
-    def checks() -> Mapping[str, HealthCheck]:
-        client: AuthClient | None = getattr(app.state, "auth_client", None)
-        return {"auth": client.ping} if client is not None else {}
-
+    # Readiness deliberately leaves the auth service out. While auth is down
+    # this page still has the best answer for a person (its own 503 page);
+    # withdrawing it from rotation would only swap that for the gateway's
+    # JSON error. Auth's own readiness reports the outage.
     app = create_service_app(
         settings,
-        checks=checks,
+        checks={},
         lifespan=lifespan,
         title="Gatehouse accounts page",
         summary="Server-rendered accounts table for administrators",
+        # Swagger UI loads its script from a CDN, which the page's CSP refuses.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     renderer = PageRenderer(build_templates(), settings)

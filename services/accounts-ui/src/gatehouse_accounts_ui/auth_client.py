@@ -132,8 +132,3 @@ class AuthClient:
             raise NotAdmin("Your account can sign in, but only administrators may see accounts.")
         logger.warning("auth service answered %d to an accounts listing", response.status_code)
         raise AuthBadAnswer("The auth service refused the listing unexpectedly.")
-
-    async def ping(self) -> None:
-        """Readiness: the auth service answers its liveness endpoint."""
-        response = await self._send("GET", "/healthz")
-        response.raise_for_status()
