@@ -310,3 +310,33 @@ def test_a_drain_survives_a_config_reload_for_a_backend_that_stays(
             instances = {client.get(f"/x/{i}").headers["x-backend-instance"] for i in range(8)}
         assert drained.name not in instances
         assert admin.post(drain_path("other", drained, "restore")).status_code == 200
+
+
+def test_without_a_jwks_url_the_admin_api_is_unavailable_not_open(
+    gateway: GatewayProcess,
+    keys: KeyServer,
+    admin_token: str,
+    backend_pool: list[ServiceProcess],
+    dead_url: str,
+) -> None:
+    document = config(keys, backend_pool, dead_url)
+    gateway.write_config({**document, "auth": {}})
+
+    def status() -> int:
+        response = httpx.get(gateway.url + f"{ADMIN}/state", headers=bearer(admin_token))
+        return response.status_code
+
+    try:
+        wait_until(lambda: status() == 503, "the reload without auth.jwks_url")
+        response = httpx.post(
+            gateway.url + drain_path("other", backend_pool[3], "drain"),
+            headers=bearer(admin_token),
+        )
+        assert response.status_code == 503
+        assert response.json()["error"] == "admin_unavailable"
+    finally:
+        gateway.write_config(document)
+        wait_until(lambda: status() == 200, "the reload with auth.jwks_url again")
+    assert (
+        backend_of(admin_state(gateway, admin_token), "other", backend_pool[3])["drained"] is False
+    )

@@ -11,6 +11,7 @@ back on both.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,8 @@ from gateway.operator_support import (
 )
 from gateway.test_auth import KeyServer
 from gateway.test_auth import keys as keys  # the JWKS fixture of the JWT tests
+from gateway.test_cursor import _start_redis
+from gateway.test_cursor import own_redis as own_redis  # a redis-server of the test's own
 from support.databases import REDIS_URL, unique_redis_prefix
 from support.processes import ServiceProcess
 
@@ -115,7 +118,7 @@ def test_a_drain_reaches_both_gateways_under_load_without_a_failed_request(
 
             wait_until(lambda: drained_everywhere(pair, admin_token, target), "both to drain")
             both_drained = time.monotonic()
-            time.sleep(2.0)
+            time.sleep(1.5)
             for gateway in pair:
                 view = backend_of(admin_state(gateway, admin_token), "app", target)
                 assert view["status"] == "drained" and view["in_flight"] == 0
@@ -131,7 +134,7 @@ def test_a_drain_reaches_both_gateways_under_load_without_a_failed_request(
             assert store.get(key) is None
             wait_until(lambda: restored_everywhere(pair, admin_token, target), "both to restore")
             both_restored = time.monotonic()
-            time.sleep(1.5)
+            time.sleep(1.0)
         outcomes = list(traffic.outcomes)
     finally:
         store.close()
@@ -174,3 +177,56 @@ def test_a_drain_key_written_straight_to_redis_is_honoured_even_if_unreadable(
     finally:
         store.delete(key)
         store.close()
+
+
+def test_a_drain_while_redis_is_down_applies_here_and_is_stored_when_it_is_back(
+    launcher: Launcher,
+    keys: KeyServer,
+    admin_token: str,
+    backends: list[ServiceProcess],
+    own_redis: tuple[int, list[subprocess.Popen[bytes]]],
+) -> None:
+    port, processes = own_redis
+    _start_redis(port, processes)
+    gateway = launcher.gateway(
+        {"auth": {"jwks_url": keys.url}, "routes": [gateway_route(backends[:2])]},
+        env={
+            "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            "GATEHOUSE_GATEWAY_REDIS_PREFIX": "outage:",
+            "GATEHOUSE_GATEWAY_DRAIN_SYNC_INTERVAL": "0.2",
+        },
+    )
+    target, kept = backends[0], backends[1]
+    assert admin_state(gateway, admin_token)["drains"]["state"] == "redis"
+    processes[0].kill()
+    processes[0].wait(timeout=10)
+
+    response = httpx.post(
+        gateway.url + drain_path("app", target, "drain"), headers=bearer(admin_token), timeout=10
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["drained"] is True and result["shared"] is True
+    assert result["stored_in_redis"] is False and "unreachable" in result["detail"]
+    drains = admin_state(gateway, admin_token)["drains"]
+    assert drains["state"] == "unreachable" and drains["unsent_changes"] == 1
+    assert drains["last_error"]
+    with gateway.client() as client:
+        assert {client.get(f"/{i}").headers["x-backend-instance"] for i in range(6)} == {kept.name}
+
+    _start_redis(port, processes)  # empty: it must not undo the drain
+    wait_until(
+        lambda: admin_state(gateway, admin_token)["drains"]["unsent_changes"] == 0,
+        "the drain to reach Redis again",
+    )
+    store = redis.Redis(port=port)
+    try:
+        assert store.exists(f"outage:drain:app:127.0.0.1:{target.port}") == 1
+    finally:
+        store.close()
+    state = admin_state(gateway, admin_token)
+    assert state["drains"]["state"] == "redis"
+    assert backend_of(state, "app", target)["drained"] is True
+    log = gateway.log_text()
+    assert log.count("drain sync cannot reach Redis") == 1
+    assert log.count("drain sync reaches Redis again") == 1
