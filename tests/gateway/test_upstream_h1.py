@@ -75,7 +75,7 @@ async def test_get_sends_path_query_headers_and_the_backend_host(backend: Servic
     client = UpstreamClient()
     try:
         response = await client.request(
-            backend.url, "GET", "/a/b%20c?x=1&y=2", [("X-Test", "yes")], None, **TIMEOUTS
+            backend.url, "GET", b"/a/b%20c?x=1&y=2", [(b"x-test", b"yes")], None, **TIMEOUTS
         )
         echo = json.loads(await response.read())
         response.release()
@@ -93,7 +93,7 @@ async def test_keep_alive_reuses_one_connection(backend: ServiceProcess) -> None
     client = UpstreamClient()
     try:
         for _ in range(5):
-            response = await client.request(backend.url, "GET", "/", [], None, **TIMEOUTS)
+            response = await client.request(backend.url, "GET", b"/", [], None, **TIMEOUTS)
             await response.read()
             response.release()
         assert len(client.pool(backend.url).open) == 1
@@ -106,7 +106,7 @@ async def test_a_response_not_read_whole_closes_its_connection(backend: ServiceP
     client = UpstreamClient()
     try:
         response = await client.request(
-            backend.url, "GET", "/__backend/bytes/1000000", [], None, **TIMEOUTS
+            backend.url, "GET", b"/__backend/bytes/1000000", [], None, **TIMEOUTS
         )
         response.release()
         await asyncio.sleep(0.05)
@@ -118,11 +118,11 @@ async def test_a_response_not_read_whole_closes_its_connection(backend: ServiceP
 @pytest.mark.parametrize("with_length", [True, False])
 async def test_streamed_upload_arrives_whole(backend: ServiceProcess, with_length: bool) -> None:
     size = 5 * 1024 * 1024 + 7
-    headers = [("Content-Length", str(size))] if with_length else []
+    headers = [(b"content-length", str(size).encode())] if with_length else []
     client = UpstreamClient()
     try:
         response = await client.request(
-            backend.url, "POST", "/upload", headers, chunks(size), **TIMEOUTS
+            backend.url, "POST", b"/upload", headers, chunks(size), **TIMEOUTS
         )
         echo = json.loads(await response.read())
         response.release()
@@ -140,7 +140,7 @@ async def test_streamed_download_arrives_whole(backend: ServiceProcess) -> None:
     client = UpstreamClient()
     try:
         response = await client.request(
-            backend.url, "GET", f"/__backend/bytes/{size}", [], None, **TIMEOUTS
+            backend.url, "GET", f"/__backend/bytes/{size}".encode(), [], None, **TIMEOUTS
         )
         async for chunk in response.content.iter_any():
             received += len(chunk)
@@ -156,11 +156,11 @@ async def test_streamed_download_arrives_whole(backend: ServiceProcess) -> None:
 async def test_head_has_no_body_whatever_its_length(backend: ServiceProcess) -> None:
     client = UpstreamClient()
     try:
-        response = await client.request(backend.url, "HEAD", "/", [], None, **TIMEOUTS)
+        response = await client.request(backend.url, "HEAD", b"/", [], None, **TIMEOUTS)
         assert response.status == 200
         assert await response.read() == b""
         response.release()
-        response = await client.request(backend.url, "GET", "/", [], None, **TIMEOUTS)
+        response = await client.request(backend.url, "GET", b"/", [], None, **TIMEOUTS)
         assert json.loads(await response.read())["method"] == "GET"
         response.release()
     finally:
@@ -172,7 +172,7 @@ async def test_nothing_listening_is_a_connect_error() -> None:
     try:
         with pytest.raises(UpstreamConnectError):
             await client.request(
-                f"http://127.0.0.1:{free_port()}", "GET", "/", [], None, **TIMEOUTS
+                f"http://127.0.0.1:{free_port()}", "GET", b"/", [], None, **TIMEOUTS
             )
         assert client.connections == 0
     finally:
@@ -188,7 +188,7 @@ async def test_a_silent_backend_is_a_read_timeout() -> None:
     client = UpstreamClient()
     try:
         with pytest.raises(UpstreamTimeout):
-            await client.request(url, "GET", "/", [], None, connect_timeout=1, read_timeout=0.3)
+            await client.request(url, "GET", b"/", [], None, connect_timeout=1, read_timeout=0.3)
         assert isinstance(UpstreamTimeout("x"), TimeoutError)
     finally:
         await stop(client, server)
@@ -212,7 +212,7 @@ async def test_a_stale_keep_alive_connection_is_replaced_once() -> None:
     client = UpstreamClient()
     try:
         for _ in range(3):
-            response = await client.request(url, "GET", "/", [], None, **TIMEOUTS)
+            response = await client.request(url, "GET", b"/", [], None, **TIMEOUTS)
             assert await response.read() == b"ok"
             response.release()
     finally:
@@ -230,7 +230,7 @@ async def test_a_body_ended_by_close_is_complete_and_not_reused() -> None:
     server, url = await raw_server(until_close)
     client = UpstreamClient()
     try:
-        response = await client.request(url, "GET", "/", [], None, **TIMEOUTS)
+        response = await client.request(url, "GET", b"/", [], None, **TIMEOUTS)
         assert await response.read() == b"all of it"
         response.release()
         assert client.connections == 0
@@ -254,7 +254,7 @@ async def test_a_broken_answer_is_an_error_not_a_hang(answer: bytes) -> None:
     client = UpstreamClient()
     try:
         with pytest.raises(UpstreamBroken):
-            response = await client.request(url, "GET", "/", [], None, **TIMEOUTS)
+            response = await client.request(url, "GET", b"/", [], None, **TIMEOUTS)
             await response.read()
     finally:
         await stop(client, server)
@@ -273,7 +273,7 @@ async def test_informational_answers_are_skipped() -> None:
     server, url = await raw_server(continue_first)
     client = UpstreamClient()
     try:
-        response = await client.request(url, "GET", "/", [], None, **TIMEOUTS)
+        response = await client.request(url, "GET", b"/", [], None, **TIMEOUTS)
         assert response.status == 201
         assert await response.read() == b"x"
         response.release()
@@ -291,7 +291,7 @@ async def test_a_failing_request_body_is_an_upstream_error_with_its_cause(
     client = UpstreamClient()
     try:
         with pytest.raises(UpstreamBroken) as caught:
-            await client.request(backend.url, "POST", "/", [], failing(), **TIMEOUTS)
+            await client.request(backend.url, "POST", b"/", [], failing(), **TIMEOUTS)
         assert isinstance(caught.value.__cause__, ValueError)
     finally:
         await client.close()
@@ -300,10 +300,10 @@ async def test_a_failing_request_body_is_an_upstream_error_with_its_cause(
 async def test_the_connection_limit_makes_requests_wait(backend: ServiceProcess) -> None:
     client = UpstreamClient(limit=1)
     try:
-        first = await client.request(backend.url, "GET", "/1", [], None, **TIMEOUTS)
+        first = await client.request(backend.url, "GET", b"/1", [], None, **TIMEOUTS)
         # /2 goes to another backend URL (same server): it needs a second connection
         other = backend.url.replace("127.0.0.1", "localhost")
-        second = asyncio.ensure_future(client.request(other, "GET", "/2", [], None, **TIMEOUTS))
+        second = asyncio.ensure_future(client.request(other, "GET", b"/2", [], None, **TIMEOUTS))
         await asyncio.sleep(0.2)
         assert not second.done()
         await first.read()
@@ -338,7 +338,7 @@ async def test_an_early_answer_stops_the_upload_and_the_connection_is_not_reused
     client = UpstreamClient()
     try:
         response = await client.request(
-            url, "POST", "/", [("Content-Length", "102400")], slow_body(), **TIMEOUTS
+            url, "POST", b"/", [(b"content-length", b"102400")], slow_body(), **TIMEOUTS
         )
         assert response.status == 413
         assert await response.read() == b""

@@ -41,15 +41,25 @@ class Authenticator:
             leeway=config.leeway,
         )
 
-    async def identity_headers(self, authorization: bytes | None) -> list[tuple[str, str]]:
-        """Headers naming the verified caller; raises :class:`TokenError` when refused."""
+    async def identity_headers(self, authorization: bytes | None) -> list[tuple[bytes, bytes]]:
+        """Headers naming the verified caller; raises :class:`TokenError` when refused.
+
+        Values are UTF-8 bytes as they go on the wire; one with a line break (a
+        signed claim, but still) is refused rather than split into two headers.
+        """
         token = bearer_token(authorization)
         if not token:
             raise TokenError("missing")
         verified = await self.verifier.verify(token)
-        headers = [("X-Auth-Subject", verified.subject), ("X-Auth-Roles", ",".join(verified.roles))]
+        headers = [
+            (b"x-auth-subject", verified.subject.encode()),
+            (b"x-auth-roles", ",".join(verified.roles).encode()),
+        ]
         if verified.email:
-            headers.append(("X-Auth-Email", verified.email))
+            headers.append((b"x-auth-email", verified.email.encode()))
+        for _, value in headers:
+            if b"\r" in value or b"\n" in value:
+                raise TokenError("malformed", "a claim holds a line break")
         return headers
 
     def refusal(self, error: TokenError) -> bytes:

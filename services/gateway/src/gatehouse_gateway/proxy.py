@@ -65,6 +65,7 @@ _REQUEST_SPECIAL.update(
 # uvicorn writes its own Date; the request id is the gateway's to set.
 _RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id", b"date"}
 _SMALL_BODY = 64 * 1024
+_SCHEMES = {"http": b"http", "https": b"https"}
 _JSON = (b"content-type", b"application/json")
 
 
@@ -155,36 +156,39 @@ class Proxy:
         host = b""
         authorization: bytes | None = None
         raw_request_id: bytes | None = None
-        forwarded_for = forwarded_proto = forwarded_host = None
+        forwarded_for: bytes | None = None
+        forwarded_proto: bytes | None = None
+        forwarded_host: bytes | None = None
         connection: bytes | None = None
         length: bytes | None = None
         chunked = False
         header_bytes = 0
-        out: list[tuple[str, str]] = []
+        # Headers stay bytes end to end: nothing is decoded only to be encoded again.
+        out: list[tuple[bytes, bytes]] = []
         special = _REQUEST_SPECIAL
         for name, value in scope["headers"]:
             header_bytes += len(name) + len(value)
             kind = special.get(name)
             if kind is None:
-                out.append((name.decode("latin-1"), value.decode("latin-1")))
+                out.append((name, value))
             elif kind == _DROP:
                 continue
             elif kind == _HOST:
                 host = value
             elif kind == _AUTHZ:
                 authorization = value
-                out.append(("Authorization", value.decode("latin-1")))
+                out.append((name, value))
             elif kind == _RID:
                 raw_request_id = value
             elif kind == _LENGTH:
                 length = value
-                out.append(("Content-Length", value.decode("latin-1")))
+                out.append((name, value))
             elif kind == _XFF:
-                forwarded_for = value.decode("latin-1")
+                forwarded_for = value
             elif kind == _XFP:
-                forwarded_proto = value.decode("latin-1")
+                forwarded_proto = value
             elif kind == _XFH:
-                forwarded_host = value.decode("latin-1")
+                forwarded_host = value
             elif kind == _CHUNKED:
                 chunked = True
             else:
@@ -227,12 +231,12 @@ class Proxy:
         chunked: bool,
         connection: bytes | None,
         header_bytes: int,
-        out: list[tuple[str, str]],
+        out: list[tuple[bytes, bytes]],
         request_id: str,
         rid: bytes,
-        forwarded_for: str | None,
-        forwarded_proto: str | None,
-        forwarded_host: str | None,
+        forwarded_for: bytes | None,
+        forwarded_proto: bytes | None,
+        forwarded_host: bytes | None,
     ) -> int:
         """Proxy to a backend of ``route``; returns the status sent to the client."""
         if header_bytes > route.max_header_bytes:
@@ -252,7 +256,7 @@ class Proxy:
             has_body = declared > 0
         if connection is not None:
             # Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
-            named = {t.strip().lower() for t in connection.decode("latin-1").split(",")}
+            named = {t.strip().lower() for t in connection.split(b",")}
             out = [(k, v) for k, v in out if k.lower() not in named]
         if route.auth_required:
             authenticator = self.gateway.authenticator
@@ -269,34 +273,30 @@ class Proxy:
                 await send_json(send, 401, refusal, rid, (b"www-authenticate", CHALLENGE))
                 return 401
         client = scope.get("client")
-        client_ip = client[0] if client else ""
-        out.append(("X-Request-ID", request_id))
+        client_ip = client[0].encode() if client else b""
+        proto = _SCHEMES.get(scope.get("scheme", "http")) or scope["scheme"].encode()
+        out.append((b"x-request-id", rid))
         out.append(
-            ("X-Forwarded-For", f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip)
+            (b"x-forwarded-for", forwarded_for + b", " + client_ip if forwarded_for else client_ip)
         )
-        proto: str = scope.get("scheme", "http")
         out.append(
-            ("X-Forwarded-Proto", f"{forwarded_proto}, {proto}" if forwarded_proto else proto)
+            (b"x-forwarded-proto", forwarded_proto + b", " + proto if forwarded_proto else proto)
         )
-        host_text = host.decode("latin-1")
-        out.append(
-            ("X-Forwarded-Host", f"{forwarded_host}, {host_text}" if forwarded_host else host_text)
-        )
-        target = scope.get("raw_path") or scope["path"].encode()
+        out.append((b"x-forwarded-host", forwarded_host + b", " + host if forwarded_host else host))
+        target: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
         if query:
             target = target + b"?" + query
-        target_text = target.decode("latin-1")
         body = _Body(receive, limit) if has_body else None
-        return await self._attempts(route, method, send, out, target_text, body, rid)
+        return await self._attempts(route, method, send, out, target, body, rid)
 
     async def _attempts(
         self,
         route: Route,
         method: str,
         send: Send,
-        headers: list[tuple[str, str]],
-        target: str,
+        headers: list[tuple[bytes, bytes]],
+        target: bytes,
         body: _Body | None,
         rid: bytes,
     ) -> int:

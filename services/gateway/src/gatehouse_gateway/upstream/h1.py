@@ -489,8 +489,8 @@ class UpstreamClient:
         self,
         base_url: str,
         method: str,
-        target: str,
-        headers: Sequence[tuple[str, str]],
+        target: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
         body: AsyncIterable[bytes] | None,
         *,
         connect_timeout: float,
@@ -498,24 +498,25 @@ class UpstreamClient:
     ) -> UpstreamResponse:
         """Send one request; the response once its head is in (the body streams after).
 
-        ``headers`` are sent as given, plus ``Host`` (the backend's) and, for a
-        body of unknown length, ``Transfer-Encoding: chunked``. A pooled
+        ``target`` is the raw path and query; ``headers`` are sent as given
+        (bytes, as they go on the wire), plus ``Host`` (the backend's) and, for
+        a body of unknown length, ``Transfer-Encoding: chunked``. A pooled
         connection the backend closed while it sat idle fails before any byte
         of an answer; a request without a body then goes again, once, on a
         fresh connection.
         """
         pool = self.pool(base_url)
         has_length = False
-        lines = [f"{method} {target} HTTP/1.1\r\nHost: ", pool.host_header.decode(), "\r\n"]
+        parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", pool.host_header]
         for name, value in headers:
-            if len(name) == 14 and name.lower() == "content-length":
+            if len(name) == 14 and name.lower() == b"content-length":
                 has_length = True
-            lines.append(f"{name}: {value}\r\n")
+            parts += (b"\r\n", name, b": ", value)
         chunked = body is not None and not has_length
         if chunked:
-            lines.append("Transfer-Encoding: chunked\r\n")
-        lines.append("\r\n")
-        head = "".join(lines).encode("latin-1")
+            parts.append(b"\r\ntransfer-encoding: chunked")
+        parts.append(b"\r\n\r\n")
+        head = b"".join(parts)
         head_only = method == "HEAD"
         conn = pool.take_idle()
         if conn is not None:
