@@ -9,6 +9,7 @@ the pool always has one backend down; route ``other`` is for drains.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -288,18 +289,32 @@ def test_state_is_not_open_to_other_methods(gateway: GatewayProcess, admin_token
     assert drain_get.status_code == 405
 
 
+@pytest.fixture
+def reconfigure(
+    gateway: GatewayProcess, keys: KeyServer, backend_pool: list[ServiceProcess], dead_url: str
+) -> Iterator[Callable[..., dict[str, Any]]]:
+    """Write a variant of the module's config; the original is written back afterwards."""
+
+    def write(**changes: Any) -> dict[str, Any]:
+        document = {**config(keys, backend_pool, dead_url, timeout=5.0), **changes}
+        gateway.write_config(document)
+        return document
+
+    yield write
+    gateway.write_config(config(keys, backend_pool, dead_url))
+
+
 def test_a_drain_survives_a_config_reload_for_a_backend_that_stays(
     gateway: GatewayProcess,
-    keys: KeyServer,
     admin_token: str,
     backend_pool: list[ServiceProcess],
-    dead_url: str,
+    reconfigure: Callable[..., dict[str, Any]],
 ) -> None:
     drained = backend_pool[3]
     with httpx.Client(base_url=gateway.url, headers=bearer(admin_token), timeout=10) as admin:
         assert admin.post(drain_path("other", drained, "drain")).status_code == 200
         version = admin_state(gateway, admin_token)["config"]["version"]
-        gateway.write_config(config(keys, backend_pool, dead_url, timeout=5.0))
+        reconfigure()  # a longer read timeout
         wait_until(
             lambda: admin_state(gateway, admin_token)["config"]["version"] == version + 1,
             "the gateway to reload its config",
@@ -314,18 +329,15 @@ def test_a_drain_survives_a_config_reload_for_a_backend_that_stays(
 
 def test_without_a_jwks_url_the_admin_api_is_unavailable_not_open(
     gateway: GatewayProcess,
-    keys: KeyServer,
     admin_token: str,
     backend_pool: list[ServiceProcess],
-    dead_url: str,
+    reconfigure: Callable[..., dict[str, Any]],
 ) -> None:
-    document = config(keys, backend_pool, dead_url)
-    gateway.write_config({**document, "auth": {}})
-
     def status() -> int:
         response = httpx.get(gateway.url + f"{ADMIN}/state", headers=bearer(admin_token))
         return response.status_code
 
+    reconfigure(auth={})
     try:
         wait_until(lambda: status() == 503, "the reload without auth.jwks_url")
         response = httpx.post(
@@ -335,7 +347,7 @@ def test_without_a_jwks_url_the_admin_api_is_unavailable_not_open(
         assert response.status_code == 503
         assert response.json()["error"] == "admin_unavailable"
     finally:
-        gateway.write_config(document)
+        reconfigure()
         wait_until(lambda: status() == 200, "the reload with auth.jwks_url again")
     assert (
         backend_of(admin_state(gateway, admin_token), "other", backend_pool[3])["drained"] is False
