@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from gatehouse_loadtest.procs import rss_bytes
+from gatehouse_loadtest.procs import rss_bytes, uss_bytes
 from gatehouse_loadtest.wrk import WrkResult, run_wrk
 
 MIB = 1 << 20
@@ -72,6 +72,7 @@ class ConnectionsFigure:
     rss_before: int
     rss_peak: int
     rss_after: int
+    uss_after: int
     result: WrkResult
 
 
@@ -133,6 +134,7 @@ def many_connections(
             headers={"Host": host},
         )
         after = sampler.current()
+        uss = uss_bytes(pid)
     return ConnectionsFigure(
-        connections, time.monotonic() - started, before, sampler.peak, after, result
+        connections, time.monotonic() - started, before, sampler.peak, after, uss, result
     )

@@ -149,6 +149,22 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
+def uss_bytes(pid: int) -> int:
+    """Private memory (USS) of the largest process in the tree: RSS less shared pages.
+
+    Shared library pages count in every worker's RSS but exist once; USS is
+    what one more worker really costs. Reading it walks /proc/<pid>/smaps, so
+    it is read once at the end, not sampled.
+    """
+    sizes = []
+    for proc in process_tree(pid):
+        try:
+            sizes.append(int(proc.memory_full_info().uss))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return max(sizes, default=0)
+
+
 def rss_bytes(pid: int, *, workers_only: bool = False) -> list[int]:
     """Resident set size of each process in the tree (or of the children only)."""
     tree = process_tree(pid)

@@ -130,7 +130,8 @@ def memory_checks(
                 f"RSS after {connections.seconds:.0f} s at {connections.connections} connections",
                 "<= 100 MB per worker",
                 f"{after:.1f} MiB (peak {connections.rss_peak / MIB:.1f},"
-                f" {connections.rss_before / MIB:.1f} before)",
+                f" {connections.rss_before / MIB:.1f} before; private (USS)"
+                f" {connections.uss_after / MIB:.1f})",
                 after <= 100,
             )
         )
