@@ -19,6 +19,12 @@ def test_openapi_documents_every_route_with_examples(client: httpx.Client) -> No
     assert "hashed_password" not in str(spec)
     assert set(paths["/account"]["post"]["responses"]) >= {"201", "409", "422"}
     assert {"401", "429"} <= set(paths["/login"]["post"]["responses"])
+    # errors are documented with the shape they really have (not FastAPI's default 422)
+    assert "HTTPValidationError" not in schemas
+    invalid = paths["/login"]["post"]["responses"]["422"]["content"]["application/json"]
+    assert invalid["schema"]["$ref"].endswith("/ValidationErrorBody")
+    denied = paths["/accounts"]["get"]["responses"]["403"]["content"]["application/json"]
+    assert denied["schema"]["$ref"].endswith("/ErrorBody")
 
 
 def test_health_and_readiness_check_dependencies(

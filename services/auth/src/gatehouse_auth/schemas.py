@@ -75,3 +75,57 @@ class JWKS(BaseModel):
     """A JSON Web Key Set (RFC 7517) of every public key that may have signed a live token."""
 
     keys: list[dict[str, Any]]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable machine code and a human sentence."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"error": "invalid_credentials", "detail": "the email or password is incorrect"}
+            ]
+        }
+    )
+
+    error: str
+    detail: str
+
+
+class FieldError(BaseModel):
+    field: str
+    location: str
+    message: str
+    type: str
+
+
+class ValidationErrorBody(ErrorBody):
+    """A 422: which fields were wrong, and why."""
+
+    fields: list[FieldError]
+
+
+_DESCRIPTIONS = {
+    400: "The body is not readable (not UTF-8 text, say)",
+    401: "No valid bearer token, or wrong credentials",
+    403: "The token is not an admin's",
+    409: "The email or username is taken",
+    413: "The body is too large",
+    422: "The request is not valid; `fields` says which parts and why",
+    429: "Too many attempts; see Retry-After",
+    503: "The database is unavailable; retry shortly",
+}
+
+
+def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for error codes, documented with the shape they really have.
+
+    ``descriptions`` overrides a default description, keyed ``s401`` and so on.
+    """
+    return {
+        code: {
+            "model": ValidationErrorBody if code == 422 else ErrorBody,
+            "description": descriptions.get(f"s{code}", _DESCRIPTIONS[code]),
+        }
+        for code in codes
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
@@ -11,26 +11,17 @@ from gatehouse_auth import crud
 from gatehouse_auth.deps import AdminAccount, CurrentAccount, SessionDep, StateDep
 from gatehouse_auth.metrics import ACCOUNTS_CREATED
 from gatehouse_auth.models import AccountCreate, AccountPublic
-from gatehouse_auth.schemas import AccountsPage
+from gatehouse_auth.schemas import AccountsPage, error_responses
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["accounts"])
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid bearer token"},
-    503: {"description": "The database is unavailable"},
-}
 
 
 @router.post(
     "/account",
     status_code=status.HTTP_201_CREATED,
     summary="Sign up",
-    responses={
-        409: {"description": "The email or username is taken"},
-        413: {"description": "The body is too large"},
-        503: _ERRORS[503],
-    },
+    responses=error_responses(400, 409, 413, 422, 503),
 )
 def create_account(
     account_in: AccountCreate, session: SessionDep, state: StateDep
@@ -41,7 +32,7 @@ def create_account(
     return AccountPublic.model_validate(account, from_attributes=True)
 
 
-@router.get("/me", summary="The caller's own account", responses=_ERRORS)
+@router.get("/me", summary="The caller's own account", responses=error_responses(401, 503))
 def read_me(account: CurrentAccount) -> AccountPublic:
     return AccountPublic.model_validate(account, from_attributes=True)
 
@@ -49,7 +40,7 @@ def read_me(account: CurrentAccount) -> AccountPublic:
 @router.get(
     "/accounts",
     summary="List accounts, newest first (admin)",
-    responses={**_ERRORS, 403: {"description": "The token is not an admin's"}},
+    responses=error_responses(401, 403, 422, 503),
 )
 def list_accounts(
     _admin: AdminAccount,

@@ -8,7 +8,7 @@ from gatehouse_auth import crud
 from gatehouse_auth.deps import ClientAddress, SessionDep, StateDep
 from gatehouse_auth.errors import InvalidCredentials, RateLimited
 from gatehouse_auth.metrics import LOGINS, LoginResult
-from gatehouse_auth.schemas import LoginRequest, TokenResponse
+from gatehouse_auth.schemas import LoginRequest, TokenResponse, error_responses
 
 router = APIRouter(tags=["login"])
 
@@ -16,11 +16,9 @@ router = APIRouter(tags=["login"])
 @router.post(
     "/login",
     summary="Exchange an email and password for an access token",
-    responses={
-        401: {"description": "Unknown email or wrong password (one answer for both)"},
-        429: {"description": "Too many attempts; see Retry-After"},
-        503: {"description": "The database is unavailable"},
-    },
+    responses=error_responses(
+        400, 401, 413, 422, 429, 503, s401="Unknown email or wrong password (one answer for both)"
+    ),
 )
 def login(
     credentials: LoginRequest, session: SessionDep, state: StateDep, client: ClientAddress
