@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from accounts_ui.pages import account, render_listing
 from accounts_ui.stack import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -177,6 +178,21 @@ def test_hostile_values_render_as_inert_text(stack: Stack, watched: Watched) -> 
     assert (ARTIFACTS / "accounts_page.png").stat().st_size > 10_000
     assert watched.dialogs == []
     assert watched.errors == []  # no CSP violation either
+
+
+def test_a_hostile_username_renders_as_text_in_the_browser(watched: Watched) -> None:
+    """The username column itself, which the real auth service cannot return hostile.
+
+    Auth refuses such names at signup and again on the way out, so the page's
+    own rendering of one is loaded straight into the browser, without the CSP
+    header: the escaping alone has to keep the script inert.
+    """
+    page = watched.page
+    page.set_content(render_listing([account(HOSTILE, "someone@example.com")], search=HOSTILE))
+    expect(page.get_by_role("cell", name=HOSTILE, exact=True)).to_be_visible()
+    expect(page.get_by_label("Search")).to_have_value(HOSTILE)
+    assert page.locator("main script").count() == 0
+    assert watched.dialogs == []
 
 
 def test_the_page_fits_a_phone_screen(stack: Stack, browser: Browser) -> None:
