@@ -17,7 +17,7 @@ from gateway.helpers import GatewayProcess, Launcher, gateway_route, metric_valu
 from support.databases import REDIS_URL
 from support.processes import ServiceProcess, free_port
 
-from gatehouse_gateway.balancing.cursor import RedisCursor
+from gatehouse_gateway.balancing.redis_cursor import RedisCursor
 
 
 async def test_redis_cursor_coalesces_a_tick_into_one_incrby(redis_prefix: str) -> None:

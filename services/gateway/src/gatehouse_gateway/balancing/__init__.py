@@ -1,7 +1,7 @@
 """Load-balancing strategies; every one skips backends that are not available."""
 
 from gatehouse_gateway.balancing.base import Balancer
-from gatehouse_gateway.balancing.cursor import Cursor, LocalCursor, RedisCursor
+from gatehouse_gateway.balancing.cursor import Cursor, LocalCursor
 from gatehouse_gateway.balancing.least_requests import LeastRequests
 from gatehouse_gateway.balancing.random import RandomBalancer
 from gatehouse_gateway.balancing.round_robin import RoundRobin
@@ -14,7 +14,6 @@ __all__ = [
     "LeastRequests",
     "LocalCursor",
     "RandomBalancer",
-    "RedisCursor",
     "RoundRobin",
     "SmoothWeighted",
     "make_balancer",
