@@ -31,6 +31,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gatehouse_common.openapi import document_error_shapes
+
 logger = logging.getLogger(__name__)
 
 
@@ -172,3 +174,4 @@ def install_error_handlers(app: FastAPI) -> None:
     # Kept for an exception raised outside UnexpectedErrorMiddleware (in another middleware).
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(UnexpectedErrorMiddleware)
+    document_error_shapes(app)

@@ -76,8 +76,8 @@ def echo_router(injector: FaultInjector, instance: str) -> APIRouter:
     ok = REQUESTS.labels(instance=instance, outcome="ok")
     failed = REQUESTS.labels(instance=instance, outcome="injected_error")
 
-    @router.api_route("/{path:path}", methods=ALL_METHODS, summary="Echo the request")
     async def echo(request: Request) -> Response:
+        """Echo the request."""
         await injector.delay()
         description = await describe_request(request, instance)
         if injector.should_fail():
@@ -92,6 +92,17 @@ def echo_router(injector: FaultInjector, instance: str) -> APIRouter:
             status_code=status.HTTP_200_OK,
             media_type="application/json",
             headers={"x-backend-instance": instance},
+        )
+
+    # One route per method, so each has its own OpenAPI operation id.
+    for method in ALL_METHODS:
+        router.add_api_route(
+            "/{path:path}",
+            echo,
+            methods=[method],
+            name=f"echo_{method.lower()}",
+            operation_id=f"echo_{method.lower()}",
+            summary="Echo the request",
         )
 
     return router
