@@ -17,6 +17,7 @@ import uvicorn
 from gatehouse_common.settings import ServiceSettings
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def _prepare_multiprocess_metrics(workers: int) -> None:
@@ -52,4 +53,9 @@ def serve(app_factory: str, settings: ServiceSettings, *, fast: bool = False) ->
         # proxy-headers middleware could never change a request: leave its per-request
         # cost out (4.6% of the gateway's py-spy samples, loadtest/README.md).
         proxy_headers=os.environ.get("FORWARDED_ALLOW_IPS") != "",
+        # With --workers the supervisor kills a worker that has not answered its
+        # health ping in this many seconds, starting ones included: uvicorn's 5 s
+        # default restarts workers forever on a busy host or a small CPU limit,
+        # where importing a service alone takes longer.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
