@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from pathlib import Path
 
@@ -144,3 +145,11 @@ def test_rotation_keeps_old_tokens_valid(start_auth: StartAuth, tmp_path: Path) 
         assert (
             client.get("/me", headers={"Authorization": f"Bearer {new_token}"}).status_code == 200
         )
+
+
+def test_workers_starting_together_generate_one_key(tmp_path: Path) -> None:
+    keys_dir = tmp_path / "keys"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        rings = list(pool.map(lambda _: KeyRing.from_folder(keys_dir, generate=True), range(8)))
+    assert len(list(keys_dir.glob("*.pem"))) == 1
+    assert len({ring.signing_key.kid for ring in rings}) == 1

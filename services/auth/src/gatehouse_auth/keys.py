@@ -15,6 +15,7 @@ written with mode 0600 and kept, so tokens survive restarts.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import logging
@@ -148,8 +149,15 @@ class KeyRing:
     ) -> KeyRing:
         paths = sorted(keys_dir.glob("*.pem")) if keys_dir.is_dir() else []
         if not paths and generate:
-            created = generate_key(keys_dir, algorithm)
-            logger.warning("generated a new %s signing key %s (development)", algorithm, created)
+            keys_dir.mkdir(parents=True, exist_ok=True)
+            # Workers starting together take turns, so only the first generates.
+            with (keys_dir / ".generate.lock").open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not any(keys_dir.glob("*.pem")):
+                    created = generate_key(keys_dir, algorithm)
+                    logger.warning(
+                        "generated a new %s signing key %s (development)", algorithm, created
+                    )
             paths = sorted(keys_dir.glob("*.pem"))
         if not paths:
             raise KeyRingError(
