@@ -204,3 +204,12 @@ def test_metrics_count_page_requests(stack: Stack) -> None:
     metrics = httpx.get(f"{stack.ui.url}/metrics")
     assert metrics.status_code == 200
     assert 'http_requests_total{handler="/accounts_page"' in metrics.text
+
+
+@pytest.mark.parametrize("path", ["/accounts_page/nowhere", "/accounts_page/a/b/c?x=<script>"])
+def test_unknown_addresses_under_the_prefix_get_a_404_page(stack: Stack, path: str) -> None:
+    response = httpx.get(stack.ui.url + path)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Page not found" in response.text
+    assert "<script>" not in response.text

@@ -73,5 +73,6 @@ def create_app(settings: AccountsUISettings | None = None) -> FastAPI:
         StaticFiles(directory=str(files("gatehouse_accounts_ui") / "static")),
         name="static",
     )
+    app.include_router(page.not_found_router)
     app.add_middleware(SecurityHeadersMiddleware, static_prefix=STATIC_PREFIX + "/")
     return app

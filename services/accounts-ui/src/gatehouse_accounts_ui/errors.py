@@ -7,6 +7,7 @@ The page is for people in a browser, so its failures render the error template
     ├── BadQuery              400: a listing parameter is out of bounds
     ├── CsrfRejected          403: form token missing/wrong, or a foreign Origin
     ├── NotAdmin              403: signed in, but the auth service says not an admin
+    ├── PageNotFound          404: an address under the prefix the page does not have
     ├── LengthRequired        411: a form post that does not say its size
     ├── FormTooLarge          413: a form post far bigger than sign-in needs
     ├── AuthBadAnswer         502: the auth service answered something unexpected
@@ -49,6 +50,11 @@ class CsrfRejected(PageError):
 class NotAdmin(PageError):
     status_code = status.HTTP_403_FORBIDDEN
     title = "Administrators only"
+
+
+class PageNotFound(PageError):
+    status_code = status.HTTP_404_NOT_FOUND
+    title = "Page not found"
 
 
 class LengthRequired(PageError):

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from gatehouse_accounts_ui.cookies import delete_cookie
 from gatehouse_accounts_ui.deps import AuthClientDep, RendererDep, SessionTokenDep, SettingsDep
-from gatehouse_accounts_ui.errors import SessionExpired
+from gatehouse_accounts_ui.errors import PageNotFound, SessionExpired
 from gatehouse_accounts_ui.listing import paginate, parse_listing
 from gatehouse_accounts_ui.paths import PREFIX
 from gatehouse_accounts_ui.settings import PAGE_SIZES
@@ -57,3 +57,13 @@ async def accounts_page(
             "page_sizes": sorted({*PAGE_SIZES, query.limit}),
         },
     )
+
+
+# Registered after the static mount (see app.py), so it only sees what nothing
+# else under the prefix claimed: a person who mistyped gets a page, not JSON.
+not_found_router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+@not_found_router.get("/{rest:path}")
+async def not_found() -> None:
+    raise PageNotFound("There is no page at this address.")
