@@ -28,7 +28,14 @@ def test_dockerfile_builds_wheels_and_runs_unprivileged(service: str) -> None:
     assert stages == [("${BASE_IMAGE}", "builder"), ("${BASE_IMAGE}", "")]
     builder, final = text.split("\nFROM ${BASE_IMAGE}\n")
     assert "pip wheel" in builder and "uv export --frozen" in builder
-    assert "--no-index --find-links /wheels" in final and "COPY" not in final
+    assert "--no-index --find-links /wheels/deps" in final
+    assert "--no-index --no-deps /wheels/local/*.whl" in final
+    # The final stage copies checksums only (they key the layer cache); the
+    # wheels themselves are mounted from the builder.
+    assert re.findall(r"^COPY .*", final, re.MULTILINE) == [
+        "COPY --from=builder /wheels/deps.sha256 /usr/local/share/gatehouse/",
+        "COPY --from=builder /wheels/local.sha256 /usr/local/share/gatehouse/",
+    ]
     copied = set(re.findall(r"^COPY (\S+)", builder, re.MULTILINE))
     others = {f"services/{other}" for other in HEALTH if other != service}
     assert not {c for c in copied if any(c.startswith(o) for o in others)}, copied
