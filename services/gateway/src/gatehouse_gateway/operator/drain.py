@@ -17,6 +17,7 @@ holds does not overwrite it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str]  # (route name, backend name)
 _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+_GONE = object()
 
 
 class DrainCoordinator:
@@ -66,6 +68,11 @@ class DrainCoordinator:
         self.last_sync: float | None = None
         # Changes made here that Redis has not stored yet (it was unreachable).
         self._unsent: dict[_Key, dict[str, Any] | None] = {}
+        # Bumped by every local change: a read that was under way meanwhile
+        # may predate the change and must not undo it.
+        self._generation = 0
+        self._changed: dict[_Key, int] = {}
+        self._flush_lock = asyncio.Lock()
         # Who drained what, when: for the admin API.
         self.details: dict[_Key, dict[str, Any]] = {}
 
@@ -99,6 +106,8 @@ class DrainCoordinator:
         )
         stored = False
         if self._client is not None:
+            self._generation += 1
+            self._changed[(route.name, backend.name)] = self._generation
             self._unsent[(route.name, backend.name)] = record
             stored = await self._flush_unsent()
         return {
@@ -133,20 +142,27 @@ class DrainCoordinator:
         return True
 
     async def _flush_unsent(self) -> bool:
-        """Write pending changes; True when Redis took them all."""
+        """Write pending changes; True when Redis took them all.
+
+        One flush at a time (an operator's call and the sync loop may both
+        flush); a change made while its predecessor was being written stays
+        pending and is written next.
+        """
         if self._client is None:
             return False
-        try:
-            for (route, backend), record in list(self._unsent.items()):
-                if record is None:
-                    await self._client.delete(self.key(route, backend))
-                else:
-                    await self._client.set(self.key(route, backend), json.dumps(record))
-                del self._unsent[(route, backend)]
-        except _REDIS_ERRORS as exc:
-            self._unreachable(exc)
-            return False
-        return True
+        async with self._flush_lock:
+            try:
+                for key, record in list(self._unsent.items()):
+                    if record is None:
+                        await self._client.delete(self.key(*key))
+                    else:
+                        await self._client.set(self.key(*key), json.dumps(record))
+                    if self._unsent.get(key, _GONE) is record:
+                        del self._unsent[key]
+            except _REDIS_ERRORS as exc:
+                self._unreachable(exc)
+                return False
+        return not self._unsent
 
     async def sync(self) -> None:
         """Make this replica's drains what Redis holds (every ``drain_sync_interval``)."""
@@ -155,6 +171,7 @@ class DrainCoordinator:
         backends = [(route, b) for route in self._routes() for b in route.backends]
         if not backends:
             return
+        generation = self._generation
         try:
             values = await self._client.mget([self.key(r.name, b.name) for r, b in backends])
         except _REDIS_ERRORS as exc:
@@ -165,7 +182,8 @@ class DrainCoordinator:
         self.state = "redis"
         self.last_sync = time.time()
         for (route, backend), raw in zip(backends, values, strict=True):
-            if (route.name, backend.name) in self._unsent:
+            key = (route.name, backend.name)
+            if key in self._unsent or self._changed.get(key, 0) > generation:
                 continue
             record = _record(raw)
             if self._apply(route.name, backend, record):
