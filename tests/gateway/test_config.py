@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from gateway.helpers import Launcher
-from support.processes import ServiceProcess
+from gateway.helpers import HOST, Launcher, gateway_route, write_yaml
+from support.processes import ServiceProcess, free_port, python_module
 
 from gatehouse_gateway.config.loader import ConfigError, load_config, parse_config
 
@@ -174,3 +174,27 @@ def test_original_format_config_routes_end_to_end(
         assert response.json()["instance"] == instance
     assert httpx.get(gateway.url + "/x", headers={"Host": "other.test"}).status_code == 404
     assert httpx.get(gateway.url + "/-/config").json()["original_format"] is True
+
+
+def test_listen_from_config_unless_flags_say_otherwise(
+    tmp_path: Path, backends: list[ServiceProcess]
+) -> None:
+    port = free_port()
+    path = tmp_path / "listen.yaml"
+    write_yaml(
+        path,
+        {
+            "listen": {"address": "127.0.0.1", "port": port},
+            "routes": [gateway_route(backends[:1])],
+        },
+    )
+    process = ServiceProcess(
+        name="gateway-listen",
+        command=python_module("gatehouse_gateway", "--config", str(path)),
+        port=port,
+        ready_path="/-/healthz",
+        env={"REDIS_URL": "", "GATEHOUSE_GATEWAY_PORT": ""},
+    )
+    with process:
+        response = httpx.get(process.url + "/x", headers={"Host": HOST})
+        assert response.status_code == 200
