@@ -151,6 +151,31 @@ def test_a_drain_reaches_both_gateways_under_load_without_a_failed_request(
     after = [o for o in outcomes if o.sent > both_restored]
     assert {o.gateway for o in after if o.instance == target.name} == {first.url, second.url}
 
+    # the dashboard's history: once the last busy 5 s bucket is complete, the
+    # requests it holds per backend are exactly those the first gateway sent
+    answered = {
+        b.name: sum(1 for o in outcomes if o.gateway == first.url and o.instance == b.name)
+        for b in backends[:3]
+    }
+
+    def history_totals() -> dict[str, int]:
+        response = httpx.get(first.url + "/-/admin/history", headers=bearer(admin_token))
+        document = response.json()
+        series = document["routes"]["app"]
+        return {
+            b.name: round(sum(series[f"127.0.0.1:{b.port}"]["requests_per_second"]) * 5)
+            for b in backends[:3]
+        }
+
+    wait_until(lambda: history_totals() == answered, f"history to hold {answered}")
+    errors = httpx.get(first.url + "/-/admin/history", headers=bearer(admin_token)).json()
+    assert errors["bucket_seconds"] == 5
+    assert all(
+        rate == 0.0
+        for backend in errors["routes"]["app"].values()
+        for rate in backend["error_rate"]
+    )
+
     counted = [
         metric_value(g.metrics(), "gateway_drains_total", action=action)
         - metric_value(b, "gateway_drains_total", action=action)
