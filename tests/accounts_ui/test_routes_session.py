@@ -210,9 +210,16 @@ def test_logout_needs_the_token_and_then_forgets_the_session(client: httpx.Clien
     assert 'id="accounts"' not in after.text
 
 
-def test_the_form_is_not_served_from_a_get_to_the_post_routes(client: httpx.Client) -> None:
-    assert client.get("/accounts_page/login").status_code == 405
-    assert client.get("/accounts_page/logout").status_code == 405
+@pytest.mark.parametrize("path", ["/accounts_page/login", "/accounts_page/logout"])
+def test_loading_a_form_address_goes_to_the_page_and_does_nothing(
+    client: httpx.Client, path: str
+) -> None:
+    assert sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 303
+    response = client.get(path)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/accounts_page"
+    assert "set-cookie" not in response.headers  # a GET never signs out
+    assert 'id="accounts"' in client.get("/accounts_page").text
 
 
 def test_sign_in_through_the_gateway_accepts_the_gateways_origin(stack: Stack) -> None:

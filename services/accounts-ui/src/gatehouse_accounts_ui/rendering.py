@@ -67,12 +67,10 @@ class PageRenderer:
         *,
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
-        new_nonce: bool = False,
     ) -> HTMLResponse:
-        nonce = request.cookies.get(self.settings.csrf_cookie)
-        fresh = new_nonce or not csrf.valid_nonce(nonce)
-        if fresh or nonce is None:
-            nonce = csrf.new_nonce()
+        cookie = request.cookies.get(self.settings.csrf_cookie)
+        fresh = cookie is None or not csrf.valid_nonce(cookie)
+        nonce = csrf.new_nonce() if cookie is None or fresh else cookie
         signed_in = bool(request.cookies.get(self.settings.session_cookie))
         response = self.templates.TemplateResponse(
             request,

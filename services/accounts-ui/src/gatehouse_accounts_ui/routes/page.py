@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from gatehouse_accounts_ui.cookies import delete_cookie
 from gatehouse_accounts_ui.deps import AuthClientDep, RendererDep, SessionTokenDep, SettingsDep
@@ -57,6 +57,13 @@ async def accounts_page(
             "page_sizes": sorted({*PAGE_SIZES, query.limit}),
         },
     )
+
+
+@router.get("/login", include_in_schema=False)
+@router.get("/logout", include_in_schema=False)
+async def form_address() -> RedirectResponse:
+    """The address bar shows the form's URL after a refused sign-in; loading it shows the page."""
+    return RedirectResponse(PREFIX, status_code=status.HTTP_303_SEE_OTHER)
 
 
 # Registered after the static mount (see app.py), so it only sees what nothing
