@@ -125,6 +125,9 @@ def test_state_reports_every_field_against_a_pool_with_one_backend_down(
 ) -> None:
     first, second = backends[0], backends[1]
     dead_name = dead_url.removeprefix("http://")
+    for path in ("state", "history"):
+        response = httpx.get(f"{gateway.url}{ADMIN}/{path}", headers=bearer(admin_token))
+        assert response.headers["cache-control"] == "no-store"
 
     def dead_is_down() -> bool:
         views = admin_state(gateway, admin_token)["routes"][0]["backends"]
