@@ -10,6 +10,7 @@ back on both.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -35,6 +36,11 @@ from gateway.test_cursor import _start_redis
 from gateway.test_cursor import own_redis as own_redis  # a redis-server of the test's own
 from support.databases import REDIS_URL, unique_redis_prefix
 from support.processes import ServiceProcess
+
+from gatehouse_gateway.balancing import LocalCursor
+from gatehouse_gateway.config.schema import BackendConfig, GatewayConfig, RouteConfig
+from gatehouse_gateway.operator.drain import DrainCoordinator
+from gatehouse_gateway.routing import RouteTable, build_table
 
 LATENCY_MS = 300
 
@@ -255,3 +261,49 @@ def test_a_drain_while_redis_is_down_applies_here_and_is_stored_when_it_is_back(
     log = gateway.log_text()
     assert log.count("drain sync cannot reach Redis") == 1
     assert log.count("drain sync reaches Redis again") == 1
+
+
+def _replica(prefix: str) -> tuple[DrainCoordinator, RouteTable]:
+    """One replica's drain coordinator and route table, in this process, on the real Redis."""
+    config = GatewayConfig(
+        routes=[
+            RouteConfig(
+                name="app",
+                backends=[BackendConfig(url="http://127.0.0.1:1"), BackendConfig(url="http://b:2")],
+            )
+        ]
+    )
+    table = build_table(config, LocalCursor())
+    coordinator = DrainCoordinator(
+        lambda: table.routes, redis_url=REDIS_URL, prefix=prefix, timeout=2.0
+    )
+    return coordinator, table
+
+
+async def test_drains_asked_while_replicas_sync_end_in_the_last_state_asked(
+    redis_prefix: str,
+) -> None:
+    """Operator calls racing each other and both replicas' sync loops: no error, no flip back."""
+    (here, here_table), (there, there_table) = _replica(redis_prefix), _replica(redis_prefix)
+    route = here_table.routes[0]
+    backend = route.backends[0]
+    try:
+        for round_number in range(15):
+            wanted = round_number % 2 == 0
+            await asyncio.gather(
+                here.sync(),
+                here.set_drained(route, backend, not wanted, actor="ops"),
+                there.sync(),
+                here.set_drained(route, backend, wanted, actor="ops"),
+                here.sync(),
+            )
+            assert backend.drained is wanted  # the last call asked wins here at once
+            await here.sync()
+            await there.sync()
+            assert backend.drained is wanted
+            assert there_table.routes[0].backends[0].drained is wanted
+            assert route.backends[1].drained is False
+            assert here.snapshot()["unsent_changes"] == 0
+    finally:
+        await here.close()
+        await there.close()
