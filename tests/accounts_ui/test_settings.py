@@ -1,9 +1,6 @@
-"""AccountsUISettings and the CLI: secrets, bounds, flags over environment."""
+"""AccountsUISettings: secrets, bounds, URL checks."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 from pydantic import ValidationError
@@ -68,35 +65,3 @@ def test_auth_url_loses_its_trailing_slash() -> None:
 def test_page_size_must_be_offered() -> None:
     with pytest.raises(ValidationError, match="default_page_size"):
         AccountsUISettings(default_page_size=33)
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gatehouse_accounts_ui", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-    )
-
-
-def test_cli_help_names_the_flags() -> None:
-    result = _cli("--help")
-    assert result.returncode == 0
-    for flag in ("--host", "--port", "--workers", "--auth-url"):
-        assert flag in result.stdout
-
-
-def test_cli_refuses_production_without_a_secret_cleanly() -> None:
-    env = {"PATH": "/usr/bin:/bin", "GATEHOUSE_ACCOUNTS_UI_ENVIRONMENT": "production"}
-    result = _cli("--port", "0", env=env)
-    assert result.returncode == 1
-    assert "invalid settings" in result.stderr
-    assert "CSRF_SECRET must be set in production" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_cli_refuses_a_bad_auth_url_flag() -> None:
-    result = _cli("--auth-url", "not-a-url", "--port", "0")
-    assert result.returncode == 1
-    assert "auth_url must be an http:// or https:// URL" in result.stderr
