@@ -12,6 +12,7 @@ import pytest
 from auth.factories import PASSWORD, AuthService, login_token, signup
 
 from gatehouse_auth.keys import KeyRing
+from gatehouse_common.jwt import JWKSClient, TokenError, TokenVerifier
 
 
 def jwks_of(client: httpx.Client) -> jwt.PyJWKSet:
@@ -145,3 +146,35 @@ def test_expired_and_foreign_audience_tokens_are_refused(
         token = jwt.encode(payload, key.private, algorithm=key.algorithm, headers={"kid": key.kid})
         response = client.get("/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, name
+
+
+async def test_tokens_pass_the_gateways_verifier(auth_service: AuthService) -> None:
+    """The contract end to end: gatehouse_common.jwt, as the gateway runs it, accepts them."""
+    with auth_service.client() as client:
+        account = signup(client)
+        token = login_token(client, account["email"], PASSWORD)
+        me = client.get("/me", headers={"Authorization": f"Bearer {token}"}).json()
+    jwks = JWKSClient(f"{auth_service.url}/.well-known/jwks.json")
+    try:
+        assert await jwks.refresh()
+        verifier = TokenVerifier(jwks, issuer="gatehouse-auth", audience="gatehouse")
+        identity = await verifier.verify(token)
+        assert identity.subject == str(me["id"])
+        assert identity.email == account["email"]
+        assert identity.roles == ("user",)
+        with pytest.raises(TokenError):
+            await verifier.verify(_tampered_tokens(token)["payload_roles"])
+    finally:
+        await jwks.aclose()
+
+
+def test_jwks_ignores_junk_and_refuses_writes(client: httpx.Client) -> None:
+    plain = client.get("/.well-known/jwks.json").json()
+    assert (
+        client.get("/.well-known/jwks.json", params={"kid": "' OR 1=1", "x": "\u2603"}).json()
+        == plain
+    )
+    for method in ("POST", "PUT", "DELETE"):
+        response = client.request(method, "/.well-known/jwks.json", content=b"{}")
+        assert response.status_code == 405
+        assert response.json()["error"]
