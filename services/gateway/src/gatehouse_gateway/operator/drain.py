@@ -22,21 +22,18 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
-
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from gatehouse_gateway.metrics import DRAINS
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.upstream.backend import BackendState
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
 logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str]  # (route name, backend name)
-_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 _GONE = object()
 
 
@@ -54,15 +51,9 @@ class DrainCoordinator:
         self._routes = routes
         self._prefix = f"{prefix}drain:"
         self._client: Redis | None = None
+        self._errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
         if redis_url:
-            # Short timeouts and no retries: a dead Redis must not hold an
-            # operator's request (or the sync loop) for long.
-            self._client = Redis.from_url(
-                redis_url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
+            self._client, self._errors = _connect(redis_url, timeout)
         self.state = "redis" if self._client is not None else "local"
         self.last_error = ""
         self.last_sync: float | None = None
@@ -159,7 +150,7 @@ class DrainCoordinator:
                         await self._client.set(self.key(*key), json.dumps(record))
                     if self._unsent.get(key, _GONE) is record:
                         del self._unsent[key]
-            except _REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._unreachable(exc)
                 return False
         return not self._unsent
@@ -174,7 +165,7 @@ class DrainCoordinator:
         generation = self._generation
         try:
             values = await self._client.mget([self.key(r.name, b.name) for r, b in backends])
-        except _REDIS_ERRORS as exc:
+        except self._errors as exc:
             self._unreachable(exc)
             return
         if self.state != "redis":
@@ -216,6 +207,27 @@ class DrainCoordinator:
 
     def detail(self, route: str, backend: str) -> dict[str, Any] | None:
         return self.details.get((route, backend))
+
+
+def _connect(url: str, timeout: float) -> tuple[Redis, tuple[type[BaseException], ...]]:
+    """A client for ``url`` and the errors that mean Redis is unreachable.
+
+    redis-py is imported here, as the cursor does, so a gateway without
+    ``REDIS_URL`` never loads it. Short timeouts and no retries: a dead Redis
+    must not hold an operator's request (or the sync loop) for long.
+    """
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+
+    client = Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return client, (RedisError, OSError, TimeoutError)
 
 
 def _record(raw: bytes | str | None) -> dict[str, Any] | None:
