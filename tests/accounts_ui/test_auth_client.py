@@ -82,7 +82,7 @@ def test_an_error_status_from_auth_gives_a_clear_page(
 def test_a_slow_auth_service_gives_a_503_page_in_time(
     ui: ServiceProcess, faults: httpx.Client
 ) -> None:
-    faults.put("/faults", json={"latency_ms": AUTH_TIMEOUT * 1000 * 5}).raise_for_status()
+    faults.put("/faults", json={"latency_ms": AUTH_TIMEOUT * 1000 * 3}).raise_for_status()
     response = _page(ui)  # the client's own timeout (10 s) is the functional bound
     assert response.status_code == 503
     assert "The auth service did not answer in time." in response.text
