@@ -8,9 +8,9 @@ the objects of their own app and there are no module globals.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated
 
 import redis
@@ -71,10 +71,15 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /login")
 
 
-def client_address(request: Request, state: StateDep) -> str:
-    """The caller's address; X-Forwarded-For is believed only from a trusted proxy."""
-    peer = request.client.host if request.client else ""
-    trusted = state.settings.trusted_proxies
+def resolve_client(
+    peer: str, forwarded_for: str, trusted: Sequence[IPv4Network | IPv6Network]
+) -> str:
+    """The client's address: X-Forwarded-For is believed only from a trusted proxy.
+
+    Hops are read from the nearest: the first that is not one of our own
+    proxies is the client, so a client cannot pick its own rate-limit key by
+    sending a made-up X-Forwarded-For (its hops lie to the left of the real one).
+    """
 
     def is_trusted(value: str) -> bool:
         try:
@@ -85,12 +90,17 @@ def client_address(request: Request, state: StateDep) -> str:
 
     if not is_trusted(peer):
         return peer
-    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
-    # Walk from the nearest hop: the first one that is not our own proxy is the client.
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not is_trusted(hop):
             return hop[:64]
     return peer
+
+
+def client_address(request: Request, state: StateDep) -> str:
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.get("x-forwarded-for", "")
+    return resolve_client(peer, forwarded, state.settings.trusted_proxies)
 
 
 ClientAddress = Annotated[str, Depends(client_address)]

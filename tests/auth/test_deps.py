@@ -1,0 +1,30 @@
+"""Whose address a login is counted against."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network, IPv6Network
+
+import pytest
+
+from gatehouse_auth.deps import resolve_client
+
+LOOPBACK = [IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")]
+GATEWAYS = [*LOOPBACK, IPv4Network("10.0.0.0/8")]
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "trusted", "client"),
+    [
+        ("203.0.113.5", "1.2.3.4", LOOPBACK, "203.0.113.5"),  # untrusted peer: header ignored
+        ("127.0.0.1", "", LOOPBACK, "127.0.0.1"),  # no header: the peer
+        ("127.0.0.1", "198.51.100.7", LOOPBACK, "198.51.100.7"),  # via the gateway
+        ("127.0.0.1", "6.6.6.6, 198.51.100.7", LOOPBACK, "198.51.100.7"),  # spoofed left hop
+        ("10.1.2.3", "198.51.100.7, 10.9.9.9", GATEWAYS, "198.51.100.7"),  # two proxies
+        ("::1", "2001:db8::1", LOOPBACK, "2001:db8::1"),
+        ("127.0.0.1", "127.0.0.1", LOOPBACK, "127.0.0.1"),  # only our own hops
+        ("127.0.0.1", "not-an-address", LOOPBACK, "not-an-address"),  # a key, never trusted
+        ("127.0.0.1", "x" * 500, LOOPBACK, "x" * 64),  # bounded
+    ],
+)
+def test_resolve_client(peer: str, forwarded: str, trusted: list, client: str) -> None:
+    assert resolve_client(peer, forwarded, trusted) == client
