@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 from starlette.types import Receive, Scope, Send
 
 from gatehouse_common.jwt import TokenError
@@ -26,7 +25,7 @@ from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.runtime import Gateway
 from gatehouse_gateway.upstream.backend import BackendState
-from gatehouse_gateway.upstream.h1 import UpstreamConnectError, UpstreamResponse
+from gatehouse_gateway.upstream.h1 import UpstreamConnectError, UpstreamError, UpstreamResponse
 from gatehouse_gateway.upstream.retry import IDEMPOTENT_METHODS, RETRYABLE_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -100,7 +99,7 @@ async def send_json(
 
 
 class _Body:
-    """The request body as an async iterator for aiohttp, streamed from ASGI ``receive``."""
+    """The request body as an async iterator for the upstream client, streamed from ``receive``."""
 
     __slots__ = ("disconnected", "limit", "receive", "started", "too_large")
 
@@ -326,11 +325,7 @@ class Proxy:
                     connect_timeout=timeouts.connect,
                     read_timeout=timeouts.read,
                 )
-            except (
-                UpstreamConnectError,
-                aiohttp.ClientConnectorError,
-                aiohttp.ConnectionTimeoutError,
-            ) as exc:
+            except UpstreamConnectError as exc:
                 backend.in_flight -= 1
                 if body is not None and (body.too_large or body.disconnected):
                     return await self._body_problem(send, body, rid)
@@ -343,7 +338,7 @@ class Proxy:
                     route.name,
                 )
                 retry = body is None or not body.started
-            except (aiohttp.SocketTimeoutError, TimeoutError):
+            except TimeoutError:  # UpstreamTimeout: no answer within the read timeout
                 backend.in_flight -= 1
                 backend.metrics.count("timeout")
                 backend.record_failure("timeout")
@@ -352,7 +347,7 @@ class Proxy:
                     send, 504, _error_body("upstream_timeout", detail, route=route.name), rid
                 )
                 return 504
-            except aiohttp.ClientError as exc:
+            except UpstreamError as exc:
                 backend.in_flight -= 1
                 if body is not None and (body.too_large or body.disconnected):
                     return await self._body_problem(send, body, rid)
@@ -438,7 +433,7 @@ class Proxy:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return status
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (UpstreamError, TimeoutError) as exc:
             if backend is not None:
                 backend.record_failure("body_error")
             if not started:  # nothing sent yet: still an answer, never a 500

@@ -16,8 +16,6 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-import aiohttp
-
 from gatehouse_gateway.auth import Authenticator
 from gatehouse_gateway.balancing.cursor import Cursor, make_cursor
 from gatehouse_gateway.config.loader import ConfigError, LoadedConfig, load_config
@@ -27,7 +25,6 @@ from gatehouse_gateway.routing import Route, RouteTable, build_table
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_gateway.upstream.h1 import UpstreamClient
 from gatehouse_gateway.upstream.health import HealthMonitor
-from gatehouse_gateway.upstream.pool import create_session
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +45,7 @@ class Gateway:
         )
         self.table: RouteTable = build_table(loaded.config, self.cursor)
         self.authenticator: Authenticator | None = None
-        self._session: aiohttp.ClientSession | None = None
-        # The proxy's client (upstream/h1.py); the aiohttp session stays for health checks.
+        # The one client to backends (upstream/h1.py): proxied requests and health checks.
         self._upstream: UpstreamClient | None = None
         self._health: HealthMonitor | None = None
         self._reload_lock = asyncio.Lock()
@@ -58,26 +54,19 @@ class Gateway:
         self.operator = Operator(settings, self._routes)
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("the gateway has not started")
-        return self._session
-
-    @property
     def upstream(self) -> UpstreamClient:
         if self._upstream is None:
             raise RuntimeError("the gateway has not started")
         return self._upstream
 
     async def start(self) -> None:
-        self._session = create_session(self.settings)
         self._upstream = UpstreamClient(
             limit=self.settings.upstream_connection_limit,
             keepalive=self.settings.upstream_keepalive,
         )
         await self.cursor.start()
         self._set_authenticator(self.loaded)
-        self._health = HealthMonitor(self._session, self._routes)
+        self._health = HealthMonitor(self._upstream, self._routes)
         self._health.sync()
         await self.operator.start()
         logger.info(
@@ -94,8 +83,6 @@ class Gateway:
         if self.authenticator is not None:
             await self.authenticator.aclose()
         await self.cursor.close()
-        if self._session is not None:
-            await self._session.close()
         if self._upstream is not None:
             await self._upstream.close()
 

@@ -18,7 +18,6 @@ import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from urllib.parse import urlsplit
 
-import aiohttp
 import httptools
 
 _HIGH_WATER = 256 * 1024  # buffered response bytes before reading pauses
@@ -26,12 +25,8 @@ _LOW_WATER = 64 * 1024
 _CRLF = b"\r\n"
 
 
-class UpstreamError(aiohttp.ClientError):
-    """Base of the client's failures.
-
-    Part of aiohttp's exception tree on purpose: the health checker and the
-    proxy's error handling treat a failure of either client alike.
-    """
+class UpstreamError(Exception):
+    """Base of the client's failures."""
 
 
 class UpstreamConnectError(UpstreamError):

@@ -13,19 +13,20 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import aiohttp
-
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.upstream.backend import BackendState
+from gatehouse_gateway.upstream.h1 import UpstreamClient, UpstreamError
 
 logger = logging.getLogger(__name__)
+
+_SMALL_BODY = 64 * 1024
 
 
 class HealthMonitor:
     """Runs the checks of every route; :meth:`sync` follows config reloads."""
 
-    def __init__(self, session: aiohttp.ClientSession, routes: Callable[[], list[Route]]) -> None:
-        self._session = session
+    def __init__(self, client: UpstreamClient, routes: Callable[[], list[Route]]) -> None:
+        self._client = client
         self._routes = routes
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -71,13 +72,24 @@ class HealthMonitor:
             return
         ok = False
         try:
-            async with self._session.get(
-                backend.base_url + check.path,
-                timeout=aiohttp.ClientTimeout(total=check.timeout),
-                allow_redirects=False,
-            ) as response:
-                ok = 200 <= response.status < 300
-        except (aiohttp.ClientError, TimeoutError, OSError):
+            async with asyncio.timeout(check.timeout):
+                response = await self._client.request(
+                    backend.base_url,
+                    "GET",
+                    check.path.encode(),
+                    (),
+                    None,
+                    connect_timeout=check.timeout,
+                    read_timeout=check.timeout,
+                )
+                try:
+                    ok = 200 <= response.status < 300
+                    length = response.content_length
+                    if length is not None and length <= _SMALL_BODY:
+                        await response.read()  # read whole, the connection is reused
+                finally:
+                    response.release()
+        except (UpstreamError, TimeoutError, OSError):
             ok = False
         if ok:
             backend.check_successes += 1
