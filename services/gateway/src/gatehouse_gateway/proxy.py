@@ -360,6 +360,9 @@ class Proxy:
                     route.name,
                 )
                 retry = idempotent and (body is None or not body.started)
+            except BaseException:  # cancelled, or a bug: the count must not leak
+                backend.in_flight -= 1
+                raise
             else:
                 status = response.status
                 backend.metrics.duration.observe(time.perf_counter() - sent)
