@@ -95,3 +95,30 @@ def test_file_change_reloads_without_a_signal(
         )
         _wait_version(gateway, 2)
         assert client.get("/", headers={"Host": "second.test"}).status_code == 200
+
+
+def test_request_in_flight_during_a_reload_finishes_on_the_old_backend(
+    launcher: Launcher, backends: list[ServiceProcess]
+) -> None:
+    slow, other = backends[2], backends[3]
+    httpx.put(slow.url + "/__backend/faults", json={"latency_ms": 1500}).raise_for_status()
+    gateway = launcher.gateway(
+        {"routes": [gateway_route([slow])]}, env={"GATEHOUSE_GATEWAY_WATCH_CONFIG": "false"}
+    )
+    outcome: list[httpx.Response] = []
+
+    def slow_request() -> None:
+        with gateway.client() as client:
+            outcome.append(client.get("/slow"))
+
+    worker = threading.Thread(target=slow_request)
+    worker.start()
+    time.sleep(0.4)
+    gateway.write_config({"routes": [gateway_route([other])]})
+    gateway.signal(signal.SIGHUP)
+    _wait_version(gateway, 2)
+    worker.join(timeout=30)
+    (response,) = outcome
+    assert response.status_code == 200 and response.json()["instance"] == "backend-3"
+    with gateway.client() as client:
+        assert client.get("/").json()["instance"] == "backend-4"
