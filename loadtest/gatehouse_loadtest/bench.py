@@ -11,6 +11,7 @@ printed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import logging
 import shutil
@@ -49,8 +50,8 @@ STREAM_HOST = "stream.gatehouse.test"
 # required, round_robin with its cursor in Redis, metrics on (always on).
 GATEWAY_SETTINGS: dict[str, tuple[str, GatewaySetting]] = {
     "gateway-plain": (
-        "gateway, 1 worker, plain route (no auth, local cursor)",
-        GatewaySetting(auth=False, cursor="local"),
+        "gateway, 1 worker, plain route (no auth, local cursor, no Redis)",
+        GatewaySetting(auth=False, cursor="local", redis=False),
     ),
     "gateway-production": (
         "gateway, 1 worker, production (JWT + Redis cursor + metrics)",
@@ -88,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         choices=list(GATEWAY_SETTINGS),
         help="after the rounds, run this target once more under py-spy and summarize",
+    )
+    parser.add_argument(
+        "--memory-setting",
+        choices=["plain", "production"],
+        default="plain",
+        help="the gateway the memory runs measure (default plain: no auth, no Redis)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the report")
     parser.add_argument("--no-save", action="store_true", help="print the report only")
@@ -139,9 +146,9 @@ class Bench:
         for url in [*self.backends, self.jwks_url]:
             self.backend_nginx.wait_http(url, timeout_s=10)
 
-    def gateway_env(self) -> dict[str, str]:
+    def gateway_env(self, setting: GatewaySetting) -> dict[str, str]:
         return {
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": REDIS_URL if setting.redis else "",
             "GATEHOUSE_GATEWAY_REDIS_PREFIX": self.redis_prefix,
             "GATEHOUSE_GATEWAY_ACCESS_LOG": "false",
             "GATEHOUSE_GATEWAY_LOG_LEVEL": "warning",
@@ -154,7 +161,7 @@ class Bench:
             workdir=self.workdir,
             backends=self.backends,
             jwks_url=self.jwks_url,
-            env=self.gateway_env(),
+            env=self.gateway_env(setting),
             repo_root=REPO_ROOT,
         )
         self.own(process)
@@ -230,7 +237,13 @@ class Bench:
             "backends": [{"url": f"http://127.0.0.1:{fake_port}"}],
             "timeouts": {"connect": 5, "read": 120},
         }
-        setting = GatewaySetting(auth=False, cursor="local", extra_routes=(stream_route,))
+        production = self.args.memory_setting == "production"
+        setting = GatewaySetting(
+            auth=production,
+            cursor="redis" if production else "local",
+            redis=production,
+            extra_routes=(stream_route,),
+        )
         process, url = self.start_gateway("gateway-memory", setting)
         logger.info("memory: streaming 100 MiB each way through the gateway")
         streams = [
@@ -240,10 +253,13 @@ class Bench:
         logger.info(
             "memory: 1,000 connections for %.0f s (wrk -t2 -c1000)", self.args.memory_seconds
         )
+        headers = {"Host": BENCH_HOST}
+        if production:
+            headers["Authorization"] = f"Bearer {self.token}"
         connections = memory.many_connections(
-            process.pid, url + "/", BENCH_HOST, duration_s=self.args.memory_seconds
+            process.pid, url + "/", headers, duration_s=self.args.memory_seconds
         )
-        return connections, streams
+        return dataclasses.replace(connections, setting=self.args.memory_setting), streams
 
     def forget_redis_keys(self) -> None:
         client = redis.Redis.from_url(REDIS_URL)

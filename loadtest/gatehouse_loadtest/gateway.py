@@ -27,6 +27,8 @@ class GatewaySetting:
     auth: bool = False
     cursor: str = "local"
     workers: int = 1
+    # REDIS_URL given to the process: a gateway without it loads no Redis client at all
+    redis: bool = True
     extra_routes: Sequence[Mapping[str, object]] = field(default_factory=tuple)
 
 

@@ -74,6 +74,7 @@ class ConnectionsFigure:
     rss_after: int
     uss_after: int
     result: WrkResult
+    setting: str = "plain"
 
 
 def _upload_body(size: int) -> Iterator[bytes]:
@@ -120,7 +121,12 @@ def stream_upload(pid: int, url: str, host: str, size: int = STREAM_BYTES) -> St
 
 
 def many_connections(
-    pid: int, url: str, host: str, *, connections: int = 1000, duration_s: float = 60.0
+    pid: int,
+    url: str,
+    headers: dict[str, str],
+    *,
+    connections: int = 1000,
+    duration_s: float = 60.0,
 ) -> ConnectionsFigure:
     """wrk with ``connections`` open connections for ``duration_s``; RSS peak and after."""
     started = time.monotonic()
@@ -131,7 +137,7 @@ def many_connections(
             threads=2,
             connections=connections,
             duration_s=duration_s,
-            headers={"Host": host},
+            headers=headers,
         )
         after = sampler.current()
         uss = uss_bytes(pid)
