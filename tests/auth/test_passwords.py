@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 
 import pytest
-from auth.factories import ADMIN_EMAIL, StartAuth, signup
+from auth.factories import ADMIN_EMAIL, AuthService, StartAuth, signup
 
 from gatehouse_auth.passwords import PasswordHasher, generate_password
 
@@ -55,7 +56,14 @@ def test_default_cost_is_12_on_a_real_signup(start_auth: StartAuth) -> None:
     service = start_auth(name="default-cost", redis=False, bcrypt_rounds="")  # "" = unset
     with service.client() as client:
         account = signup(client)
-    with sqlite3.connect(service.data_dir / "auth.db") as db:
-        rows = dict(db.execute("SELECT email, hashed_password FROM accounts").fetchall())
-    assert rows[account["email"]].startswith("$2b$12$")
-    assert rows[ADMIN_EMAIL].startswith("$2b$12$")
+    assert _stored_hash(service, account["email"]).startswith("$2b$12$")
+    # ensured before the service answered its first request
+    assert _stored_hash(service, ADMIN_EMAIL).startswith("$2b$12$")
+
+
+def _stored_hash(service: AuthService, email: str) -> str:
+    with contextlib.closing(sqlite3.connect(service.data_dir / "auth.db")) as db:
+        row = db.execute(
+            "SELECT hashed_password FROM accounts WHERE email = ?", (email,)
+        ).fetchone()
+    return str(row[0]) if row else ""

@@ -93,21 +93,23 @@ def _close_state(state: AuthState) -> None:
     state.engine.dispose()
 
 
+async def _try_ensure_admin(state: AuthState) -> bool:
+    """One attempt; False (logged) when the database is not there or not migrated yet."""
+    try:
+        await asyncio.to_thread(ensure_admin_account, state.engine, state.settings, state.hasher)
+    except SQLAlchemyError as exc:
+        logger.warning(
+            "cannot ensure the admin yet (is the database up and migrated? "
+            "`gatehouse-auth migrate`): %s; retrying every %gs",
+            str(exc).splitlines()[0][:200],
+            BOOTSTRAP_RETRY_SECONDS,
+        )
+        return False
+    return True
+
+
 async def _ensure_admin_until_done(state: AuthState) -> None:
-    """The admin is ensured once the database answers; a database that is late is retried."""
-    while True:
-        try:
-            await asyncio.to_thread(
-                ensure_admin_account, state.engine, state.settings, state.hasher
-            )
-            return
-        except SQLAlchemyError as exc:
-            logger.warning(
-                "cannot ensure the admin yet (is the database up and migrated? "
-                "`gatehouse-auth migrate`): %s; retrying in %gs",
-                str(exc).splitlines()[0][:200],
-                BOOTSTRAP_RETRY_SECONDS,
-            )
+    while not await _try_ensure_admin(state):
         await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
 
 
@@ -141,13 +143,19 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             await asyncio.to_thread(upgrade, settings)
         state = await asyncio.to_thread(build_state, settings)
         app.state.auth = state
-        bootstrap = asyncio.create_task(_ensure_admin_until_done(state))
+        # The first attempt runs before serving, so a service that answers has
+        # its admin; a database that is down or unmigrated (a quick error, see
+        # db.py) moves the retries to the background instead of blocking start.
+        retries = None
+        if not await _try_ensure_admin(state):
+            retries = asyncio.create_task(_ensure_admin_until_done(state))
         try:
             yield
         finally:
-            bootstrap.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await bootstrap
+            if retries is not None:
+                retries.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retries
             _close_state(state)
 
     app = create_service_app(

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gatehouse_auth.models import EMAIL_MAX_LENGTH, AccountPublic, check_text, normalize_email
+from gatehouse_common.openapi import ErrorBody, ValidationErrorBody
 
 # Long enough for any real password; a longer one is wrong without hashing it.
 LOGIN_PASSWORD_MAX_CHARS = 1024
@@ -75,34 +76,6 @@ class JWKS(BaseModel):
     """A JSON Web Key Set (RFC 7517) of every public key that may have signed a live token."""
 
     keys: list[dict[str, Any]]
-
-
-class ErrorBody(BaseModel):
-    """Every error answer: a stable machine code and a human sentence."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"error": "invalid_credentials", "detail": "the email or password is incorrect"}
-            ]
-        }
-    )
-
-    error: str
-    detail: str
-
-
-class FieldError(BaseModel):
-    field: str
-    location: str
-    message: str
-    type: str
-
-
-class ValidationErrorBody(ErrorBody):
-    """A 422: which fields were wrong, and why."""
-
-    fields: list[FieldError]
 
 
 _DESCRIPTIONS = {
