@@ -80,22 +80,61 @@ def test_slow_backend_gives_504_within_the_read_timeout(
     assert elapsed < 3.0  # generous: the timeout is 0.5 s, the backend takes 5 s
 
 
-def test_no_reachable_backend_is_502_then_503_naming_the_route(launcher: Launcher) -> None:
+def test_unreachable_backend_is_502_even_once_ejected(launcher: Launcher) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
-    route = gateway_route([nowhere], passive_health={"consecutive_failures": 1})
+    route = gateway_route(
+        [nowhere], passive_health={"consecutive_failures": 1}, health_check={"enabled": False}
+    )
     gateway = launcher.gateway({"routes": [route]})
     with gateway.client() as client:
-        first = client.get("/")
-        assert first.status_code == 502
-        assert first.json()["error"] == "upstream_unreachable"
-        second = client.post("/", content=b"x")
-        assert second.status_code == 503
-        body = second.json()
-        assert body == {
-            "error": "no_healthy_backend",
-            "detail": "route 'app' has no healthy backend",
-            "route": "app",
-        }
+        for _ in range(3):  # ejected after the first, tried anyway (panic mode)
+            response = client.get("/")
+            assert response.status_code == 502
+            assert response.json()["error"] == "upstream_unreachable"
+
+
+def test_backend_found_down_by_active_checks_is_503_naming_the_route(launcher: Launcher) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    route = gateway_route(
+        [nowhere], health_check={"interval": 0.2, "timeout": 0.5, "unhealthy_threshold": 1}
+    )
+    gateway = launcher.gateway({"routes": [route]})
+    with gateway.client() as client:
+        deadline = time.monotonic() + 10
+        while (response := client.post("/", content=b"x")).status_code != 503:
+            assert time.monotonic() < deadline, "the active check never marked it down"
+            time.sleep(0.1)
+    assert response.json() == {
+        "error": "no_healthy_backend",
+        "detail": "route 'app' has no healthy backend",
+        "route": "app",
+    }
+
+
+def test_a_route_whose_every_backend_is_ejected_still_tries_them(
+    launcher: Launcher, backends: list[ServiceProcess]
+) -> None:
+    """Panic mode: ejection alone never turns a recovered route into 503s."""
+    backend = backends[0]
+    faults = backend.url + "/__backend/faults"
+    httpx.put(faults, json={"error_rate": 1, "error_status": 503}).raise_for_status()
+    route = gateway_route(
+        [backend],
+        passive_health={"consecutive_failures": 2, "ejection_time": 60, "max_ejection_time": 60},
+        retries={"attempts": 0},
+    )
+    gateway = launcher.gateway({"routes": [route]})
+    try:
+        with gateway.client() as client:
+            assert [client.get("/").status_code for _ in range(3)] == [503, 503, 503]
+            state = httpx.get(gateway.url + "/-/config").json()["routes"][0]["backends"][0]
+            assert state["ejected"]
+            httpx.put(faults, json={"error_rate": 0}).raise_for_status()
+            recovered = client.get("/")  # ejected for a minute, yet tried at once
+            assert recovered.status_code == 200
+            assert recovered.json()["path"] == "/"
+    finally:
+        httpx.post(backend.url + "/__backend/reset")
 
 
 def test_backend_503_is_retried_for_get_but_not_for_post(

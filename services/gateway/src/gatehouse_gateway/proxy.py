@@ -302,7 +302,7 @@ class Proxy:
         upstream = self.gateway.upstream
         timeouts = route.config.timeouts
         route.budget.deposit()
-        backend = await route.balancer.pick()
+        backend = await route.balancer.pick() or route.balancer.panic_pick()
         if backend is None:
             await send_json(send, 503, route.no_backend_body, rid)
             return 503

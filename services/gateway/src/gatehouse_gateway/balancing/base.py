@@ -25,3 +25,17 @@ class Balancer:
 
     def available(self) -> list[BackendState]:
         return [b for b in self.backends if b.available]
+
+    def panic_pick(self) -> BackendState | None:
+        """A backend when passive ejection alone has left none available.
+
+        Envoy's panic mode: ejection exists to steer traffic to the healthy
+        part of a pool, so once it has ejected all of it there is nowhere
+        better to send a request. Refusing with 503 would keep a route down
+        until the ejection expires even when its backend has long recovered
+        (a route with one backend that answered 503 through a database
+        outage, say). Backends that active checks found down, or that an
+        operator drained, are still never picked.
+        """
+        candidates = [b for b in self.backends if b.active_healthy and not b.drained]
+        return random.choice(candidates) if candidates else None
