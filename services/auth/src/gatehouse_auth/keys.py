@@ -125,10 +125,19 @@ def generate_key(keys_dir: Path, algorithm: KeyAlgorithm = "EdDSA") -> Path:
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = keys_dir / f"{stamp}-{algorithm.lower()}.pem"
-    # O_EXCL: two workers starting at once must not overwrite each other's key.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+    # Written under a name no reader looks at, then linked into place: a
+    # process listing the folder meanwhile sees the whole key or none of it,
+    # and link() refuses to replace an existing key.
+    partial = keys_dir / f".{stamp}.{os.getpid()}.partial"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
