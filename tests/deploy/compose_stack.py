@@ -12,6 +12,7 @@ compose file's ``service_healthy`` conditions then advance.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -23,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO / "deploy" / "compose"
@@ -166,6 +169,17 @@ def podman_socket() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+PACKAGES = (*SERVICES, "common")
+
+
+def source_digest(package: str) -> str:
+    """sha256 over a package's .py files in the working tree (sorted by path)."""
+    module = f"gatehouse_{package.replace('-', '_')}"
+    folder = REPO / ("libs" if package == "common" else "services") / package / "src" / module
+    data = b"".join(path.read_bytes() for path in sorted(folder.rglob("*.py")))
+    return hashlib.sha256(data).hexdigest()
+
+
 def build_images() -> None:
     """The local base and infrastructure images (cached), then the four service images."""
     run([str(REPO / "deploy" / "local-images" / "build.sh")], timeout=BUILD_TIMEOUT)
@@ -195,6 +209,8 @@ class Stack:
     prometheus_url: str
     secrets_dir: Path
     env: Mapping[str, str]
+    # The sources as they were when the images were built (others may edit on).
+    built_from: Mapping[str, str]
 
     def compose(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         command = ["docker-compose", "-f", str(COMPOSE_FILE), "-p", PROJECT, *args]
@@ -222,9 +238,36 @@ def _down(stack: Stack) -> None:
     stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", timeout=180)
 
 
+def _wait_for_backends(stack: Stack, timeout: float = 90.0) -> None:
+    """Until both gateway replicas see every backend available (their active
+    checks start with the replica; a container DNS hiccup at start delays them)."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, list[tuple[str, bool]]] = {}
+    while time.monotonic() < deadline:
+        try:
+            # The edge alternates between the replicas, so a few calls reach both.
+            states = [httpx.get(f"{stack.base_url}/-/config", timeout=5).json() for _ in range(4)]
+        except (httpx.HTTPError, ValueError):
+            states = []
+        seen = {
+            f"answer {index}": [
+                (backend["name"], backend["available"])
+                for route in state["routes"]
+                for backend in route["backends"]
+            ]
+            for index, state in enumerate(states)
+        }
+        if len(seen) == 4 and all(ok for backends in seen.values() for _, ok in backends):
+            return
+        time.sleep(2.0)
+    saved = _save_logs(stack, f"backends not available: {seen}")
+    raise ComposeError(f"the gateways never saw every backend available (logs: {saved}): {seen}")
+
+
 @contextmanager
 def compose_stack(http_port: int, prometheus_port: int) -> Iterator[Stack]:
     """Build, bring the stack up (health-gated), yield it, and bring it down."""
+    built_from = {package: source_digest(package) for package in PACKAGES}
     build_images()
     secrets = Path(tempfile.mkdtemp(prefix="gatehouse-secrets-"))
     run([str(COMPOSE_DIR / "make-secrets.sh"), str(secrets)], timeout=60)
@@ -244,6 +287,7 @@ def compose_stack(http_port: int, prometheus_port: int) -> Iterator[Stack]:
             prometheus_url=f"http://127.0.0.1:{prometheus_port}",
             secrets_dir=secrets,
             env=env,
+            built_from=built_from,
         )
         try:
             with HealthDriver():
@@ -253,6 +297,7 @@ def compose_stack(http_port: int, prometheus_port: int) -> Iterator[Stack]:
                 except (ComposeError, subprocess.TimeoutExpired) as exc:
                     saved = _save_logs(stack, str(exc))
                     raise ComposeError(f"compose up failed (logs: {saved}): {exc}") from exc
+                _wait_for_backends(stack)
                 try:
                     yield stack
                 finally:

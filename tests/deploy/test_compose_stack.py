@@ -17,7 +17,16 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from deploy.compose_stack import IMAGE_PREFIX, IMAGE_TAG, SERVICES, Stack, compose_stack, run
+from deploy.compose_stack import (
+    IMAGE_PREFIX,
+    IMAGE_TAG,
+    PACKAGES,
+    SERVICES,
+    Stack,
+    compose_stack,
+    run,
+    source_digest,
+)
 from support.processes import free_port
 
 # The first run on a new machine also builds the base images (debootstrap).
@@ -217,3 +226,23 @@ def test_images_run_as_an_unprivileged_user(stack: Stack) -> None:
         ).stdout
         assert inspected.startswith("10001:10001 "), (service, inspected)
         assert re.search(r"urlopen\('http://127\.0\.0\.1:", inspected), (service, inspected)
+
+
+DIGEST = (
+    "import hashlib, importlib, pathlib, sys; "
+    "root = pathlib.Path(importlib.import_module(sys.argv[1]).__file__).parent; "
+    "data = b''.join(p.read_bytes() for p in sorted(root.rglob('*.py'))); "
+    "print(hashlib.sha256(data).hexdigest())"
+)
+
+
+def test_images_hold_the_code_of_the_working_tree(stack: Stack) -> None:
+    # A layer cache that missed a source change would test yesterday's code.
+    for package in PACKAGES:
+        module = f"gatehouse_{package.replace('-', '_')}"
+        image = f"{IMAGE_PREFIX}/{'gateway' if package == 'common' else package}:{IMAGE_TAG}"
+        inside = run(
+            ["podman", "run", "--rm", "--entrypoint", "python", image, "-c", DIGEST, module]
+        ).stdout.strip()
+        # The tree as built, or as it is now if someone saved a file meanwhile.
+        assert inside in {stack.built_from[package], source_digest(package)}, (package, image)
