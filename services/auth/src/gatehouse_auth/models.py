@@ -135,8 +135,15 @@ Index(
 
 
 class AccountPublic(AccountBase):
-    """What the API shows of an account."""
+    """What the API shows of an account.
 
+    Output describes stored rows as they are: the signup rules (the username
+    pattern, say) are checked on input only, so one row imported or created
+    under older rules cannot turn every listing into a 500.
+    """
+
+    username: str
+    email: str
     id: int
     role: Role
     created_at: datetime
