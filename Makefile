@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
-export UV_NATIVE_TLS := 1
+export UV_SYSTEM_CERTS := 1
 
 .PHONY: help
 help: ## list the verbs
