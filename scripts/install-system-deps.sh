@@ -11,6 +11,7 @@ packages=(
   podman docker-compose     # the compose stack, run for real by make compose-test
   debootstrap               # builds the local python:3.11-slim base (no registry here)
   uidmap slirp4netns fuse-overlayfs  # what podman needs to run containers
+  openssl                   # deploy/compose/make-secrets.sh (passwords, the JWT key)
 )
 missing=()
 for pkg in "${packages[@]}"; do
