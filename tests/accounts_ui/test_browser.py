@@ -1,15 +1,13 @@
 """The accounts page in headless Chromium (Debian's, via Playwright), directly and via the gateway.
 
 Playwright never downloads a browser here: it launches the system chromium
-(``GATEHOUSE_TEST_CHROMIUM`` overrides the path), which ``make test`` installs.
+(``GATEHOUSE_CHROMIUM`` overrides the path), which ``make test`` installs.
 The sync API runs in plain test functions, outside any asyncio loop.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from accounts_ui.pages import account, render_listing
@@ -25,12 +23,10 @@ from accounts_ui.stack import (
 from playwright.sync_api import (
     Browser,
     BrowserContext,
-    ConsoleMessage,
-    Dialog,
     Page,
     expect,
-    sync_playwright,
 )
+from support.browser import Watched, launch_chromium
 from support.processes import ARTIFACTS
 
 pytestmark = pytest.mark.browser
@@ -39,45 +35,11 @@ pytestmark = pytest.mark.browser
 TIMEOUT_MS = 20_000
 expect.set_options(timeout=TIMEOUT_MS)
 
-CHROMIUM = os.environ.get("GATEHOUSE_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no chromium at {CHROMIUM}: run scripts/install-system-deps.sh")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-class Watched:
-    """A page with every dialog and console error it produced recorded."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.dialogs: list[str] = []
-        self.errors: list[str] = []
-        page.on("dialog", self._dialog)
-        page.on("console", self._console)
-
-    def _dialog(self, dialog: Dialog) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.errors.append(message.text)
+    with launch_chromium() as launched:
+        yield launched
 
 
 def new_context(browser: Browser, width: int, height: int) -> BrowserContext:

@@ -11,23 +11,20 @@ the fake backend's fault endpoint. A screenshot is kept under tests/artifacts.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 from accounts_ui.stack import ADMIN_EMAIL, ADMIN_PASSWORD, auth_process
-from accounts_ui.test_browser import CHROMIUM_ARGS, Watched
 from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route
 from gateway.operator_support import admin_state, backend_of, load
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
+from support.browser import Watched, launch_chromium
 from support.databases import temporary_database
 from support.processes import ARTIFACTS, ServiceProcess
 
-CHROMIUM = os.environ.get("GATEHOUSE_CHROMIUM", "/usr/bin/chromium")
 USER_EMAIL = "viewer-ops@example.com"
 USER_PASSWORD = "viewer-password-42"
 
@@ -83,12 +80,8 @@ def stack(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no chromium at {CHROMIUM}: run scripts/install-system-deps.sh")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launch_chromium() as launched:
         yield launched
-        launched.close()
 
 
 def test_the_dashboard_is_served_by_the_gateway_under_a_strict_csp(
@@ -149,7 +142,10 @@ def test_the_dashboard_shows_a_backend_go_down_and_back_and_drains_by_button(
         sign_in(page, USER_EMAIL, USER_PASSWORD)
         expect(page.locator("#signin-error")).to_have_text("this account is not an admin")
         assert page.evaluate("sessionStorage.getItem('gatehouse.admin.token')") is None
-        watched.errors.clear()  # the browser logs those 401/403 answers as errors
+        # the browser logs those 401/403 answers as errors, some only after the
+        # message is shown: let the refused sign-ins settle, then forget them
+        page.wait_for_load_state("networkidle")
+        watched.errors.clear()
 
         sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
         expect(page.locator("#board")).to_be_visible()
