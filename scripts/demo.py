@@ -116,6 +116,7 @@ Gatehouse demo is up: {", ".join(running)}
   gateway     http://localhost:8080      (metrics: http://localhost:8080/metrics)
   auth        http://localhost:8001/docs
   accounts-ui http://localhost:8080/accounts_page   admin: {email} / {password}
+  dashboard   http://localhost:8080/-/dashboard      (the gateway's operator view, same admin)
   backends    http://localhost:9001 .. 9004
 
 Try, through the gateway:
