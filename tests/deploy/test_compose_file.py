@@ -4,12 +4,15 @@ all, and secrets never appear in the file."""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 import yaml
 
@@ -60,6 +63,22 @@ def test_docker_compose_accepts_the_file_quietly(secrets_dir: Path) -> None:
     result = _compose_config(secrets_dir, "-q")
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
+
+
+def _spec_errors(document: object) -> list[str]:
+    """What the Compose Specification's schema (what Docker Compose v2 implements) refuses."""
+    schema = json.loads((Path(__file__).parent / "data" / "compose-spec.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_the_file_follows_the_compose_specification() -> None:
+    """Compose v2 cannot be installed here; its schema is checked instead (data/README.md)."""
+    document = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+    assert _spec_errors(document) == []
+    broken = copy.deepcopy(document)
+    broken["services"]["auth"]["restart_policy"] = "always"  # a v2 key misplaced
+    assert _spec_errors(broken), "the schema check cannot fail"
 
 
 def test_gateway_config_loads_and_names_compose_services(compose: dict[str, Any]) -> None:
