@@ -3,7 +3,7 @@
 Everything that can be done once is done at load time (route table, timeouts,
 label children, error bodies, header sets); per request this module does one
 pass over the headers, one route lookup, one pick, and streams the bodies
-both ways through the pooled upstream client (upstream/h1.py, measured at
+both ways through the pooled upstream client (upstream/h1/, measured at
 half aiohttp's CPU per request: loadtest/README.md). Nothing here logs at info level
 or touches pydantic.
 """

@@ -45,7 +45,7 @@ class Gateway:
         )
         self.table: RouteTable = build_table(loaded.config, self.cursor)
         self.authenticator: Authenticator | None = None
-        # The one client to backends (upstream/h1.py): proxied requests and health checks.
+        # The one client to backends (upstream/h1/): proxied requests and health checks.
         self._upstream: UpstreamClient | None = None
         self._health: HealthMonitor | None = None
         self._reload_lock = asyncio.Lock()

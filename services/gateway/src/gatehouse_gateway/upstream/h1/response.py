@@ -1,0 +1,107 @@
+"""A backend's response: head at once, body streamed with back-pressure."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gatehouse_gateway.upstream.h1.connection import H1Connection
+
+_HIGH_WATER = 256 * 1024  # buffered response bytes before reading pauses
+_LOW_WATER = 64 * 1024
+
+
+class UpstreamResponse:
+    """The backend's answer: status and headers at once, the body streamed on demand.
+
+    Mirrors the small part of ``aiohttp.ClientResponse`` the proxy uses:
+    ``status``, ``raw_headers``, ``content_length``, ``read()``,
+    ``content.iter_any()`` and ``release()``.
+    """
+
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_conn",
+        "_done",
+        "_error",
+        "_waiter",
+        "content",
+        "content_length",
+        "raw_headers",
+        "status",
+    )
+
+    def __init__(self, conn: H1Connection, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self._conn: H1Connection | None = conn
+        self.status = status
+        self.raw_headers = headers
+        self.content_length: int | None = None
+        for name, value in headers:
+            if len(name) == 14 and name.lower() == b"content-length":
+                try:
+                    self.content_length = int(value)
+                except ValueError:
+                    self.content_length = None
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._done = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self.content = self
+
+    # called by the connection
+    def _feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > _HIGH_WATER and self._conn is not None:
+            self._conn.pause_reading()
+        self._wake()
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        self._done = True
+        if error is not None and self._error is None:
+            self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _next_chunk(self) -> bytes | None:
+        while not self._chunks:
+            if self._done:
+                if self._error is not None:
+                    raise self._error
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        chunk = self._chunks.popleft()
+        self._buffered -= len(chunk)
+        if self._buffered < _LOW_WATER and self._conn is not None:
+            self._conn.resume_reading()
+        return chunk
+
+    async def read(self) -> bytes:
+        """The whole body (for small ones; large ones go through ``iter_any``)."""
+        parts = []
+        while (chunk := await self._next_chunk()) is not None:
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._next_chunk()) is not None:
+            yield chunk
+
+    def release(self) -> None:
+        """Give the connection back: to the pool if the body was read whole, else closed."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.response_released(self._done and self._error is None and not self._chunks)
