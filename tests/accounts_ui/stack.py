@@ -35,7 +35,7 @@ VIEWER_EMAIL = "viewer@example.com"
 VIEWER_PASSWORD = "viewer-password-42"
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_EMAIL = f'{HOSTILE}"><img src=x onerror=alert(2)>@example.com'
-HOSTILE_ROW_USERNAME = "legacy-import"
+HOSTILE_ROW_USERNAME = HOSTILE  # written straight into the database: signup refuses it
 SEEDED = 26  # seed-00 .. seed-25, so three pages of ten with the others
 
 

@@ -16,6 +16,7 @@ from accounts_ui.stack import (
     ADMIN_PASSWORD,
     HOSTILE,
     HOSTILE_EMAIL,
+    HOSTILE_ROW_USERNAME,
     VIEWER_EMAIL,
     VIEWER_PASSWORD,
     Stack,
@@ -74,7 +75,7 @@ def test_admin_signs_in_searches_pages_and_signs_out(stack: Stack, watched: Watc
     sign_in(page, stack.ui.url, ADMIN_EMAIL, ADMIN_PASSWORD)
     expect(page.locator("#accounts")).to_be_visible()
     expect(page.locator("#total")).to_have_text(f"{stack.total} total")
-    assert usernames(page)[:3] == ["legacy-import", stack.seeded[-1], stack.seeded[-2]]
+    assert usernames(page)[:3] == [HOSTILE_ROW_USERNAME, stack.seeded[-1], stack.seeded[-2]]
     assert len(usernames(page)) == 25  # the default page size
     # The stylesheet loaded under the strict CSP (its background colour applies).
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
@@ -124,6 +125,7 @@ def test_hostile_values_render_as_inert_text(stack: Stack, watched: Watched) -> 
     page.get_by_role("button", name="Search").click()
     expect(page.locator("#total")).to_have_text("1 total")
     expect(page.get_by_role("cell", name=HOSTILE_EMAIL)).to_be_visible()
+    expect(page.get_by_role("cell", name=HOSTILE_ROW_USERNAME, exact=True)).to_be_visible()
     assert page.locator("main script, main img").count() == 0
     expect(page.get_by_label("Search")).to_have_value(HOSTILE)
 
@@ -143,11 +145,11 @@ def test_hostile_values_render_as_inert_text(stack: Stack, watched: Watched) -> 
 
 
 def test_a_hostile_username_renders_as_text_in_the_browser(watched: Watched) -> None:
-    """The username column itself, which the real auth service cannot return hostile.
+    """The page's own rendering, loaded without the CSP header.
 
-    Auth refuses such names at signup and again on the way out, so the page's
-    own rendering of one is loaded straight into the browser, without the CSP
-    header: the escaping alone has to keep the script inert.
+    The stack's hostile row (written straight into the database, since auth
+    refuses such names at signup) is checked above under the real CSP; here
+    the escaping alone has to keep the script inert.
     """
     page = watched.page
     page.set_content(render_listing([account(HOSTILE, "someone@example.com")], search=HOSTILE))
