@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
-from support.databases import REDIS_URL, temporary_database, unique_redis_prefix
+from support.databases import (
+    REDIS_URL,
+    drop_redis_prefix,
+    temporary_database,
+    unique_redis_prefix,
+)
 from support.processes import ServiceProcess, free_port, python_module
 
 
@@ -34,13 +38,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix only this test uses; its keys are deleted afterwards."""
     prefix = unique_redis_prefix()
     yield prefix
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    drop_redis_prefix(prefix, redis_url)
 
 
 FakeBackendFactory = Callable[..., ServiceProcess]

@@ -21,11 +21,10 @@ from auth.factories import (
     AuthService,
     StartAuth,
     auth_env,
-    drop_redis_prefix,
     launch,
     login_token,
 )
-from support.databases import temporary_database, unique_redis_prefix
+from support.databases import drop_redis_prefix, temporary_database, unique_redis_prefix
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

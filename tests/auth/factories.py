@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import redis
 from support.databases import REDIS_URL
 from support.processes import REPO_ROOT, ServiceProcess, free_port, python_module
 
@@ -102,16 +101,6 @@ def launch(
     )
     process.start()
     return AuthService(process, backend, data_dir, Path(env["GATEHOUSE_AUTH_KEYS_DIR"]), env)
-
-
-def drop_redis_prefix(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def new_account(**overrides: str) -> dict[str, str]:

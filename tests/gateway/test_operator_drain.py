@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import redis
-from auth.factories import drop_redis_prefix
 from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route, metric_value
 from gateway.operator_support import (
     admin_state,
@@ -34,7 +33,7 @@ from gateway.test_auth import KeyServer
 from gateway.test_auth import keys as keys  # the JWKS fixture of the JWT tests
 from gateway.test_cursor import _start_redis
 from gateway.test_cursor import own_redis as own_redis  # a redis-server of the test's own
-from support.databases import REDIS_URL, unique_redis_prefix
+from support.databases import REDIS_URL, drop_redis_prefix, unique_redis_prefix
 from support.processes import ServiceProcess
 
 from gatehouse_gateway.balancing import LocalCursor

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg2
+import redis
 from psycopg2 import sql
 
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -51,3 +52,14 @@ def temporary_database(label: str = "test") -> Iterator[str]:
 
 def unique_redis_prefix(label: str = "test") -> str:
     return f"gatehouse-test:{label}:{uuid.uuid4().hex[:10]}:"
+
+
+def drop_redis_prefix(prefix: str, url: str = REDIS_URL) -> None:
+    """Delete the keys under ``prefix``, and only those."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
