@@ -177,3 +177,30 @@ def test_backend_hanging_up_mid_body_is_502_never_500(launcher: Launcher) -> Non
         assert response.json()["error"] == "upstream_failed"
     finally:
         broken.close()
+
+
+def test_backend_hanging_up_before_a_small_body_is_retried_elsewhere(
+    launcher: Launcher, backends: list[ServiceProcess]
+) -> None:
+    """A backend that dies between its head and its body costs a GET nothing.
+
+    Nothing has reached the client yet, so the attempt is retried like a reset;
+    a POST is not retried, and gets a 502 JSON answer.
+    """
+    broken = RawBackend(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+    try:
+        route = gateway_route(
+            [broken.url, backends[0].url],
+            strategy="round_robin",
+            retries={"attempts": 2},
+            passive_health={"consecutive_failures": 1000, "ejection_time": 30},
+        )
+        gateway = launcher.gateway({"routes": [route]})
+        with gateway.client() as client:
+            statuses = [client.get(f"/item/{n}").status_code for n in range(10)]
+            posted = [client.post("/item", content=b"x").status_code for _ in range(4)]
+        assert statuses == [200] * 10
+        assert 502 in posted and set(posted) <= {200, 502}
+        assert metric_value(gateway.metrics(), "gateway_retries_total", route="app") >= 5
+    finally:
+        broken.close()

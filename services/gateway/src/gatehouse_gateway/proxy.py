@@ -325,6 +325,17 @@ class Proxy:
                     connect_timeout=timeouts.connect,
                     read_timeout=timeouts.read,
                 )
+                # A small body is read inside the attempt: a backend that dies between
+                # its head and its body is then one more failed attempt, retried like
+                # a reset, instead of a 502 the client sees.
+                payload = None
+                length = response.content_length
+                if length is not None and length <= _SMALL_BODY:
+                    try:
+                        payload = await response.read()
+                    except BaseException:
+                        response.release()
+                        raise
             except UpstreamConnectError as exc:
                 backend.in_flight -= 1
                 if body is not None and (body.too_large or body.disconnected):
@@ -386,7 +397,7 @@ class Proxy:
                 else:
                     backend.record_success()
                 try:
-                    return await self._stream(send, response, rid, backend)
+                    return await self._stream(send, response, rid, backend, payload)
                 finally:
                     backend.in_flight -= 1
             if not retry or attempt >= route.max_attempts:
@@ -413,8 +424,12 @@ class Proxy:
         response: UpstreamResponse,
         rid: bytes,
         backend: BackendState | None,
+        payload: bytes | None = None,
     ) -> int:
-        """Send the backend's response to the client, the body streamed chunk by chunk."""
+        """Send the backend's response to the client, the body streamed chunk by chunk.
+
+        ``payload`` is the whole body when the caller has already read it (small ones).
+        """
         status = response.status
         headers = [(b"x-request-id", rid)]
         for name, value in response.raw_headers:
@@ -424,8 +439,9 @@ class Proxy:
         length = response.content_length
         started = False
         try:
-            if length is not None and length <= _SMALL_BODY:
+            if payload is None and length is not None and length <= _SMALL_BODY:
                 payload = await response.read()
+            if payload is not None:
                 started = True
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": payload})
