@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from gatehouse_common.logs import configure_logging
 from gatehouse_gateway.admin import PREFIX, create_admin_app
 from gatehouse_gateway.config.loader import LoadedConfig, load_config
+from gatehouse_gateway.heap import freeze_long_lived, thaw
 from gatehouse_gateway.metrics import render_metrics
 from gatehouse_gateway.proxy import Proxy
 from gatehouse_gateway.reload import ConfigReloader
@@ -87,12 +88,14 @@ class GatewayApp:
         self.proxy = Proxy(gateway, metrics_endpoint)
         self._reloader = ConfigReloader(gateway, watch=self.settings.watch_config)
         self._reloader.start()
+        freeze_long_lived()
 
     async def _shutdown(self) -> None:
         if self._reloader is not None:
             await self._reloader.stop()
         if self.gateway is not None:
             await self.gateway.close()
+        thaw()
 
 
 def create_app(settings: GatewaySettings | None = None) -> GatewayApp:

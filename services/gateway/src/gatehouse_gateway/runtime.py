@@ -19,6 +19,7 @@ from typing import Any
 from gatehouse_gateway.auth import Authenticator
 from gatehouse_gateway.balancing.cursor import Cursor, make_cursor
 from gatehouse_gateway.config.loader import ConfigError, LoadedConfig, load_config
+from gatehouse_gateway.heap import freeze_long_lived
 from gatehouse_gateway.metrics import CONFIG_RELOADS
 from gatehouse_gateway.operator.service import Operator
 from gatehouse_gateway.routing import Route, RouteTable, build_table
@@ -137,6 +138,7 @@ class Gateway:
             self.last_reload_error = None
             if self._health is not None:
                 self._health.sync()
+            freeze_long_lived()
             CONFIG_RELOADS.labels(outcome="success").inc()
             logger.warning(
                 "config reloaded (%s): version %d, %d route(s), digest %s",
