@@ -308,10 +308,28 @@ async def test_the_connection_limit_makes_requests_wait(backend: ServiceProcess)
         assert not second.done()
         await first.read()
         first.release()  # idle now: the waiting request closes it to stay under the limit
-        response = await asyncio.wait_for(second, 5)
+        # at once, not when the backend's keep-alive timeout (5 s) closes the idle one
+        response = await asyncio.wait_for(second, 2)
         assert json.loads(await response.read())["path"] == "/2"
         response.release()
         assert client.connections == 1
+    finally:
+        await client.close()
+
+
+async def test_waiting_at_the_limit_is_bounded_by_the_connect_timeout(
+    backend: ServiceProcess,
+) -> None:
+    client = UpstreamClient(limit=1)
+    try:
+        held = await client.request(backend.url, "GET", b"/held", [], None, **TIMEOUTS)
+        other = backend.url.replace("127.0.0.1", "localhost")
+        with pytest.raises(UpstreamConnectError, match="timed out"):
+            await client.request(
+                other, "GET", b"/queued", [], None, connect_timeout=0.3, read_timeout=5.0
+            )
+        assert client.connections == 1  # the one that gave up holds no place
+        held.release()
     finally:
         await client.close()
 

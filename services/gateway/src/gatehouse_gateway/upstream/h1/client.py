@@ -29,14 +29,22 @@ class BackendPool:
         self.open: set[H1Connection] = set()
 
     async def connect(self, timeout: float) -> H1Connection:
-        await self.client.reserve()
+        """A new connection, counted against the client's limit.
+
+        Waiting for room under the limit is part of connecting, bounded by the
+        same timeout: a request never waits for a connection for ever.
+        """
+        reserved = False
         try:
             async with asyncio.timeout(timeout):
+                await self.client.reserve()
+                reserved = True
                 _, conn = await self.loop.create_connection(
                     lambda: H1Connection(self), self.host, self.port, ssl=self.ssl
                 )
         except BaseException as exc:
-            self.client.unreserve()
+            if reserved:
+                self.client.unreserve()
             if isinstance(exc, TimeoutError):
                 raise UpstreamConnectError(f"connect timed out after {timeout:g}s") from exc
             if isinstance(exc, OSError):
@@ -62,6 +70,9 @@ class BackendPool:
     def put_back(self, conn: H1Connection) -> None:
         conn.idle_since = self.loop.time()
         self.idle.append(conn)
+        # A request waiting at the limit can now recycle this connection; keep-alive
+        # connections to a healthy backend may never close by themselves.
+        self.client.wake_one()
 
     def forget(self, conn: H1Connection) -> None:
         if conn in self.open:
@@ -98,17 +109,35 @@ class UpstreamClient:
         return pool
 
     async def reserve(self) -> None:
-        """Count a new connection, waiting while ``limit`` are open."""
+        """Count a new connection, waiting while ``limit`` are open.
+
+        At the limit an idle connection (to any backend) is closed to make room;
+        with none idle the request queues until one closes or comes back idle. A
+        woken request that finds the room taken keeps its place at the front.
+        """
+        woken = False
         while self.connections >= self.limit:
             if self._close_one_idle():
                 continue
             waiter = self.loop.create_future()
-            self._waiters.append(waiter)
-            await waiter
+            if woken:
+                self._waiters.appendleft(waiter)  # keep its place: no starving at the limit
+            else:
+                self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self.wake_one()  # it was this one's turn: pass it on
+                raise
+            woken = True
         self.connections += 1
 
     def unreserve(self) -> None:
         self.connections -= 1
+        self.wake_one()
+
+    def wake_one(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -116,6 +145,7 @@ class UpstreamClient:
                 return
 
     def _close_one_idle(self) -> bool:
+        """Close one idle connection; closing frees its place at once (``forget``)."""
         for pool in self.pools.values():
             conn = pool.take_idle()
             if conn is not None:
