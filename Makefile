@@ -25,8 +25,12 @@ $(UV):
 
 PACKAGE_FILES := pyproject.toml uv.lock $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 
-$(VENV)/.synced: $(UV) $(PACKAGE_FILES)
-	$(UV) sync --frozen --all-packages --group dev
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (this machine, CI, the
+# images), nothing would ever cache bytecode, and every process would compile its
+# imports from source at each start: slower, and ~15 MB more RSS per gateway
+# worker for redis-py alone (loadtest/README.md).
+$(VENV)/.synced: $(UV) $(PACKAGE_FILES) Makefile
+	$(UV) sync --frozen --all-packages --group dev --compile-bytecode
 	@touch $@
 
 .PHONY: venv
