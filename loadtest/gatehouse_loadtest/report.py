@@ -178,7 +178,8 @@ def render_report(
         lines += [
             "",
             f"1,000-connection run: wrk -t2 -c{connections.connections}"
-            f" -d{connections.seconds:.0f}s on the {connections.setting} setting:"
+            f" -d{connections.seconds:.0f}s on the {connections.setting} setting"
+            f"{' (gateway and wrk pinned to separate CPUs)' if connections.pinned else ''}:"
             f" {r.rps:,.0f} req/s,"
             f" p99 {r.p99_ms:.1f} ms, errors: {r.describe_errors()} (wrk gives up on a request"
             " after 5 s: a timeout is a request still queued then, not a refused one).",

@@ -8,6 +8,7 @@ human table wrk prints above it is kept for the log only.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Mapping
@@ -132,13 +133,22 @@ def run_wrk(
     connections: int,
     duration_s: float,
     headers: Mapping[str, str] | None = None,
+    cpus: set[int] | None = None,
 ) -> tuple[WrkResult, str]:
-    """Run wrk to completion; the parsed result and wrk's full output."""
+    """Run wrk to completion; the parsed result and wrk's full output.
+
+    ``cpus`` pins wrk to those CPUs (``None``: wherever the scheduler puts it).
+    """
     command = wrk_command(
         url, threads=threads, connections=connections, duration_s=duration_s, headers=headers
     )
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=duration_s + 60, check=False
+        command,
+        capture_output=True,
+        text=True,
+        timeout=duration_s + 60,
+        check=False,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
     output = done.stdout + done.stderr
     if done.returncode != 0:
