@@ -8,6 +8,8 @@ UV_VERSION := 0.13.9
 TOOLS      := .tools
 UV         := $(TOOLS)/uv/bin/uv
 VENV       := .venv
+# The gateway alone, with only its own dependencies (as its image has): what make bench measures
+GATEWAY_VENV := .venv-gateway
 PY         := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
@@ -72,8 +74,12 @@ TARGET     ?= http://127.0.0.1:8080
 BENCH_ARGS ?=
 
 .PHONY: bench
-bench: system-deps services venv ## wrk: a backend, nginx and the gateway side by side (loadtest/results/)
-	$(PY) loadtest/bench.py $(BENCH_ARGS)
+$(GATEWAY_VENV)/.synced: $(UV) $(PACKAGE_FILES) Makefile
+	UV_PROJECT_ENVIRONMENT=$(GATEWAY_VENV) $(UV) sync --frozen --package gatehouse-gateway --no-dev --compile-bytecode
+	@touch $@
+
+bench: system-deps services venv $(GATEWAY_VENV)/.synced ## wrk: a backend, nginx and the gateway side by side (loadtest/results/)
+	$(PY) loadtest/bench.py --gateway-python $(GATEWAY_VENV)/bin/python $(BENCH_ARGS)
 
 .PHONY: loadtest
 loadtest: venv ## headless Locust user journey against TARGET (the demo or compose)
@@ -93,4 +99,4 @@ fmt: venv ## format and autofix with ruff
 
 .PHONY: clean
 clean: ## remove the venv, tools and local data
-	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(GATEWAY_VENV) $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache

@@ -93,16 +93,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--memory-setting",
         choices=["plain", "production"],
-        default="plain",
-        help="the gateway the memory runs measure (default plain: no auth, no Redis)",
+        default="production",
+        help="the gateway the memory runs measure (default production: JWT, Redis cursor,"
+        " metrics; plain: no auth, no Redis)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the report")
     parser.add_argument("--no-save", action="store_true", help="print the report only")
+    parser.add_argument(
+        "--gateway-python",
+        default=sys.executable,
+        help="the Python the gateways run under (make bench: a venv with only the gateway's"
+        " own dependencies, as its image has; default: this one)",
+    )
     return parser
 
 
 def gateway_available() -> bool:
     return importlib.util.find_spec("gatehouse_gateway.__main__") is not None
+
+
+def _gateway_python_note(args: argparse.Namespace) -> str:
+    if Path(args.gateway_python).absolute() == Path(sys.executable).absolute():
+        return "gateways ran in the development venv (its test tools add to their memory)"
+    return (
+        "gateways ran in a venv with only the gateway's own dependencies"
+        " (`make bench` syncs it), as its image has"
+    )
 
 
 def _require_tools() -> None:
@@ -163,6 +179,7 @@ class Bench:
             jwks_url=self.jwks_url,
             env=self.gateway_env(setting),
             repo_root=REPO_ROOT,
+            python=self.args.gateway_python,
         )
         self.own(process)
         self.started_gateways.append(process)
@@ -321,7 +338,7 @@ def run(args: argparse.Namespace) -> str:
         for process in bench.started_gateways:
             process.stop()  # idle gateways out of the memory runs' way
         connections, streams = (None, []) if args.no_memory else bench.memory_runs()
-        notes = [*bench.notes, f"open-file limit {limit}"]
+        notes = [*bench.notes, f"open-file limit {limit}", _gateway_python_note(args)]
     # kept only when the run failed, for the processes' logs
     shutil.rmtree(workdir, ignore_errors=True)
     checks = [*performance_checks(summaries), *memory_checks(connections, streams)]

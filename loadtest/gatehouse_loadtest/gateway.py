@@ -71,14 +71,18 @@ def start_gateway(
     jwks_url: str,
     env: Mapping[str, str],
     repo_root: Path,
+    python: str = sys.executable,
 ) -> tuple[ManagedProcess, str]:
-    """Write the config, start the gateway, wait for its health endpoint; (process, url)."""
+    """Write the config, start the gateway, wait for its health endpoint; (process, url).
+
+    ``python`` is the interpreter of the environment the gateway runs in.
+    """
     port = free_port()
     config_path = workdir / f"{name}.yaml"
     document = gateway_config(setting, port=port, backends=backends, jwks_url=jwks_url)
     config_path.write_text(yaml.safe_dump(document, sort_keys=False))
     command = [
-        sys.executable,
+        python,
         "-m",
         "gatehouse_gateway",
         "--config",
