@@ -11,6 +11,8 @@ packages=(
   podman docker-compose     # the compose stack, run for real by make compose-test
   debootstrap               # builds the local python:3.11-slim base (no registry here)
   uidmap slirp4netns fuse-overlayfs  # what podman needs to run containers
+  runc                      # the OCI runtime deploy/local-images/build.sh configures (podman alone may bring crun)
+  golang-github-containernetworking-plugin-dnsname  # container names resolve on podman's CNI networks
   openssl                   # deploy/compose/make-secrets.sh (passwords, the JWT key)
 )
 missing=()
