@@ -14,6 +14,7 @@ import tempfile
 
 import uvicorn
 
+from gatehouse_common.http_protocol import CoalescingHttpToolsProtocol
 from gatehouse_common.settings import ServiceSettings
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -31,7 +32,8 @@ def serve(app_factory: str, settings: ServiceSettings, *, fast: bool = False) ->
     """Serve ``app_factory`` (an import string ``module:function``) with ``settings``.
 
     ``fast`` selects uvloop and httptools, the fastest event loop and HTTP
-    parser uvicorn offers, for the services on the request path.
+    parser uvicorn offers, for the services on the request path, with a small
+    response's head and body written together (:mod:`gatehouse_common.http_protocol`).
     """
     _prepare_multiprocess_metrics(settings.workers)
     uvicorn.run(
@@ -46,7 +48,7 @@ def serve(app_factory: str, settings: ServiceSettings, *, fast: bool = False) ->
         # uvicorn types this as whole seconds; round up so a grace period is never cut short
         timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
         loop="uvloop" if fast else "auto",
-        http="httptools" if fast else "auto",
+        http=CoalescingHttpToolsProtocol if fast else "auto",
         server_header=False,
         date_header=True,
         # FORWARDED_ALLOW_IPS="" (the gateway's default) trusts no proxy, so uvicorn's
