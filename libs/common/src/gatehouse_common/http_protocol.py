@@ -25,8 +25,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application, ASGISendEvent
 
-# Bodies up to this size are sent by apps in one message right after the head
-# (the gateway reads such a body whole before it answers).
+# Bodies up to this size are sent by apps in one message right after the head:
+# the gateway's proxy reads a backend's body of this size whole before it answers.
 SMALL_BODY = 64 * 1024
 
 

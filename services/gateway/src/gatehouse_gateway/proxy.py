@@ -18,6 +18,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from gatehouse_common.http_protocol import SMALL_BODY
 from gatehouse_common.jwt import TokenError
 from gatehouse_common.request_id import accept_request_id
 from gatehouse_gateway.auth import CHALLENGE, IDENTITY_HEADERS
@@ -63,7 +64,6 @@ _REQUEST_SPECIAL.update(
 )
 # uvicorn writes its own Date; the request id is the gateway's to set.
 _RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id", b"date"}
-_SMALL_BODY = 64 * 1024
 _SCHEMES = {"http": b"http", "https": b"https"}
 _JSON = (b"content-type", b"application/json")
 
@@ -330,7 +330,7 @@ class Proxy:
                 # a reset, instead of a 502 the client sees.
                 payload = None
                 length = response.content_length
-                if length is not None and length <= _SMALL_BODY:
+                if length is not None and length <= SMALL_BODY:
                     try:
                         payload = await response.read()
                     except BaseException:
@@ -424,11 +424,13 @@ class Proxy:
         response: UpstreamResponse,
         rid: bytes,
         backend: BackendState | None,
-        payload: bytes | None = None,
+        payload: bytes | None,
     ) -> int:
-        """Send the backend's response to the client, the body streamed chunk by chunk.
+        """Send the backend's response to the client.
 
-        ``payload`` is the whole body when the caller has already read it (small ones).
+        ``payload`` is the whole body when ``_attempts`` has read it (a small one,
+        read inside the attempt so that a break there can still be retried);
+        otherwise the body is streamed chunk by chunk.
         """
         status = response.status
         headers = [(b"x-request-id", rid)]
@@ -436,18 +438,11 @@ class Proxy:
             lower = name.lower()
             if lower not in _RESPONSE_DROP:
                 headers.append((lower, value))
-        length = response.content_length
-        started = False
         try:
-            if payload is None and length is not None and length <= _SMALL_BODY:
-                payload = await response.read()
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             if payload is not None:
-                started = True
-                await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": payload})
                 return status
-            started = True
-            await send({"type": "http.response.start", "status": status, "headers": headers})
             async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -455,12 +450,6 @@ class Proxy:
         except (UpstreamError, TimeoutError) as exc:
             if backend is not None:
                 backend.record_failure("body_error")
-            if not started:  # nothing sent yet: still an answer, never a 500
-                timeout = isinstance(exc, TimeoutError)
-                code = "upstream_timeout" if timeout else "upstream_failed"
-                body = _error_body(code, "the backend's response broke off")
-                await send_json(send, 504 if timeout else 502, body, rid)
-                return 504 if timeout else 502
             # Headers are out: the only honest signal left is a cut connection.
             logger.warning("backend response broke off mid-body: %s", type(exc).__name__)
             raise
