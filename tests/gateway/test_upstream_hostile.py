@@ -334,3 +334,59 @@ async def test_bytes_after_the_answer_retire_the_connection(when: str) -> None:
     finally:
         await stop(client, server)
     assert accepted == 2
+
+
+async def test_endless_trailers_are_refused_in_bounded_memory() -> None:
+    """Trailers are header lines too: one that never ends must not pile up."""
+    finished = False
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal finished
+        await read_head(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-trailer: "
+        )
+        block = b"a" * 65536
+        for _ in range(256):  # 16 MiB at most
+            writer.write(block)
+            await writer.drain()
+        finished = True
+
+    server, url = await raw_server(endless)
+    client = UpstreamClient()
+    try:
+        response = await client.request(url, "GET", b"/", [], None, **TIMEOUTS)
+        with pytest.raises(UpstreamBroken, match="trailers"):
+            await response.read()
+        response.release()
+        assert client.connections == 0
+    finally:
+        await stop(client, server)
+    assert not finished
+
+
+async def test_trickling_trailers_do_not_keep_the_read_timeout_alive() -> None:
+    """Only body bytes are progress: a trailer byte every 0.2 s is a stalled body."""
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-t: ")
+        for _ in range(15):  # 3 s of trailer; the read timeout is 1 s
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.write(b"a")
+        writer.write(b"\r\n\r\n")
+        await writer.drain()
+        await hang_up_after_client(reader, writer)
+
+    server, url = await raw_server(trickle)
+    client = UpstreamClient()
+    try:
+        response = await client.request(
+            url, "GET", b"/", [], None, connect_timeout=5, read_timeout=1
+        )
+        with pytest.raises(UpstreamTimeout):
+            await response.read()
+        response.release()
+    finally:
+        await stop(client, server)

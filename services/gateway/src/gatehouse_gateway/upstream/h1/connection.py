@@ -44,7 +44,7 @@ class H1Connection(asyncio.Protocol):
         # an exchange is under way and its final answer is not complete yet: bytes at
         # any other time are out of step with the connection
         self.expecting = False
-        self.last_read = 0.0
+        self.last_read = 0.0  # the last response body byte, for the idle read timeout
         self.response: UpstreamResponse | None = None
         self.head_waiter: asyncio.Future[UpstreamResponse] | None = None
         self.headers: list[tuple[bytes, bytes]] = []
@@ -63,7 +63,9 @@ class H1Connection(asyncio.Protocol):
         self._head_limit = client.max_response_head_bytes
         self._header_limit = client.max_response_headers
         self._in_head = False  # the final response head is not complete yet
-        self._head_received = 0  # bytes received while in the head (all heads of the exchange)
+        # bytes received since the request was sent or the last body byte: heads,
+        # chunk framing and trailers, which the parser may hold without a callback
+        self._framing = 0
         self._head_parsed = 0  # head bytes the parser has handed over, for a head in one read
         self._header_count = 0
         self._head_deadline = 0.0
@@ -79,7 +81,6 @@ class H1Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.last_read = self.loop.time()
         if self.upgraded:
             if self.response is not None:
                 self.response._feed(data)
@@ -90,8 +91,7 @@ class H1Connection(asyncio.Protocol):
             self.close()
             return
         self.received_any = True
-        if self._in_head:
-            self._head_received += len(data)
+        self._framing += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as switched:
@@ -101,9 +101,9 @@ class H1Connection(asyncio.Protocol):
             self._fail(self._refused or UpstreamBroken(f"unparsable response: {exc}"))
             self.close()
             return
-        if self._in_head and self._head_received > self._head_limit:
+        if self._framing > self._head_limit:
             # the parser holds a partial header line it has not handed over: stop here
-            self._fail(UpstreamBroken(f"response head over {self._head_limit} bytes"))
+            self._fail(UpstreamBroken(f"response head or trailers over {self._head_limit} bytes"))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -144,13 +144,14 @@ class H1Connection(asyncio.Protocol):
         self._head_parsed += len(status)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        if self._in_head:  # else a trailer: counted below, never relayed
+            self.headers.append((name, value))
         self._head_parsed += len(name) + len(value) + _LINE_OVERHEAD
         self._header_count += 1
         if self._head_parsed > self._head_limit:
-            self._refuse(f"response head over {self._head_limit} bytes")
+            self._refuse(f"response head or trailers over {self._head_limit} bytes")
         if self._header_count > self._header_limit:
-            self._refuse(f"response head over {self._header_limit} header lines")
+            self._refuse(f"response head or trailers over {self._header_limit} header lines")
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
@@ -192,6 +193,9 @@ class H1Connection(asyncio.Protocol):
             response._finish()
 
     def on_body(self, body: bytes) -> None:
+        # progress: framing that trickles without body bytes does not keep the timer alive
+        self._framing = 0
+        self.last_read = self.loop.time()
         if self.response is not None and not self.head_only:
             self.response._feed(body)
 
@@ -284,7 +288,9 @@ class H1Connection(asyncio.Protocol):
         if idle < self._read_timeout:
             self._timer = self.loop.call_later(self._read_timeout - idle, self._on_timer)
             return
-        self._fail(UpstreamTimeout(f"no data from the backend for {self._read_timeout:g}s"))
+        self._fail(
+            UpstreamTimeout(f"no response body from the backend for {self._read_timeout:g}s")
+        )
         self.close()
 
     async def _drain(self) -> None:
@@ -334,7 +340,7 @@ class H1Connection(asyncio.Protocol):
         self.upgrade_allowed = upgrade
         self.body_cut_short = False
         self._in_head = True
-        self._head_received = 0
+        self._framing = 0
         self._head_parsed = 0
         self._refused = None
         self.expecting = True
