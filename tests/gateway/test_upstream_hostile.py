@@ -10,14 +10,14 @@ import tracemalloc
 from collections.abc import AsyncIterator
 
 import pytest
-from gateway.test_upstream_h1 import hang_up_after_client, raw_server, read_head, stop
+from gateway.test_upstream_h1 import Handler, hang_up_after_client, raw_server, read_head, stop
 
 from gatehouse_gateway.upstream.h1 import UpstreamBroken, UpstreamClient, UpstreamTimeout
 
 TIMEOUTS = {"connect_timeout": 5.0, "read_timeout": 10.0}
 
 
-def answering(answer: bytes):  # type: ignore[no-untyped-def]
+def answering(answer: bytes) -> Handler:
     """A handler that answers the first request with ``answer`` and keeps the connection."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
