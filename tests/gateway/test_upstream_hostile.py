@@ -390,3 +390,36 @@ async def test_trickling_trailers_do_not_keep_the_read_timeout_alive() -> None:
         response.release()
     finally:
         await stop(client, server)
+
+
+async def test_an_early_answer_frees_an_upload_stuck_on_a_full_socket() -> None:
+    """A backend that refuses (413) without reading the body leaves the upload
+    blocked on a full socket; the answer must still come back, not a timeout."""
+
+    done = asyncio.Event()
+
+    async def refuse_unread(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(0.3)  # let the client fill the socket buffers first
+        writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await done.wait()  # and never read the body
+
+    async def big_body() -> AsyncIterator[bytes]:
+        block = b"b" * 65536
+        for _ in range(1024):  # 64 MiB: far more than socket buffers hold
+            yield block
+
+    server, url = await raw_server(refuse_unread)
+    client = UpstreamClient()
+    try:
+        response = await asyncio.wait_for(
+            client.request(url, "POST", b"/", [], big_body(), connect_timeout=5, read_timeout=10),
+            20,  # a bound for the test only: before the fix it waited for ever
+        )
+        assert response.status == 413
+        response.release()
+        assert client.connections == 0  # mid-request for the backend: never reused
+    finally:
+        done.set()
+        await stop(client, server)
