@@ -22,9 +22,21 @@ GATEWAYS = [*LOOPBACK, IPv4Network("10.0.0.0/8")]
         ("10.1.2.3", "198.51.100.7, 10.9.9.9", GATEWAYS, "198.51.100.7"),  # two proxies
         ("::1", "2001:db8::1", LOOPBACK, "2001:db8::1"),
         ("127.0.0.1", "127.0.0.1", LOOPBACK, "127.0.0.1"),  # only our own hops
+        ("127.0.0.1", "10.1.1.1, 10.2.2.2", GATEWAYS, "10.1.1.1"),  # all trusted: the furthest
+        ("127.0.0.1", ",, ,", LOOPBACK, "127.0.0.1"),  # empty hops are no hops
+        ("127.0.0.1", "2001:DB8:0:0::1", LOOPBACK, "2001:db8::1"),  # one spelling per address
+        ("203.0.113.5", "127.0.0.1", [], "203.0.113.5"),  # trusting nobody
+        ("127.0.0.1", "198.51.100.7", [], "127.0.0.1"),
         ("127.0.0.1", "not-an-address", LOOPBACK, "not-an-address"),  # a key, never trusted
         ("127.0.0.1", "x" * 500, LOOPBACK, "x" * 64),  # bounded
     ],
 )
 def test_resolve_client(peer: str, forwarded: str, trusted: list, client: str) -> None:
     assert resolve_client(peer, forwarded, trusted) == client
+
+
+def test_every_forwarded_for_line_counts() -> None:
+    """A proxy that adds its own line: the client's own line (to the left) cannot win."""
+    lines = ["6.6.6.6", "198.51.100.7"]
+    assert resolve_client("127.0.0.1", lines, LOOPBACK) == "198.51.100.7"
+    assert resolve_client("127.0.0.1", [], LOOPBACK) == "127.0.0.1"

@@ -108,6 +108,24 @@ def run_create_admin(settings: AuthSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def leave_forwarding_to_the_service() -> None:
+    """Turn uvicorn's proxy-headers middleware off, so one setting decides who the client is.
+
+    Left on, uvicorn rewrites the client address from X-Forwarded-For with its
+    own trust list (``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default) before the app
+    sees the peer; the service would then believe a header that came from a peer
+    ``GATEHOUSE_AUTH_TRUSTED_PROXIES`` does not trust, and a client could rotate
+    its rate-limit key. :func:`gatehouse_auth.deps.resolve_client` reads the header.
+    """
+    if os.environ.get("FORWARDED_ALLOW_IPS"):
+        print(
+            "warning: FORWARDED_ALLOW_IPS is ignored by the auth service; "
+            "set GATEHOUSE_AUTH_TRUSTED_PROXIES instead",
+            file=sys.stderr,
+        )
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
@@ -123,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "warning: several workers without REDIS_URL: each keeps its own login rate limit",
                 file=sys.stderr,
             )
+        leave_forwarding_to_the_service()
         serve("gatehouse_auth.app:create_app", settings)
         return
     settings = AuthSettings()

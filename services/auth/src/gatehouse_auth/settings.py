@@ -8,13 +8,14 @@ unprefixed first, and the prefixed spelling works too.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gatehouse_common.settings import ServiceSettings
 
@@ -63,7 +64,11 @@ class AuthSettings(ServiceSettings):
     rate_limit_per_email: int = Field(default=10, ge=0)
     rate_limit_per_client: int = Field(default=300, ge=0)
     # Peers whose X-Forwarded-For is believed (the gateway); the default trusts loopback.
-    trusted_proxies: list[IPv4Network | IPv6Network] = Field(default_factory=_loopback)
+    # A JSON list or a comma-separated list of CIDRs; the service alone reads the
+    # header (uvicorn's proxy-headers middleware is off, see cli.py).
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=_loopback
+    )
 
     # Tokens. Keys default to <data_dir>/keys (.data/keys).
     keys_dir: Path = Path(".data/keys")
@@ -87,6 +92,17 @@ class AuthSettings(ServiceSettings):
         default=None, validation_alias=_alias("GATEHOUSE_ADMIN_PASSWORD", "ADMIN_PASSWORD")
     )
     admin_username: str = "admin"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: object) -> object:
+        """``["10.0.0.0/8"]`` (JSON, as compose and Helm write it) or ``10.0.0.0/8, ::1/128``."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     @model_validator(mode="after")
     def _keys_under_data_dir(self) -> AuthSettings:
