@@ -22,9 +22,9 @@ from sqlmodel import Session
 from gatehouse_auth import crud
 from gatehouse_auth.errors import DATABASE_ERRORS, Forbidden, NotAuthenticated
 from gatehouse_auth.keys import KeyRing
+from gatehouse_auth.limits import LoginRateLimiter, SignupRateLimiter
 from gatehouse_auth.models import Account, Role
 from gatehouse_auth.passwords import PasswordHasher
-from gatehouse_auth.ratelimit import LoginRateLimiter
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.tokens import InvalidToken, TokenService
 
@@ -41,6 +41,7 @@ class AuthState:
     ring: KeyRing
     tokens: TokenService
     limiter: LoginRateLimiter
+    signups: SignupRateLimiter
     redis: redis.Redis | None
 
 
