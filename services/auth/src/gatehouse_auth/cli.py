@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gatehouse_auth.bootstrap import ensure_admin_in
 from gatehouse_auth.errors import AccountExists
 from gatehouse_auth.models import AccountCreate
+from gatehouse_auth.password_policy import WeakPassword, check_password_strength
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_common.cli import service_parser, settings_from_args
 from gatehouse_common.logs import configure_logging
@@ -86,6 +87,16 @@ def run_create_admin(settings: AuthSettings, args: argparse.Namespace) -> int:
         )
         for error in exc.errors():
             print(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
+        return 2
+    try:
+        check_password_strength(
+            wanted.password,
+            email=wanted.email,
+            username=wanted.username,
+            min_score=settings.password_min_score,
+        )
+    except WeakPassword as exc:
+        print(f"not a valid account:\n  password: {exc.message}", file=sys.stderr)
         return 2
     engine = create_db_engine(settings)
     try:
