@@ -5,6 +5,8 @@ from __future__ import annotations
 from ipaddress import IPv4Network, IPv6Network
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gatehouse_auth.deps import resolve_client
 
@@ -40,3 +42,22 @@ def test_every_forwarded_for_line_counts() -> None:
     lines = ["6.6.6.6", "198.51.100.7"]
     assert resolve_client("127.0.0.1", lines, LOOPBACK) == "198.51.100.7"
     assert resolve_client("127.0.0.1", [], LOOPBACK) == "127.0.0.1"
+
+
+_hop = st.one_of(
+    st.ip_addresses().map(str),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30),
+)
+
+
+@given(client_hops=st.lists(_hop, max_size=6), extra_lines=st.lists(_hop, max_size=3))
+def test_whatever_a_client_sends_the_proxy_added_hop_wins(
+    client_hops: list[str], extra_lines: list[str]
+) -> None:
+    """The client writes any X-Forwarded-For it likes, in as many lines as it likes; the
+    trusted proxy appends the peer it saw (198.51.100.7): that address is the client."""
+    lines = [", ".join(client_hops), *extra_lines]
+    lines[-1] = f"{lines[-1]}, 198.51.100.7" if lines[-1] else "198.51.100.7"
+    assert resolve_client("127.0.0.1", lines, LOOPBACK) == "198.51.100.7"
+    # and from an untrusted peer nothing it sends matters
+    assert resolve_client("203.0.113.5", lines, LOOPBACK) == "203.0.113.5"
