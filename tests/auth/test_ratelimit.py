@@ -14,7 +14,7 @@ from auth.factories import PASSWORD, AuthService, new_account, signup
 from support.databases import REDIS_URL, unique_redis_prefix
 from support.processes import free_port
 
-from gatehouse_auth.limits import LoginRateLimiter, SignupRateLimiter
+from gatehouse_auth.limits import LoginRateLimiter, SignupRateLimiter, client_scope
 from gatehouse_auth.ratelimit import (
     LocalWindowStore,
     RedisWindowStore,
@@ -260,3 +260,27 @@ def test_windows_live_in_redis_without_emails_in_keys(limited_service: AuthServi
     assert any(":login:email-client:" in k for k in keys)
     assert any(":login:client:" in k for k in keys)
     assert not any("findme" in k or "192.0.2.77" in k for k in keys)
+
+
+@pytest.mark.parametrize(
+    ("client", "scope"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("not-an-address", "not-an-address"),
+    ],
+)
+def test_ipv6_clients_count_by_their_64(client: str, scope: str) -> None:
+    assert client_scope(client) == scope
+
+
+def test_rotating_within_an_ipv6_64_does_not_help(store: WindowStore, redis_prefix: str) -> None:
+    limiter = _limiter(store, redis_prefix, per_client=2)
+    email = f"victim.{uuid.uuid4().hex[:6]}@example.com"
+    waits = [limiter.check(email=email, client=f"2001:db8:7:7::{n:x}").wait for n in (1, 2, 3)]
+    assert [w > 0 for w in waits] == [False, False, True]
+    assert limiter.check(email=email, client="2001:db8:7:8::1").wait == 0  # another /64
+    signups = SignupRateLimiter(store, prefix=redis_prefix, per_client=1, window_seconds=60)
+    assert signups.check(client="2001:db8:9:9::1") == 0
+    assert signups.check(client="2001:db8:9:9::ffff") > 0

@@ -30,12 +30,33 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Network, ip_address
 
 import redis
 
 from gatehouse_auth.ratelimit import Window, WindowStore
 
 logger = logging.getLogger(__name__)
+
+
+IPV6_PREFIX = 64
+
+
+def client_scope(client: str) -> str:
+    """What per-address limits count against: the address, or an IPv6 address's /64.
+
+    One IPv6 subscriber is usually handed a whole /64 (RFC 6177), so counting
+    single IPv6 addresses would give an attacker 2**64 fresh allowances.
+    """
+    try:
+        address = ip_address(client)
+    except ValueError:
+        return client
+    if not isinstance(address, IPv6Address):
+        return client
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(IPv6Network((address, IPV6_PREFIX), strict=False))
 
 
 def _digest(value: str) -> str:
@@ -55,7 +76,7 @@ class LoginAttempt:
 
 @dataclass(frozen=True)
 class Lockout:
-    """An email refused from one address (``client``), or from every address (None)."""
+    """An email refused from one address (``client``; an IPv6 /64), or from every address (None)."""
 
     email: str
     client: str | None
@@ -102,6 +123,7 @@ class LoginRateLimiter:
 
     def check(self, *, email: str, client: str) -> LoginAttempt:
         """Record the attempt where there is room; ``wait`` > 0 when a window is full."""
+        client = client_scope(client)
         attempt = LoginAttempt()
         try:
             if self.per_client > 0:
@@ -212,7 +234,7 @@ class SignupRateLimiter:
         """0 when the sign-up may proceed, else seconds to wait."""
         if self.per_client <= 0:
             return 0.0
-        key = f"{self.prefix}signup:client:{_digest(client)}"
+        key = f"{self.prefix}signup:client:{_digest(client_scope(client))}"
         try:
             hit = self.store.hit(key, self.per_client, self.window_ms, uuid.uuid4().hex)
         except redis.RedisError as exc:

@@ -95,7 +95,9 @@ class LockoutPublic(BaseModel):
         description="`address`: too many failures from `client`; "
         "`account`: too many failures from every address together"
     )
-    client: str | None = Field(description="The locked-out client address (null for `account`)")
+    client: str | None = Field(
+        description="The locked-out client address, an IPv6 client's /64 (null for `account`)"
+    )
     retry_after: int = Field(description="Seconds until the lockout ends by itself")
 
 
