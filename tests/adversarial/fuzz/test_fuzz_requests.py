@@ -89,7 +89,8 @@ def _client_side(gateway: GatewayProcess, case: Case) -> tuple[list[RawResponse]
 
 def _host_key(value: bytes) -> str:
     host = value.decode("latin-1").strip().lower()
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return host.rstrip(".")
 
 
 def _backend_side(record: Recorded) -> list[str]:
@@ -113,6 +114,8 @@ def _backend_side(record: Recorded) -> list[str]:
         problems.append(f"{record.backend} got a path that is not normalised: {path!r}")
     if any(s.lower() in ("%2e", "%2e%2e", ".%2e", "%2e.") for s in segments):
         problems.append(f"{record.backend} got an encoded dot segment: {path!r}")
+    if "\\" in path or "%2f" in path.lower() or "%5c" in path.lower():
+        problems.append(f"{record.backend} got an encoded or back slash: {path!r}")
     return problems
 
 
