@@ -253,10 +253,10 @@ def readable(sock: socket.socket) -> bool:
 def rss_bytes(pid: int) -> int:
     """Resident memory of ``pid`` and its children (uvicorn workers)."""
     process = psutil.Process(pid)
-    total = process.memory_info().rss
+    total = int(process.memory_info().rss)
     for child in process.children(recursive=True):
         try:
-            total += child.memory_info().rss
+            total += int(child.memory_info().rss)
         except psutil.Error:
             continue
     return total

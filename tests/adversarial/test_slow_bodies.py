@@ -88,7 +88,7 @@ def test_trickled_uploads_do_not_eject_the_backend_or_stall_others(
         assert not bad_b, f"route B answered {bad_b} while A's uploads trickled"
         assert not a_answers, f"route A's backend was taken out by slow clients: {a_answers}"
         # The uploads now stop: each gets the gateway's 408 after the idle timeout.
-        answers = []
+        answers: list[int | str] = []
         for sock in socks:
             try:
                 answers.append(read_response(Reader(sock, IDLE_TIMEOUT + 15)).status)
