@@ -7,6 +7,13 @@ or ``Broken pipe`` instead of the answer. The contract's lingering close reads
 and discards up to ``linger_bytes`` for up to ``linger_timeout`` after an
 early answer. Checked on the gateway (route ``limits.max_body_bytes``), the
 auth service (its own body limit) and the accounts page's sign-in form.
+
+Two sizes: 900 KiB fits the contract's ``linger_bytes`` (1 MiB); 10 MiB does
+not, and http.client sends the whole body before it reads anything, so it
+gets its 413 only if the server keeps discarding for the whole linger time
+whatever the byte count (nginx's ``lingering_close`` has no byte cap, only
+``lingering_time``). Measured on loopback: a server that discards 1 MiB then
+closes gives http.client ``BrokenPipeError`` for a 10 MiB POST.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from gateway.helpers import HOST, Launcher
 from support.processes import ServiceProcess, free_port, python_module
 
 TEN_MB = 10 * 1024 * 1024
+SIZES = [900 * 1024, TEN_MB]
+SIZE_IDS = ["900KiB", "10MiB"]
 
 
 def _post(url: str, body: bytes, content_type: str, host: str | None = None) -> tuple[int, bytes]:
@@ -39,22 +48,24 @@ def _post(url: str, body: bytes, content_type: str, host: str | None = None) -> 
         pytest.fail(f"POST of {len(body)} bytes to {url}: {type(exc).__name__}: {exc}")
 
 
-def test_gateway_route_limit_answers_413(launcher: Launcher) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_gateway_route_limit_answers_413(launcher: Launcher, size: int) -> None:
     backend = launcher.backends(1, prefix="limit")[0]
     document = {"routes": [route("app", [backend], [HOST], limits={"max_body_bytes": 1000})]}
     gateway = launcher.gateway(document)
-    status, body = _post(gateway.url + "/upload", b"x" * TEN_MB, "application/octet-stream", HOST)
+    status, body = _post(gateway.url + "/upload", b"x" * size, "application/octet-stream", HOST)
     assert status == 413, f"{status}: {body[:300]!r}"
     assert json.loads(body).get("error"), body[:300]
 
 
-def test_auth_service_answers_413(tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_auth_service_answers_413(tmp_path: Path, size: int) -> None:
     from auth.factories import auth_env, launch
 
     data_dir = tmp_path / "auth"
     auth = launch(data_dir, "sqlite", auth_env(data_dir, database_url=None, redis_prefix=None))
     try:
-        body = json.dumps({"username": "u", "email": "a@example.com", "password": "x" * TEN_MB})
+        body = json.dumps({"username": "u", "email": "a@example.com", "password": "x" * size})
         status, answer = _post(auth.url + "/account", body.encode(), "application/json")
         assert status == 413, f"{status}: {answer[:300]!r}"
         assert json.loads(answer).get("error"), answer[:300]
@@ -62,7 +73,8 @@ def test_auth_service_answers_413(tmp_path: Path) -> None:
         auth.process.stop()
 
 
-def test_accounts_ui_login_form_answers_413() -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_accounts_ui_login_form_answers_413(size: int) -> None:
     port = free_port()
     ui = ServiceProcess(
         name="accounts-ui-413",
@@ -73,7 +85,7 @@ def test_accounts_ui_login_form_answers_413() -> None:
     )
     ui.start()
     try:
-        form = b"email=a%40example.com&password=" + b"x" * TEN_MB
+        form = b"email=a%40example.com&password=" + b"x" * size
         status, answer = _post(
             ui.url + "/accounts_page/login", form, "application/x-www-form-urlencoded"
         )
