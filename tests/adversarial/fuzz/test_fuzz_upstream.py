@@ -55,6 +55,8 @@ class MutatingBackend:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        # "keep" and "hold" both serve the next request on the connection; "hold"
+        # closes it after 2 s idle, as a server's keep-alive timeout would.
         with conn, contextlib.suppress(OSError):
             conn.settimeout(15)
             while b"\r\n\r\n" in read_head(conn):
@@ -65,11 +67,9 @@ class MutatingBackend:
                 if case.after == "reset":
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     return
-                if case.after == "hold":
-                    time.sleep(5)
-                    return
                 if case.after == "close":
                     return
+                conn.settimeout(2 if case.after == "hold" else 15)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
