@@ -205,6 +205,33 @@ def test_bytes_that_are_not_http_are_answered_400_in_json(conn: socket.socket) -
     _assert_refused(conn, 400, "bad_request")
 
 
+def test_a_broken_chunked_body_is_answered_400_and_the_app_sees_a_disconnect(
+    conn: socket.socket,
+) -> None:
+    RECEIVED.clear()
+    conn.sendall(
+        b"POST /read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+    )
+    time.sleep(0.2)  # the app has the first chunk and waits for more
+    conn.sendall(b"not a chunk size\r\n")
+    _assert_refused(conn, 400, "bad_request")
+    deadline = time.monotonic() + 5
+    while "http.disconnect" not in RECEIVED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert RECEIVED[-1] == "http.disconnect"
+
+
+def test_an_early_answer_to_head_keeps_its_head(conn: socket.socket) -> None:
+    """A HEAD answer's head is held until the cycle ends: the half-close waits for it."""
+    conn.sendall(b"HEAD /early HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc")
+    received = b""
+    conn.settimeout(10)
+    while chunk := conn.recv(65536):
+        received += chunk
+    assert received.startswith(b"HTTP/1.1 413 ") and received.endswith(b"\r\n\r\n")
+    assert b"connection: close" in received.lower()
+
+
 def test_a_client_that_sends_its_whole_body_first_reads_the_early_answer(port: int) -> None:
     """http.client sends the whole body before it reads: closing with the body unread
     resets the connection under it (Broken pipe) and it never sees the 413."""

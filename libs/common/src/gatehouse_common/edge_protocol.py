@@ -302,21 +302,33 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         self._linger()
 
     def _refuse(self, answer: edge_answers.EdgeAnswer) -> None:
-        """Answer a request the app never sees, then close lingering."""
+        """Answer a request the app will not see (or no longer reads), then close lingering."""
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            # a pipelined head went wrong while an answer is still going out: the
-            # refusal cannot be written in the middle of it
-            self.transport.close()
-            return
+            if self._in_head or cycle.response_started or self.pipeline:
+                # a pipelined head went wrong while an answer is still to come or
+                # going out: a refusal cannot be written before or inside it
+                self.transport.close()
+                return
+            # the body went wrong while the app waits for it: it gets http.disconnect
+            cycle.disconnected = True
+            cycle.message_event.set()
         logger.info("refused a request: %d, %s", answer.status, self.client)
         self.transport.write(answer.render(self.server_state.default_headers))
         self._linger()
 
     def _linger(self) -> None:
-        """Shut down the sending side, drop what still comes for a while, then close."""
+        """Drop what still comes, and shut down the sending side once the answer is out.
+
+        The shutdown waits one turn of the loop: this may run from inside a
+        cycle's ``send()``, before a held head is written (a HEAD answer).
+        """
         self._lingering = True
         self._cancel_timer()
+        self._linger_left = self.limits.linger_bytes
+        self.loop.call_soon(self._shut_down_writing)
+
+    def _shut_down_writing(self) -> None:
         transport = self.transport
         if transport.is_closing():
             return
@@ -325,7 +337,6 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
             return
         transport.write_eof()
         self.flow.resume_reading()
-        self._linger_left = self.limits.linger_bytes
         self._timer = self.loop.call_later(self.limits.linger_timeout, transport.close)
 
 
