@@ -175,10 +175,8 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
             return
         if self._in_head and self._head_seen > self._max_head:
-            if len(self.url) > self._max_line:
-                self._refuse(edge_answers.URI_TOO_LONG)
-            else:
-                self._refuse(edge_answers.HEADERS_TOO_LARGE)
+            # a line that has not ended yet (an over-long request line ends in on_url)
+            self._refuse(edge_answers.HEADERS_TOO_LARGE)
 
     def handle_websocket_upgrade(self) -> None:
         # the WebSocket protocol takes the transport and keeps its own time
