@@ -134,6 +134,17 @@ def test_slow_heads_get_408_and_connections_over_the_cap_are_refused_and_counted
     assert "gatehouse_connections_refused_total 1.0" in metrics
 
 
+def test_a_stalled_upload_is_answered_408_and_closed() -> None:
+    with _fake_backend(body_idle_timeout="1") as backend:
+        with socket.create_connection(("127.0.0.1", backend.port), timeout=10) as conn:
+            conn.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nten bytes!")
+            answer = read_answer(conn)  # and then nothing more is sent
+            assert (answer.status, answer.json()["error"]) == (408, "request_timeout")
+            assert answer.headers["connection"] == "close"
+            assert closed_by_server(conn)
+        assert httpx.get(f"{backend.url}/after", timeout=10).status_code == 200
+
+
 def test_urllib_reads_an_early_413_while_its_20_mb_body_is_still_going() -> None:
     """urllib sends Connection: close and the whole body before it reads: closing at
     once with the body unread reset the connection (Broken pipe, Connection reset)
