@@ -162,11 +162,17 @@ def test_urllib_reads_an_early_413_while_its_20_mb_body_is_still_going() -> None
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_an_extra_listener_serves_the_same_app_in_every_worker(workers: str) -> None:
+    """Spawned workers get the listeners and the limits (carried by the uvicorn config)."""
     extra = free_port()
-    with _edge_app(extra_port=str(extra), workers=workers) as service:
+    with _edge_app(extra_port=str(extra), workers=workers, max_request_line_bytes="256") as service:
         main_port = httpx.get(f"{service.url}/port", timeout=10).json()["port"]
         extra_port = httpx.get(f"http://127.0.0.1:{extra}/port", timeout=10).json()["port"]
+        long_urls = [
+            httpx.get(f"{base}/{'a' * 300}", timeout=10)
+            for base in (service.url, f"http://127.0.0.1:{extra}")
+        ]
         metrics = httpx.get(f"{service.url}/metrics", timeout=10).text
     assert (main_port, extra_port) == (service.port, extra)
+    assert [response.status_code for response in long_urls] == [414, 414]
     # the counter is in every service's registry, aggregated across workers too
     assert "gatehouse_connections_refused_total" in metrics
