@@ -106,7 +106,7 @@ def test_trailers_of_a_chunked_body_never_join_the_request_headers(conn: socket.
 
 def test_a_request_line_over_the_limit_is_answered_414(conn: socket.socket) -> None:
     conn.sendall(b"GET /" + b"a" * LIMITS.max_request_line_bytes + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-    _assert_refused(conn, 414, "request_uri_too_long")
+    _assert_refused(conn, 414, "request_line_too_long")
 
 
 def test_a_head_over_the_limit_is_answered_431_even_when_it_comes_in_one_read(
@@ -114,7 +114,7 @@ def test_a_head_over_the_limit_is_answered_431_even_when_it_comes_in_one_read(
 ) -> None:
     lines = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"v" * 500) for i in range(9))  # ~4.6 KB
     conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n")
-    _assert_refused(conn, 431, "request_header_fields_too_large")
+    _assert_refused(conn, 431, "headers_too_large")
 
 
 def test_a_head_under_the_limit_is_served(conn: socket.socket) -> None:
@@ -126,7 +126,7 @@ def test_a_head_under_the_limit_is_served(conn: socket.socket) -> None:
 def test_more_header_lines_than_allowed_are_answered_431(conn: socket.socket) -> None:
     lines = b"".join(b"X-%d: 1\r\n" % i for i in range(LIMITS.max_header_count))
     conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n")
-    _assert_refused(conn, 431, "request_header_fields_too_large")
+    _assert_refused(conn, 431, "too_many_headers")
 
 
 def test_a_header_line_that_never_ends_is_answered_431_while_it_is_sent(
@@ -146,7 +146,7 @@ def test_a_header_line_that_never_ends_is_answered_431_while_it_is_sent(
             answered = True
             break
     assert answered, f"no answer after {sent} bytes of one header line"
-    _assert_refused(conn, 431, "request_header_fields_too_large")
+    _assert_refused(conn, 431, "headers_too_large")
 
 
 def test_a_head_that_comes_too_slowly_is_answered_408(conn: socket.socket) -> None:
@@ -175,7 +175,7 @@ def test_a_stalled_body_is_answered_408_and_the_app_sees_a_disconnect(
 ) -> None:
     RECEIVED.clear()
     conn.sendall(b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
-    _assert_refused(conn, 408, "request_timeout")
+    _assert_refused(conn, 408, "body_timeout")
     deadline = time.monotonic() + 5
     while "http.disconnect" not in RECEIVED and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -3,8 +3,9 @@
 A request refused at the edge (head too large or too slow, body stalled, bytes
 that are not HTTP) never reaches an app, so no middleware renders its error:
 these are the same ``{"error": code, "detail": sentence}`` bodies the apps
-answer (codes from the status phrase, as :mod:`gatehouse_common.errors` makes
-them), always with ``Connection: close``: after any of them the connection ends.
+answer, with the gateway's code where it has one for the same refusal
+(``headers_too_large``), always with ``Connection: close``: after any of them
+the connection ends.
 """
 
 from __future__ import annotations
@@ -14,23 +15,17 @@ from collections.abc import Iterable
 from http import HTTPStatus
 
 
-def _code(status: int) -> str:
-    return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
-
-
 class EdgeAnswer:
     """One refusal, rendered once at import; only the server's default headers
     (the Date) are added when it is written."""
 
     __slots__ = ("_body", "_status_line", "status")
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str) -> None:
         self.status = status
         phrase = HTTPStatus(status).phrase
         self._status_line = f"HTTP/1.1 {status} {phrase}\r\n".encode("ascii")
-        self._body = json.dumps(
-            {"error": _code(status), "detail": detail}, separators=(",", ":")
-        ).encode()
+        self._body = json.dumps({"error": code, "detail": detail}, separators=(",", ":")).encode()
 
     def render(self, default_headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         parts = [self._status_line]
@@ -45,9 +40,15 @@ class EdgeAnswer:
         return b"".join(parts)
 
 
-BAD_REQUEST = EdgeAnswer(400, "The request is not valid HTTP/1.1.")
-URI_TOO_LONG = EdgeAnswer(414, "The request line is longer than this server accepts.")
-HEADERS_TOO_LARGE = EdgeAnswer(431, "The request's header lines are larger than allowed.")
-TOO_MANY_HEADERS = EdgeAnswer(431, "The request has more header lines than this server accepts.")
-HEAD_TIMEOUT = EdgeAnswer(408, "The request's head did not arrive in time.")
-BODY_TIMEOUT = EdgeAnswer(408, "The request's body stopped arriving.")
+BAD_REQUEST = EdgeAnswer(400, "bad_request", "The request is not valid HTTP/1.1.")
+URI_TOO_LONG = EdgeAnswer(
+    414, "request_line_too_long", "The request line is longer than this server accepts."
+)
+HEADERS_TOO_LARGE = EdgeAnswer(
+    431, "headers_too_large", "The request's header lines are larger than this server accepts."
+)
+TOO_MANY_HEADERS = EdgeAnswer(
+    431, "too_many_headers", "The request has more header lines than this server accepts."
+)
+HEAD_TIMEOUT = EdgeAnswer(408, "request_timeout", "The request's head did not arrive in time.")
+BODY_TIMEOUT = EdgeAnswer(408, "body_timeout", "The request's body stopped arriving.")
