@@ -209,6 +209,9 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        # a body may follow: its idle time is checked no later than body_idle_timeout
+        # from now (a timer set for an earlier deadline is kept: it re-checks anyway)
+        self._arm(self._last_read + self.limits.body_idle_timeout)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
