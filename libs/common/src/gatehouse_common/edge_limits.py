@@ -25,7 +25,7 @@ class EdgeLimits:
     body_idle_timeout: float = 15.0
     keepalive_timeout: float = 5.0
     max_connections: int = 4096
-    linger_bytes: int = 1024 * 1024
+    linger_bytes: int = 64 * 1024 * 1024
     linger_timeout: float = 2.0
 
     @classmethod

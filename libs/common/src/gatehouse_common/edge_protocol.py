@@ -212,7 +212,29 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         # a body may follow: its idle time is checked no later than body_idle_timeout
         # from now (a timer set for an earlier deadline is kept: it re-checks anyway)
         self._arm(self._last_read + self.limits.body_idle_timeout)
+        if not self.url.startswith(b"/"):
+            self._authority_from_target()
         super().on_headers_complete()
+
+    def _authority_from_target(self) -> None:
+        """An absolute-form target names the host: it replaces any ``Host`` header.
+
+        RFC 9112 section 3.2.2: a server receiving ``GET http://a.example/x``
+        ignores ``Host`` and uses the target's authority, so what the app routes
+        on is the host the client asked for, never a second opinion.
+        """
+        try:
+            parsed = httptools.parse_url(self.url)
+        except httptools.HttpParserInvalidURLError:
+            return  # asterisk-form and the like carry no authority
+        host = parsed.host
+        if not host:
+            return
+        if b":" in host:  # an IPv6 literal is bracketed, as in a Host header
+            host = b"[" + host + b"]"
+        authority = host if parsed.port is None else b"%b:%d" % (host, parsed.port)
+        self.headers[:] = [(name, value) for name, value in self.headers if name != b"host"]
+        self.headers.append((b"host", authority))
 
     def on_message_complete(self) -> None:
         self._in_head = True

@@ -51,7 +51,7 @@ class ServiceSettings(BaseSettings):
     body_idle_timeout: float = Field(default=15.0, gt=0)
     keepalive_timeout: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=4096, ge=1)
-    linger_bytes: int = Field(default=1024 * 1024, ge=0)
+    linger_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     linger_timeout: float = Field(default=2.0, ge=0)
 
     @property
