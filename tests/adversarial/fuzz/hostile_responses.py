@@ -19,6 +19,8 @@ import httptools
 
 # Not 500: an answer of 500 is then always the gateway's own, which is what is checked.
 GOOD_STATUS = [200, 201, 204, 301, 304, 404, 418, 503]
+# the gateway's bound on a response head (interim answers included)
+HEAD_LIMIT = 64 * 1024
 ODD_STATUS_LINES = [
     b"HTTP/1.1 999 Weird",
     b"HTTP/1.1 0 Zero",
@@ -175,6 +177,10 @@ def generate(rng: random.Random) -> ResponseCase:
     elif roll < 0.11:
         interim = b"HTTP/1.1 100 Continue\r\n\r\n" * rng.choice([200, 5000])
         note.append("1xx flood")
+        if len(interim) > HEAD_LIMIT:
+            # interim answers count toward the response head's bound: a backend
+            # flooding them is refused like an oversized head, not waited out
+            fail = fail or "a 1xx flood over the response head limit"
     case = ResponseCase(note=", ".join(note), must_fail=fail)
     roll = rng.random()
     if roll < 0.08 and len(head) > 20:

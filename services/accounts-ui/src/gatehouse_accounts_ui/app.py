@@ -20,8 +20,12 @@ from gatehouse_accounts_ui.rendering import PageRenderer, build_templates
 from gatehouse_accounts_ui.routes import page, session
 from gatehouse_accounts_ui.settings import AccountsUISettings, get_settings
 from gatehouse_common.app import create_service_app
+from gatehouse_common.bodylimit import install_body_limit
 
 logger = logging.getLogger(__name__)
+
+
+MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(settings: AccountsUISettings | None = None) -> FastAPI:
@@ -75,4 +79,7 @@ def create_app(settings: AccountsUISettings | None = None) -> FastAPI:
     )
     app.include_router(page.not_found_router)
     app.add_middleware(SecurityHeadersMiddleware, static_prefix=STATIC_PREFIX + "/")
+    # Far above any form this page sends (those over MAX_FORM_BYTES get the page's
+    # own 413), and refused before the form parser reads a byte.
+    install_body_limit(app, MAX_BODY_BYTES)
     return app

@@ -18,7 +18,6 @@ import redis
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from gatehouse_auth.bodylimit import install_body_limit
 from gatehouse_auth.bootstrap import ensure_admin_account
 from gatehouse_auth.db import create_db_engine, ping
 from gatehouse_auth.deps import AuthState
@@ -31,6 +30,7 @@ from gatehouse_auth.routes import api_router
 from gatehouse_auth.settings import AuthSettings, get_settings
 from gatehouse_auth.tokens import TokenService
 from gatehouse_common.app import create_service_app
+from gatehouse_common.bodylimit import install_body_limit
 from gatehouse_common.health import HealthCheck
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@
     ├── RateLimited          429 rate_limited, with Retry-After
     ├── DatabaseUnavailable  503 database_unavailable
     └── LimiterUnavailable   503 rate_limit_store_unavailable (admin's lockout views)
-    PayloadTooLarge          413, answered by the body-size middleware itself
+    (413 for a large body: gatehouse_common.bodylimit, before anything parses it)
 
 SQLAlchemy's connection errors are mapped to DatabaseUnavailable by
 :func:`install_database_error_handlers`, so an outage is a quick 503 wherever

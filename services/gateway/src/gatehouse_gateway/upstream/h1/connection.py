@@ -24,6 +24,8 @@ from gatehouse_gateway.upstream.h1.response import UpstreamResponse
 if TYPE_CHECKING:
     from gatehouse_gateway.upstream.h1.client import BackendPool
 
+# "HTTP/1.1 200 " and CRLF around the reason, and the blank line that ends a head
+_STATUS_LINE_OVERHEAD = 17
 # ": " and CRLF around each header line, counted with its name and value
 _LINE_OVERHEAD = 4
 
@@ -141,7 +143,11 @@ class H1Connection(asyncio.Protocol):
         self.message_complete = False
 
     def on_status(self, status: bytes) -> None:
-        self._head_parsed += len(status)
+        # interim (1xx) heads count too: a backend flooding them is refused like
+        # an oversized head, whatever the reads it arrives in
+        self._head_parsed += len(status) + _STATUS_LINE_OVERHEAD
+        if self._head_parsed > self._head_limit:
+            self._refuse(f"response head or trailers over {self._head_limit} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_head:  # else a trailer: counted below, never relayed

@@ -1,9 +1,12 @@
 """Refuse request bodies over a size limit with 413, before anything parses them.
 
-No auth endpoint needs more than a few hundred bytes, so a large body is
-either a mistake or an attack on the JSON parser. A declared Content-Length
-over the limit is refused before reading; a chunked body is counted as it
-streams and refused as soon as it crosses the limit.
+The services' endpoints take small JSON documents (auth) or small forms (the
+accounts page), so a large body is either a mistake or an attack on a parser.
+A declared Content-Length over the limit is refused before a byte is read (and
+the server's lingering close lets the client read the answer); a chunked body
+is counted as it streams and refused as soon as it crosses the limit. This
+runs before FastAPI parses a body: a form field over Starlette's own part
+limit would otherwise be a 400 from the parser instead of the 413.
 """
 
 from __future__ import annotations
