@@ -8,12 +8,12 @@ and discards up to ``linger_bytes`` for up to ``linger_timeout`` after an
 early answer. Checked on the gateway (route ``limits.max_body_bytes``), the
 auth service (its own body limit) and the accounts page's sign-in form.
 
-Two sizes: 900 KiB fits the contract's ``linger_bytes`` (1 MiB); 10 MiB does
-not, and http.client sends the whole body before it reads anything, so it
-gets its 413 only if the server keeps discarding for the whole linger time
-whatever the byte count (nginx's ``lingering_close`` has no byte cap, only
-``lingering_time``). Measured on loopback: a server that discards 1 MiB then
-closes gives http.client ``BrokenPipeError`` for a 10 MiB POST.
+Two sizes: 900 KiB and 10 MiB. http.client sends the whole body before it
+reads anything, so the 10 MiB upload gets its 413 only because the lingering
+close discards up to ``linger_bytes`` (64 MiB by default; nginx's
+``lingering_close`` has no byte cap, only ``lingering_time``). Measured on
+loopback: a server that discarded 1 MiB and then closed gave http.client
+``BrokenPipeError`` for a 10 MiB POST.
 """
 
 from __future__ import annotations
