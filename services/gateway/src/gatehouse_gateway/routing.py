@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
 from gatehouse_gateway.config.schema import GatewayConfig, RouteConfig
 from gatehouse_gateway.metrics import RouteMetrics
-from gatehouse_gateway.upstream.backend import BackendState
 from gatehouse_gateway.upstream.retry import RetryBudget
 
 # (prefix, the same ending in "/" or "" for string matching, route), longest first

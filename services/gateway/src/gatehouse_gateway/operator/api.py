@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from gatehouse_common.errors import ServiceError
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.operator.deps import AdminToken, RunningGateway, RunningOperator
 from gatehouse_gateway.operator.state import admin_state
 from gatehouse_gateway.routing import Route
-from gatehouse_gateway.upstream.backend import BackendState
 
 router = APIRouter(prefix="/-/admin", tags=["operator"])
 

@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.metrics import DRAINS
 from gatehouse_gateway.routing import Route
-from gatehouse_gateway.upstream.backend import BackendState
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.operator.service import Operator
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.runtime import Gateway
-from gatehouse_gateway.upstream.backend import BackendState
 
 _CONFIG_KEYS = ("version", "source", "digest", "original_format", "loaded_at", "last_reload_error")
 

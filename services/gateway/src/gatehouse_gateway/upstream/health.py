@@ -13,8 +13,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.routing import Route
-from gatehouse_gateway.upstream.backend import BackendState
 from gatehouse_gateway.upstream.h1 import UpstreamClient, UpstreamError, UpstreamPoolTimeout
 
 logger = logging.getLogger(__name__)
