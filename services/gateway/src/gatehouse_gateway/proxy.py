@@ -410,7 +410,7 @@ class Proxy:
             if payload is not None:
                 await send({"type": "http.response.body", "body": payload})
                 return status
-            async for chunk in response.content.iter_any():
+            async for chunk in response.aiter_bytes():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return status
