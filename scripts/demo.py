@@ -1,6 +1,6 @@
 """`make demo`: every Gatehouse service as a local process, in the foreground.
 
-Ports and routes are DESIGN.md's ("The demo"). Embedded defaults: an SQLite
+Ports and routes are the fixed ones the README lists. Embedded defaults: an SQLite
 accounts database and the JWT keys under .data/, an in-process round-robin
 cursor; DATABASE_URL and REDIS_URL in the environment switch to PostgreSQL and
 Redis. Ctrl-C (or SIGTERM) stops every child and waits for it; if one child

@@ -46,8 +46,8 @@ RESULTS = REPO_ROOT / "loadtest" / "results"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 STREAM_HOST = "stream.gatehouse.test"
 
-# name -> (description, setting). The production setting is issue 5's: JWT
-# required, round_robin with its cursor in Redis, metrics on (always on).
+# name -> (description, setting). The production setting is what a deployment
+# runs: JWT required, round_robin with its cursor in Redis, metrics on (always on).
 GATEWAY_SETTINGS: dict[str, tuple[str, GatewaySetting]] = {
     "gateway-plain": (
         "gateway, 1 worker, plain route (no auth, local cursor, no Redis)",

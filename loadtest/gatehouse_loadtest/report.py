@@ -1,4 +1,4 @@
-"""The benchmark's Markdown report: the machine, the table, the targets of issue 5."""
+"""The benchmark's Markdown report: the machine, the table, the performance targets."""
 
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def render_report(
             " after 5 s: a timeout is a request still queued then, not a refused one).",
         ]
     if checks:
-        lines += ["", "## Targets (issue 5)", "", "| figure | target | reached | met |"]
+        lines += ["", "## Targets", "", "| figure | target | reached | met |"]
         lines.append("|---|---|---|---|")
         lines += [
             f"| {c.name} | {c.target} | {c.reached} | {'yes' if c.passed else 'NO'} |"

@@ -1,6 +1,6 @@
-"""The chaos suite (issue 8): faults injected one at a time under a steady load.
+"""The chaos suite: faults injected one at a time under a steady load.
 
-``make chaos`` runs the full profile (the issue's outage lengths); ``make test``
+``make chaos`` runs the full profile (10 s outages); ``make test``
 runs the short one. The modules here are the harness: a bounded load driver
 (:mod:`chaos.load`), a client-side failover front over the gateways
 (:mod:`chaos.front`), PostgreSQL and Redis servers of the suite's own

@@ -1,9 +1,8 @@
 """How long and how hard: the short profile ``make test`` runs, the full one ``make chaos`` runs.
 
-The full profile uses the issue's numbers (10 s outages, a 2 s slow backend);
-the short one keeps every fault but shortens outages and loads so the whole
-suite stays within about three minutes on two cores. Choose with
-``GATEHOUSE_CHAOS_PROFILE=short|full``.
+The full profile has 10 s outages and a 2 s slow backend; the short one keeps
+every fault but shortens outages and loads so the whole suite stays within
+about three minutes on two cores. Choose with ``GATEHOUSE_CHAOS_PROFILE=short|full``.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ class Profile:
     outage: float
     # seconds a killed backend stays dead before it is restarted
     backend_down: float
-    # latency of the slow backend, seconds (the issue: 2 s)
+    # latency of the slow backend, seconds (2 s in the full profile)
     slow_latency: float
     # signups per second sent across the PostgreSQL outage
     signup_rate: float

@@ -9,7 +9,6 @@ from datetime import datetime
 import pytest
 from common.log_capture import configure_into
 
-from gatehouse_common.logs import log_fields
 from gatehouse_common.request_id import request_id_var
 
 logger = logging.getLogger("gatehouse.tests.logs")
@@ -18,7 +17,7 @@ logger = logging.getLogger("gatehouse.tests.logs")
 def test_a_line_has_the_standard_fields_and_the_extras(json_logs) -> None:
     token = request_id_var.set("req-123")
     try:
-        logger.info("hello %s", "world", extra=log_fields(user="ada", attempt=2))
+        logger.info("hello %s", "world", extra={"user": "ada", "attempt": 2})
     finally:
         request_id_var.reset(token)
     [line] = json_logs()

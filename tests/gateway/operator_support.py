@@ -1,4 +1,4 @@
-"""Helpers shared by the operator view's tests (issue 9): admin calls and a bounded load."""
+"""Helpers shared by the operator view's tests: admin calls and a bounded load."""
 
 from __future__ import annotations
 

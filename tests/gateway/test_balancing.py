@@ -9,10 +9,10 @@ import httpx
 from gateway.helpers import Launcher
 from support.processes import ServiceProcess
 
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing import LeastRequests, RandomBalancer, RoundRobin, SmoothWeighted
 from gatehouse_gateway.balancing.cursor import LocalCursor
 from gatehouse_gateway.config.schema import PassiveHealthConfig
-from gatehouse_gateway.upstream.backend import BackendState
 
 
 def _backends(*weights: int) -> list[BackendState]:

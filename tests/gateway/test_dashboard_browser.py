@@ -1,4 +1,4 @@
-"""The operator dashboard in headless Chromium, against a real auth service (issue 9).
+"""The operator dashboard in headless Chromium, against a real auth service.
 
 Playwright drives Debian's chromium (``GATEHOUSE_CHROMIUM`` overrides the
 path; never ``playwright install``) with the sync API in plain test functions.

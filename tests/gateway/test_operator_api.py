@@ -1,4 +1,4 @@
-"""The admin API over HTTP (issue 9): admin JWT only, every field true, drain and restore.
+"""The admin API over HTTP: admin JWT only, every field true, drain and restore.
 
 One gateway for the module, verifying tokens signed here against a JWKS served
 here (``KeyServer`` of the gateway's JWT tests). Its route ``app`` has two

@@ -1,4 +1,4 @@
-"""Drains under load across two gateway processes sharing one Redis (issue 9).
+"""Drains under load across two gateway processes sharing one Redis.
 
 Both gateways route ``app`` round robin over three backends of the session's
 pool, with their own Redis key prefix. A drain asked of one gateway must

@@ -143,7 +143,7 @@ async def test_streamed_download_arrives_whole(backend: ServiceProcess) -> None:
         response = await client.request(
             backend.url, "GET", f"/__backend/bytes/{size}".encode(), [], None, **TIMEOUTS
         )
-        async for chunk in response.content.iter_any():
+        async for chunk in response.aiter_bytes():
             received += len(chunk)
             digest.update(chunk)
         response.release()

@@ -8,8 +8,8 @@ from typing import Any
 
 from gateway.test_upstream_pool import KeepAliveBackend, finish, get, shut
 
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.config.schema import HealthCheckConfig, PassiveHealthConfig
-from gatehouse_gateway.upstream.backend import BackendState
 from gatehouse_gateway.upstream.h1 import UpstreamClient
 from gatehouse_gateway.upstream.health import HealthMonitor
 

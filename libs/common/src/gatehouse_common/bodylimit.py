@@ -12,7 +12,7 @@ limit would otherwise be a 400 from the parser instead of the 413.
 from __future__ import annotations
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,7 +26,7 @@ class PayloadTooLarge(HTTPException):
         super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, f"the body is over {max_bytes} bytes")
 
 
-async def _too_large(_: Request, exc: Exception) -> JSONResponse:
+async def _too_large(_: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc, PayloadTooLarge) else "the body is too large"
     return error_response(
         status.HTTP_413_CONTENT_TOO_LARGE,

@@ -2,17 +2,18 @@
 
 A request refused at the edge (head too large or too slow, body stalled, bytes
 that are not HTTP) never reaches an app, so no middleware renders its error:
-these are the same ``{"error": code, "detail": sentence}`` bodies the apps
-answer, with the gateway's code where it has one for the same refusal
-(``headers_too_large``), always with ``Connection: close``: after any of them
-the connection ends.
+these are the same bodies the apps answer (from
+:func:`gatehouse_common.errors.error_body`), with the gateway's code where it
+has one for the same refusal (``headers_too_large``), always with
+``Connection: close``: after any of them the connection ends.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from http import HTTPStatus
+
+from gatehouse_common.errors import error_body
 
 
 class EdgeAnswer:
@@ -25,7 +26,7 @@ class EdgeAnswer:
         self.status = status
         phrase = HTTPStatus(status).phrase
         self._status_line = f"HTTP/1.1 {status} {phrase}\r\n".encode("ascii")
-        self._body = json.dumps({"error": code, "detail": detail}, separators=(",", ":")).encode()
+        self._body = error_body(code, detail)
 
     def render(self, default_headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         parts = [self._status_line]

@@ -2,7 +2,10 @@
 
 Every service answers errors as ``{"error": "<code>", "detail": "<sentence>"}``
 (validation errors add ``fields``), whether the error came from a handler, from
-request validation or from a route that does not exist::
+request validation or from a route that does not exist. :func:`error_body` is
+the one place that shape is written: the handlers below, the gateway's hot path
+(its bodies built once, at load) and the answers the edge protocol writes
+itself all use it::
 
     ServiceError                 raised by handlers; carries status, code, detail
     HTTPException (Starlette)    code from the status phrase ("not_found",
@@ -18,6 +21,7 @@ which wraps every middleware: there the 500 would go out without the
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -27,7 +31,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,6 +58,22 @@ class ServiceError(Exception):
         self.headers = dict(headers or {})
 
 
+def error_body(code: str, detail: str, **extra: Any) -> bytes:
+    """The one shape of every error body: ``{"error": code, "detail": sentence, ...extra}``.
+
+    Encoded as Starlette's ``JSONResponse`` encodes (compact, UTF-8), so an
+    error a handler raises and one a raw ASGI or protocol path writes itself
+    read the same byte for byte.
+    """
+    body = {"error": code, "detail": detail, **extra}
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def describe_error(exc: BaseException) -> str:
+    """``"ConnectionError: refused"``, cut to 300 characters: an error for a status field."""
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
 def error_response(
     status_code: int,
     code: str,
@@ -61,10 +81,14 @@ def error_response(
     *,
     headers: Mapping[str, str] | None = None,
     **extra: Any,
-) -> JSONResponse:
-    """The one shape of every error body."""
-    body: dict[str, Any] = {"error": code, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
+) -> Response:
+    """An error answer for a FastAPI/Starlette app, its body from :func:`error_body`."""
+    return Response(
+        error_body(code, detail, **extra),
+        status_code=status_code,
+        headers=dict(headers or {}),
+        media_type="application/json",
+    )
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -82,13 +106,13 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return fields
 
 
-async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+async def _service_error(_: Request, exc: Exception) -> Response:
     if not isinstance(exc, ServiceError):  # pragma: no cover - registration guarantees it
         raise exc
     return error_response(exc.status_code, exc.code, exc.detail, headers=exc.headers)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(_: Request, exc: Exception) -> Response:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
         raise exc
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
@@ -109,7 +133,7 @@ def status_code_name(status_code: int) -> str:
 _NOT_A_TOKEN = re.compile(r"[^a-z0-9]+")
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> Response:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover
         raise exc
     fields = _field_errors(exc)
@@ -122,7 +146,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(_: Request, exc: Exception) -> Response:
     logger.exception("unhandled error: %s", type(exc).__name__)
     return error_response(
         status.HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "an unexpected error occurred"

@@ -17,6 +17,8 @@ from typing import Any
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
+from gatehouse_common.errors import describe_error
+
 HealthCheck = Callable[[], Awaitable[object]]
 
 
@@ -27,7 +29,7 @@ async def _run_check(check: HealthCheck, timeout: float) -> dict[str, Any]:
     except TimeoutError:
         outcome: dict[str, Any] = {"ok": False, "error": f"timed out after {timeout:g}s"}
     except Exception as exc:  # a failing dependency is reported, not raised
-        outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        outcome = {"ok": False, "error": describe_error(exc)}
     else:
         outcome = {"ok": True}
     outcome["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)

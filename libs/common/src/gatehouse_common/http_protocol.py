@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application, ASGISendEvent
 
 # Bodies up to this size are sent by apps in one message right after the head:
-# the gateway's proxy reads a backend's body of this size whole before it answers.
+# the gateway's proxy reads a backend's body of this size whole before it
+# answers, and its health checks read it whole to reuse the connection.
 SMALL_BODY = 64 * 1024
 
 

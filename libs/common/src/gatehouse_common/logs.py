@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -61,8 +60,3 @@ def configure_logging(service: str, *, level: str = "info", json: bool = True) -
     # Our own middleware writes the access line (with the request id); uvicorn's
     # would be a second, id-less copy.
     logging.getLogger("uvicorn.access").disabled = True
-
-
-def log_fields(**fields: Any) -> dict[str, Any]:
-    """``extra=`` for structured fields, named so call sites read as intent."""
-    return fields

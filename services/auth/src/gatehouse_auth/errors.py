@@ -22,7 +22,7 @@ import logging
 import math
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -99,7 +99,7 @@ class DatabaseUnavailable(ServiceError):
         )
 
 
-async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+async def _database_error(_: Request, exc: Exception) -> Response:
     logger.warning("database unavailable: %s", str(exc).splitlines()[0][:300] if str(exc) else "")
     error = DatabaseUnavailable()
     return error_response(error.status_code, error.code, error.detail, headers=error.headers)

@@ -11,10 +11,11 @@ import json
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI, Path, Request, status
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from prometheus_client import Counter
 
 from gatehouse_common.app import create_service_app
+from gatehouse_common.errors import error_response
 from gatehouse_fake_backend.echo import describe_request
 from gatehouse_fake_backend.faults import FaultInjector, Faults, FaultsUpdate
 from gatehouse_fake_backend.settings import FakeBackendSettings, get_settings
@@ -82,9 +83,8 @@ def echo_router(injector: FaultInjector, instance: str) -> APIRouter:
         description = await describe_request(request, instance)
         if injector.should_fail():
             failed.inc()
-            return JSONResponse(
-                {"error": "injected_error", "detail": "fault injected", "instance": instance},
-                status_code=injector.faults.error_status,
+            return error_response(
+                injector.faults.error_status, "injected_error", "fault injected", instance=instance
             )
         ok.inc()
         return Response(

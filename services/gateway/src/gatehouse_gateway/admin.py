@@ -8,16 +8,16 @@ claim, they never shadow a proxied path.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
-from gatehouse_common.errors import install_error_handlers
+from gatehouse_common.errors import error_response, install_error_handlers
 from gatehouse_common.health import HealthCheck, health_router
 from gatehouse_gateway.metrics import render_metrics
 from gatehouse_gateway.operator.routers import install_operator
 from gatehouse_gateway.runtime import Gateway
+from gatehouse_gateway.state_view import gateway_view
 
 PREFIX = "/-"
 
@@ -49,11 +49,10 @@ def create_admin_app(gateway: Callable[[], Gateway | None]) -> FastAPI:
         return Response(body, media_type=content_type)
 
     @app.get(f"{PREFIX}/config", summary="Routes, backends and their state, cursor and JWKS")
-    async def config() -> JSONResponse:
+    async def config() -> Response:
         running = gateway()
         if running is None:
-            return JSONResponse({"error": "starting", "detail": "not started yet"}, 503)
-        snapshot: dict[str, Any] = running.snapshot()
-        return JSONResponse(snapshot)
+            return error_response(503, "starting", "not started yet")
+        return JSONResponse(gateway_view(running))
 
     return app

@@ -18,6 +18,7 @@ import logging
 
 from starlette.types import Receive, Scope, Send
 
+from gatehouse_common.errors import error_body
 from gatehouse_common.logs import configure_logging
 from gatehouse_gateway.admin import PREFIX, create_admin_app
 from gatehouse_gateway.config.loader import LoadedConfig, load_config
@@ -31,22 +32,22 @@ from gatehouse_gateway.settings import GatewaySettings
 logger = logging.getLogger(__name__)
 
 _ADMIN_PREFIX = PREFIX + "/"
+_STARTING = error_body("starting", "the gateway is starting")
 
 
 async def send_unavailable(send: Send) -> None:
     """The answer before the gateway has started (its lifespan runs first, so rarely)."""
-    body = b'{"error": "starting", "detail": "the gateway is starting"}'
     await send(
         {
             "type": "http.response.start",
             "status": 503,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
+                (b"content-length", str(len(_STARTING)).encode()),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": _STARTING})
 
 
 async def metrics_endpoint(scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,8 +9,7 @@ a repeated token costs a dictionary lookup.
 
 from __future__ import annotations
 
-import json
-
+from gatehouse_common.errors import error_body
 from gatehouse_common.jwt import JWKSClient, TokenError, TokenVerifier, bearer_token
 from gatehouse_gateway.config.schema import AuthConfig
 from gatehouse_gateway.metrics import AUTH_FAILURES
@@ -62,9 +61,7 @@ class Authenticator:
     def refusal(self, error: TokenError) -> bytes:
         """Count the refusal and return its JSON body (never echoing the token)."""
         AUTH_FAILURES.labels(reason=error.reason).inc()
-        return json.dumps(
-            {"error": "unauthorized", "detail": error.detail, "reason": error.reason}
-        ).encode()
+        return error_body("unauthorized", error.detail, reason=error.reason)
 
     async def aclose(self) -> None:
         await self.jwks.aclose()

@@ -17,15 +17,16 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from gatehouse_common.errors import error_body
 from gatehouse_common.http_protocol import SMALL_BODY
 from gatehouse_common.jwt import TokenError
 from gatehouse_common.request_id import new_request_id
 from gatehouse_gateway.auth import CHALLENGE
-from gatehouse_gateway.edge.head import HOP_BY_HOP, Refusal, RequestHead, error_body
+from gatehouse_gateway.backend_state import BackendState
+from gatehouse_gateway.edge.head import HOP_BY_HOP, Refusal, RequestHead
 from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.runtime import Gateway
-from gatehouse_gateway.upstream.backend import BackendState
 from gatehouse_gateway.upstream.h1 import (
     UpstreamConnectError,
     UpstreamError,
@@ -409,7 +410,7 @@ class Proxy:
             if payload is not None:
                 await send({"type": "http.response.body", "body": payload})
                 return status
-            async for chunk in response.content.iter_any():
+            async for chunk in response.aiter_bytes():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return status

@@ -12,12 +12,11 @@ paths by accident. A route can ask for plain string prefixes
 
 from __future__ import annotations
 
-import json
-
+from gatehouse_common.errors import error_body
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
 from gatehouse_gateway.config.schema import GatewayConfig, RouteConfig
 from gatehouse_gateway.metrics import RouteMetrics
-from gatehouse_gateway.upstream.backend import BackendState
 from gatehouse_gateway.upstream.retry import RetryBudget
 
 # (prefix, the same ending in "/" or "" for string matching, route), longest first
@@ -39,13 +38,11 @@ class Route:
         self.max_body_bytes = config.limits.max_body_bytes
         self.buffer_body_bytes = config.limits.buffer_body_bytes
         self.metrics = RouteMetrics(config.name)
-        self.no_backend_body = json.dumps(
-            {
-                "error": "no_healthy_backend",
-                "detail": f"route {config.name!r} has no healthy backend",
-                "route": config.name,
-            }
-        ).encode()
+        self.no_backend_body = error_body(
+            "no_healthy_backend",
+            f"route {config.name!r} has no healthy backend",
+            route=config.name,
+        )
 
 
 def _segment_form(prefix: str) -> str:

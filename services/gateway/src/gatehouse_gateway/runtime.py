@@ -4,8 +4,8 @@ One :class:`Gateway` per worker process, built in the lifespan. The proxy reads
 ``gateway.table`` once per request; :meth:`Gateway.reload` builds a whole new
 table and swaps the reference, so requests already under way finish on the
 table they started with and none is dropped. Backends a reload keeps keep
-their health and in-flight state. This object is also what an operator view
-reads (``snapshot``).
+their health and in-flight state. The gateway's own endpoints show this
+object through :mod:`gatehouse_gateway.state_view`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Gateway:
         self._health: HealthMonitor | None = None
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[object]] = set()
-        # Drains shared through Redis and the dashboard's history (issue 9).
+        # Drains shared through Redis and the dashboard's history.
         self.operator = Operator(settings, self._routes)
 
     @property
@@ -158,39 +158,3 @@ class Gateway:
                 loaded.digest,
             )
             return True
-
-    def snapshot(self) -> dict[str, Any]:
-        """The whole state as JSON-ready data (the /-/config endpoint)."""
-        jwks: dict[str, Any] | None = None
-        if self.authenticator is not None:
-            state = self.authenticator.jwks.snapshot()
-            jwks = {
-                "url": state.url,
-                "key_ids": list(state.key_ids),
-                "fetched_at": state.fetched_at,
-                "last_error": state.last_error,
-                "consecutive_failures": state.consecutive_failures,
-            }
-        cursor_state: dict[str, Any] = {"state": self.cursor.state}
-        cursor_state["last_error"] = getattr(self.cursor, "last_error", None)
-        return {
-            "version": self.version,
-            "source": self.loaded.source,
-            "digest": self.loaded.digest,
-            "original_format": self.loaded.original_format,
-            "loaded_at": self.loaded_at,
-            "last_reload_error": self.last_reload_error,
-            "cursor": cursor_state,
-            "jwks": jwks,
-            "routes": [
-                {
-                    "name": route.name,
-                    "hosts": route.config.hosts,
-                    "path_prefix": route.config.path_prefix,
-                    "auth": route.config.auth,
-                    "strategy": route.config.strategy,
-                    "backends": [b.snapshot() for b in route.backends],
-                }
-                for route in self.table.routes
-            ],
-        }

@@ -133,11 +133,6 @@ class TokenVerifier:
             self._cache[token] = (verified.expires_at + self.leeway, verified, kid)
         return verified
 
-    def forget(self) -> None:
-        """Drop every cached result (say, after an operator revoked a key)."""
-        self._cache.clear()
-        self._refused.clear()
-
     def _forget_kids(self, kids: frozenset[str]) -> None:
         """Drop the results of tokens signed with keys the issuer no longer publishes."""
         self._cache = OrderedDict(

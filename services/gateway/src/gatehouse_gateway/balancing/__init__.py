@@ -1,12 +1,12 @@
 """Load-balancing strategies; every one skips backends that are not available."""
 
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing.base import Balancer
 from gatehouse_gateway.balancing.cursor import Cursor, LocalCursor
 from gatehouse_gateway.balancing.least_requests import LeastRequests
 from gatehouse_gateway.balancing.random import RandomBalancer
 from gatehouse_gateway.balancing.round_robin import RoundRobin
 from gatehouse_gateway.balancing.weighted import SmoothWeighted
-from gatehouse_gateway.upstream.backend import BackendState
 
 __all__ = [
     "Balancer",

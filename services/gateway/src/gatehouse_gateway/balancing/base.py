@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection
 
-from gatehouse_gateway.upstream.backend import BackendState
+from gatehouse_gateway.backend_state import BackendState
 
 
 class Balancer:

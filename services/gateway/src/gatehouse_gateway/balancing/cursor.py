@@ -14,9 +14,18 @@ from gatehouse_gateway.metrics import set_cursor_state
 
 
 class Cursor(Protocol):
+    """What balancing and the gateway's own endpoints use of a cursor store."""
+
+    # "local", "redis", or "fallback" (Redis configured but unreachable)
     state: str
+    # Why Redis last failed (None when it never has, or there is no Redis)
+    last_error: str | None
 
     async def next(self, key: str) -> int: ...
+
+    def snapshot(self) -> dict[str, object]:
+        """The store, its state and its last error, JSON-ready."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -27,6 +36,7 @@ class LocalCursor:
     """An in-process counter per key: exact within one process only."""
 
     state = "local"
+    last_error: str | None = None
 
     def __init__(self) -> None:
         self._counters: dict[str, int] = {}
@@ -38,6 +48,9 @@ class LocalCursor:
 
     async def next(self, key: str) -> int:
         return self.take(key)
+
+    def snapshot(self) -> dict[str, object]:
+        return {"store": "local", "state": self.state, "last_error": None}
 
     async def start(self) -> None:
         set_cursor_state("local")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing.base import Balancer
-from gatehouse_gateway.upstream.backend import BackendState
 
 
 class RandomBalancer(Balancer):

@@ -20,13 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
+from gatehouse_common.errors import describe_error
 from gatehouse_gateway.balancing.cursor import LocalCursor
 from gatehouse_gateway.metrics import CURSOR_FALLBACKS, set_cursor_state
+from gatehouse_gateway.redis_store import connect_redis
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +34,8 @@ class RedisCursor:
     def __init__(
         self, url: str, *, prefix: str, timeout: float = 0.25, retry_interval: float = 1.0
     ) -> None:
-        self._client: Redis = Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            # redis-py retries by default; here a failure must switch to the
-            # local cursor at once, not hold requests while it retries.
-            retry=Retry(NoBackoff(), 0),
-        )
+        # No retries: a failure switches to the local cursor at once.
+        self._client, self._errors = connect_redis(url, timeout=timeout)
         self._prefix = f"{prefix}cursor:"
         self._retry_interval = retry_interval
         self._local = LocalCursor()
@@ -54,12 +45,12 @@ class RedisCursor:
         self._probe: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.state = "redis"
-        self.last_error = ""
+        self.last_error: str | None = None
 
     async def start(self) -> None:
         try:
             await self._client.ping()
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             self._fall_back(exc)
         else:
             set_cursor_state("redis")
@@ -115,7 +106,7 @@ class RedisCursor:
     async def _flush(self, pending: dict[str, list[asyncio.Future[int]]]) -> None:
         try:
             results = await self._incrby(pending)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except self._errors as exc:
             self._fall_back(exc)
             for key, waiters in pending.items():
                 for waiter in waiters:
@@ -137,7 +128,7 @@ class RedisCursor:
                 value += 1
 
     def _fall_back(self, exc: BaseException) -> None:
-        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self.last_error = describe_error(exc)
         if self.state == "fallback":
             return
         self.state = "fallback"
@@ -153,8 +144,8 @@ class RedisCursor:
             await asyncio.sleep(self._retry_interval)
             try:
                 await self._client.ping()
-            except (RedisError, OSError, TimeoutError) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            except self._errors as exc:
+                self.last_error = describe_error(exc)
                 continue
             self.state = "redis"
             set_cursor_state("redis")

@@ -7,9 +7,9 @@ replicas. An unavailable backend is skipped by moving on to the next one.
 
 from __future__ import annotations
 
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing.base import Balancer
 from gatehouse_gateway.balancing.cursor import Cursor
-from gatehouse_gateway.upstream.backend import BackendState
 
 
 class RoundRobin(Balancer):

@@ -7,8 +7,8 @@ than five a's in a row (nginx commit 52327e0627f4).
 
 from __future__ import annotations
 
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing.base import Balancer
-from gatehouse_gateway.upstream.backend import BackendState
 
 
 class SmoothWeighted(Balancer):

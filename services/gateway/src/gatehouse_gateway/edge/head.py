@@ -15,10 +15,10 @@ raises :class:`Refusal` with the answer to give.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from gatehouse_common.errors import error_body
 from gatehouse_common.request_id import accept_request_id
 from gatehouse_gateway.config.schema import EdgeConfig
 from gatehouse_gateway.edge.forwarding import TrustedProxies, forwarded_element
@@ -85,11 +85,6 @@ _SCHEMES = {"http": b"http", "https": b"https"}
 # credentials back to a script (cross-site tracing): neither is forwarded.
 _REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
 _VERSIONS = frozenset({"1.0", "1.1"})
-
-
-def error_body(code: str, detail: str, **extra: Any) -> bytes:
-    """The gateway's JSON error shape: ``{"error": code, "detail": sentence, ...}``."""
-    return json.dumps({"error": code, "detail": detail, **extra}).encode()
 
 
 class Refusal(Exception):

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from gatehouse_common.errors import ServiceError
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.operator.deps import AdminToken, RunningGateway, RunningOperator
-from gatehouse_gateway.operator.state import admin_state
 from gatehouse_gateway.routing import Route
-from gatehouse_gateway.upstream.backend import BackendState
+from gatehouse_gateway.state_view import admin_state
 
 router = APIRouter(prefix="/-/admin", tags=["operator"])
 
@@ -19,11 +19,9 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.get("/state", summary="Config, routes, backends and their health, cursor, JWKS, drains")
-async def state(
-    gateway: RunningGateway, operator: RunningOperator, _: AdminToken, response: Response
-) -> dict[str, Any]:
+async def state(gateway: RunningGateway, _: AdminToken, response: Response) -> dict[str, Any]:
     response.headers.update(_NO_STORE)
-    return admin_state(gateway, operator)
+    return admin_state(gateway)
 
 
 @router.get("/history", summary="Requests/s and error rate per backend over the last minutes")

@@ -24,9 +24,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gatehouse_common.errors import describe_error
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.metrics import DRAINS
+from gatehouse_gateway.redis_store import RedisErrors, connect_redis
 from gatehouse_gateway.routing import Route
-from gatehouse_gateway.upstream.backend import BackendState
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -51,11 +53,11 @@ class DrainCoordinator:
         self._routes = routes
         self._prefix = f"{prefix}drain:"
         self._client: Redis | None = None
-        self._errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+        self._errors: RedisErrors = (OSError, TimeoutError)
         if redis_url:
-            self._client, self._errors = _connect(redis_url, timeout)
+            self._client, self._errors = connect_redis(redis_url, timeout=timeout)
         self.state = "redis" if self._client is not None else "local"
-        self.last_error = ""
+        self.last_error: str | None = None
         self.last_sync: float | None = None
         # Changes made here that Redis has not stored yet (it was unreachable).
         self._unsent: dict[_Key, dict[str, Any] | None] = {}
@@ -187,7 +189,7 @@ class DrainCoordinator:
                 )
 
     def _unreachable(self, exc: BaseException) -> None:
-        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self.last_error = describe_error(exc)
         if self.state != "unreachable":
             logger.warning(
                 "drain sync cannot reach Redis (%s): drains apply here only until it answers",
@@ -201,33 +203,12 @@ class DrainCoordinator:
             "state": self.state,
             "shared": self.shared,
             "last_sync": self.last_sync,
-            "last_error": self.last_error or None,
+            "last_error": self.last_error,
             "unsent_changes": len(self._unsent),
         }
 
     def detail(self, route: str, backend: str) -> dict[str, Any] | None:
         return self.details.get((route, backend))
-
-
-def _connect(url: str, timeout: float) -> tuple[Redis, tuple[type[BaseException], ...]]:
-    """A client for ``url`` and the errors that mean Redis is unreachable.
-
-    redis-py is imported here, as the cursor does, so a gateway without
-    ``REDIS_URL`` never loads it. Short timeouts and no retries: a dead Redis
-    must not hold an operator's request (or the sync loop) for long.
-    """
-    from redis.asyncio import Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-    from redis.exceptions import RedisError
-
-    client = Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-    )
-    return client, (RedisError, OSError, TimeoutError)
 
 
 def _record(raw: bytes | str | None) -> dict[str, Any] | None:

@@ -13,13 +13,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from gatehouse_common.http_protocol import SMALL_BODY
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.routing import Route
-from gatehouse_gateway.upstream.backend import BackendState
 from gatehouse_gateway.upstream.h1 import UpstreamClient, UpstreamError, UpstreamPoolTimeout
 
 logger = logging.getLogger(__name__)
-
-_SMALL_BODY = 64 * 1024
 
 
 class HealthMonitor:
@@ -87,7 +86,7 @@ class HealthMonitor:
             try:
                 ok = 200 <= response.status < 300
                 length = response.content_length
-                if length is not None and length <= _SMALL_BODY:
+                if length is not None and length <= SMALL_BODY:
                     async with asyncio.timeout(check.timeout):
                         await response.read()  # read whole, the connection is reused
             finally:

@@ -17,9 +17,9 @@ _LOW_WATER = 64 * 1024
 class UpstreamResponse:
     """The backend's answer: status and headers at once, the body streamed on demand.
 
-    Mirrors the small part of ``aiohttp.ClientResponse`` the proxy uses:
-    ``status``, ``raw_headers``, ``content_length``, ``read()``,
-    ``content.iter_any()`` and ``release()``.
+    ``status``, ``raw_headers`` and ``content_length`` are there at once; the
+    body is read whole with ``read()`` or chunk by chunk with ``aiter_bytes()``;
+    ``release()`` hands the connection back.
     """
 
     __slots__ = (
@@ -29,7 +29,6 @@ class UpstreamResponse:
         "_done",
         "_error",
         "_waiter",
-        "content",
         "content_length",
         "raw_headers",
         "status",
@@ -51,7 +50,6 @@ class UpstreamResponse:
         self._done = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self.content = self
 
     # called by the connection
     def _feed(self, data: bytes) -> None:
@@ -90,13 +88,14 @@ class UpstreamResponse:
         return chunk
 
     async def read(self) -> bytes:
-        """The whole body (for small ones; large ones go through ``iter_any``)."""
+        """The whole body (for small ones; large ones go through ``aiter_bytes``)."""
         parts = []
         while (chunk := await self._next_chunk()) is not None:
             parts.append(chunk)
         return b"".join(parts)
 
-    async def iter_any(self) -> AsyncIterator[bytes]:
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body, each chunk as it arrives."""
         while (chunk := await self._next_chunk()) is not None:
             yield chunk
 
