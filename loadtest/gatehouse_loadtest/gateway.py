@@ -78,6 +78,7 @@ def start_gateway(
     ``python`` is the interpreter of the environment the gateway runs in.
     """
     port = free_port()
+    admin_port = free_port()
     config_path = workdir / f"{name}.yaml"
     document = gateway_config(setting, port=port, backends=backends, jwks_url=jwks_url)
     config_path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -91,6 +92,8 @@ def start_gateway(
         "127.0.0.1",
         "--port",
         str(port),
+        "--admin-port",
+        str(admin_port),
         "--workers",
         str(setting.workers),
         "--log-level",
@@ -105,7 +108,8 @@ def start_gateway(
     ).start()
     url = f"http://127.0.0.1:{port}"
     try:
-        process.wait_http(url + READY_PATH, timeout_s=60)
+        # the gateway's own endpoints answer on its admin listener only
+        process.wait_http(f"http://127.0.0.1:{admin_port}{READY_PATH}", timeout_s=60)
     except BaseException:
         process.stop()
         raise

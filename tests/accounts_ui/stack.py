@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import jwt
 from sqlmodel import Session, create_engine
-from support.processes import ServiceProcess, free_port, python_module
+from support.processes import ServiceProcess, free_port, gateway_command, python_module
 
 from gatehouse_auth.keys import load_key
 from gatehouse_auth.models import Account
@@ -111,10 +111,12 @@ routes:
     backends: [{{url: "{ui_url}"}}]
 """
     )
+    admin_port = free_port()
     return ServiceProcess(
         name="gateway-for-ui",
-        command=python_module("gatehouse_gateway", "--config", str(config), "--port", str(port)),
+        command=gateway_command(config, port, admin_port),
         port=port,
+        admin_port=admin_port,
         ready_path="/-/healthz",
         env={"REDIS_URL": ""},
     )

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import yaml
-from support.processes import ServiceProcess, free_port, python_module
+from support.processes import ServiceProcess, free_port, gateway_command, python_module
 
 from chaos.front import get_load
 from chaos.load import SenderFactory
@@ -148,12 +148,12 @@ def backend_label(backend: ServiceProcess) -> str:
 def gateway_process(name: str, config_path: Path, redis_url: str) -> ServiceProcess:
     """A gateway on a free port with ``config_path``, its cursor in ``redis_url``."""
     port = free_port()
+    admin_port = free_port()
     return ServiceProcess(
         name=name,
-        command=python_module(
-            "gatehouse_gateway", "--config", str(config_path), "--port", str(port)
-        ),
+        command=gateway_command(config_path, port, admin_port),
         port=port,
+        admin_port=admin_port,
         ready_path="/-/readyz",
         env={"REDIS_URL": redis_url},
     )
@@ -221,7 +221,7 @@ class ChaosStack:
         return self.token(self.admin_email, self.admin_password)
 
     def gateway_metrics_urls(self) -> list[str]:
-        return [f"{g.url}/-/metrics" for g in self.gateways]
+        return [f"{g.admin_url}/-/metrics" for g in self.gateways]
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> list[float]:
         """``name`` summed over matching labels, one value per gateway."""

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from support.processes import ServiceProcess, free_port, python_module
+from support.processes import ServiceProcess, free_port, gateway_command, python_module
 
 HOST = "app.gatehouse.test"
 
@@ -30,7 +30,7 @@ class GatewayProcess(ServiceProcess):
         return httpx.Client(base_url=self.url, **options)
 
     def metrics(self) -> str:
-        return httpx.get(self.url + "/-/metrics", timeout=10).text
+        return httpx.get(self.admin_url + "/-/metrics", timeout=10).text
 
 
 def write_yaml(path: Path, document: Mapping[str, Any]) -> None:
@@ -112,15 +112,15 @@ class Launcher:
         port: int | None = None,
     ) -> GatewayProcess:
         port = port or free_port()
+        admin_port = free_port()
         config_path = self.directory / f"{name}-{port}.yaml"
         write_yaml(config_path, document)
-        command = python_module(
-            "gatehouse_gateway", "--config", str(config_path), "--port", str(port)
-        )
+        command = gateway_command(config_path, port, admin_port)
         process = GatewayProcess(
             name=name,
             command=[*command, "--workers", str(workers)],
             port=port,
+            admin_port=admin_port,
             ready_path="/-/healthz",
             env={"REDIS_URL": "", "GATEHOUSE_GATEWAY_LOG_LEVEL": "info", **(env or {})},
         )

@@ -20,7 +20,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def admin_state(gateway: ServiceProcess, token: str) -> dict[str, Any]:
-    response = httpx.get(gateway.url + ADMIN + "/state", headers=bearer(token), timeout=10)
+    response = httpx.get(gateway.admin_url + ADMIN + "/state", headers=bearer(token), timeout=10)
     response.raise_for_status()
     state: dict[str, Any] = response.json()
     return state

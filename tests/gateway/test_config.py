@@ -173,18 +173,20 @@ def test_original_format_config_routes_end_to_end(
         assert response.status_code == 200, (host, path, response.text)
         assert response.json()["instance"] == instance
     assert httpx.get(gateway.url + "/x", headers={"Host": "other.test"}).status_code == 404
-    assert httpx.get(gateway.url + "/-/config").json()["original_format"] is True
+    assert httpx.get(gateway.admin_url + "/-/config").json()["original_format"] is True
 
 
 def test_listen_from_config_unless_flags_say_otherwise(
     tmp_path: Path, backends: list[ServiceProcess]
 ) -> None:
     port = free_port()
+    admin_port = free_port()
     path = tmp_path / "listen.yaml"
     write_yaml(
         path,
         {
             "listen": {"address": "127.0.0.1", "port": port},
+            "admin": {"address": "127.0.0.1", "port": admin_port},
             "routes": [gateway_route(backends[:1])],
         },
     )
@@ -192,8 +194,9 @@ def test_listen_from_config_unless_flags_say_otherwise(
         name="gateway-listen",
         command=python_module("gatehouse_gateway", "--config", str(path)),
         port=port,
+        admin_port=admin_port,
         ready_path="/-/healthz",
-        env={"REDIS_URL": "", "GATEHOUSE_GATEWAY_PORT": ""},
+        env={"REDIS_URL": "", "GATEHOUSE_GATEWAY_PORT": "", "GATEHOUSE_GATEWAY_ADMIN_PORT": ""},
     )
     with process:
         response = httpx.get(process.url + "/x", headers={"Host": HOST})

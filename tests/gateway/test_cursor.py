@@ -54,7 +54,7 @@ def test_two_gateways_share_one_exact_round_robin(
     document = {"routes": [gateway_route(backends)]}
     gateways = [launcher.gateway(document, env=env, name=f"gw{i}") for i in (1, 2)]
     for gateway in gateways:
-        assert httpx.get(gateway.url + "/-/config").json()["cursor"]["state"] == "redis"
+        assert httpx.get(gateway.admin_url + "/-/config").json()["cursor"]["state"] == "redis"
 
     clients = [gateway.client() for gateway in gateways]
 
@@ -115,7 +115,7 @@ def _start_redis(port: int, processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _cursor_state(gateway: GatewayProcess) -> str:
-    return str(httpx.get(gateway.url + "/-/config").json()["cursor"]["state"])
+    return str(httpx.get(gateway.admin_url + "/-/config").json()["cursor"]["state"])
 
 
 def test_redis_outage_falls_back_without_failing_and_returns(

@@ -87,7 +87,7 @@ def browser() -> Iterator[Browser]:
 def test_the_dashboard_is_served_by_the_gateway_under_a_strict_csp(
     stack: GatewayProcess,
 ) -> None:
-    with httpx.Client(base_url=stack.url, timeout=10) as client:
+    with httpx.Client(base_url=stack.admin_url, timeout=10) as client:
         page = client.get("/-/dashboard")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
@@ -134,7 +134,7 @@ def test_the_dashboard_shows_a_backend_go_down_and_back_and_drains_by_button(
     watched = Watched(context.new_page())
     page = watched.page
     try:
-        page.goto(stack.url + "/-/dashboard")
+        page.goto(stack.admin_url + "/-/dashboard")
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
         sign_in(page, ADMIN_EMAIL, "not-the-password")

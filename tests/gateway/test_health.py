@@ -13,7 +13,7 @@ from support.processes import ServiceProcess
 def _wait_until(gateway: GatewayProcess, index: int, available: bool) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        route = httpx.get(gateway.url + "/-/config").json()["routes"][0]
+        route = httpx.get(gateway.admin_url + "/-/config").json()["routes"][0]
         if route["backends"][index]["available"] is available:
             return
         time.sleep(0.1)

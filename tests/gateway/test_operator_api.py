@@ -102,7 +102,7 @@ def refusals(keys: KeyServer) -> list[tuple[dict[str, str], int]]:
 def test_admin_api_refuses_callers_without_an_admin_token(
     gateway: GatewayProcess, keys: KeyServer, method: str, path: str
 ) -> None:
-    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+    with httpx.Client(base_url=gateway.admin_url, timeout=10) as client:
         for headers, status in refusals(keys):
             response = client.request(method, path, headers=headers)
             assert response.status_code == status, (headers, response.text)
@@ -126,7 +126,7 @@ def test_state_reports_every_field_against_a_pool_with_one_backend_down(
     first, second = backends[0], backends[1]
     dead_name = dead_url.removeprefix("http://")
     for path in ("state", "history"):
-        response = httpx.get(f"{gateway.url}{ADMIN}/{path}", headers=bearer(admin_token))
+        response = httpx.get(f"{gateway.admin_url}{ADMIN}/{path}", headers=bearer(admin_token))
         assert response.headers["cache-control"] == "no-store"
 
     def dead_is_down() -> bool:
@@ -229,7 +229,7 @@ def test_drain_and_restore_without_redis_apply_here_and_say_so(
 ) -> None:
     kept, drained = backend_pool[2], backend_pool[3]
     before = gateway.metrics()
-    with httpx.Client(base_url=gateway.url, headers=bearer(admin_token), timeout=10) as admin:
+    with httpx.Client(base_url=gateway.admin_url, headers=bearer(admin_token), timeout=10) as admin:
         response = admin.post(drain_path("other", drained, "drain"))
         assert response.status_code == 200, response.text
         result = response.json()
@@ -274,7 +274,7 @@ def test_drain_and_restore_without_redis_apply_here_and_say_so(
 def test_unknown_routes_and_backends_get_json_404(
     gateway: GatewayProcess, admin_token: str, path: str, status: int, error: str
 ) -> None:
-    response = httpx.post(gateway.url + path, headers=bearer(admin_token), timeout=10)
+    response = httpx.post(gateway.admin_url + path, headers=bearer(admin_token), timeout=10)
     assert response.status_code == status
     body = response.json()
     assert body["error"] == error
@@ -282,11 +282,11 @@ def test_unknown_routes_and_backends_get_json_404(
 
 
 def test_state_is_not_open_to_other_methods(gateway: GatewayProcess, admin_token: str) -> None:
-    response = httpx.delete(gateway.url + f"{ADMIN}/state", headers=bearer(admin_token))
+    response = httpx.delete(gateway.admin_url + f"{ADMIN}/state", headers=bearer(admin_token))
     assert response.status_code == 405
     assert response.json()["error"] == "method_not_allowed"
     drain_get = httpx.get(
-        gateway.url + f"{ADMIN}/routes/other/backends/127.0.0.1:1/drain",
+        gateway.admin_url + f"{ADMIN}/routes/other/backends/127.0.0.1:1/drain",
         headers=bearer(admin_token),
     )
     assert drain_get.status_code == 405
@@ -314,7 +314,7 @@ def test_a_drain_survives_a_config_reload_for_a_backend_that_stays(
     reconfigure: Callable[..., dict[str, Any]],
 ) -> None:
     drained = backend_pool[3]
-    with httpx.Client(base_url=gateway.url, headers=bearer(admin_token), timeout=10) as admin:
+    with httpx.Client(base_url=gateway.admin_url, headers=bearer(admin_token), timeout=10) as admin:
         assert admin.post(drain_path("other", drained, "drain")).status_code == 200
         version = admin_state(gateway, admin_token)["config"]["version"]
         reconfigure()  # a longer read timeout
@@ -337,14 +337,14 @@ def test_without_a_jwks_url_the_admin_api_is_unavailable_not_open(
     reconfigure: Callable[..., dict[str, Any]],
 ) -> None:
     def status() -> int:
-        response = httpx.get(gateway.url + f"{ADMIN}/state", headers=bearer(admin_token))
+        response = httpx.get(gateway.admin_url + f"{ADMIN}/state", headers=bearer(admin_token))
         return response.status_code
 
     reconfigure(auth={})
     try:
         wait_until(lambda: status() == 503, "the reload without auth.jwks_url")
         response = httpx.post(
-            gateway.url + drain_path("other", backend_pool[3], "drain"),
+            gateway.admin_url + drain_path("other", backend_pool[3], "drain"),
             headers=bearer(admin_token),
         )
         assert response.status_code == 503

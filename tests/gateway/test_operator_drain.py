@@ -112,7 +112,7 @@ def test_a_drain_reaches_both_gateways_under_load_without_a_failed_request(
             )
             asked = time.monotonic()
             response = httpx.post(
-                first.url + drain_path("app", target, "drain"),
+                first.admin_url + drain_path("app", target, "drain"),
                 headers=bearer(admin_token),
                 timeout=10,
             )
@@ -131,7 +131,7 @@ def test_a_drain_reaches_both_gateways_under_load_without_a_failed_request(
             drained_window = traffic.since(both_drained)
 
             response = httpx.post(
-                second.url + drain_path("app", target, "restore"),
+                second.admin_url + drain_path("app", target, "restore"),
                 headers=bearer(admin_token),
                 timeout=10,
             )
@@ -164,7 +164,7 @@ def test_a_drain_reaches_both_gateways_under_load_without_a_failed_request(
     }
 
     def history_totals() -> dict[str, int]:
-        response = httpx.get(first.url + "/-/admin/history", headers=bearer(admin_token))
+        response = httpx.get(first.admin_url + "/-/admin/history", headers=bearer(admin_token))
         document = response.json()
         series = document["routes"]["app"]
         return {
@@ -173,7 +173,7 @@ def test_a_drain_reaches_both_gateways_under_load_without_a_failed_request(
         }
 
     wait_until(lambda: history_totals() == answered, f"history to hold {answered}")
-    errors = httpx.get(first.url + "/-/admin/history", headers=bearer(admin_token)).json()
+    errors = httpx.get(first.admin_url + "/-/admin/history", headers=bearer(admin_token)).json()
     assert errors["bucket_seconds"] == 5
     assert all(
         rate == 0.0
@@ -232,7 +232,9 @@ def test_a_drain_while_redis_is_down_applies_here_and_is_stored_when_it_is_back(
     processes[0].wait(timeout=10)
 
     response = httpx.post(
-        gateway.url + drain_path("app", target, "drain"), headers=bearer(admin_token), timeout=10
+        gateway.admin_url + drain_path("app", target, "drain"),
+        headers=bearer(admin_token),
+        timeout=10,
     )
     assert response.status_code == 200, response.text
     result = response.json()

@@ -13,7 +13,7 @@ from support.processes import ServiceProcess
 
 
 def _version(gateway: GatewayProcess) -> int:
-    return int(httpx.get(gateway.url + "/-/config").json()["version"])
+    return int(httpx.get(gateway.admin_url + "/-/config").json()["version"])
 
 
 def _wait_version(gateway: GatewayProcess, version: int) -> None:
@@ -59,7 +59,7 @@ def test_sighup_reload_under_traffic_fails_no_request(
         while "config reload (SIGHUP) failed" not in gateway.log_text():
             assert time.monotonic() < deadline, gateway.log_tail()
             time.sleep(0.05)
-        config = httpx.get(gateway.url + "/-/config").json()
+        config = httpx.get(gateway.admin_url + "/-/config").json()
         assert config["version"] == 1
         assert "routes[0].backends[0].url" in config["last_reload_error"]
         # then a good one that moves the route to the other backend
@@ -75,7 +75,7 @@ def test_sighup_reload_under_traffic_fails_no_request(
     assert failures == []
     after = Counter(seen[switched_at + 10 :])
     assert after["backend-2"] > 0 and after["backend-1"] == 0, after
-    assert httpx.get(gateway.url + "/-/config").json()["last_reload_error"] is None
+    assert httpx.get(gateway.admin_url + "/-/config").json()["last_reload_error"] is None
 
 
 def test_file_change_reloads_without_a_signal(

@@ -58,7 +58,7 @@ def test_killed_backend_costs_no_failed_get(launcher: Launcher) -> None:
     assert metric_value(metrics, "gateway_ejections_total", route="app") >= 1
     dead = backends[1].url.removeprefix("http://")
     assert metric_value(metrics, "gateway_backend_up", route="app", backend=dead) == 0
-    state = httpx.get(gateway.url + "/-/config").json()["routes"][0]["backends"][1]
+    state = httpx.get(gateway.admin_url + "/-/config").json()["routes"][0]["backends"][1]
     assert state["ejected"] and not state["available"]
 
 
@@ -127,7 +127,7 @@ def test_a_route_whose_every_backend_is_ejected_still_tries_them(
     try:
         with gateway.client() as client:
             assert [client.get("/").status_code for _ in range(3)] == [503, 503, 503]
-            state = httpx.get(gateway.url + "/-/config").json()["routes"][0]["backends"][0]
+            state = httpx.get(gateway.admin_url + "/-/config").json()["routes"][0]["backends"][0]
             assert state["ejected"]
             httpx.put(faults, json={"error_rate": 0}).raise_for_status()
             recovered = client.get("/")  # ejected for a minute, yet tried at once

@@ -38,6 +38,19 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def gateway_command(config: Path | str, port: int, admin_port: int) -> list[str]:
+    """The command line of a gateway on ``port`` with its admin listener on ``admin_port``."""
+    return python_module(
+        "gatehouse_gateway",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--admin-port",
+        str(admin_port),
+    )
+
+
 @dataclass
 class ServiceProcess:
     """One running service. Use as a context manager, or call start/stop."""
@@ -50,10 +63,19 @@ class ServiceProcess:
     ready_timeout: float = 30.0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # A second listener for the service's own endpoints (the gateway's /-/...);
+    # readiness is asked there when it is set.
+    admin_port: int | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        if self.admin_port is None:
+            raise RuntimeError(f"{self.name} has no admin listener")
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def start(self) -> ServiceProcess:
         LOGS.mkdir(parents=True, exist_ok=True)
@@ -81,7 +103,8 @@ class ServiceProcess:
                     f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
             try:
-                response = httpx.get(self.url + self.ready_path, timeout=1.0)
+                base = self.url if self.admin_port is None else self.admin_url
+                response = httpx.get(base + self.ready_path, timeout=1.0)
                 if response.status_code < 500:
                     return
                 last_error = f"{response.status_code} {response.text[:200]}"

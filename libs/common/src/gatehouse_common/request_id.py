@@ -16,7 +16,7 @@ request_id_var: ContextVar[str | None] = ContextVar("gatehouse_request_id", defa
 
 # A client-sent id is echoed into our logs and to backends, so accept only a
 # bounded, printable token; anything else is replaced rather than trusted.
-_ACCEPTABLE_ID = re.compile(rb"^[A-Za-z0-9._:/+=@-]{1,128}$")
+_ACCEPTABLE_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
 def new_request_id() -> str:

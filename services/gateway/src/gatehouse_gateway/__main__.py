@@ -25,6 +25,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--config", help="the gateway's YAML config (default: $GATEHOUSE_CONFIG or the demo's)"
     )
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
+    parser.add_argument(
+        "--admin-host", help="the admin listener's address (default: the config's admin.address)"
+    )
+    parser.add_argument(
+        "--admin-port",
+        type=int,
+        help="the admin listener's port (default: the config's admin.port)",
+    )
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.config:
         os.environ["GATEHOUSE_CONFIG"] = args.config
@@ -32,7 +40,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     # never taken as the client's address, unless the operator names trusted
     # proxies (uvicorn trusts 127.0.0.1 by default).
     os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
-    settings = settings_from_args(GatewaySettings, args)
+    settings = settings_from_args(
+        GatewaySettings,
+        args,
+        fields=("host", "port", "workers", "log_level", "admin_host", "admin_port"),
+    )
     # Workers resolve the same file whatever their working directory.
     os.environ["GATEHOUSE_CONFIG"] = str(Path(settings.config).resolve())
     try:
@@ -51,9 +63,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "port" not in settings.model_fields_set:
         update["port"] = loaded.config.listen.port
     settings = settings.model_copy(update=update)
+    admin_host, admin_port = settings.admin_listener(loaded.config.admin)
+    # Workers build their settings from the environment: they must see the same.
     os.environ["GATEHOUSE_GATEWAY_HOST"] = settings.host
     os.environ["GATEHOUSE_GATEWAY_PORT"] = str(settings.port)
-    serve("gatehouse_gateway.app:create_app", settings, fast=True)
+    os.environ["GATEHOUSE_GATEWAY_ADMIN_HOST"] = admin_host
+    os.environ["GATEHOUSE_GATEWAY_ADMIN_PORT"] = str(admin_port)
+    if (admin_host, admin_port) == (settings.host, settings.port):
+        print("gatehouse-gateway: the admin listener needs a port of its own", file=sys.stderr)
+        sys.exit(2)
+    serve(
+        "gatehouse_gateway.app:create_app",
+        settings,
+        fast=True,
+        extra_listeners=[(admin_host, admin_port)],
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,15 @@
-"""The gateway's ASGI application: lifespan, ``/-/`` to FastAPI, everything else proxied.
+"""The gateway's ASGI application: lifespan, the admin listener, everything else proxied.
 
-A raw ASGI callable on purpose: a prefix check sends the gateway's own
-endpoints to FastAPI and every other request straight to the proxy, without
-FastAPI's routing and middleware in the way (see issue 5's measurements).
+The gateway listens twice: the public listener only proxies, and the admin
+listener (loopback by default, like Envoy's admin port) serves the gateway's
+own endpoints under ``/-/`` (health, config, metrics, the operator API and
+dashboard) and proxies the rest, so the dashboard can sign in through the
+auth route. Which listener a request came in on is the port of the socket
+that accepted it (``scope["server"]``), never anything the client wrote.
+
+A raw ASGI callable on purpose: one comparison sends a request to FastAPI or
+straight to the proxy, without FastAPI's routing and middleware in the way of
+proxied traffic.
 """
 
 from __future__ import annotations
@@ -24,6 +31,22 @@ from gatehouse_gateway.settings import GatewaySettings
 logger = logging.getLogger(__name__)
 
 _ADMIN_PREFIX = PREFIX + "/"
+
+
+async def send_unavailable(send: Send) -> None:
+    """The answer before the gateway has started (its lifespan runs first, so rarely)."""
+    body = b'{"error": "starting", "detail": "the gateway is starting"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def metrics_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,6 +71,7 @@ class GatewayApp:
     def __init__(self, settings: GatewaySettings, loaded: LoadedConfig) -> None:
         self.settings = settings
         self.loaded = loaded
+        self.admin_port = settings.admin_listener(loaded.config.admin)[1]
         self.gateway: Gateway | None = None
         self.proxy: Proxy | None = None
         self.admin = create_admin_app(lambda: self.gateway)
@@ -56,10 +80,17 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            if scope["path"].startswith(_ADMIN_PREFIX) or self.proxy is None:
+            server = scope.get("server")
+            if (
+                server is not None
+                and server[1] == self.admin_port
+                and (scope["path"].startswith(_ADMIN_PREFIX) or self.proxy is None)
+            ):
                 await self.admin(scope, receive, send)
-            else:
+            elif self.proxy is not None:
                 await self.proxy(scope, receive, send)
+            else:
+                await send_unavailable(send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:  # websockets are not proxied (yet): refuse the handshake

@@ -15,9 +15,6 @@ from gatehouse_common.jwt import JWKSClient, TokenError, TokenVerifier, bearer_t
 from gatehouse_gateway.config.schema import AuthConfig
 from gatehouse_gateway.metrics import AUTH_FAILURES
 
-# Identity headers the gateway sets; a client's own copies are always dropped.
-IDENTITY_HEADERS = frozenset({b"x-auth-subject", b"x-auth-email", b"x-auth-roles"})
-
 CHALLENGE = b'Bearer realm="gatehouse"'
 
 

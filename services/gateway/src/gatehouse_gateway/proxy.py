@@ -10,7 +10,6 @@ or touches pydantic.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -20,8 +19,9 @@ from starlette.types import Receive, Scope, Send
 
 from gatehouse_common.http_protocol import SMALL_BODY
 from gatehouse_common.jwt import TokenError
-from gatehouse_common.request_id import accept_request_id
-from gatehouse_gateway.auth import CHALLENGE, IDENTITY_HEADERS
+from gatehouse_common.request_id import new_request_id
+from gatehouse_gateway.auth import CHALLENGE
+from gatehouse_gateway.edge.head import HOP_BY_HOP, Refusal, RequestHead, error_body
 from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.runtime import Gateway
@@ -32,52 +32,16 @@ from gatehouse_gateway.upstream.retry import IDEMPOTENT_METHODS, RETRYABLE_STATU
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("gatehouse.access")
 
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"trailers",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-# What happens to each request header the gateway does not pass through as is.
-_DROP, _HOST, _AUTHZ, _RID, _XFF, _XFP, _XFH, _CONNECTION, _LENGTH, _CHUNKED = range(10)
-_REQUEST_SPECIAL: dict[bytes, int] = dict.fromkeys(HOP_BY_HOP | IDENTITY_HEADERS, _DROP)
-_REQUEST_SPECIAL.update(
-    {
-        b"host": _HOST,
-        b"authorization": _AUTHZ,
-        b"x-request-id": _RID,
-        b"x-forwarded-for": _XFF,
-        b"x-forwarded-proto": _XFP,
-        b"x-forwarded-host": _XFH,
-        b"connection": _CONNECTION,
-        b"content-length": _LENGTH,
-        b"transfer-encoding": _CHUNKED,
-    }
-)
 # uvicorn writes its own Date; the request id is the gateway's to set.
 _RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id", b"date"}
-_SCHEMES = {"http": b"http", "https": b"https"}
 _JSON = (b"content-type", b"application/json")
-
-
-def _error_body(code: str, detail: str, **extra: Any) -> bytes:
-    return json.dumps({"error": code, "detail": detail, **extra}).encode()
-
 
 # Requests no route claims are counted too, under one bounded label.
 UNMATCHED = RouteMetrics("none")
-NO_ROUTE = _error_body("no_route", "no route matches this host and path")
-HEADERS_TOO_LARGE = _error_body("headers_too_large", "the request headers are too large")
-BODY_TOO_LARGE = _error_body("body_too_large", "the request body is too large")
-BAD_LENGTH = _error_body("bad_request", "the Content-Length header is not a number")
+NO_ROUTE = error_body("no_route", "no route matches this host and path")
+HEADERS_TOO_LARGE = error_body("headers_too_large", "the request headers are too large")
+BODY_TOO_LARGE = error_body("body_too_large", "the request body is too large")
+BAD_LENGTH = error_body("bad_request", "the Content-Length header is not a number")
 
 
 async def send_json(
@@ -99,9 +63,13 @@ async def send_json(
 
 
 class _Body:
-    """The request body as an async iterator for the upstream client, streamed from ``receive``."""
+    """The request body for the upstream client: read whole first, or streamed from ``receive``.
 
-    __slots__ = ("disconnected", "limit", "receive", "started", "too_large")
+    A buffered body can be sent again, so it never stops a retry; a streamed
+    one has ``started`` once its first byte left the client.
+    """
+
+    __slots__ = ("buffered", "disconnected", "limit", "receive", "started", "too_large")
 
     def __init__(self, receive: Receive, limit: int | None) -> None:
         self.receive = receive
@@ -109,8 +77,33 @@ class _Body:
         self.started = False
         self.too_large = False
         self.disconnected = False
+        self.buffered: bytes | None = None
+
+    async def buffer(self) -> int:
+        """Read the whole body now; 0, or the status that ends the request (413, 499)."""
+        parts: list[bytes] = []
+        received = 0
+        limit = self.limit
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                return 499  # gone, or the server's body idle timeout answered 408
+            chunk = message.get("body", b"")
+            if chunk:
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    self.too_large = True
+                    return 413
+                parts.append(chunk)
+            if not message.get("more_body", False):
+                self.buffered = b"".join(parts)
+                return 0
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        if self.buffered is not None:
+            yield self.buffered
+            return
         self.started = True
         received = 0
         limit = self.limit
@@ -138,7 +131,7 @@ class _Failure:
 
     def __init__(self, status: int, code: str, detail: str, route: str) -> None:
         self.status = status
-        self.body = _error_body(code, detail, route=route)
+        self.body = error_body(code, detail, route=route)
 
 
 class Proxy:
@@ -146,68 +139,33 @@ class Proxy:
 
     def __init__(self, gateway: Gateway, fallback: Any) -> None:
         self.gateway = gateway
-        # Requests no route claims (``/metrics`` on any host, as the original).
+        # ``/metrics`` on any host no route claims, where the config asks for it.
         self.fallback = fallback
         self.access_log = gateway.settings.access_log and access_logger.isEnabledFor(logging.INFO)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        host = b""
-        authorization: bytes | None = None
-        raw_request_id: bytes | None = None
-        forwarded_for: bytes | None = None
-        forwarded_proto: bytes | None = None
-        forwarded_host: bytes | None = None
-        connection: bytes | None = None
-        length: bytes | None = None
-        chunked = False
-        header_bytes = 0
-        # Headers stay bytes end to end: nothing is decoded only to be encoded again.
-        out: list[tuple[bytes, bytes]] = []
-        special = _REQUEST_SPECIAL
-        for name, value in scope["headers"]:
-            header_bytes += len(name) + len(value)
-            kind = special.get(name)
-            if kind is None:
-                out.append((name, value))
-            elif kind == _DROP:
-                continue
-            elif kind == _HOST:
-                host = value
-            elif kind == _AUTHZ:
-                authorization = value
-                out.append((name, value))
-            elif kind == _RID:
-                raw_request_id = value
-            elif kind == _LENGTH:
-                length = value
-                out.append((name, value))
-            elif kind == _XFF:
-                forwarded_for = value
-            elif kind == _XFP:
-                forwarded_proto = value
-            elif kind == _XFH:
-                forwarded_host = value
-            elif kind == _CHUNKED:
-                chunked = True
-            else:
-                connection = value
-        request_id = accept_request_id(raw_request_id)
+        gateway = self.gateway
+        rules = gateway.edge
+        try:
+            head = rules.read(scope)
+        except Refusal as refusal:
+            await send_json(send, refusal.status, refusal.body, new_request_id().encode())
+            UNMATCHED.observe(scope["method"], refusal.status, time.perf_counter() - started)
+            return
+        request_id = rules.request_id(head)
         rid = request_id.encode()
-        path: str = scope["path"]
-        route = self.gateway.table.match(host, path)
+        path = head.path.decode("latin-1")
+        route = gateway.table.match(head.host, path)
         if route is None:
-            if path == "/metrics":
+            if path == "/metrics" and gateway.loaded.config.public_metrics:
                 await self.fallback(scope, receive, send)
             else:
                 await send_json(send, 404, NO_ROUTE, rid)
                 UNMATCHED.observe(scope["method"], 404, time.perf_counter() - started)
             return
         method: str = scope["method"]
-        status = await self._proxy(
-            route, scope, receive, send, method, host, authorization, length, chunked, connection,
-            header_bytes, out, request_id, rid, forwarded_for, forwarded_proto, forwarded_host,
-        )  # fmt: skip
+        status = await self._proxy(route, scope, receive, send, method, head, rid)
         elapsed = time.perf_counter() - started
         route.metrics.observe(method, status, elapsed)
         if self.access_log:
@@ -224,28 +182,19 @@ class Proxy:
         receive: Receive,
         send: Send,
         method: str,
-        host: bytes,
-        authorization: bytes | None,
-        length: bytes | None,
-        chunked: bool,
-        connection: bytes | None,
-        header_bytes: int,
-        out: list[tuple[bytes, bytes]],
-        request_id: str,
+        head: RequestHead,
         rid: bytes,
-        forwarded_for: bytes | None,
-        forwarded_proto: bytes | None,
-        forwarded_host: bytes | None,
     ) -> int:
         """Proxy to a backend of ``route``; returns the status sent to the client."""
-        if header_bytes > route.max_header_bytes:
+        if head.header_bytes > route.max_header_bytes:
             await send_json(send, 431, HEADERS_TOO_LARGE, rid)
             return 431
         limit = route.max_body_bytes
-        has_body = chunked
-        if length is not None and not chunked:
+        declared: int | None = None
+        has_body = head.chunked
+        if head.length is not None and not head.chunked:
             try:
-                declared = int(length)
+                declared = int(head.length)
             except ValueError:
                 await send_json(send, 400, BAD_LENGTH, rid)
                 return 400
@@ -253,40 +202,41 @@ class Proxy:
                 await send_json(send, 413, BODY_TOO_LARGE, rid)
                 return 413
             has_body = declared > 0
-        if connection is not None:
+        out = head.headers
+        if head.connection is not None:
             # Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
-            named = {t.strip().lower() for t in connection.split(b",")}
+            named = {t.strip().lower() for t in head.connection.split(b",")}
             out = [(k, v) for k, v in out if k.lower() not in named]
         if route.auth_required:
             authenticator = self.gateway.authenticator
             try:
                 if authenticator is None:
                     raise TokenError("jwks_unavailable")
-                out.extend(await authenticator.identity_headers(authorization))
+                out.extend(await authenticator.identity_headers(head.authorization))
             except TokenError as exc:
                 refusal = (
                     authenticator.refusal(exc)
                     if authenticator is not None
-                    else _error_body("unauthorized", exc.detail, reason=exc.reason)
+                    else error_body("unauthorized", exc.detail, reason=exc.reason)
                 )
                 await send_json(send, 401, refusal, rid, (b"www-authenticate", CHALLENGE))
                 return 401
-        client = scope.get("client")
-        client_ip = client[0].encode() if client else b""
-        proto = _SCHEMES.get(scope.get("scheme", "http")) or scope["scheme"].encode()
-        out.append((b"x-request-id", rid))
-        out.append(
-            (b"x-forwarded-for", forwarded_for + b", " + client_ip if forwarded_for else client_ip)
-        )
-        out.append(
-            (b"x-forwarded-proto", forwarded_proto + b", " + proto if forwarded_proto else proto)
-        )
-        out.append((b"x-forwarded-host", forwarded_host + b", " + host if forwarded_host else host))
-        target: bytes = scope.get("raw_path") or scope["path"].encode()
+        out.extend(self.gateway.edge.forwarding_headers(head, scope, rid))
+        target = head.path
         query: bytes = scope.get("query_string", b"")
         if query:
             target = target + b"?" + query
-        body = _Body(receive, limit) if has_body else None
+        body: _Body | None = None
+        if has_body:
+            body = _Body(receive, limit)
+            if declared is not None and declared <= route.buffer_body_bytes:
+                # Read a small body whole before a backend is picked, as nginx does:
+                # a client trickling it in then holds no backend connection.
+                status = await body.buffer()
+                if status:
+                    if status == 413:
+                        await send_json(send, 413, BODY_TOO_LARGE, rid)
+                    return status
         return await self._attempts(route, method, send, out, target, body, rid)
 
     async def _attempts(
@@ -355,7 +305,7 @@ class Proxy:
                 backend.record_failure("timeout")
                 detail = f"the backend did not answer within {route.config.timeouts.read:g}s"
                 await send_json(
-                    send, 504, _error_body("upstream_timeout", detail, route=route.name), rid
+                    send, 504, error_body("upstream_timeout", detail, route=route.name), rid
                 )
                 return 504
             except UpstreamError as exc:

@@ -3,7 +3,11 @@
 Host matching ignores the port and case: exact names first, then ``*.suffix``
 wildcards (longest suffix first), then routes that name no host. Within the
 first of those that has a route for the path, the longest path prefix wins.
-Prefixes match as plain string prefixes, as nginx's ``location /prefix`` does.
+Paths are matched in their normal form (:mod:`gatehouse_gateway.edge.path`)
+and prefixes on segment boundaries: ``/account`` matches ``/account`` and
+``/account/x`` but not ``/accounts``, so a prefix never claims a neighbour's
+paths by accident. A route can ask for plain string prefixes
+(``path_match: string``), as nginx's ``location /prefix`` has them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.upstream.backend import BackendState
 from gatehouse_gateway.upstream.retry import RetryBudget
 
-_Entries = tuple[tuple[str, "Route"], ...]
+# (prefix, the same ending in "/" or "" for string matching, route), longest first
+_Entries = tuple[tuple[str, str, "Route"], ...]
 
 
 class Route:
@@ -32,6 +37,7 @@ class Route:
         self.budget = RetryBudget(config.retries)
         self.max_header_bytes = config.limits.max_header_bytes
         self.max_body_bytes = config.limits.max_body_bytes
+        self.buffer_body_bytes = config.limits.buffer_body_bytes
         self.metrics = RouteMetrics(config.name)
         self.no_backend_body = json.dumps(
             {
@@ -40,6 +46,11 @@ class Route:
                 "route": config.name,
             }
         ).encode()
+
+
+def _segment_form(prefix: str) -> str:
+    """``/account`` -> ``/account/``: what a path under the prefix starts with."""
+    return prefix if prefix.endswith("/") else prefix + "/"
 
 
 def _host_key(raw: bytes) -> str:
@@ -57,11 +68,15 @@ class RouteTable:
 
     def __init__(self, routes: list[Route]) -> None:
         self.routes = routes
-        exact: dict[str, list[tuple[str, Route]]] = {}
-        wildcard: dict[str, list[tuple[str, Route]]] = {}
-        anyhost: list[tuple[str, Route]] = []
+        exact: dict[str, list[tuple[str, str, Route]]] = {}
+        wildcard: dict[str, list[tuple[str, str, Route]]] = {}
+        anyhost: list[tuple[str, str, Route]] = []
         for route in routes:
-            pairs = [(prefix, route) for prefix in route.config.path_prefix]
+            segment = route.config.path_match == "segment"
+            pairs = [
+                (prefix, _segment_form(prefix) if segment else "", route)
+                for prefix in route.config.path_prefix
+            ]
             if not route.config.hosts:
                 anyhost.extend(pairs)
             for host in route.config.hosts:
@@ -70,7 +85,7 @@ class RouteTable:
                 else:
                     exact.setdefault(host, []).extend(pairs)
 
-        def ordered(pairs: list[tuple[str, Route]]) -> _Entries:
+        def ordered(pairs: list[tuple[str, str, Route]]) -> _Entries:
             return tuple(sorted(pairs, key=lambda pair: len(pair[0]), reverse=True))
 
         self._exact = {host: ordered(pairs) for host, pairs in exact.items()}
@@ -103,9 +118,13 @@ class RouteTable:
         return result
 
     def match(self, raw_host: bytes, path: str) -> Route | None:
+        """The route for ``path``, which must already be normalised."""
         for entries in self._candidates(raw_host):
-            for prefix, route in entries:
-                if path.startswith(prefix):
+            for prefix, directory, route in entries:
+                if directory:
+                    if path.startswith(directory) or path == prefix:
+                        return route
+                elif path.startswith(prefix):
                     return route
         return None
 

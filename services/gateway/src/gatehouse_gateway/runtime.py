@@ -19,6 +19,7 @@ from typing import Any
 from gatehouse_gateway.auth import Authenticator
 from gatehouse_gateway.balancing.cursor import Cursor, make_cursor
 from gatehouse_gateway.config.loader import ConfigError, LoadedConfig, load_config
+from gatehouse_gateway.edge.head import HeadRules
 from gatehouse_gateway.heap import freeze_long_lived
 from gatehouse_gateway.metrics import CONFIG_RELOADS
 from gatehouse_gateway.operator.service import Operator
@@ -45,6 +46,7 @@ class Gateway:
             retry_interval=settings.redis_retry_interval,
         )
         self.table: RouteTable = build_table(loaded.config, self.cursor)
+        self.edge = HeadRules(loaded.config.edge)
         self.authenticator: Authenticator | None = None
         # The one client to backends (upstream/h1/): proxied requests and health checks.
         self._upstream: UpstreamClient | None = None
@@ -130,7 +132,13 @@ class Gateway:
                 return True
             if loaded.config.cursor != self.loaded.config.cursor:
                 logger.warning("cursor settings change only on restart; keeping the running one")
+            if (loaded.config.listen, loaded.config.admin) != (
+                self.loaded.config.listen,
+                self.loaded.config.admin,
+            ):
+                logger.warning("listeners change only on restart; keeping the running ones")
             self.table = build_table(loaded.config, self.cursor, previous=self.table)
+            self.edge = HeadRules(loaded.config.edge)
             self._set_authenticator(loaded)
             self.loaded = loaded
             self.version += 1

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from gatehouse_common.settings import ServiceSettings
+from gatehouse_gateway.config.schema import AdminListenConfig
 
 
 class GatewaySettings(ServiceSettings):
@@ -17,6 +16,9 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = "gateway"
     port: int = Field(default=8080, ge=0, le=65535)
+    # The admin listener (/-/...): unset, the config's ``admin`` section decides.
+    admin_host: str | None = None
+    admin_port: int | None = Field(default=None, ge=1, le=65535)
     # One info line per proxied request costs more than the proxying; opt in.
     access_log: bool = False
     config: str = Field(
@@ -44,7 +46,6 @@ class GatewaySettings(ServiceSettings):
     # Redis (and samples the dashboard's per-backend history).
     drain_sync_interval: float = Field(default=1.0, gt=0, le=60)
 
-
-@lru_cache
-def get_settings() -> GatewaySettings:
-    return GatewaySettings()
+    def admin_listener(self, admin: AdminListenConfig) -> tuple[str, int]:
+        """(host, port) of the admin listener: flags and environment, then the config."""
+        return (self.admin_host or admin.address, self.admin_port or admin.port)

@@ -77,6 +77,8 @@ def translate_original(
     ]
     converted: dict[str, Any] = {
         "routes": routes,
+        # the original app answered /metrics on its one port
+        "public_metrics": True,
         "auth": {"jwks_url": f"{auth_url.rstrip('/')}/.well-known/jwks.json"},
     }
     listen = proxy.get("listen")

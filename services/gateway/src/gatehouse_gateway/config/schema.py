@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
+from gatehouse_gateway.edge.forwarding import parse_networks
+from gatehouse_gateway.edge.path import BadPath, normalise_path
 
 Strategy = Literal["round_robin", "random", "weighted_round_robin", "least_requests"]
 
@@ -23,6 +25,43 @@ class _Strict(BaseModel):
 class ListenConfig(_Strict):
     address: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+
+
+class AdminListenConfig(_Strict):
+    """The gateway's own endpoints (``/-/...``) listen here and nowhere else.
+
+    Loopback by default, like Envoy's admin port: health, config, metrics and
+    the operator API are for the operator, probes and Prometheus, not the edge.
+    """
+
+    address: str = "127.0.0.1"
+    port: int = Field(default=9901, ge=1, le=65535)
+
+
+class EdgeConfig(_Strict):
+    """How the gateway treats what a client sends, before any route sees it."""
+
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs whose X-Forwarded-*/Forwarded the gateway appends to; "
+        "from any other peer they are replaced with what the gateway saw",
+    )
+    underscores_in_headers: Literal["drop", "reject", "allow"] = Field(
+        default="drop",
+        description="request headers with _ in the name: dropped (nginx's and Envoy's "
+        "default), refused with 400, or passed on (never for a header the gateway sets)",
+    )
+    escaped_slashes: Literal["reject", "keep"] = Field(
+        default="reject",
+        description="%2F and %5C in a path: refused with 400, or kept escaped (the backend "
+        "must then not decode them into separators)",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # raises ValueError naming the bad entry
+        return value
 
 
 class AuthConfig(_Strict):
@@ -77,6 +116,17 @@ class BackendConfig(_Strict):
 class TimeoutsConfig(_Strict):
     connect: float = Field(default=2.0, gt=0, le=300)
     read: float = Field(default=30.0, gt=0, le=3600)
+    pool: float | None = Field(
+        default=None,
+        gt=0,
+        le=300,
+        description="waiting for a free connection to a busy backend (default: connect); "
+        "503 upstream_busy when it runs out, never counted against the backend",
+    )
+
+    @property
+    def pool_wait(self) -> float:
+        return self.pool if self.pool is not None else self.connect
 
 
 class RetriesConfig(_Strict):
@@ -118,12 +168,25 @@ class PassiveHealthConfig(_Strict):
 class LimitsConfig(_Strict):
     max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     max_body_bytes: int | None = Field(default=None, ge=0, description="None: unlimited")
+    buffer_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        le=16 * 1024 * 1024,
+        description="a body with a Content-Length up to this is read whole before a backend "
+        "is picked (nginx's request buffering): a slow client then holds no backend "
+        "connection; 0 streams every body",
+    )
 
 
 class RouteConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     hosts: list[str] = Field(default_factory=list, description="empty: any host")
     path_prefix: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
+    path_match: Literal["segment", "string"] = Field(
+        default="segment",
+        description="segment: /account matches /account and /account/x, not /accounts; "
+        "string: a plain string prefix",
+    )
     auth: Literal["required", "none"] = "none"
     strategy: Strategy = "round_robin"
     backends: list[BackendConfig] = Field(min_length=1)
@@ -154,7 +217,17 @@ class RouteConfig(_Strict):
             if not prefix.startswith("/"):
                 raise ValueError(f"{prefix!r} must start with /")
             if prefix.startswith("/-/"):
+                # the admin listener answers /-/ itself: a route there would be half-hidden
                 raise ValueError(f"{prefix!r} is under /-/, reserved for the gateway itself")
+            try:
+                normal = normalise_path(prefix.encode("utf-8"), "keep").decode("utf-8")
+            except BadPath as exc:
+                raise ValueError(f"{prefix!r}: {exc.reason}") from None
+            if normal != prefix:
+                raise ValueError(
+                    f"{prefix!r} is not in normal form (paths are matched normalised): "
+                    f"write {normal!r}"
+                )
         return value
 
     @field_validator("hosts")
@@ -172,6 +245,11 @@ class RouteConfig(_Strict):
 
 class GatewayConfig(_Strict):
     listen: ListenConfig = ListenConfig()
+    admin: AdminListenConfig = AdminListenConfig()
+    # /metrics on the public listener, as the original app served it; the
+    # admin listener's /-/metrics is always there.
+    public_metrics: bool = False
+    edge: EdgeConfig = EdgeConfig()
     auth: AuthConfig = AuthConfig()
     cursor: CursorConfig = CursorConfig()
     routes: list[RouteConfig] = Field(min_length=1)
