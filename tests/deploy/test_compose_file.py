@@ -284,3 +284,9 @@ def test_auth_believes_forwarded_for_from_the_proxies_in_front_only(
     assert sorted(ipaddress.ip_network(n) for n in trusted) == sorted(
         ipaddress.ip_network(f"{address}/32") for address in fixed.values()
     )
+    # The gateways append to the edge's X-Forwarded-For (and replace anyone else's).
+    config = load_config(COMPOSE / "gateway.yaml").config
+    assert [ipaddress.ip_network(n) for n in config.edge.trusted_proxies] == [
+        ipaddress.ip_network(f"{fixed['edge']}/32")
+    ]
+    assert (config.admin.address, config.admin.port) == ("0.0.0.0", ADMIN_PORT)
