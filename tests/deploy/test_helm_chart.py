@@ -313,3 +313,18 @@ def test_service_monitor_scrapes_the_gateway_admin_service() -> None:
         if selector.items() <= s["metadata"]["labels"].items()
     ]
     assert selected == [f"{RELEASE}-gateway-admin"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_fake_backends_keep_their_fault_endpoints_off(scenario: str) -> None:
+    # The gateway routes any signed-up user to them: /__backend/ must answer 404.
+    backends = [
+        w
+        for w in render_scenario(scenario).workloads()
+        if w["metadata"]["name"].startswith(f"{RELEASE}-fake-backend-")
+    ]
+    assert len(backends) == 4
+    for backend in backends:
+        (container,) = backend["spec"]["template"]["spec"]["containers"]
+        assert "--faults" not in container.get("args", [])
+        assert "GATEHOUSE_FAKE_BACKEND_FAULTS" not in env_of(container)
