@@ -267,26 +267,25 @@ def test_auth_believes_forwarded_for_from_the_proxies_in_front_only(
 ) -> None:
     (pool,) = compose["networks"]["default"]["ipam"]["config"]
     subnet = ipaddress.ip_network(pool["subnet"])
-    dynamic = ipaddress.ip_network(pool["ip_range"])
+    # Every container has its own fixed address in the subnet (nothing is left
+    # to dynamic allocation, which could hand a proxy's address to another).
     fixed = {
         name: ipaddress.ip_address(service["networks"]["default"]["ipv4_address"])
         for name, service in compose["services"].items()
-        if (service.get("networks") or {}).get("default")
-        and service["networks"]["default"].get("ipv4_address")
     }
+    assert len(set(fixed.values())) == len(fixed)
+    assert all(address in subnet for address in fixed.values()), fixed
     # Every hop between a client and auth that forwards the client's address.
-    assert set(fixed) == {"edge", "gateway-1", "gateway-2", "accounts-ui"}
-    for name, address in fixed.items():
-        assert address in subnet and address not in dynamic, (name, address)
+    proxies = {name: fixed[name] for name in ("edge", "gateway-1", "gateway-2", "accounts-ui")}
     trusted = json.loads(
         compose["services"]["auth"]["environment"]["GATEHOUSE_AUTH_TRUSTED_PROXIES"]
     )
     assert sorted(ipaddress.ip_network(n) for n in trusted) == sorted(
-        ipaddress.ip_network(f"{address}/32") for address in fixed.values()
+        ipaddress.ip_network(f"{address}/32") for address in proxies.values()
     )
     # The gateways append to the edge's X-Forwarded-For (and replace anyone else's).
     config = load_config(COMPOSE / "gateway.yaml").config
     assert [ipaddress.ip_network(n) for n in config.edge.trusted_proxies] == [
-        ipaddress.ip_network(f"{fixed['edge']}/32")
+        ipaddress.ip_network(f"{proxies['edge']}/32")
     ]
     assert (config.admin.address, config.admin.port) == ("0.0.0.0", ADMIN_PORT)
