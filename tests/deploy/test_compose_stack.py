@@ -218,8 +218,16 @@ def test_prometheus_scrapes_every_target_with_the_rules_loaded(stack: Stack) -> 
 
 def test_images_run_as_an_unprivileged_user(stack: Stack) -> None:
     for service in SERVICES:
-        command = ["podman", "inspect", "--format", "{{json .NetworkSettings.Networks}}"]
-        inspected = run([*command, service_container(service)]).stdout
+        inspected = run(
+            [
+                "podman",
+                "image",
+                "inspect",
+                "--format",
+                "{{.Config.User}} {{json .Config.Healthcheck}}",
+                f"{IMAGE_PREFIX}/{service}:{IMAGE_TAG}",
+            ]
+        ).stdout
         assert inspected.startswith("10001:10001 "), (service, inspected)
         assert re.search(r"urlopen\('http://127\.0\.0\.1:", inspected), (service, inspected)
 
