@@ -66,6 +66,13 @@ compose-test: system-deps venv ## bring the compose stack up with podman, walk t
 chaos: system-deps venv ## faults under load, full profile (10 s outages; make test runs the short one)
 	GATEHOUSE_CHAOS_PROFILE=full $(PY) -m pytest tests/chaos $(PYTEST_ARGS)
 
+# make fuzz FUZZ_SECONDS=3600 (half to each harness); FUZZ_SEED=<n> replays a run
+FUZZ_SECONDS ?= 600
+
+.PHONY: fuzz
+fuzz: venv ## long differential fuzz of the gateway's request parsing and upstream client
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest tests/adversarial/fuzz -o timeout=0 $(PYTEST_ARGS)
+
 # make loadtest USERS=50 DURATION=2m TARGET=http://127.0.0.1:8080 (the demo's gateway)
 USERS      ?= 20
 SPAWN_RATE ?= 5

@@ -16,7 +16,8 @@ non-zero and the summary says what failed.
 A sign-up and a login each cost a bcrypt hash (cost 12, about a quarter
 second of CPU on the auth service), and the auth service limits logins to
 300 per client address per minute, so a journey of many hundreds of users
-per minute needs ``GATEHOUSE_AUTH_RATE_LIMIT_PER_CLIENT=0`` on the auth
+per minute needs ``GATEHOUSE_AUTH_RATE_LIMIT_PER_CLIENT=0`` and
+``GATEHOUSE_AUTH_SIGNUP_RATE_LIMIT_PER_CLIENT=0`` (every user signs up) on the auth
 service it runs against.
 """
 

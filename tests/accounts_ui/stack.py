@@ -74,6 +74,9 @@ def auth_process(database_url: str, keys_dir: Path) -> ServiceProcess:
             "GATEHOUSE_AUTH_DATA_DIR": str(keys_dir.parent),
             "GATEHOUSE_AUTH_BCRYPT_ROUNDS": "4",
             "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL": "200",
+            "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL_CLIENT": "200",
+            # the page's tests seed more accounts than one client may sign up
+            "GATEHOUSE_AUTH_SIGNUP_RATE_LIMIT_PER_CLIENT": "0",
             "GATEHOUSE_ADMIN_EMAIL": ADMIN_EMAIL,
             "GATEHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "GATEHOUSE_AUTH_LOG_LEVEL": "warning",

@@ -100,7 +100,7 @@ def client(auth_service: AuthService) -> Iterator[httpx.Client]:
 
 
 RATE_WINDOW_SECONDS = 3.0
-RATE_PER_EMAIL = 3
+RATE_PER_EMAIL_CLIENT = 3
 RATE_PER_CLIENT = 5
 
 
@@ -114,7 +114,7 @@ def limited_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthSe
         database_url=None,
         redis_prefix=prefix,
         rate_limit_window_seconds=str(RATE_WINDOW_SECONDS),
-        rate_limit_per_email=str(RATE_PER_EMAIL),
+        rate_limit_per_email_client=str(RATE_PER_EMAIL_CLIENT),
         rate_limit_per_client=str(RATE_PER_CLIENT),
     )
     service = launch(data_dir, "limited", env)

@@ -58,7 +58,10 @@ def auth_env(
         "GATEHOUSE_AUTH_KEYS_DIR": str(data_dir / "keys"),
         "GATEHOUSE_AUTH_BCRYPT_ROUNDS": "4",
         "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL": "1000",
+        "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL_CLIENT": "1000",
         "GATEHOUSE_AUTH_RATE_LIMIT_PER_CLIENT": "100000",
+        # the shared services take every test's sign-ups from one address
+        "GATEHOUSE_AUTH_SIGNUP_RATE_LIMIT_PER_CLIENT": "100000",
         "GATEHOUSE_AUTH_LOG_LEVEL": "info",
         "GATEHOUSE_ADMIN_EMAIL": ADMIN_EMAIL,
         "GATEHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,

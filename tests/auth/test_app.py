@@ -10,14 +10,23 @@ def test_openapi_documents_every_route_with_examples(client: httpx.Client) -> No
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
-    for path in ("/account", "/login", "/.well-known/jwks.json", "/accounts", "/me"):
+    for path in (
+        "/account",
+        "/login",
+        "/.well-known/jwks.json",
+        "/accounts",
+        "/me",
+        "/lockouts",
+        "/lockouts/{email}",
+    ):
         assert path in paths
     schemas = spec["components"]["schemas"]
     assert schemas["AccountCreate"]["examples"][0]["email"] == "alice@example.com"
     assert schemas["LoginRequest"]["examples"]
     assert schemas["TokenResponse"]["examples"]
     assert "hashed_password" not in str(spec)
-    assert set(paths["/account"]["post"]["responses"]) >= {"201", "409", "422"}
+    assert set(paths["/account"]["post"]["responses"]) >= {"201", "409", "422", "429"}
+    assert schemas["LockoutPublic"]["examples"]
     assert {"401", "429"} <= set(paths["/login"]["post"]["responses"])
     # errors are documented with the shape they really have (not FastAPI's default 422)
     assert "HTTPValidationError" not in schemas

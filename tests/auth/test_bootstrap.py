@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from auth.factories import ADMIN_EMAIL, PASSWORD, StartAuth, signup
 from pydantic import SecretStr
 from sqlmodel import Session
@@ -96,6 +97,19 @@ def test_production_without_a_password_touches_no_admin(tmp_path: Path) -> None:
     with Session(engine) as session:
         assert crud.get_account_by_email(session=session, email=ADMIN_EMAIL) is None
     assert not (tmp_path / ADMIN_PASSWORD_FILE).exists()
+
+
+@pytest.mark.parametrize("weak", ["password123", "admin@example.com", "admin1234"])
+def test_a_weak_admin_password_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, weak: str
+) -> None:
+    """The admin's password passes the rules every sign-up does."""
+    settings, engine = _engine_for(tmp_path, admin_password=SecretStr(weak))
+    assert ensure_admin_account(engine, settings, PasswordHasher(4)) is False
+    with Session(engine) as session:
+        assert crud.get_account_by_email(session=session, email=ADMIN_EMAIL) is None
+    assert "GATEHOUSE_ADMIN_PASSWORD is refused" in caplog.text
+    assert weak not in caplog.text
 
 
 def test_admin_username_taken_by_someone_else_gets_a_suffix(tmp_path: Path) -> None:

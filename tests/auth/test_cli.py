@@ -65,7 +65,7 @@ def test_create_admin_promotes_an_existing_account(auth_service: AuthService) ->
             "--email",
             account["email"],
             "--password",
-            "new-admin-pw",
+            "new-admin-castle-keys",
         )
         assert "updated" in result.stdout
         # the new password works, the old one does not, and the role is admin
@@ -75,7 +75,7 @@ def test_create_admin_promotes_an_existing_account(auth_service: AuthService) ->
             ).status_code
             == 401
         )
-        token = login_token(client, account["email"], "new-admin-pw")
+        token = login_token(client, account["email"], "new-admin-castle-keys")
         assert jwt.decode(token, options={"verify_signature": False})["roles"] == ["admin"]
         assert (
             client.get("/accounts", headers={"Authorization": f"Bearer {token}"}).status_code == 200
@@ -91,12 +91,12 @@ def test_create_admin_creates_one(auth_service: AuthService, capsys: pytest.Capt
     email = f"boss.{uuid.uuid4().hex[:8]}@example.com"
     settings = AuthSettings(**_settings_of(auth_service))
     args = build_parser().parse_args(
-        ["create-admin", "--email", email, "--password", "boss-password"]
+        ["create-admin", "--email", email, "--password", "boss-castle-keys-42"]
     )
     assert run_create_admin(settings, args) == 0
     assert "created" in capsys.readouterr().out
     with httpx.Client(base_url=auth_service.url) as client:
-        token = login_token(client, email, "boss-password")
+        token = login_token(client, email, "boss-castle-keys-42")
     assert jwt.decode(token, options={"verify_signature": False})["roles"] == ["admin"]
 
 
@@ -115,6 +115,8 @@ def _settings_of(service: AuthService) -> dict[str, str]:
         (["--email", "ok@example.com", "--password", "p" * 73], "72 bytes"),
         (["--email", "ok@example.com", "--password", "short"], "at least 8"),
         (["--email", "o'brien@example.com", "--password", "long-enough"], "--username"),
+        (["--email", "okay@example.com", "--password", "password"], "too common"),
+        (["--email", "boss.man@example.com", "--password", "boss.man2024"], "too similar"),
     ],
 )
 def test_create_admin_refuses_bad_input(

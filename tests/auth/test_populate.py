@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from auth.factories import AuthService
+from auth.factories import AuthService, StartAuth
 from support.processes import REPO_ROOT, free_port
 
 from gatehouse_auth.populate import main
@@ -75,3 +75,30 @@ def test_populate_refuses_bad_arguments(args: list[str], message: str) -> None:
     with pytest.raises(SystemExit) as exited:
         main(args)
     assert message in str(exited.value.code)
+
+
+def test_populate_says_how_to_lift_the_sign_up_limit(
+    start_auth: StartAuth, capsys: pytest.CaptureFixture
+) -> None:
+    service = start_auth(signup_rate_limit_per_client="2", signup_rate_limit_window_seconds="600")
+    with pytest.raises(SystemExit) as exited:
+        prefix = f"lim{uuid.uuid4().hex[:6]}_"
+        main(
+            [
+                "--count",
+                "3",
+                "--auth-url",
+                service.url,
+                "--retries",
+                "0",
+                "--no-progress",
+                "--prefix",
+                prefix,
+                "--concurrency",
+                "1",
+            ]
+        )
+    assert exited.value.code == 1
+    out, err = capsys.readouterr()
+    assert out.strip() == "created=2 skipped=0 failed=1"
+    assert "GATEHOUSE_AUTH_SIGNUP_RATE_LIMIT_PER_CLIENT=0" in err

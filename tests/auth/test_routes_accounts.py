@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
+from pathlib import Path
 
+import bcrypt
 import httpx
 import pytest
-from auth.factories import ADMIN_EMAIL, PASSWORD, AuthService, login_token, new_account, signup
+from auth.factories import (
+    ADMIN_EMAIL,
+    PASSWORD,
+    AuthService,
+    StartAuth,
+    login_token,
+    new_account,
+    signup,
+)
+from pydantic import SecretStr
+
+from gatehouse_auth.app import create_app
+from gatehouse_auth.settings import AuthSettings
 
 PUBLIC_FIELDS = {"id", "username", "email", "role", "created_at"}
+# bcrypt's whole 72 bytes, and strong (72 times one letter is now refused as a repeat)
+STRONG_72 = "k3J9-vL2q8WmZ0rT5yH1-nB6xC4pD7sF2gA9eQ3uI8oP5lK0jM6hN1bV4cX7zR2wE9tY3aS5"
 
 
 def fields_of(response: httpx.Response) -> set[str]:
@@ -117,6 +134,7 @@ def test_a_73_byte_password_is_refused_with_a_reason(client: httpx.Client) -> No
     response = client.post("/account", json=new_account(password="p" * 73))
     assert response.status_code == 422
     assert fields_of(response) == {"password"}
+    assert "too long" in response.json()["detail"]
     assert "72 bytes" in response.json()["detail"]
     # multi-byte characters count as bytes: 25 x 3 bytes = 75 bytes in 25 characters
     response = client.post("/account", json=new_account(password="€" * 25))
@@ -127,17 +145,94 @@ def test_a_73_byte_password_is_refused_with_a_reason(client: httpx.Client) -> No
 def test_a_short_password_is_refused(client: httpx.Client) -> None:
     response = client.post("/account", json=new_account(password="short"))
     assert response.status_code == 422
+    assert "too short" in response.json()["detail"]
     assert "at least 8" in response.json()["detail"]
 
 
+def _password_refusal(response: httpx.Response) -> tuple[str, str]:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "validation_error"
+    [field] = body["fields"]
+    assert field["field"] == "password"
+    return field["type"], field["message"]
+
+
+@pytest.mark.parametrize("password", ["password", "12345678", "qwertyuiop", "x" * 16, "iloveyou1"])
+def test_common_passwords_are_refused(client: httpx.Client, password: str) -> None:
+    response = client.post("/account", json=new_account(password=password))
+    rule, message = _password_refusal(response)
+    assert rule == "password_too_common"
+    assert message.startswith("password is too common")
+    assert password == "password" or password not in response.text  # never echoed back
+
+
 @pytest.mark.parametrize(
-    "password", ["p" * 72, "pässwörd-🔒-ключ", "' OR '1'='1' --", 'nul\x00byte"}pass']
+    "context",
+    [
+        lambda a: a["email"],
+        lambda a: a["email"].upper(),
+        lambda a: a["username"],
+        lambda a: a["email"].split("@")[0],
+        lambda a: a["email"].split("@")[0] + "1",
+        lambda a: a["username"] + "!",
+    ],
+    ids=["email", "email-upper", "username", "local-part", "local-part-1", "username-bang"],
+)
+def test_passwords_made_of_the_account_are_refused(client: httpx.Client, context) -> None:
+    account = new_account()
+    account["password"] = context(account)
+    rule, message = _password_refusal(client.post("/account", json=account))
+    assert rule == "password_too_similar"
+    assert "too similar to your email or username" in message
+
+
+def test_a_weak_password_for_a_taken_email_is_still_422(client: httpx.Client) -> None:
+    """Validation comes first, whether the email is taken or not: the answer tells nothing."""
+    first = signup(client)
+    response = client.post("/account", json=new_account(email=first["email"], password="password"))
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "password",
+    [STRONG_72, "pässwörd-🔒-ключ", "' OR '1'='1' --", 'nul\x00byte"}pass', "Tr0ub4dor&3x"],
 )
 def test_unusual_passwords_work_end_to_end(client: httpx.Client, password: str) -> None:
     account = signup(client, password=password)
     assert login_token(client, account["email"], password)
     wrong = client.post("/login", json={"email": account["email"], "password": password[:-1] + "!"})
     assert wrong.status_code == 401
+
+
+def test_signups_are_limited_per_client_address(
+    start_auth: StartAuth, fresh_postgres_url: str
+) -> None:
+    service = start_auth(
+        database_url=fresh_postgres_url,
+        signup_rate_limit_per_client="3",
+        signup_rate_limit_window_seconds="600",
+    )
+    address = {"X-Forwarded-For": "198.51.100.30"}
+    with service.client() as http:
+        first = new_account()
+        # every try counts: a taken email (an enumeration probe) and a refused password too
+        tries = [first, new_account(email=first["email"]), new_account(password="password")]
+        statuses = [http.post("/account", json=body, headers=address).status_code for body in tries]
+        assert statuses == [201, 409, 422]
+        refused = http.post("/account", json=new_account(), headers=address)
+        assert refused.status_code == 429
+        assert refused.json()["error"] == "rate_limited"
+        assert "sign-ups" in refused.json()["detail"]
+        assert 1 <= int(refused.headers["retry-after"]) <= 600
+        # rotating a forwarded-for hop to the left changes nothing
+        spoofed = {"X-Forwarded-For": "203.0.113.1, 198.51.100.30"}
+        assert http.post("/account", json=new_account(), headers=spoofed).status_code == 429
+        # another client behind the proxy has its own allowance
+        other = {"X-Forwarded-For": "198.51.100.31"}
+        assert http.post("/account", json=new_account(), headers=other).status_code == 201
+        spec = http.get("/openapi.json").json()
+        assert "429" in spec["paths"]["/account"]["post"]["responses"]
 
 
 def test_sql_like_and_unicode_emails_are_data(client: httpx.Client) -> None:
@@ -287,3 +382,50 @@ def test_nul_in_search_is_422(client: httpx.Client, admin_token: str) -> None:
         "/accounts", params={"search": "a\x00b"}, headers={"Authorization": f"Bearer {admin_token}"}
     )
     assert response.status_code == 422
+
+
+def test_a_taken_email_or_username_costs_the_same_bcrypt_work(
+    tmp_path: Path, fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted, not timed: every sign-up answer (201 or 409) follows exactly one bcrypt hash,
+    so a taken email is not milliseconds against a new one's hundreds."""
+    settings = AuthSettings(
+        database_url=fresh_postgres_url,
+        redis_url=None,
+        data_dir=tmp_path,
+        bcrypt_rounds=4,
+        migrate_on_start=True,
+        admin_password=SecretStr("admin-test-password"),
+    )
+    calls: list[str] = []
+    real_hashpw = bcrypt.hashpw
+
+    def counting_hashpw(password: bytes, salt: bytes) -> bytes:
+        calls.append("hashpw")
+        return real_hashpw(password, salt)
+
+    async def exercise() -> list[int]:
+        app = create_app(settings)
+        counts = []
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://auth") as http,
+        ):
+            first = new_account()
+            tries = [
+                (first, 201),
+                (new_account(email=first["email"]), 409),
+                (new_account(email=first["email"].upper()), 409),
+                (new_account(username=first["username"].upper()), 409),
+                (new_account(), 201),
+            ]
+            for body, expected in tries:
+                calls.clear()
+                response = await http.post("/account", json=body)
+                assert response.status_code == expected, response.text
+                counts.append(len(calls))
+        return counts
+
+    monkeypatch.setattr(bcrypt, "hashpw", counting_hashpw)
+    assert asyncio.run(exercise()) == [1, 1, 1, 1, 1]

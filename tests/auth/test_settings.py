@@ -82,3 +82,34 @@ def test_production_refuses_placeholder_admin_password(monkeypatch: pytest.Monke
     monkeypatch.setenv("GATEHOUSE_ADMIN_PASSWORD", "a-real-long-password")
     settings = AuthSettings()
     assert not settings.should_generate_keys  # production never invents keys
+
+
+def test_login_and_signup_limits_default_to_owasps_shape() -> None:
+    settings = AuthSettings()
+    assert settings.rate_limit_per_email_client == 10  # per address, a minute
+    assert settings.rate_limit_per_email == 100  # every address, an hour
+    assert settings.rate_limit_email_window_seconds == 3600
+    assert settings.signup_rate_limit_per_client == 20
+    assert settings.password_min_score == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('["10.1.0.0/16", "::1/128"]', ["10.1.0.0/16", "::1/128"]),
+        ("10.1.0.0/16, 192.0.2.7/32", ["10.1.0.0/16", "192.0.2.7/32"]),
+        ("[]", []),
+    ],
+)
+def test_trusted_proxies_take_json_or_commas(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: list[str]
+) -> None:
+    monkeypatch.setenv("GATEHOUSE_AUTH_TRUSTED_PROXIES", value)
+    assert [str(n) for n in AuthSettings().trusted_proxies] == expected
+
+
+@pytest.mark.parametrize("value", ["not-a-network", '["10.0.0.1/8"]', "[", "10.0.0.0/33"])
+def test_bad_trusted_proxies_are_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("GATEHOUSE_AUTH_TRUSTED_PROXIES", value)
+    with pytest.raises(ValidationError):
+        AuthSettings()

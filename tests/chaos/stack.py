@@ -273,6 +273,8 @@ def running_stack() -> Iterator[ChaosStack]:
             "GATEHOUSE_AUTH_BCRYPT_ROUNDS": "4",
             "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL": "0",
             "GATEHOUSE_AUTH_RATE_LIMIT_PER_CLIENT": "0",
+            "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL_CLIENT": "0",
+            "GATEHOUSE_AUTH_SIGNUP_RATE_LIMIT_PER_CLIENT": "0",
             "GATEHOUSE_AUTH_ACCESS_LOG": "false",
             "GATEHOUSE_ADMIN_EMAIL": admin_email,
             "GATEHOUSE_ADMIN_PASSWORD": admin_password,

@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from support.processes import free_port
 
+from gatehouse_common.edge_protocol import CoalescingEdgeHttpToolsProtocol
 from gatehouse_common.http_protocol import SMALL_BODY, CoalescingHttpToolsProtocol
 
 RELEASE_STREAM = threading.Event()
@@ -38,12 +39,16 @@ class _CountingTransport:
         return getattr(self._transport, name)
 
 
-class CountingProtocol(CoalescingHttpToolsProtocol):
-    writes: list[bytes] = []
+WRITES: list[bytes] = []
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        counted = _CountingTransport(transport, CountingProtocol.writes)  # type: ignore[arg-type]
-        super().connection_made(counted)  # type: ignore[arg-type]
+
+def _counting(base: type[CoalescingHttpToolsProtocol | CoalescingEdgeHttpToolsProtocol]) -> type:
+    class CountingProtocol(base):  # type: ignore[valid-type,misc]
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            counted = _CountingTransport(transport, WRITES)  # type: ignore[arg-type]
+            super().connection_made(counted)
+
+    return CountingProtocol
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -81,14 +86,17 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b""})
 
 
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
+# the one-write cycle alone, and inside the edge protocol the services run (serve(fast=True))
+@pytest.fixture(
+    scope="module", params=[CoalescingHttpToolsProtocol, CoalescingEdgeHttpToolsProtocol]
+)
+def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     port = free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
-        http=CountingProtocol,
+        http=_counting(request.param),
         loop="uvloop",
         log_config=None,
         lifespan="off",
@@ -109,7 +117,7 @@ def server_url() -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def _fresh_counts() -> None:
-    CountingProtocol.writes.clear()
+    WRITES.clear()
     RELEASE_STREAM.clear()
 
 
@@ -119,17 +127,16 @@ def test_a_small_response_is_one_write_with_head_and_body(server_url: str) -> No
     assert [(a.status_code, a.text, a.headers["x-kind"]) for a in answers] == [
         (200, "hello", "small")
     ] * 3
-    assert len(CountingProtocol.writes) == 3
+    assert len(WRITES) == 3
     assert all(
-        w.startswith(b"HTTP/1.1 200 OK\r\n") and w.endswith(b"\r\n\r\nhello")
-        for w in CountingProtocol.writes
+        w.startswith(b"HTTP/1.1 200 OK\r\n") and w.endswith(b"\r\n\r\nhello") for w in WRITES
     )
 
 
 def test_an_empty_body_still_sends_its_head(server_url: str) -> None:
     response = httpx.get(server_url + "/missing", timeout=5)
     assert response.status_code == 404
-    assert len(CountingProtocol.writes) == 1
+    assert len(WRITES) == 1
 
 
 def test_a_head_request_gets_its_head_and_the_connection_stays_usable(server_url: str) -> None:
@@ -161,7 +168,7 @@ def test_a_streamed_response_sends_its_head_before_the_body_exists(server_url: s
 def test_a_large_body_is_not_held_back_for(server_url: str) -> None:
     response = httpx.get(server_url + "/large", timeout=5)
     assert len(response.content) == SMALL_BODY + 1
-    assert CountingProtocol.writes[0].endswith(b"\r\n\r\n")  # the head went out alone
+    assert WRITES[0].endswith(b"\r\n\r\n")  # the head went out alone
 
 
 def test_http_1_0_closes_after_a_complete_answer(server_url: str) -> None:

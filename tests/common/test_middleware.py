@@ -40,7 +40,8 @@ def client(asgi_client: AsgiClientFactory) -> httpx.AsyncClient:
 
 
 @pytest.mark.parametrize(
-    "sane", ["abc-123", "a", "A" * 128, "trace:span/1+2=3@host.example", "6f1c2b"]
+    "sane",
+    ["abc-123", "a", "A" * 64, "trace:span.1", "6f1c2b", "0f8fad5b-d9cb-469f-a165-70867728950e"],
 )
 async def test_a_sane_id_is_kept_seen_by_the_handler_and_returned(
     client: httpx.AsyncClient, sane: str
@@ -62,7 +63,9 @@ async def test_an_id_is_made_when_none_was_sent(client: httpx.AsyncClient) -> No
     "hostile",
     [
         "bad id\twith spaces",
-        "A" * 129,
+        "A" * 65,
+        "trace:span/1+2=3@host.example",
+        "-leading-dash",
         "<script>alert(1)</script>",
         "' OR 1=1 --",
         "id;rm -rf",

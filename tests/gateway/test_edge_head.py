@@ -146,3 +146,17 @@ def test_request_ids_are_kept_only_when_short_and_plain(sent: bytes, kept: bool)
     assert (chosen == sent.decode("latin-1")) is kept
     if not kept:
         assert len(chosen) == 32
+
+
+@pytest.mark.parametrize(
+    ("method", "version", "status"),
+    [("CONNECT", "1.1", 501), ("TRACE", "1.1", 501), ("GET", "0.9", 505)],
+)
+def test_tunnels_traces_and_old_versions_are_refused(
+    method: str, version: str, status: int
+) -> None:
+    request = scope()
+    request["method"], request["http_version"] = method, version
+    with pytest.raises(Refusal) as refused:
+        HeadRules(EdgeConfig()).read(request)
+    assert refused.value.status == status

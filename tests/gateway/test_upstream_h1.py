@@ -18,6 +18,7 @@ from gatehouse_gateway.upstream.h1 import (
     UpstreamBroken,
     UpstreamClient,
     UpstreamConnectError,
+    UpstreamPoolTimeout,
     UpstreamTimeout,
 )
 
@@ -317,17 +318,17 @@ async def test_the_connection_limit_makes_requests_wait(backend: ServiceProcess)
         await client.close()
 
 
-async def test_waiting_at_the_limit_is_bounded_by_the_connect_timeout(
+async def test_waiting_at_the_limit_is_a_pool_timeout_not_a_connect_error(
     backend: ServiceProcess,
 ) -> None:
+    """The backend was never asked: its health must not pay for the gateway's queue."""
     client = UpstreamClient(limit=1)
     try:
         held = await client.request(backend.url, "GET", b"/held", [], None, **TIMEOUTS)
         other = backend.url.replace("127.0.0.1", "localhost")
-        with pytest.raises(UpstreamConnectError, match="timed out"):
-            await client.request(
-                other, "GET", b"/queued", [], None, connect_timeout=0.3, read_timeout=5.0
-            )
+        with pytest.raises(UpstreamPoolTimeout) as caught:
+            await client.request(other, "GET", b"/queued", [], None, pool_timeout=0.3, **TIMEOUTS)
+        assert not isinstance(caught.value, UpstreamConnectError | TimeoutError)
         assert client.connections == 1  # the one that gave up holds no place
         held.release()
     finally:

@@ -9,11 +9,19 @@ p99 under 100 ms, which is where a healthy service lives.
 from __future__ import annotations
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 from prometheus_fastapi_instrumentator import Instrumentator
 
 # ``*_created`` series double every counter's cardinality and nothing here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# Counted by the HTTP protocol (gatehouse_common.edge_protocol), so it exists in every
+# service's process-wide registry, which /metrics exposes (aggregated across workers
+# in multiprocess mode like every other series).
+CONNECTIONS_REFUSED = Counter(
+    "gatehouse_connections_refused",
+    "Client connections closed at once because the worker had max_connections open.",
+)
 
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005,

@@ -1,24 +1,51 @@
 """Running a service under uvicorn, the same way for every service.
 
+Every connection is held to the edge limits of the service's settings
+(:mod:`gatehouse_common.edge_protocol`): the limits ride in the uvicorn config
+(:class:`EdgeConfig`), which uvicorn pickles into each worker process, so no
+global carries them.
+
+The listening sockets are bound here, the main one and any extra listeners,
+and handed to every worker: each serves the same app on all of them, and the
+app tells them apart by ``scope["server"][1]``, the port the connection came in
+on.
+
 Graceful shutdown is uvicorn's: on SIGTERM (or SIGINT) it closes the listening
-socket, lets in-flight requests finish for up to ``graceful_timeout`` seconds,
+sockets, lets in-flight requests finish for up to ``graceful_timeout`` seconds,
 runs the app's lifespan shutdown, then exits. With several workers the parent
 forwards the signal to each one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import socket
+import sys
 import tempfile
+from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
-from gatehouse_common.http_protocol import CoalescingHttpToolsProtocol
+from gatehouse_common.edge_limits import EdgeLimits
+from gatehouse_common.edge_protocol import CoalescingEdgeHttpToolsProtocol, EdgeHttpToolsProtocol
 from gatehouse_common.settings import ServiceSettings
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_HEALTHCHECK_SECONDS = 60
+logger = logging.getLogger("uvicorn.error")
+
+
+class EdgeConfig(uvicorn.Config):
+    """A uvicorn config that carries the :class:`EdgeLimits` its protocol reads."""
+
+    def __init__(self, app: Any, *, edge_limits: EdgeLimits, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.edge_limits = edge_limits
 
 
 def _prepare_multiprocess_metrics(workers: int) -> None:
@@ -28,16 +55,27 @@ def _prepare_multiprocess_metrics(workers: int) -> None:
         os.environ[_MULTIPROC_ENV] = tempfile.mkdtemp(prefix="gatehouse-metrics-")
 
 
-def serve(app_factory: str, settings: ServiceSettings, *, fast: bool = False) -> None:
-    """Serve ``app_factory`` (an import string ``module:function``) with ``settings``.
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``(host, port)``, as uvicorn binds its own; workers listen on it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        logger.error("cannot listen on %s:%d: %s", host, port, exc)
+        sys.exit(STARTUP_FAILURE)
+    sock.set_inheritable(True)
+    logger.info("listening on %s:%d", host, sock.getsockname()[1])
+    return sock
 
-    ``fast`` selects uvloop and httptools, the fastest event loop and HTTP
-    parser uvicorn offers, for the services on the request path, with a small
-    response's head and body written together (:mod:`gatehouse_common.http_protocol`).
-    """
-    _prepare_multiprocess_metrics(settings.workers)
-    uvicorn.run(
+
+def edge_config(app_factory: str, settings: ServiceSettings, *, fast: bool = False) -> EdgeConfig:
+    """The uvicorn config :func:`serve` runs ``app_factory`` with."""
+    return EdgeConfig(
         app_factory,
+        edge_limits=EdgeLimits.from_settings(settings),
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -45,10 +83,11 @@ def serve(app_factory: str, settings: ServiceSettings, *, fast: bool = False) ->
         log_config=None,
         log_level=settings.log_level,
         access_log=False,
-        # uvicorn types this as whole seconds; round up so a grace period is never cut short
+        # uvicorn types these as whole seconds; round up so a grace period is never cut short
         timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
+        timeout_keep_alive=math.ceil(settings.keepalive_timeout),
         loop="uvloop" if fast else "auto",
-        http=CoalescingHttpToolsProtocol if fast else "auto",
+        http=CoalescingEdgeHttpToolsProtocol if fast else EdgeHttpToolsProtocol,
         server_header=False,
         date_header=True,
         # FORWARDED_ALLOW_IPS="" (the gateway's default) trusts no proxy, so uvicorn's
@@ -61,3 +100,37 @@ def serve(app_factory: str, settings: ServiceSettings, *, fast: bool = False) ->
         # where importing a service alone takes longer.
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
+
+
+def serve(
+    app_factory: str,
+    settings: ServiceSettings,
+    *,
+    fast: bool = False,
+    extra_listeners: Sequence[tuple[str, int]] = (),
+) -> None:
+    """Serve ``app_factory`` (an import string ``module:function``) with ``settings``.
+
+    Every service gets the edge limits of its settings. ``fast`` selects uvloop,
+    the fastest event loop uvicorn offers, and writes a small response's head
+    and body together (:mod:`gatehouse_common.http_protocol`), for the services
+    on the request path. ``extra_listeners`` are more ``(host, port)`` sockets
+    served by the same app in every worker (the gateway's admin listener).
+    """
+    _prepare_multiprocess_metrics(settings.workers)
+    config = edge_config(app_factory, settings, fast=fast)
+    sockets = [bind_listener(settings.host, settings.port)]
+    sockets += [bind_listener(host, port) for host, port in extra_listeners]
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=sockets).run()
+        else:
+            server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sock in sockets:
+            sock.close()
+    if config.workers == 1 and not server.started:
+        sys.exit(STARTUP_FAILURE)

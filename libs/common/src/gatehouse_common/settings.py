@@ -41,6 +41,19 @@ class ServiceSettings(BaseSettings):
     # Seconds a SIGTERM waits for in-flight requests before the process exits.
     graceful_timeout: float = Field(default=20.0, ge=0)
 
+    # Edge limits, enforced by the HTTP protocol itself (gatehouse_common.edge_protocol)
+    # on every connection before any app code runs; libs/common/README.md says why each
+    # default is what it is.
+    max_request_line_bytes: int = Field(default=8192, ge=64)
+    max_header_bytes: int = Field(default=65536, ge=1024)
+    max_header_count: int = Field(default=100, ge=1)
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_idle_timeout: float = Field(default=15.0, gt=0)
+    keepalive_timeout: float = Field(default=5.0, gt=0)
+    max_connections: int = Field(default=4096, ge=1)
+    linger_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    linger_timeout: float = Field(default=2.0, ge=0)
+
     @property
     def is_production(self) -> bool:
         return self.environment == "production"

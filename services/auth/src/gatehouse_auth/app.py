@@ -24,14 +24,9 @@ from gatehouse_auth.db import create_db_engine, ping
 from gatehouse_auth.deps import AuthState
 from gatehouse_auth.errors import install_database_error_handlers
 from gatehouse_auth.keys import KeyRing
+from gatehouse_auth.limits import LoginRateLimiter, SignupRateLimiter
 from gatehouse_auth.passwords import PasswordHasher
-from gatehouse_auth.ratelimit import (
-    LocalWindowStore,
-    LoginRateLimiter,
-    RedisWindowStore,
-    WindowStore,
-    connect_redis,
-)
+from gatehouse_auth.ratelimit import LocalWindowStore, RedisWindowStore, WindowStore, connect_redis
 from gatehouse_auth.routes import api_router
 from gatehouse_auth.settings import AuthSettings, get_settings
 from gatehouse_auth.tokens import TokenService
@@ -47,6 +42,7 @@ Accounts, login and signed tokens for Gatehouse.
 * `POST /account` signs up; `POST /login` returns a JWT (EdDSA or RS256, with `kid`).
 * `GET /.well-known/jwks.json` publishes every active public key.
 * `GET /accounts` lists accounts for an admin; `GET /me` shows the caller's own.
+* `GET /lockouts` and `DELETE /lockouts/{email}`: an admin sees and lifts login lockouts.
 
 Errors are JSON: `{"error": "<code>", "detail": "<sentence>"}`.
 """
@@ -79,8 +75,16 @@ def build_state(settings: AuthSettings) -> AuthState:
             store,
             prefix=settings.redis_prefix,
             window_seconds=settings.rate_limit_window_seconds,
-            per_email=settings.rate_limit_per_email,
             per_client=settings.rate_limit_per_client,
+            per_email_client=settings.rate_limit_per_email_client,
+            per_email=settings.rate_limit_per_email,
+            email_window_seconds=settings.rate_limit_email_window_seconds,
+        ),
+        signups=SignupRateLimiter(
+            store,
+            prefix=settings.redis_prefix,
+            per_client=settings.signup_rate_limit_per_client,
+            window_seconds=settings.signup_rate_limit_window_seconds,
         ),
         redis=client,
     )

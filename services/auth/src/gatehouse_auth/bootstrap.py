@@ -21,6 +21,7 @@ from sqlmodel import Session
 from gatehouse_auth import crud
 from gatehouse_auth.errors import AccountExists
 from gatehouse_auth.models import Account
+from gatehouse_auth.password_policy import WeakPassword, check_password_strength
 from gatehouse_auth.passwords import PasswordHasher, generate_password
 from gatehouse_auth.settings import AuthSettings
 
@@ -65,6 +66,17 @@ def ensure_admin_account(engine: Engine, settings: AuthSettings, hasher: Passwor
         else settings.admin_password.get_secret_value()
     )
     username = settings.admin_username
+    try:
+        # The admin's password passes the rules every sign-up does.
+        check_password_strength(
+            password,
+            email=settings.admin_email,
+            username=username,
+            min_score=settings.password_min_score,
+        )
+    except WeakPassword as exc:
+        logger.error("GATEHOUSE_ADMIN_PASSWORD is refused, no admin ensured: %s", exc.message)
+        return False
     for _attempt in range(3):
         try:
             account, created = ensure_admin_in(

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gatehouse_auth.bootstrap import ensure_admin_in
 from gatehouse_auth.errors import AccountExists
 from gatehouse_auth.models import AccountCreate
+from gatehouse_auth.password_policy import WeakPassword, check_password_strength
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_common.cli import service_parser, settings_from_args
 from gatehouse_common.logs import configure_logging
@@ -87,6 +88,16 @@ def run_create_admin(settings: AuthSettings, args: argparse.Namespace) -> int:
         for error in exc.errors():
             print(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
         return 2
+    try:
+        check_password_strength(
+            wanted.password,
+            email=wanted.email,
+            username=wanted.username,
+            min_score=settings.password_min_score,
+        )
+    except WeakPassword as exc:
+        print(f"not a valid account:\n  password: {exc.message}", file=sys.stderr)
+        return 2
     engine = create_db_engine(settings)
     try:
         account, created = ensure_admin_in(
@@ -108,6 +119,24 @@ def run_create_admin(settings: AuthSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def leave_forwarding_to_the_service() -> None:
+    """Turn uvicorn's proxy-headers middleware off, so one setting decides who the client is.
+
+    Left on, uvicorn rewrites the client address from X-Forwarded-For with its
+    own trust list (``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default) before the app
+    sees the peer; the service would then believe a header that came from a peer
+    ``GATEHOUSE_AUTH_TRUSTED_PROXIES`` does not trust, and a client could rotate
+    its rate-limit key. :func:`gatehouse_auth.deps.resolve_client` reads the header.
+    """
+    if os.environ.get("FORWARDED_ALLOW_IPS"):
+        print(
+            "warning: FORWARDED_ALLOW_IPS is ignored by the auth service; "
+            "set GATEHOUSE_AUTH_TRUSTED_PROXIES instead",
+            file=sys.stderr,
+        )
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
@@ -123,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "warning: several workers without REDIS_URL: each keeps its own login rate limit",
                 file=sys.stderr,
             )
+        leave_forwarding_to_the_service()
         serve("gatehouse_auth.app:create_app", settings)
         return
     settings = AuthSettings()

@@ -39,16 +39,19 @@ def create_account(
 ) -> Account:
     """Insert an account; :class:`AccountExists` when the email or username is taken.
 
-    The look-up first spares a bcrypt hash for the common duplicate; the unique
-    indexes decide the race between two signups that both passed it.
+    The password is hashed first, taken or not: answering a taken email without
+    the bcrypt work would take milliseconds against a new one's hundreds, and
+    tell anyone timing sign-ups which emails have accounts. The unique indexes
+    decide the race between two signups that both passed the look-up.
     """
+    hashed = hasher.hash(account_in.password)
     taken = _taken_field(session=session, email=account_in.email, username=account_in.username)
     if taken:
         raise AccountExists(taken)
     account = Account(
         username=account_in.username,
         email=account_in.email,
-        hashed_password=hasher.hash(account_in.password),
+        hashed_password=hashed,
         role=role.value,
     )
     session.add(account)

@@ -22,9 +22,9 @@ from sqlmodel import Session
 from gatehouse_auth import crud
 from gatehouse_auth.errors import DATABASE_ERRORS, Forbidden, NotAuthenticated
 from gatehouse_auth.keys import KeyRing
+from gatehouse_auth.limits import LoginRateLimiter, SignupRateLimiter
 from gatehouse_auth.models import Account, Role
 from gatehouse_auth.passwords import PasswordHasher
-from gatehouse_auth.ratelimit import LoginRateLimiter
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.tokens import InvalidToken, TokenService
 
@@ -41,6 +41,7 @@ class AuthState:
     ring: KeyRing
     tokens: TokenService
     limiter: LoginRateLimiter
+    signups: SignupRateLimiter
     redis: redis.Redis | None
 
 
@@ -71,14 +72,30 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /login")
 
 
+MAX_CLIENT_KEY_CHARS = 64
+
+
+def _canonical(value: str) -> str:
+    """One spelling per address (``::FFFF:0:1`` and ``::ffff:0:1`` are one client)."""
+    try:
+        return ip_address(value).compressed
+    except ValueError:
+        return value[:MAX_CLIENT_KEY_CHARS]
+
+
 def resolve_client(
-    peer: str, forwarded_for: str, trusted: Sequence[IPv4Network | IPv6Network]
+    peer: str, forwarded_for: str | Sequence[str], trusted: Sequence[IPv4Network | IPv6Network]
 ) -> str:
     """The client's address: X-Forwarded-For is believed only from a trusted proxy.
 
-    Hops are read from the nearest: the first that is not one of our own
-    proxies is the client, so a client cannot pick its own rate-limit key by
-    sending a made-up X-Forwarded-For (its hops lie to the left of the real one).
+    The peer is the client unless it is one of ``trusted``; then hops are read
+    from the nearest, and the first that is not itself trusted is the client,
+    so a client cannot pick its own rate-limit key by sending a made-up
+    X-Forwarded-For (its hops lie to the left of the real one). When every hop
+    is trusted the leftmost is the furthest known, so it is the client.
+    ``forwarded_for`` may be every X-Forwarded-For line of the request: a proxy
+    that adds its own line rather than extending the client's must not let
+    the client's line win.
     """
 
     def is_trusted(value: str) -> bool:
@@ -89,17 +106,19 @@ def resolve_client(
         return any(address in network for network in trusted)
 
     if not is_trusted(peer):
-        return peer
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        return _canonical(peer)
+    lines = [forwarded_for] if isinstance(forwarded_for, str) else list(forwarded_for)
+    hops = [hop.strip() for line in lines for hop in line.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not is_trusted(hop):
-            return hop[:64]
-    return peer
+            return _canonical(hop)
+    return _canonical(hops[0]) if hops else _canonical(peer)
 
 
 def client_address(request: Request, state: StateDep) -> str:
+    """The address per-client limits count against (see :func:`resolve_client`)."""
     peer = request.client.host if request.client else ""
-    forwarded = request.headers.get("x-forwarded-for", "")
+    forwarded = request.headers.getlist("x-forwarded-for")
     return resolve_client(peer, forwarded, state.settings.trusted_proxies)
 
 

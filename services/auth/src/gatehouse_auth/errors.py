@@ -5,8 +5,10 @@
     ├── InvalidCredentials   401 invalid_credentials (one body for every cause)
     ├── NotAuthenticated     401 not_authenticated (missing, bad or expired token)
     ├── Forbidden            403 forbidden
+    ├── NotFound             404 not_found
     ├── RateLimited          429 rate_limited, with Retry-After
-    └── DatabaseUnavailable  503 database_unavailable
+    ├── DatabaseUnavailable  503 database_unavailable
+    └── LimiterUnavailable   503 rate_limit_store_unavailable (admin's lockout views)
     PayloadTooLarge          413, answered by the body-size middleware itself
 
 SQLAlchemy's connection errors are mapped to DatabaseUnavailable by
@@ -61,14 +63,29 @@ class Forbidden(ServiceError):
         super().__init__(status.HTTP_403_FORBIDDEN, "forbidden", detail)
 
 
+class NotFound(ServiceError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(status.HTTP_404_NOT_FOUND, "not_found", detail)
+
+
 class RateLimited(ServiceError):
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, what: str = "login attempts") -> None:
         seconds = max(1, math.ceil(retry_after))
         super().__init__(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "rate_limited",
-            f"too many login attempts; retry in {seconds} s",
+            f"too many {what}; retry in {seconds} s",
             headers={"Retry-After": str(seconds)},
+        )
+
+
+class LimiterUnavailable(ServiceError):
+    def __init__(self) -> None:
+        super().__init__(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "rate_limit_store_unavailable",
+            "the rate limit store (Redis) is unavailable; retry shortly",
+            headers={"Retry-After": "2"},
         )
 
 

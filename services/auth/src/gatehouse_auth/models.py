@@ -57,12 +57,13 @@ def check_password(value: str) -> str:
     """Length rules for a new password, with messages that say which rule failed."""
     check_text(value, allow_nul=True)
     if len(value) < PASSWORD_MIN_CHARS:
-        raise ValueError(f"password must be at least {PASSWORD_MIN_CHARS} characters")
+        raise ValueError(f"password is too short: at least {PASSWORD_MIN_CHARS} characters")
     size = len(value.encode("utf-8"))
     if size > PASSWORD_MAX_BYTES:
         raise ValueError(
-            f"password is {size} bytes in UTF-8; bcrypt uses at most {PASSWORD_MAX_BYTES} "
-            "bytes, and longer passwords are refused rather than silently truncated"
+            f"password is too long: {size} bytes in UTF-8; bcrypt uses at most "
+            f"{PASSWORD_MAX_BYTES} bytes, and longer passwords are refused rather than "
+            "silently truncated"
         )
     return value
 
@@ -80,7 +81,11 @@ class AccountCreate(AccountBase):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"username": "alice", "email": "alice@example.com", "password": "correct horse"}
+                {
+                    "username": "alice",
+                    "email": "alice@example.com",
+                    "password": "correct horse battery",
+                }
             ]
         },
     )
@@ -88,7 +93,8 @@ class AccountCreate(AccountBase):
     email: EmailStr = Field(max_length=EMAIL_MAX_LENGTH)
     password: str = Field(
         min_length=PASSWORD_MIN_CHARS,
-        description="8 to 72 UTF-8 bytes (bcrypt's limit; longer is refused, not truncated)",
+        description="8 characters to 72 UTF-8 bytes (bcrypt's limit; longer is refused, not "
+        "truncated), and not common or made of the email or username (zxcvbn score 3 or more)",
     )
 
     @field_validator("username")

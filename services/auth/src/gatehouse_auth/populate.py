@@ -156,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     for failure in failures[:20]:
         print(f"failed: {failure}", file=sys.stderr)
+    if any(": 429 " in failure for failure in failures):
+        print(
+            "the auth service limits sign-ups per client address; for a bulk run set "
+            "GATEHOUSE_AUTH_SIGNUP_RATE_LIMIT_PER_CLIENT=0 on it",
+            file=sys.stderr,
+        )
     if len(failures) > 20:
         print(f"... and {len(failures) - 20} more failures", file=sys.stderr)
     if args.csv:

@@ -72,6 +72,49 @@ class AccountsPage(BaseModel):
     offset: int
 
 
+class LockoutPublic(BaseModel):
+    """A login lockout in force: an email refused from one address, or from all of them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "admin@example.com",
+                    "scope": "address",
+                    "client": "203.0.113.7",
+                    "retry_after": 42,
+                }
+            ]
+        }
+    )
+
+    email: str = Field(
+        description="The email as typed at login (lower-cased); it may name no account"
+    )
+    scope: Literal["address", "account"] = Field(
+        description="`address`: too many failures from `client`; "
+        "`account`: too many failures from every address together"
+    )
+    client: str | None = Field(
+        description="The locked-out client address, an IPv6 client's /64 (null for `account`)"
+    )
+    retry_after: int = Field(description="Seconds until the lockout ends by itself")
+
+
+class LockoutsList(BaseModel):
+    """Every lockout in force, by email."""
+
+    items: list[LockoutPublic]
+    total: int
+
+
+class LockoutsLifted(BaseModel):
+    """What ``DELETE /lockouts/{email}`` cleared."""
+
+    email: str
+    lifted: int = Field(description="Lockouts that were in force and are lifted")
+
+
 class JWKS(BaseModel):
     """A JSON Web Key Set (RFC 7517) of every public key that may have signed a live token."""
 
@@ -82,11 +125,12 @@ _DESCRIPTIONS = {
     400: "The body is not readable (not UTF-8 text, say)",
     401: "No valid bearer token, or wrong credentials",
     403: "The token is not an admin's",
+    404: "Nothing by that name",
     409: "The email or username is taken",
     413: "The body is too large",
     422: "The request is not valid; `fields` says which parts and why",
     429: "Too many attempts; see Retry-After",
-    503: "The database is unavailable; retry shortly",
+    503: "The database (or, for lockouts, Redis) is unavailable; retry shortly",
 }
 
 

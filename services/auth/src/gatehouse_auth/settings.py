@@ -8,13 +8,14 @@ unprefixed first, and the prefixed spelling works too.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gatehouse_common.settings import ServiceSettings
 
@@ -58,12 +59,27 @@ class AuthSettings(ServiceSettings):
     # Rate limiting. Unset REDIS_URL means an in-process store (one process only).
     redis_url: str | None = Field(default=None, validation_alias=_alias("REDIS_URL", "REDIS_URL"))
     redis_prefix: str = "gatehouse:auth:"
+    # Login limits (see limits.py); 0 turns one off (a load test from one address).
     rate_limit_window_seconds: float = Field(default=60.0, gt=0, le=86_400)
-    # Attempts per window; 0 turns that limit off (a load test from one address).
-    rate_limit_per_email: int = Field(default=10, ge=0)
+    # Every login attempt from one client address, per window.
     rate_limit_per_client: int = Field(default=300, ge=0)
+    # Failed logins at one email from one client address, per window: the lockout
+    # a guesser meets, which nobody elsewhere can impose on the account's owner.
+    rate_limit_per_email_client: int = Field(default=10, ge=0)
+    # Failed logins at one email from every address, per email window: a ceiling
+    # well above what one address may try, for guessers spread over many.
+    rate_limit_per_email: int = Field(default=100, ge=0)
+    rate_limit_email_window_seconds: float = Field(default=3600.0, gt=0, le=7 * 86_400)
+    # Sign-ups from one client address per window (an enumeration of taken emails
+    # costs a sign-up each).
+    signup_rate_limit_per_client: int = Field(default=20, ge=0)
+    signup_rate_limit_window_seconds: float = Field(default=600.0, gt=0, le=86_400)
     # Peers whose X-Forwarded-For is believed (the gateway); the default trusts loopback.
-    trusted_proxies: list[IPv4Network | IPv6Network] = Field(default_factory=_loopback)
+    # A JSON list or a comma-separated list of CIDRs; the service alone reads the
+    # header (uvicorn's proxy-headers middleware is off, see cli.py).
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=_loopback
+    )
 
     # Tokens. Keys default to <data_dir>/keys (.data/keys).
     keys_dir: Path = Path(".data/keys")
@@ -76,6 +92,10 @@ class AuthSettings(ServiceSettings):
 
     # Passwords. 12 is the floor the design asks for; tests lower it for speed.
     bcrypt_rounds: int = Field(default=12, ge=4, le=31)
+    # zxcvbn's score (0-4) a new password needs; 3 is "safely unguessable" against
+    # an online attack with throttling (NIST SP 800-63B 5.1.1.2: refuse common,
+    # context-specific passwords). 0 turns the check off.
+    password_min_score: int = Field(default=3, ge=0, le=4)
     max_body_bytes: int = Field(default=16_384, ge=1024)
 
     # The admin ensured at start (see bootstrap.py).
@@ -87,6 +107,17 @@ class AuthSettings(ServiceSettings):
         default=None, validation_alias=_alias("GATEHOUSE_ADMIN_PASSWORD", "ADMIN_PASSWORD")
     )
     admin_username: str = "admin"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: object) -> object:
+        """``["10.0.0.0/8"]`` (JSON, as compose and Helm write it) or ``10.0.0.0/8, ::1/128``."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     @model_validator(mode="after")
     def _keys_under_data_dir(self) -> AuthSettings:

@@ -26,7 +26,12 @@ from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.runtime import Gateway
 from gatehouse_gateway.upstream.backend import BackendState
-from gatehouse_gateway.upstream.h1 import UpstreamConnectError, UpstreamError, UpstreamResponse
+from gatehouse_gateway.upstream.h1 import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamPoolTimeout,
+    UpstreamResponse,
+)
 from gatehouse_gateway.upstream.retry import IDEMPOTENT_METHODS, RETRYABLE_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -274,6 +279,7 @@ class Proxy:
                     body.chunks() if body is not None else None,
                     connect_timeout=timeouts.connect,
                     read_timeout=timeouts.read,
+                    pool_timeout=timeouts.pool_wait,
                 )
                 # A small body is read inside the attempt: a backend that dies between
                 # its head and its body is then one more failed attempt, retried like
@@ -286,6 +292,16 @@ class Proxy:
                     except BaseException:
                         response.release()
                         raise
+            except UpstreamPoolTimeout:
+                # Every connection to the backend is busy: the gateway's limit, not the
+                # backend's failure, so nothing counts against its health.
+                backend.in_flight -= 1
+                backend.metrics.count("pool_timeout")
+                detail = f"no connection to a backend came free within {timeouts.pool_wait:g}s"
+                await send_json(
+                    send, 503, error_body("upstream_busy", detail, route=route.name), rid
+                )
+                return 503
             except UpstreamConnectError as exc:
                 backend.in_flight -= 1
                 if body is not None and (body.too_large or body.disconnected):

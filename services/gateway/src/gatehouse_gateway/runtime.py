@@ -65,7 +65,9 @@ class Gateway:
     async def start(self) -> None:
         self._upstream = UpstreamClient(
             limit=self.settings.upstream_connection_limit,
+            backend_limit=self.settings.upstream_backend_connection_limit,
             keepalive=self.settings.upstream_keepalive,
+            max_response_head_bytes=self.settings.upstream_max_response_head_bytes,
         )
         await self.cursor.start()
         self._set_authenticator(self.loaded)

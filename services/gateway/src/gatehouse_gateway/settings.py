@@ -40,6 +40,10 @@ class GatewaySettings(ServiceSettings):
     accounts_ui_url: str = "http://127.0.0.1:8002"
     # Pooled keep-alive connections to all backends together, per worker.
     upstream_connection_limit: int = Field(default=1000, ge=1, le=100_000)
+    # ... and to each backend, per worker: one slow backend cannot take every place.
+    upstream_backend_connection_limit: int = Field(default=256, ge=1, le=100_000)
+    # The response head (status line and headers) a backend may send; over it, 502.
+    upstream_max_response_head_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     upstream_keepalive: float = Field(default=60.0, ge=0)
     watch_config: bool = True
     # How often a replica reads the drained backends every replica shares in

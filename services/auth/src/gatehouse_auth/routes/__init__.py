@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gatehouse_auth.routes import accounts, jwks, login
+from gatehouse_auth.routes import accounts, jwks, lockouts, login
 
 api_router = APIRouter()
 api_router.include_router(accounts.router)
 api_router.include_router(login.router)
 api_router.include_router(jwks.router)
+api_router.include_router(lockouts.router)
 
 __all__ = ["api_router"]

@@ -6,11 +6,14 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from fastapi.exceptions import RequestValidationError
 
 from gatehouse_auth import crud
-from gatehouse_auth.deps import AdminAccount, CurrentAccount, SessionDep, StateDep
+from gatehouse_auth.deps import AdminAccount, ClientAddress, CurrentAccount, SessionDep, StateDep
+from gatehouse_auth.errors import RateLimited
 from gatehouse_auth.metrics import ACCOUNTS_CREATED
 from gatehouse_auth.models import AccountCreate, AccountPublic
+from gatehouse_auth.password_policy import WeakPassword, check_password_strength
 from gatehouse_auth.schemas import AccountsPage, error_responses
 
 logger = logging.getLogger(__name__)
@@ -21,11 +24,38 @@ router = APIRouter(tags=["accounts"])
     "/account",
     status_code=status.HTTP_201_CREATED,
     summary="Sign up",
-    responses=error_responses(400, 409, 413, 422, 503),
+    responses=error_responses(
+        400,
+        409,
+        413,
+        422,
+        429,
+        503,
+        s422="The request is not valid; `fields` says which parts and why. A refused "
+        "password names its rule in `type`: password_too_short, password_too_long, "
+        "password_too_common, password_too_similar (to the email or username)",
+        s429="Too many sign-ups from this address; see Retry-After",
+    ),
 )
 def create_account(
-    account_in: AccountCreate, session: SessionDep, state: StateDep
+    account_in: AccountCreate, session: SessionDep, state: StateDep, client: ClientAddress
 ) -> AccountPublic:
+    """Sign-ups are limited per client address, and a taken email or username is
+    answered after the same bcrypt work as a new account, so neither the count of
+    tries nor the time of the answer makes listing the service's users cheap."""
+    wait = state.signups.check(client=client)
+    if wait:
+        raise RateLimited(wait, "sign-ups")
+    try:
+        check_password_strength(
+            account_in.password,
+            email=account_in.email,
+            username=account_in.username,
+            min_score=state.settings.password_min_score,
+        )
+    except WeakPassword as exc:
+        error = {"type": exc.rule, "loc": ("body", "password"), "msg": exc.message, "input": None}
+        raise RequestValidationError([error]) from None
     account = crud.create_account(session=session, account_in=account_in, hasher=state.hasher)
     ACCOUNTS_CREATED.inc()
     logger.info("account %s created", account.id)

@@ -23,10 +23,10 @@ router = APIRouter(tags=["login"])
 def login(
     credentials: LoginRequest, session: SessionDep, state: StateDep, client: ClientAddress
 ) -> TokenResponse:
-    wait = state.limiter.check(email=credentials.email, client=client)
-    if wait:
+    attempt = state.limiter.check(email=credentials.email, client=client)
+    if attempt.wait:
         LOGINS.labels(result=LoginResult.rate_limited.value).inc()
-        raise RateLimited(wait)
+        raise RateLimited(attempt.wait)
     account = crud.authenticate(
         session=session,
         email=credentials.email,
@@ -36,6 +36,7 @@ def login(
     if account is None:
         LOGINS.labels(result=LoginResult.invalid_credentials.value).inc()
         raise InvalidCredentials()
+    state.limiter.succeeded(attempt)
     issued = state.tokens.issue(account)
     LOGINS.labels(result=LoginResult.success.value).inc()
     return TokenResponse(

@@ -81,6 +81,10 @@ _SPECIAL.update(
 # that could break out of a header or a Forwarded quoted-string.
 _VALID_HOST = re.compile(rb"^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 _SCHEMES = {"http": b"http", "https": b"https"}
+# CONNECT would make the gateway a tunnel to anywhere, TRACE echoes a request's
+# credentials back to a script (cross-site tracing): neither is forwarded.
+_REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
+_VERSIONS = frozenset({"1.0", "1.1"})
 
 
 def error_body(code: str, detail: str, **extra: Any) -> bytes:
@@ -148,6 +152,10 @@ class HeadRules:
 
     def read(self, scope: Any) -> RequestHead:
         """The head of ``scope`` (an ASGI HTTP scope); raises :class:`Refusal`."""
+        if scope["method"] in _REFUSED_METHODS:
+            raise Refusal(501, "not_implemented", f"the gateway does not forward {scope['method']}")
+        if scope.get("http_version", "1.1") not in _VERSIONS:
+            raise Refusal(505, "http_version_not_supported", "HTTP/1.0 and HTTP/1.1 only")
         head = RequestHead()
         out = head.headers
         special = _SPECIAL

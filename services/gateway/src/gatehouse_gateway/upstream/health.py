@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.upstream.backend import BackendState
-from gatehouse_gateway.upstream.h1 import UpstreamClient, UpstreamError
+from gatehouse_gateway.upstream.h1 import UpstreamClient, UpstreamError, UpstreamPoolTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -72,23 +72,30 @@ class HealthMonitor:
             return
         ok = False
         try:
-            async with asyncio.timeout(check.timeout):
-                response = await self._client.request(
-                    backend.base_url,
-                    "GET",
-                    check.path.encode(),
-                    (),
-                    None,
-                    connect_timeout=check.timeout,
-                    read_timeout=check.timeout,
-                )
-                try:
-                    ok = 200 <= response.status < 300
-                    length = response.content_length
-                    if length is not None and length <= _SMALL_BODY:
+            # The client bounds each step by the check's timeout (pool wait, connect,
+            # the whole response head); the body read is bounded here.
+            response = await self._client.request(
+                backend.base_url,
+                "GET",
+                check.path.encode(),
+                (),
+                None,
+                connect_timeout=check.timeout,
+                read_timeout=check.timeout,
+                pool_timeout=check.timeout,
+            )
+            try:
+                ok = 200 <= response.status < 300
+                length = response.content_length
+                if length is not None and length <= _SMALL_BODY:
+                    async with asyncio.timeout(check.timeout):
                         await response.read()  # read whole, the connection is reused
-                finally:
-                    response.release()
+            finally:
+                response.release()
+        except UpstreamPoolTimeout:
+            # every connection this worker may open to the backend is busy: the
+            # check never reached it, so it says nothing about its health
+            return
         except (UpstreamError, TimeoutError, OSError):
             ok = False
         if ok:

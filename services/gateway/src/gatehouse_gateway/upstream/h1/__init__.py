@@ -7,7 +7,7 @@ CPU than the rest of the proxy together (loadtest/README.md). The proxy needs
 far less: write a request head, stream a body, parse a response with the C
 parser uvicorn already uses (httptools), and hand the connection back to a
 pool. This module does only that, with the same failure classes the proxy
-distinguishes (cannot connect, read timeout, broken connection).
+distinguishes (no pool slot, cannot connect, read timeout, broken connection).
 """
 
 from gatehouse_gateway.upstream.h1.client import BackendPool, UpstreamClient
@@ -16,6 +16,7 @@ from gatehouse_gateway.upstream.h1.errors import (
     UpstreamBroken,
     UpstreamConnectError,
     UpstreamError,
+    UpstreamPoolTimeout,
     UpstreamTimeout,
 )
 from gatehouse_gateway.upstream.h1.response import UpstreamResponse
@@ -27,6 +28,7 @@ __all__ = [
     "UpstreamClient",
     "UpstreamConnectError",
     "UpstreamError",
+    "UpstreamPoolTimeout",
     "UpstreamResponse",
     "UpstreamTimeout",
 ]
