@@ -5,6 +5,13 @@ accounts database and the JWT keys under .data/, an in-process round-robin
 cursor; DATABASE_URL and REDIS_URL in the environment switch to PostgreSQL and
 Redis. Ctrl-C (or SIGTERM) stops every child and waits for it; if one child
 dies, the others are stopped too, so nothing is left running.
+
+The gateway's admin listener (health, metrics, config, admin API, dashboard)
+is bound to 127.0.0.1:9901 whatever the environment says: only this machine
+reaches it. The fake backends serve their fault endpoints (--faults), which is
+what the demo shows. The generated admin password is kept in
+.data/admin-password (mode 0600) and printed once, when it is made; later
+starts name the file instead, so the password does not pile up in logs.
 """
 
 from __future__ import annotations
@@ -13,17 +20,24 @@ import importlib.util
 import os
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".data"
 GATEWAY_CONFIG = ROOT / "services" / "gateway" / "config" / "demo.yaml"
+ADMIN_HOST = "127.0.0.1"
+ADMIN_PORT = 9901
+ADMIN_URL = f"http://{ADMIN_HOST}:{ADMIN_PORT}"
+PASSWORD_FILE = "admin-password"
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,8 @@ class Service:
     module: str
     args: tuple[str, ...]
     health_url: str
+    # Set for this service's process only, over the demo's environment.
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def available(self) -> bool:
@@ -43,7 +59,7 @@ SERVICES = [
     Service(
         "fake-backends",
         "gatehouse_fake_backend",
-        ("--ports", "9001-9004"),
+        ("--ports", "9001-9004", "--faults"),
         "http://127.0.0.1:9004/healthz",
     ),
     Service("auth", "gatehouse_auth", ("serve", "--port", "8001"), "http://127.0.0.1:8001/healthz"),
@@ -54,26 +70,51 @@ SERVICES = [
         "gateway",
         "gatehouse_gateway",
         ("--config", str(GATEWAY_CONFIG), "--port", "8080"),
-        "http://127.0.0.1:8080/-/healthz",
+        f"{ADMIN_URL}/-/healthz",
+        env={
+            "GATEHOUSE_GATEWAY_ADMIN_HOST": ADMIN_HOST,
+            "GATEHOUSE_GATEWAY_ADMIN_PORT": str(ADMIN_PORT),
+        },
     ),
 ]
 
+PasswordSource = Literal["environment", "generated", "stored"]
 
-def admin_password() -> str:
-    """The admin password: from the environment, or made once and kept in .data/."""
+
+def admin_password(data: Path | None = None) -> tuple[str, PasswordSource]:
+    """The admin password and where it came from: GATEHOUSE_ADMIN_PASSWORD, or
+    made once into ``data``/admin-password (mode 0600 from its first byte), or
+    read back from there (its mode put back to 0600 if someone widened it)."""
     if password := os.environ.get("GATEHOUSE_ADMIN_PASSWORD"):
-        return password
-    stored = DATA / "admin-password"
-    if not stored.exists():
-        stored.write_text(secrets.token_urlsafe(12) + "\n")
-        stored.chmod(0o600)
-    return stored.read_text().strip()
+        return password, "environment"
+    stored = (data or DATA) / PASSWORD_FILE
+    try:
+        descriptor = os.open(stored, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if stat.S_IMODE(stored.stat().st_mode) != 0o600:
+            stored.chmod(0o600)
+        return stored.read_text().strip(), "stored"
+    password = secrets.token_urlsafe(12)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(password + "\n")
+    return password, "generated"
 
 
-def demo_environment() -> dict[str, str]:
+def password_line(password: str, source: PasswordSource, data: Path | None = None) -> str:
+    """What the walkthrough says about the admin password: the password itself
+    only the one time it was generated, otherwise where it is."""
+    stored = (data or DATA) / PASSWORD_FILE
+    if source == "generated":
+        return f"{password}   (generated now, kept in {stored}, mode 0600; shown only this once)"
+    if source == "stored":
+        return f"the password in {stored}"
+    return "the password in GATEHOUSE_ADMIN_PASSWORD"
+
+
+def demo_environment(password: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("GATEHOUSE_ADMIN_EMAIL", "admin@example.com")
-    env["GATEHOUSE_ADMIN_PASSWORD"] = admin_password()
+    env["GATEHOUSE_ADMIN_PASSWORD"] = password
     env.setdefault("DATABASE_URL", f"sqlite:///{DATA / 'accounts.db'}")
     env.setdefault("GATEHOUSE_AUTH_KEYS_DIR", str(DATA / "keys"))
     env.setdefault("GATEHOUSE_CONFIG", str(GATEWAY_CONFIG))
@@ -108,16 +149,18 @@ def stop_all(children: list[tuple[Service, subprocess.Popen[bytes]]]) -> None:
             child.wait()
 
 
-def print_walkthrough(env: dict[str, str], running: list[str]) -> None:
-    email, password = env["GATEHOUSE_ADMIN_EMAIL"], env["GATEHOUSE_ADMIN_PASSWORD"]
-    print(
-        f"""
+def walkthrough(env: Mapping[str, str], running: list[str], password: str) -> str:
+    """The text printed once everything is up; ``password`` is :func:`password_line`'s."""
+    email = env["GATEHOUSE_ADMIN_EMAIL"]
+    return f"""
 Gatehouse demo is up: {", ".join(running)}
   gateway     http://localhost:8080      (metrics: http://localhost:8080/metrics)
+  admin       {ADMIN_URL}      (the gateway's own endpoints, this machine only:
+              {ADMIN_URL}/-/dashboard, /-/config, /-/metrics, /-/readyz)
   auth        http://localhost:8001/docs
-  accounts-ui http://localhost:8080/accounts_page   admin: {email} / {password}
-  dashboard   http://localhost:8080/-/dashboard      (the gateway's operator view, same admin)
-  backends    http://localhost:9001 .. 9004
+  accounts-ui http://localhost:8080/accounts_page
+  admin user  {email} with {password}
+  backends    http://localhost:9001 .. 9004   (faults: PUT /__backend/faults)
 
 Try, through the gateway:
   curl localhost:9001/anything
@@ -130,14 +173,13 @@ Try, through the gateway:
   curl -H 'Host: service2.my-company.com' -H "Authorization: Bearer $TOKEN" localhost:8080/hello
   open http://localhost:8080/accounts_page
 Ctrl-C stops everything.
-""",
-        flush=True,
-    )
+"""
 
 
 def main() -> int:
-    DATA.mkdir(exist_ok=True)
-    env = demo_environment()
+    DATA.mkdir(mode=0o700, exist_ok=True)
+    password, source = admin_password()
+    env = demo_environment(password)
     services = [s for s in SERVICES if s.available]
     missing = [s.name for s in SERVICES if not s.available]
     if missing:
@@ -157,12 +199,13 @@ def main() -> int:
     try:
         for service in services:
             command = [sys.executable, "-m", service.module, *service.args]
-            child = subprocess.Popen(command, env=env, cwd=ROOT)
+            child = subprocess.Popen(command, env={**env, **service.env}, cwd=ROOT)
             children.append((service, child))
             if not wait_healthy(service.health_url, child):
                 print(f"demo: {service.name} did not become healthy", file=sys.stderr)
                 return 1
-        print_walkthrough(env, [s.name for s in services])
+        running = [s.name for s in services]
+        print(walkthrough(env, running, password_line(password, source)), flush=True)
         while not stopping:
             for service, child in children:
                 if child.poll() is not None:

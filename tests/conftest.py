@@ -49,15 +49,19 @@ def start_fake_backend() -> Iterator[FakeBackendFactory]:
     """Start fake backend processes on free ports; all are stopped at teardown."""
     started: list[ServiceProcess] = []
 
-    def start(*args: str, name: str | None = None, port: int | None = None) -> ServiceProcess:
+    def start(
+        *args: str, name: str | None = None, port: int | None = None, faults: bool = True
+    ) -> ServiceProcess:
         port = port or free_port()
         extra = ["--name", name] if name else []
+        if faults:  # tests change faults at run time through /__backend/
+            extra.append("--faults")
         process = ServiceProcess(
             name=name or f"fake-backend-{port}",
             command=python_module("gatehouse_fake_backend", "--port", str(port), *extra, *args),
             port=port,
-            # not /healthz: a backend started --unhealthy is up all the same
-            ready_path="/__backend/faults",
+            # /readyz for a backend started --unhealthy: it is up all the same
+            ready_path="/readyz" if "--unhealthy" in args else "/healthz",
         )
         started.append(process)
         return process.start()

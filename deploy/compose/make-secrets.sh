@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Makes the compose stack's secrets, once: the database password, an Ed25519
-# JWT signing key, the admin password and the accounts page's CSRF secret.
-# Existing files are kept, so tokens and the database survive a re-run.
+# JWT signing key, the admin password, the accounts page's CSRF secret and a
+# Redis password per service (gateway, auth), with the Redis ACL file that
+# holds their SHA-256 hashes. Existing files are kept, so tokens and the
+# database survive a re-run; the env files and the ACL file are rewritten from
+# them every run, so they always agree.
 #   deploy/compose/make-secrets.sh [DIR]    (default: $GATEHOUSE_SECRETS_DIR or deploy/compose/.secrets)
 # The files are world-readable inside a 0700 folder: compose bind-mounts each
 # file and the services read them as their own non-root users.
@@ -23,9 +26,33 @@ fi
 if [ ! -s "$dir/admin_password" ]; then
   random 16 >"$dir/admin_password"
 fi
+for user in gateway auth; do
+  if [ ! -s "$dir/redis_${user}_password" ]; then
+    random 24 >"$dir/redis_${user}_password"
+  fi
+done
+
 # Rewritten every run from the files above, so they always agree.
-printf 'DATABASE_URL=postgresql://gatehouse:%s@postgres:5432/gatehouse\nGATEHOUSE_ADMIN_PASSWORD=%s\n' \
-  "$(cat "$dir/db_password")" "$(cat "$dir/admin_password")" >"$dir/auth.env"
+redis_password() { tr -d '\n' <"$dir/redis_$1_password"; }
+redis_hash() { redis_password "$1" | sha256sum | cut -d' ' -f1; }
+# What a service may run: reads, writes, scripts (run and load; not flush, not
+# functions), transactions and pub/sub, on its own keys and channels only;
+# never an admin or dangerous command (CONFIG, FLUSHALL, KEYS, DEBUG, ...) and
+# never the other service's keys, so neither can forge what the other trusts
+# (a drained backend, a rate-limit window). Redis checks the keys a script
+# touches against the same patterns.
+commands='-@all +@read +@write +@keyspace +@transaction +@pubsub +@connection -@dangerous'
+commands="$commands +eval +evalsha +eval_ro +evalsha_ro +script|load +script|exists"
+{
+  echo 'user default off resetpass resetkeys resetchannels -@all'
+  echo 'user healthcheck on nopass resetkeys resetchannels -@all +ping'
+  for user in gateway auth; do
+    echo "user $user on #$(redis_hash $user) resetkeys ~gatehouse:$user:* resetchannels &gatehouse:$user:* $commands"
+  done
+} >"$dir/redis_users.acl"
+printf 'DATABASE_URL=postgresql://gatehouse:%s@postgres:5432/gatehouse\nGATEHOUSE_ADMIN_PASSWORD=%s\nREDIS_URL=redis://auth:%s@redis:6379/0\n' \
+  "$(cat "$dir/db_password")" "$(cat "$dir/admin_password")" "$(redis_password auth)" >"$dir/auth.env"
+printf 'REDIS_URL=redis://gateway:%s@redis:6379/0\n' "$(redis_password gateway)" >"$dir/gateway.env"
 if [ ! -s "$dir/accounts-ui.env" ]; then
   printf 'GATEHOUSE_ACCOUNTS_UI_CSRF_SECRET=%s\n' "$(random 32)" >"$dir/accounts-ui.env"
 fi

@@ -238,13 +238,21 @@ class Bench:
         fake = self.own(
             ManagedProcess(
                 "fake-backend",
-                [sys.executable, "-m", "gatehouse_fake_backend", "--port", str(fake_port)],
+                # --faults: the memory runs download from /__backend/bytes/{n}.
+                [
+                    sys.executable,
+                    "-m",
+                    "gatehouse_fake_backend",
+                    "--port",
+                    str(fake_port),
+                    "--faults",
+                ],
                 log_path=self.workdir / "fake-backend.log",
                 env={"GATEHOUSE_FAKE_BACKEND_LOG_LEVEL": "warning"},
                 cwd=REPO_ROOT,
             ).start()
         )
-        fake.wait_http(f"http://127.0.0.1:{fake_port}/__backend/faults")
+        fake.wait_http(f"http://127.0.0.1:{fake_port}/healthz")
         stream_route = {
             "name": "stream",
             "hosts": [STREAM_HOST],

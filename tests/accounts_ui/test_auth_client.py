@@ -23,9 +23,11 @@ def stand_in(stack: Stack) -> Iterator[ServiceProcess]:
     """A fake backend on the spare page's auth port for this module, closed again after."""
     with ServiceProcess(
         name="fake-auth",
-        command=python_module("gatehouse_fake_backend", "--port", str(stack.spare_port)),
+        command=python_module(
+            "gatehouse_fake_backend", "--port", str(stack.spare_port), "--faults"
+        ),
         port=stack.spare_port,
-        ready_path="/__backend/faults",
+        ready_path="/healthz",
     ) as process:
         yield process
 

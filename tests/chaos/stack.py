@@ -163,9 +163,11 @@ def _backend(name: str, *args: str) -> ServiceProcess:
     port = free_port()
     return ServiceProcess(
         name=name,
-        command=python_module("gatehouse_fake_backend", "--port", str(port), "--name", name, *args),
+        command=python_module(
+            "gatehouse_fake_backend", "--port", str(port), "--name", name, "--faults", *args
+        ),
         port=port,
-        ready_path="/__backend/faults",
+        ready_path="/healthz",
     )
 
 

@@ -27,9 +27,29 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
 helm_python.disable_logging()
 
 
+# Values the chart has no default for (an install must pass them): the
+# ``defaults`` scenario and render() add them unless told not to.
+REQUIRED_VALUES: dict[str, Any] = {"auth": {"trustedProxies": ["10.244.0.0/16"]}}
+
+
+def with_required(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` over :data:`REQUIRED_VALUES` (a deep merge; ``values`` wins)."""
+
+    def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+        merged = dict(base)
+        for key, value in top.items():
+            if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+                merged[key] = merge(merged[key], value)
+            else:
+                merged[key] = value
+        return merged
+
+    return merge(REQUIRED_VALUES, values)
+
+
 def scenario_values() -> dict[str, dict[str, Any]]:
-    """``defaults`` plus one scenario per ci/<name>-values.yaml."""
-    scenarios: dict[str, dict[str, Any]] = {"defaults": {}}
+    """``defaults`` (plus the required values) and one scenario per ci/<name>-values.yaml."""
+    scenarios: dict[str, dict[str, Any]] = {"defaults": with_required({})}
     for path in sorted((CHART / "ci").glob("*-values.yaml")):
         scenarios[path.name.removesuffix("-values.yaml")] = yaml.safe_load(path.read_text()) or {}
     return scenarios
@@ -63,11 +83,13 @@ class Rendered:
                 yield manifest["metadata"]["name"], manifest["spec"]
 
 
-def render(values: Mapping[str, Any] | None = None) -> Rendered:
-    """Render the umbrella chart as a fresh install of release ``gh``."""
+def render(values: Mapping[str, Any] | None = None, *, required: bool = True) -> Rendered:
+    """Render the umbrella chart as a fresh install of release ``gh`` (with the
+    required values under ``values`` unless ``required`` is false)."""
+    given = with_required(values or {}) if required else dict(values or {})
     chart = helm_python.Chart.load(CHART)
     try:
-        files = chart.render(dict(values or {}), name=RELEASE, namespace=NAMESPACE, is_install=True)
+        files = chart.render(given, name=RELEASE, namespace=NAMESPACE, is_install=True)
     finally:
         chart.close()
     manifests: list[dict[str, Any]] = []

@@ -69,6 +69,14 @@ def run(
     return result
 
 
+def service_container(service: str, project: str = PROJECT) -> str:
+    """The id of the one running container of a compose ``service``."""
+    command = ["podman", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+               "--filter", f"label=com.docker.compose.service={service}"]  # fmt: skip
+    (container,) = run(command, timeout=30).stdout.split()
+    return container
+
+
 def project_containers(project: str = PROJECT, *, running_only: bool = True) -> list[str]:
     """Ids of the containers compose made for ``project``."""
     command = ["podman", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"]
@@ -207,6 +215,8 @@ class Stack:
 
     base_url: str
     prometheus_url: str
+    # Each gateway replica's admin listener, published on 127.0.0.1.
+    admin_urls: Mapping[str, str]
     secrets_dir: Path
     env: Mapping[str, str]
     # The sources as they were when the images were built (others may edit on).
@@ -240,24 +250,27 @@ def _down(stack: Stack) -> None:
 
 def _wait_for_backends(stack: Stack, timeout: float = 90.0) -> None:
     """Until both gateway replicas see every backend available (their active
-    checks start with the replica; a container DNS hiccup at start delays them)."""
+    checks start with the replica; a container DNS hiccup at start delays them).
+    Each replica's state comes from its own admin listener."""
     deadline = time.monotonic() + timeout
     seen: dict[str, list[tuple[str, bool]]] = {}
     while time.monotonic() < deadline:
         try:
-            # The edge alternates between the replicas, so a few calls reach both.
-            states = [httpx.get(f"{stack.base_url}/-/config", timeout=5).json() for _ in range(4)]
+            states = {
+                replica: httpx.get(f"{url}/-/config", timeout=5).json()
+                for replica, url in stack.admin_urls.items()
+            }
         except (httpx.HTTPError, ValueError):
-            states = []
+            states = {}
         seen = {
-            f"answer {index}": [
+            replica: [
                 (backend["name"], backend["available"])
                 for route in state["routes"]
                 for backend in route["backends"]
             ]
-            for index, state in enumerate(states)
+            for replica, state in states.items()
         }
-        if len(seen) == 4 and all(ok for backends in seen.values() for _, ok in backends):
+        if len(seen) == 2 and all(ok for backends in seen.values() for _, ok in backends):
             return
         time.sleep(2.0)
     saved = _save_logs(stack, f"backends not available: {seen}")
@@ -265,7 +278,9 @@ def _wait_for_backends(stack: Stack, timeout: float = 90.0) -> None:
 
 
 @contextmanager
-def compose_stack(http_port: int, prometheus_port: int) -> Iterator[Stack]:
+def compose_stack(
+    http_port: int, prometheus_port: int, admin_ports: tuple[int, int]
+) -> Iterator[Stack]:
     """Build, bring the stack up (health-gated), yield it, and bring it down."""
     built_from = {package: source_digest(package) for package in PACKAGES}
     build_images()
@@ -281,10 +296,16 @@ def compose_stack(http_port: int, prometheus_port: int) -> Iterator[Stack]:
             "GATEHOUSE_IMAGE_TAG": IMAGE_TAG,
             "GATEHOUSE_HTTP_PORT": str(http_port),
             "GATEHOUSE_PROMETHEUS_PORT": str(prometheus_port),
+            "GATEHOUSE_GATEWAY_1_ADMIN_PORT": str(admin_ports[0]),
+            "GATEHOUSE_GATEWAY_2_ADMIN_PORT": str(admin_ports[1]),
         }
         stack = Stack(
             base_url=f"http://127.0.0.1:{http_port}",
             prometheus_url=f"http://127.0.0.1:{prometheus_port}",
+            admin_urls={
+                "gateway-1": f"http://127.0.0.1:{admin_ports[0]}",
+                "gateway-2": f"http://127.0.0.1:{admin_ports[1]}",
+            },
             secrets_dir=secrets,
             env=env,
             built_from=built_from,

@@ -1,12 +1,15 @@
 """deploy/compose, without running it: docker-compose accepts the file, the
 gateway config loads and points at compose services, Prometheus scrapes them
-all, and secrets never appear in the file."""
+all, secrets never appear in the file, and what must stay inside (the gateway's
+admin listener, Prometheus, Redis, the fake backends' fault endpoints) does."""
 
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
+from deploy.redis_acl import check_service_users, redis_with_acl
 
 from gatehouse_gateway.config.loader import load_config
 
@@ -30,6 +34,9 @@ APP_PORTS = {
     "fake-backend-3": 9001,
     "fake-backend-4": 9001,
 }
+ADMIN_PORT = 9901
+# "[ip:]host:container" as written in the file; host may be a ${VARIABLE:-default}.
+PUBLISHED = re.compile(r"^(?:(?P<ip>[0-9.]+):)?(?P<host>\$\{[^}]+\}|\d+):(?P<container>\d+)$")
 
 
 def _compose_config(secrets_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
@@ -91,8 +98,6 @@ def test_gateway_config_loads_and_names_compose_services(compose: dict[str, Any]
     jwks = urlsplit(str(config.auth.jwks_url))
     assert (jwks.hostname, jwks.port) == ("auth", 8001)
     assert config.cursor.store == "redis"
-    for replica in ("gateway-1", "gateway-2"):
-        assert compose["services"][replica]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
 
 
 def test_prometheus_scrapes_every_service_with_the_rules(compose: dict[str, Any]) -> None:
@@ -104,8 +109,12 @@ def test_prometheus_scrapes_every_service_with_the_rules(compose: dict[str, Any]
         for target in static["targets"]
     }
     for service, port in APP_PORTS.items():
+        if service.startswith("gateway-"):
+            port = ADMIN_PORT  # the gateway's metrics are on its admin listener
         assert targets[service][1] == port, service
     assert targets["gateway-1"][0] == "gateway"
+    (gateway_job,) = [job for job in config["scrape_configs"] if job["job_name"] == "gateway"]
+    assert gateway_job["metrics_path"] == "/-/metrics"
     result = subprocess.run(
         ["promtool", "check", "config", "--syntax-only", str(COMPOSE / "prometheus.yml")],
         capture_output=True,
@@ -141,7 +150,12 @@ def test_start_is_health_gated(compose: dict[str, Any]) -> None:
 
 def test_no_secret_is_written_into_the_file(compose: dict[str, Any], secrets_dir: Path) -> None:
     text = (COMPOSE / "docker-compose.yml").read_text()
-    for secret in ("db_password", "admin_password"):
+    for secret in (
+        "db_password",
+        "admin_password",
+        "redis_gateway_password",
+        "redis_auth_password",
+    ):
         assert (secrets_dir / secret).read_text().strip() not in text
     # The file as written (env files are merged in by `config`, and may hold them).
     raw = yaml.safe_load(text)
@@ -159,3 +173,119 @@ def test_make_secrets_keeps_existing_secrets(secrets_dir: Path) -> None:
     assert before == after
     assert b"BEGIN PRIVATE KEY" in after["jwt_signing_key.pem"]
     assert (secrets_dir.stat().st_mode & 0o777) == 0o700
+
+
+def _raw() -> dict[str, Any]:
+    """The file as written (variables unresolved, anchors merged by the YAML loader)."""
+    document: dict[str, Any] = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+    return document
+
+
+def _published(service: dict[str, Any]) -> list[dict[str, str | None]]:
+    found = []
+    for entry in service.get("ports", []):
+        match = PUBLISHED.match(str(entry))
+        assert match, f"unexpected port syntax {entry!r}"
+        found.append(match.groupdict())
+    return found
+
+
+def test_only_the_edge_is_published_beyond_this_machine() -> None:
+    # Prometheus has no authentication and the admin listeners hold the
+    # config, the metrics and the admin API: loopback only. The edge is the door.
+    published = {name: _published(service) for name, service in _raw()["services"].items()}
+    assert [p["container"] for p in published["edge"]] == ["8080"]
+    assert published["edge"][0]["ip"] is None
+    assert published["prometheus"] == [
+        {"ip": "127.0.0.1", "host": "${GATEHOUSE_PROMETHEUS_PORT:-9090}", "container": "9090"}
+    ]
+    for name, ports in published.items():
+        if name != "edge":
+            assert all(p["ip"] == "127.0.0.1" for p in ports), (name, ports)
+        if not name.startswith("gateway-"):
+            assert all(p["container"] != str(ADMIN_PORT) for p in ports), (name, ports)
+
+
+def test_gateway_admin_listener_serves_checks_and_scrapes_never_the_edge() -> None:
+    services = _raw()["services"]
+    for replica in ("gateway-1", "gateway-2"):
+        gateway = services[replica]
+        assert gateway["environment"]["GATEHOUSE_GATEWAY_ADMIN_HOST"] == "0.0.0.0"
+        assert gateway["environment"]["GATEHOUSE_GATEWAY_ADMIN_PORT"] == str(ADMIN_PORT)
+        check = " ".join(gateway["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{ADMIN_PORT}/-/readyz" in check, check
+        assert [p["container"] for p in _published(gateway)] == [str(ADMIN_PORT)]
+    lines = (COMPOSE / "edge.conf").read_text().splitlines()
+    edge = "\n".join(line for line in lines if not line.strip().startswith("#"))
+    servers = re.findall(r"^\s*server\s+(\S+?);", edge, flags=re.MULTILINE)
+    assert servers == ["gateway-1:8080", "gateway-2:8080"]
+    assert re.findall(r"proxy_pass\s+(\S+);", edge) == ["http://gatehouse_gateways"]
+    assert str(ADMIN_PORT) not in edge
+    # The edge's config, the gateway's public metrics: off in the stack (metrics
+    # carry backend addresses; Prometheus reads them on the admin listener).
+    config = yaml.safe_load((COMPOSE / "gateway.yaml").read_text())
+    assert config.get("public_metrics", False) is False
+
+
+def test_fake_backends_keep_their_fault_endpoints_off() -> None:
+    for name, service in _raw()["services"].items():
+        if name.startswith("fake-backend"):
+            assert "GATEHOUSE_FAKE_BACKEND_FAULTS" not in service.get("environment", {}), name
+            assert "--faults" not in service.get("command", []), name
+
+
+def test_redis_wants_a_password_and_keeps_each_service_to_its_keys(
+    compose: dict[str, Any], secrets_dir: Path
+) -> None:
+    redis_service = _raw()["services"]["redis"]
+    command = redis_service["command"]
+    assert "--protected-mode" not in command
+    assert command[command.index("--aclfile") + 1] == "/run/secrets/redis_users.acl"
+    assert redis_service["secrets"] == ["redis_users.acl"]
+    assert _raw()["secrets"]["redis_users.acl"]["file"].endswith("/redis_users.acl")
+    acl = (secrets_dir / "redis_users.acl").read_text()
+    for secret in ("redis_gateway_password", "redis_auth_password"):
+        assert (secrets_dir / secret).read_text().strip() not in acl  # hashes only
+    # REDIS_URL as each container gets it (env files merged by `config`).
+    urls = {
+        "gateway": compose["services"]["gateway-1"]["environment"]["REDIS_URL"],
+        "auth": compose["services"]["auth"]["environment"]["REDIS_URL"],
+    }
+    assert compose["services"]["gateway-2"]["environment"]["REDIS_URL"] == urls["gateway"]
+    for user, url in urls.items():
+        password = (secrets_dir / f"redis_{user}_password").read_text().strip()
+        assert url == f"redis://{user}:{password}@redis:6379/0"
+    with redis_with_acl(secrets_dir / "redis_users.acl") as port:
+        check_service_users(port, urls)
+        # The container's health check, as written, against this server.
+        check = redis_service["healthcheck"]["test"][1].replace("redis-cli", f"redis-cli -p {port}")
+        assert subprocess.run(["sh", "-c", check], timeout=10, check=False).returncode == 0
+
+
+def test_auth_believes_forwarded_for_from_the_proxies_in_front_only(
+    compose: dict[str, Any],
+) -> None:
+    (pool,) = compose["networks"]["default"]["ipam"]["config"]
+    subnet = ipaddress.ip_network(pool["subnet"])
+    # Every container has its own fixed address in the subnet (nothing is left
+    # to dynamic allocation, which could hand a proxy's address to another).
+    fixed = {
+        name: ipaddress.ip_address(service["networks"]["default"]["ipv4_address"])
+        for name, service in compose["services"].items()
+    }
+    assert len(set(fixed.values())) == len(fixed)
+    assert all(address in subnet for address in fixed.values()), fixed
+    # Every hop between a client and auth that forwards the client's address.
+    proxies = {name: fixed[name] for name in ("edge", "gateway-1", "gateway-2", "accounts-ui")}
+    trusted = json.loads(
+        compose["services"]["auth"]["environment"]["GATEHOUSE_AUTH_TRUSTED_PROXIES"]
+    )
+    assert sorted(ipaddress.ip_network(n) for n in trusted) == sorted(
+        ipaddress.ip_network(f"{address}/32") for address in proxies.values()
+    )
+    # The gateways append to the edge's X-Forwarded-For (and replace anyone else's).
+    config = load_config(COMPOSE / "gateway.yaml").config
+    assert [ipaddress.ip_network(n) for n in config.edge.trusted_proxies] == [
+        ipaddress.ip_network(f"{proxies['edge']}/32")
+    ]
+    assert (config.admin.address, config.admin.port) == ("0.0.0.0", ADMIN_PORT)

@@ -25,6 +25,7 @@ from deploy.compose_stack import (
     Stack,
     compose_stack,
     run,
+    service_container,
     source_digest,
 )
 from support.processes import free_port
@@ -37,8 +38,9 @@ SERVICE1 = "service1.my-company.com"
 SERVICE2 = "service2.my-company.com"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 EXPECTED_TARGETS = {
-    ("gateway", "gateway-1:8080"),
-    ("gateway", "gateway-2:8080"),
+    # The gateways' metrics come from their admin listeners.
+    ("gateway", "gateway-1:9901"),
+    ("gateway", "gateway-2:9901"),
     ("auth", "auth:8001"),
     ("accounts-ui", "accounts-ui:8002"),
     ("fake-backend", "fake-backend-1:9001"),
@@ -58,7 +60,9 @@ def _port(variable: str) -> int:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     with compose_stack(
-        _port("GATEHOUSE_COMPOSE_TEST_PORT"), _port("GATEHOUSE_COMPOSE_TEST_PROMETHEUS_PORT")
+        _port("GATEHOUSE_COMPOSE_TEST_PORT"),
+        _port("GATEHOUSE_COMPOSE_TEST_PROMETHEUS_PORT"),
+        (free_port(), free_port()),
     ) as running:
         yield running
 
@@ -111,7 +115,12 @@ def _instance(client: httpx.Client, host: str, token: str, path: str = "/hello")
 def test_signup_and_login_through_the_gateway(client: httpx.Client, user: dict[str, str]) -> None:
     again = client.post(
         "/account",
-        json={"username": user["username"], "password": "x" * 16, "email": user["email"]},
+        # A password auth's strength rules accept, so the answer is about the taken name.
+        json={
+            "username": user["username"],
+            "password": f"another-{uuid.uuid4().hex}",
+            "email": user["email"],
+        },
     )
     assert again.status_code == 409
     wrong = client.post("/login", json={"email": user["email"], "password": "not-the-password"})
@@ -182,13 +191,13 @@ def test_both_gateway_replicas_share_one_cursor(
         return instances if len(instances) == 2 else None
 
     assert _poll(replicas_serving, 60, "both gateway replicas serving service1") == {
-        "gateway-1:8080",
-        "gateway-2:8080",
+        "gateway-1:9901",
+        "gateway-2:9901",
     }
     state = _query(stack, 'gateway_cursor_state{state="redis"}')
     assert {row["metric"]["instance"] for row in state if row["value"][1] == "1"} == {
-        "gateway-1:8080",
-        "gateway-2:8080",
+        "gateway-1:9901",
+        "gateway-2:9901",
     }
 
 
@@ -246,3 +255,67 @@ def test_images_hold_the_code_of_the_working_tree(stack: Stack) -> None:
         ).stdout.strip()
         # The tree as built, or as it is now if someone saved a file meanwhile.
         assert inside in {stack.built_from[package], source_digest(package)}, (package, image)
+
+
+def test_gateway_own_endpoints_answer_on_the_admin_listener_only(
+    stack: Stack, client: httpx.Client
+) -> None:
+    for path in ("/-/config", "/-/metrics", "/-/readyz", "/-/healthz", "/-/dashboard"):
+        assert client.get(path).status_code == 404, path
+    # public_metrics is off in the stack's config: the metrics name the backends.
+    assert client.get("/metrics").status_code == 404
+    for replica, url in stack.admin_urls.items():
+        assert httpx.get(f"{url}/-/readyz", timeout=5).status_code == 200, replica
+        metrics = httpx.get(f"{url}/-/metrics", timeout=5)
+        assert "gateway_cursor_state" in metrics.text, replica
+
+
+def test_fake_backend_faults_cannot_be_reached_through_the_gateway(
+    client: httpx.Client, user: dict[str, str]
+) -> None:
+    # Any signed-up user could switch a backend's health check off before.
+    headers = {"Host": SERVICE1, "Authorization": f"Bearer {user['token']}"}
+    calls = [
+        ("PUT", "/__backend/faults"),
+        ("GET", "/__backend/faults"),
+        ("POST", "/__backend/reset"),
+        ("GET", "/__backend/bytes/1000000"),
+    ]
+    for method, path in calls:
+        body = {"healthy": False, "error_rate": 1} if method == "PUT" else None
+        response = client.request(method, path, headers=headers, json=body)
+        assert response.status_code == 404, (method, path, response.text)
+    assert {_instance(client, SERVICE1, user["token"]) for _ in range(4)} == {
+        "backend-1",
+        "backend-2",
+    }
+
+
+def test_redis_wants_a_user_and_keeps_each_to_its_keys(stack: Stack) -> None:
+    redis = service_container("redis")
+
+    def cli(*args: str) -> str:
+        # An error reply may or may not set redis-cli's exit code (by version).
+        command = ["podman", "exec", redis, "redis-cli", "--no-auth-warning", *args]
+        result = run(command, check=False)
+        return (result.stdout + result.stderr).strip()
+
+    assert "NOAUTH" in cli("set", "gatehouse:gateway:drain:service1:backend-1", "{}")
+    auth_password = (stack.secrets_dir / "redis_auth_password").read_text().strip()
+    as_auth = ("--user", "auth", "--pass", auth_password)
+    assert "NOPERM" in cli(*as_auth, "set", "gatehouse:gateway:drain:service1:backend-1", "{}")
+    assert "NOPERM" in cli(*as_auth, "flushall")
+    assert cli(*as_auth, "ping") == "PONG"
+
+
+def test_proxies_in_front_of_auth_have_the_addresses_auth_trusts(stack: Stack) -> None:
+    expected = {
+        "edge": "10.213.7.221",
+        "gateway-1": "10.213.7.201",
+        "gateway-2": "10.213.7.202",
+        "accounts-ui": "10.213.7.211",
+    }
+    for service, address in expected.items():
+        command = ["podman", "inspect", "--format", "{{json .NetworkSettings.Networks}}"]
+        inspected = run([*command, service_container(service)]).stdout
+        assert f'"IPAddress":"{address}"' in inspected.replace(" ", ""), (service, inspected)

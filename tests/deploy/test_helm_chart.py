@@ -21,6 +21,7 @@ from deploy.charts import (
     SUBCHARTS,
     env_of,
     gateway_config_text,
+    render,
     render_scenario,
     scenario_values,
 )
@@ -34,6 +35,7 @@ REQUIRED_SCENARIOS = {
     "keda",
     "prometheus-operator",
     "ingress-off",
+    "network-policy-off",
 }
 
 
@@ -181,8 +183,6 @@ def test_gateway_configmap_loads_and_points_at_rendered_services(
 
 
 def test_config_change_rolls_the_gateway_pods() -> None:
-    from deploy.charts import render
-
     def checksum(values: dict[str, Any]) -> str:
         deployment = render(values).named("Deployment", f"{RELEASE}-gateway")
         annotation: str = deployment["spec"]["template"]["metadata"]["annotations"][
@@ -259,3 +259,72 @@ def test_database_url_comes_from_the_secret_never_a_literal_password() -> None:
     assert env["GATEHOUSE_ADMIN_PASSWORD"]["secretKeyRef"]["name"] == f"{RELEASE}-auth-secrets"
     postgres = rendered.named("StatefulSet", f"{RELEASE}-postgres")["spec"]["template"]["spec"]
     assert env_of(postgres["containers"][0])["POSTGRES_PASSWORD"] == env["DATABASE_PASSWORD"]
+
+
+def test_gateway_admin_listener_is_for_probes_and_prometheus_only() -> None:
+    rendered = render_scenario("defaults")
+    deployment = rendered.named("Deployment", f"{RELEASE}-gateway")
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "http": 8080,
+        "admin": 9901,
+    }
+    env = env_of(container)
+    assert (env["GATEHOUSE_GATEWAY_ADMIN_HOST"], env["GATEHOUSE_GATEWAY_ADMIN_PORT"]) == (
+        "0.0.0.0",
+        "9901",
+    )
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "admin", probe
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9901"
+    # The public Service (the Ingress's) has no admin port; the admin one is
+    # ClusterIP whatever the public one is.
+    public = rendered.named("Service", f"{RELEASE}-gateway")
+    assert [p["targetPort"] for p in public["spec"]["ports"]] == ["http"]
+    admin = rendered.named("Service", f"{RELEASE}-gateway-admin")
+    assert [p["targetPort"] for p in admin["spec"]["ports"]] == ["admin"]
+    exposed = render({"gateway": {"service": {"type": "LoadBalancer"}}})
+    assert exposed.named("Service", f"{RELEASE}-gateway")["spec"]["type"] == "LoadBalancer"
+    assert exposed.named("Service", f"{RELEASE}-gateway-admin")["spec"]["type"] == "ClusterIP"
+    for ingress in rendered.kind("Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"] == {
+                    "name": f"{RELEASE}-gateway",
+                    "port": {"number": 8080},
+                }
+    # public_metrics stays off: the metrics name every backend's address.
+    config = yaml.safe_load(gateway_config_text(rendered))
+    assert config.get("public_metrics", False) is False
+    test_pod = env_of(rendered.kind("Pod")[0]["spec"]["containers"][0])
+    assert test_pod["GATEWAY_ADMIN"] == f"http://{RELEASE}-gateway-admin:9901"
+
+
+def test_service_monitor_scrapes_the_gateway_admin_service() -> None:
+    rendered = render_scenario("prometheus-operator")
+    monitor = rendered.named("ServiceMonitor", f"{RELEASE}-gateway")
+    assert monitor["spec"]["endpoints"][0]["port"] == "admin"
+    assert monitor["spec"]["endpoints"][0]["path"] == "/-/metrics"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    selected = [
+        s["metadata"]["name"]
+        for s in rendered.kind("Service")
+        if selector.items() <= s["metadata"]["labels"].items()
+    ]
+    assert selected == [f"{RELEASE}-gateway-admin"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_fake_backends_keep_their_fault_endpoints_off(scenario: str) -> None:
+    # The gateway routes any signed-up user to them: /__backend/ must answer 404.
+    backends = [
+        w
+        for w in render_scenario(scenario).workloads()
+        if w["metadata"]["name"].startswith(f"{RELEASE}-fake-backend-")
+    ]
+    assert len(backends) == 4
+    for backend in backends:
+        (container,) = backend["spec"]["template"]["spec"]["containers"]
+        assert "--faults" not in container.get("args", [])
+        assert "GATEHOUSE_FAKE_BACKEND_FAULTS" not in env_of(container)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from deploy.charts import CHART, RELEASE, SUBCHARTS, env_of, render, render_scenario
+from deploy.redis_acl import check_service_users, redis_with_acl
 
 CHART_DIRS = [CHART, *(CHART / "charts" / name for name in SUBCHARTS)]
 ALERT_RULES = CHART.parents[1] / "alerts" / "gatehouse-rules.yml"
@@ -143,7 +145,8 @@ def test_existing_secrets_replace_the_generated_ones() -> None:
             "global": {"database": {"existingSecret": "my-db"}},
         }
     )
-    assert not rendered.kind("Secret")
+    # Only the bundled Redis's users remain generated (they exist only with it).
+    assert [s["metadata"]["name"] for s in rendered.kind("Secret")] == [f"{RELEASE}-redis-users"]
     auth = rendered.named("Deployment", f"{RELEASE}-auth")["spec"]["template"]["spec"]
     assert auth["volumes"][0]["secret"]["secretName"] == "my-keys"
     assert (
@@ -163,6 +166,9 @@ def test_existing_secrets_replace_the_generated_ones() -> None:
         ({"ingress": {"paths": ["no-slash"]}}, "/ingress/paths/0"),
         ({"gateway": {"unknown": 1}}, "unknown"),
         ({"gateway": {"config": {"routes": []}}}, "/config/routes"),
+        ({"auth": {"trustedProxies": ["everyone"]}}, "/trustedProxies/0"),
+        ({"networkPolicy": {"enabled": "yes"}}, "/networkPolicy/enabled"),
+        ({"gateway": {"service": {"adminPort": 0}}}, "/service/adminPort"),
     ],
 )
 def test_bad_values_are_refused_by_the_schema(values: dict[str, Any], message: str) -> None:
@@ -189,3 +195,55 @@ def test_inconsistent_values_are_refused_with_every_mistake_named() -> None:
         assert expected in message
     with pytest.raises(helm_python.HelmRenderError, match="minReplicas must not exceed"):
         render({"gateway": {"autoscaling": {"minReplicas": 5, "maxReplicas": 3}}})
+
+
+def test_auth_trusted_proxies_must_be_given_explicitly() -> None:
+    # No silent default: the pod network differs from cluster to cluster, and a
+    # wrong one either lets any pod pick its rate-limit bucket or none.
+    with pytest.raises(helm_python.HelmRenderError, match=r"auth\.trustedProxies must be set"):
+        render(required=False)
+
+    def trusted(values: dict[str, Any]) -> str:
+        auth = render(values).named("Deployment", f"{RELEASE}-auth")["spec"]["template"]["spec"]
+        value: str = env_of(auth["containers"][0])["GATEHOUSE_AUTH_TRUSTED_PROXIES"]
+        return value
+
+    assert json.loads(trusted({})) == ["10.244.0.0/16"]
+    assert json.loads(trusted({"auth": {"trustedProxies": []}})) == []
+    assert json.loads(trusted({"auth": {"trustedProxies": ["10.42.0.0/16", "fd00::/64"]}})) == [
+        "10.42.0.0/16",
+        "fd00::/64",
+    ]
+
+
+def test_bundled_redis_has_a_user_per_service_and_no_open_door(tmp_path: Path) -> None:
+    rendered = render_scenario("defaults")
+    secret = rendered.named("Secret", f"{RELEASE}-redis-users")["data"]
+    decoded = {key: base64.b64decode(value).decode() for key, value in secret.items()}
+    for user in ("gateway", "auth"):
+        password = decoded[f"{user}-password"]
+        assert password.isalnum() and len(password) >= 32
+        assert password not in decoded["users.acl"]  # hashes only
+    redis_pod = rendered.named("Deployment", f"{RELEASE}-redis")["spec"]["template"]["spec"]
+    (container,) = redis_pod["containers"]
+    assert "--protected-mode" not in container["args"]
+    assert container["args"][container["args"].index("--aclfile") + 1] == "/etc/redis/users.acl"
+    (volume,) = [v for v in redis_pod["volumes"] if v["name"] == "users"]
+    assert volume["secret"]["secretName"] == f"{RELEASE}-redis-users"
+    # REDIS_URL as each service's container gets it, $(REDIS_PASSWORD) expanded.
+    urls = {}
+    for user in ("gateway", "auth"):
+        spec = rendered.named("Deployment", f"{RELEASE}-{user}")["spec"]["template"]["spec"]
+        env = env_of(spec["containers"][0])
+        reference = env["REDIS_PASSWORD"]["secretKeyRef"]
+        assert reference["name"] == f"{RELEASE}-redis-users"
+        urls[user] = env["REDIS_URL"].replace("$(REDIS_PASSWORD)", decoded[reference["key"]])
+        assert urls[user].startswith(f"redis://{user}:")
+    acl = tmp_path / "users.acl"
+    acl.write_text(decoded["users.acl"])
+    with redis_with_acl(acl) as port:
+        check_service_users(port, urls)
+        for probe in ("livenessProbe", "readinessProbe"):
+            command = list(container[probe]["exec"]["command"])
+            command[-1] = command[-1].replace("redis-cli", f"redis-cli -p {port}")
+            assert subprocess.run(command, timeout=10, check=False).returncode == 0, probe

@@ -99,6 +99,43 @@ def test_faults_change_at_run_time(backend: ServiceProcess) -> None:
     assert httpx.post(f"{backend.url}/__backend/reset").json()["latency_ms"] == 0
 
 
+ADMIN_CALLS = [
+    ("GET", "/__backend/faults", None),
+    ("PUT", "/__backend/faults", {"healthy": False, "error_rate": 1}),
+    ("POST", "/__backend/reset", None),
+    ("GET", "/__backend/bytes/1000", None),
+    ("DELETE", "/__backend", None),
+    ("PATCH", "/__backend/anything/else", {}),
+]
+
+
+def test_fault_endpoints_are_off_by_default(start_fake_backend) -> None:
+    # Behind a gateway every caller of a route reaches these paths: switched
+    # off, a caller can neither fail the health check nor every request.
+    backend = start_fake_backend(faults=False)
+    for method, path, body in ADMIN_CALLS:
+        response = httpx.request(method, backend.url + path, json=body)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.json()["error"] == "not_found"
+    assert httpx.head(f"{backend.url}/__backend/faults").status_code == 404
+    assert httpx.get(f"{backend.url}/healthz").status_code == 200
+    assert httpx.get(f"{backend.url}/x").status_code == 200
+    assert httpx.get(f"{backend.url}/__backendish").json()["path"] == "/__backendish"
+
+
+def test_fault_endpoints_on_by_environment() -> None:
+    port = free_port()
+    with ServiceProcess(
+        name="fake-backend-faults-env",
+        command=python_module("gatehouse_fake_backend", "--port", str(port)),
+        port=port,
+        env={"GATEHOUSE_FAKE_BACKEND_FAULTS": "true"},
+    ) as backend:
+        change = httpx.put(f"{backend.url}/__backend/faults", json={"error_rate": 1})
+        assert change.status_code == 200
+        assert httpx.get(f"{backend.url}/x").status_code == 503
+
+
 def test_partial_error_rate_fails_some(backend: ServiceProcess) -> None:
     httpx.put(f"{backend.url}/__backend/faults", json={"error_rate": 0.5})
     with httpx.Client() as client:
@@ -160,7 +197,9 @@ def test_ports_range_starts_one_instance_per_port() -> None:
     ports = [free_port(), free_port()]
     group = ServiceProcess(
         name="fake-backend-group",
-        command=python_module("gatehouse_fake_backend", "--ports", ",".join(map(str, ports))),
+        command=python_module(
+            "gatehouse_fake_backend", "--ports", ",".join(map(str, ports)), "--faults"
+        ),
         port=ports[0],
     )
     with group:
@@ -168,6 +207,8 @@ def test_ports_range_starts_one_instance_per_port() -> None:
             ServiceProcess("peer", [], port).wait_ready()
         names = {httpx.get(f"http://127.0.0.1:{p}/x").json()["instance"] for p in ports}
         assert names == {f"backend-{p}" for p in ports}
+        for port in ports:  # every instance got --faults
+            assert httpx.get(f"http://127.0.0.1:{port}/__backend/faults").status_code == 200
         group.signal(signal.SIGINT)
         assert group.process is not None
         assert group.process.wait(timeout=15) == 0

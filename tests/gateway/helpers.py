@@ -85,10 +85,16 @@ class Launcher:
                 ServiceProcess(
                     name=name,
                     command=python_module(
-                        "gatehouse_fake_backend", "--port", str(port), "--name", name, *args
+                        "gatehouse_fake_backend",
+                        "--faults",
+                        "--port",
+                        str(port),
+                        "--name",
+                        name,
+                        *args,
                     ),
                     port=port,
-                    ready_path="/__backend/faults",
+                    ready_path="/healthz",
                 )
             )
         self.started.extend(processes)

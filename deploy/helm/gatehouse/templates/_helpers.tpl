@@ -10,6 +10,24 @@
 {{- include "common.siblingName" (dict "context" . "component" "gateway") -}}
 {{- end -}}
 
+{{/* The matchLabels of one subchart's pods in this release (its chart name): (dict "context" . "name" "auth"). */}}
+{{- define "gatehouse.podsOf" -}}
+matchLabels:
+  app.kubernetes.io/name: {{ .name }}
+  app.kubernetes.io/instance: {{ .context.Release.Name }}
+{{- end -}}
+
+{{/* <fullname>-<name>, the NetworkPolicy of one component. */}}
+{{- define "gatehouse.policyName" -}}
+{{- printf "%s-%s" (include "gatehouse.fullname" .context) .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The port of global.redis.url (redis://[user:password@]host[:port]/db), 6379 when absent. */}}
+{{- define "gatehouse.externalRedisPort" -}}
+{{- $host := (urlParse .Values.global.redis.url).host -}}
+{{- regexFind "[0-9]+$" (regexFind ":[0-9]+$" $host) | default "6379" -}}
+{{- end -}}
+
 {{/* An image of a subchart's values, rendered the way the subchart renders it. */}}
 {{- define "gatehouse.image" -}}
 {{- include "common.image" (dict "Values" (dict "image" .image "global" .root.Values.global) "Chart" .root.Chart) -}}

@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--error-rate", type=float, help="share of echoes that fail, 0..1")
     parser.add_argument("--error-status", type=int, help="status of a failed echo (default 503)")
     parser.add_argument("--unhealthy", action="store_true", help="start with /healthz failing")
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="serve /__backend/ (change faults at run time, downloads); off: 404",
+    )
     return parser
 
 
@@ -93,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.port = args.ports[0]
     if args.unhealthy:
         os.environ["GATEHOUSE_FAKE_BACKEND_HEALTHY"] = "false"
+    if args.faults:
+        os.environ["GATEHOUSE_FAKE_BACKEND_FAULTS"] = "true"
     if args.instance_name:
         os.environ["GATEHOUSE_FAKE_BACKEND_INSTANCE_NAME"] = args.instance_name
     settings = settings_from_args(FakeBackendSettings, args, _FLAG_FIELDS)

@@ -2,7 +2,11 @@
 
 Paths it keeps for itself: ``/healthz``, ``/readyz``, ``/metrics`` and
 everything under ``/__backend/`` (faults, downloads). The prefix is not the
-gateway's reserved ``/-/`` so a gateway in front can proxy to all of them.
+gateway's reserved ``/-/`` so a gateway in front can proxy to all of them, which
+is why ``/__backend/`` answers only when the instance was started with
+``--faults``: otherwise anyone allowed through a route could switch the
+backend's health check off or make it fail every request. Switched off, the
+prefix answers 404 on every method instead of being echoed.
 """
 
 from __future__ import annotations
@@ -72,6 +76,21 @@ def admin_router(injector: FaultInjector) -> APIRouter:
     return router
 
 
+def closed_admin_router() -> APIRouter:
+    """``/__backend/...`` without ``--faults``: 404, the same for every method and path."""
+    router = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False)
+
+    async def not_found() -> JSONResponse:
+        return JSONResponse(
+            {"error": "not_found", "detail": "fault injection is off on this instance"},
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
+
+    router.add_api_route("", not_found, methods=ALL_METHODS)
+    router.add_api_route("/{path:path}", not_found, methods=ALL_METHODS)
+    return router
+
+
 def echo_router(injector: FaultInjector, instance: str) -> APIRouter:
     router = APIRouter(tags=["echo"])
     ok = REQUESTS.labels(instance=instance, outcome="ok")
@@ -109,7 +128,8 @@ def echo_router(injector: FaultInjector, instance: str) -> APIRouter:
 
 
 def create_app(settings: FakeBackendSettings | None = None) -> FastAPI:
-    """One backend instance; its name and starting faults come from ``settings``."""
+    """One backend instance; its name, starting faults and whether its fault
+    endpoints are served (``settings.faults``) come from ``settings``."""
     settings = settings or get_settings()
     injector = FaultInjector(
         Faults(
@@ -127,6 +147,6 @@ def create_app(settings: FakeBackendSettings | None = None) -> FastAPI:
         summary=f"Instance {settings.instance}: echoes every request",
     )
     app.state.injector = injector
-    app.include_router(admin_router(injector))
+    app.include_router(admin_router(injector) if settings.faults else closed_admin_router())
     app.include_router(echo_router(injector, settings.instance))
     return app

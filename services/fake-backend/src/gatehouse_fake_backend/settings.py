@@ -23,6 +23,10 @@ class FakeBackendSettings(ServiceSettings):
     error_rate: float = Field(default=0.0, ge=0, le=1)
     error_status: int = Field(default=503, ge=400, le=599)
     healthy: bool = True
+    # The /__backend/ endpoints (change faults at run time, large downloads) are
+    # for tests, chaos runs and demos. Behind a gateway any caller of a route
+    # could reach them and take the backend down, so they are off unless asked for.
+    faults: bool = False
 
     @property
     def instance(self) -> str:

@@ -4,6 +4,8 @@ rendered from the including chart's context:
   include "common.service" (dict "context" . "component" "")
   include "common.serviceMonitor" (dict "context" . "path" "/metrics")
 The Service's port is named http and targets the container port named http.
+The ServiceMonitor scrapes the Service port named "port" (default http) of the
+Services matching "selector" (default the chart's selector labels).
 */}}
 
 {{- define "common.service" -}}
@@ -39,9 +41,9 @@ spec:
   jobLabel: app.kubernetes.io/name
   selector:
     matchLabels:
-      {{- include "common.selectorLabels" $ctx | nindent 6 }}
+      {{- .selector | default (include "common.selectorLabels" $ctx) | nindent 6 }}
   endpoints:
-    - port: http
+    - port: {{ .port | default "http" }}
       path: {{ .path }}
       interval: {{ $ctx.Values.serviceMonitor.interval }}
 {{- end -}}

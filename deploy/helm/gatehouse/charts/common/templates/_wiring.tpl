@@ -29,7 +29,30 @@ password must therefore be URL-safe (generated ones are alphanumeric).
   value: {{ printf "postgresql://%s:$(DATABASE_PASSWORD)@%s:%v/%s" .Values.global.database.user (include "common.databaseHost" .) .Values.global.database.port .Values.global.database.name | quote }}
 {{- end -}}
 
-{{/* REDIS_URL: the external one when set, else the bundled redis Service. */}}
-{{- define "common.redisUrl" -}}
-{{- .Values.global.redis.url | default (printf "redis://%s:6379/0" (include "common.siblingName" (dict "context" . "component" "redis"))) -}}
+{{/* The Secret the bundled redis chart generates: each service's Redis password and the ACL file. */}}
+{{- define "common.redisSecretName" -}}
+{{- printf "%s-redis-users" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+REDIS_URL for one service: the external URL when global.redis.url is set, else
+the bundled Redis as that service's own ACL user, the password coming from the
+generated Secret by $(VAR) expansion (never in a manifest; it is alphanumeric,
+so URL-safe):
+  include "common.redisEnv" (dict "context" . "user" "gateway")
+*/}}
+{{- define "common.redisEnv" -}}
+{{- $ctx := .context -}}
+{{- if $ctx.Values.global.redis.url -}}
+- name: REDIS_URL
+  value: {{ $ctx.Values.global.redis.url | quote }}
+{{- else -}}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "common.redisSecretName" $ctx }}
+      key: {{ printf "%s-password" .user }}
+- name: REDIS_URL
+  value: {{ printf "redis://%s:$(REDIS_PASSWORD)@%s:6379/0" .user (include "common.siblingName" (dict "context" $ctx "component" "redis")) | quote }}
+{{- end -}}
 {{- end -}}

@@ -5,6 +5,11 @@
 {{- define "gateway.labels" -}}{{ include "common.labels" . }}{{- end -}}
 {{- define "gateway.selectorLabels" -}}{{ include "common.selectorLabels" . }}{{- end -}}
 
+{{/* The admin listener's Service: <fullname>-admin. */}}
+{{- define "gateway.adminServiceName" -}}
+{{- printf "%s-admin" (include "gateway.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{/* True while an HPA (ours or KEDA's) sets the replica count. */}}
 {{- define "gateway.autoscaled" -}}
 {{- if or .Values.keda.enabled .Values.autoscaling.enabled -}}true{{- end -}}

@@ -1,0 +1,130 @@
+"""A real ``redis-server`` started with an ACL file the deployment generates, and
+the checks every deployment's Redis users must pass: nothing without a
+password, each service on its own keys only, no admin commands."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+from redis.exceptions import AuthenticationError, NoPermissionError
+from support.processes import free_port
+
+# The key prefixes the services use (GatewaySettings / AuthSettings.redis_prefix).
+PREFIXES = {"gateway": "gatehouse:gateway:", "auth": "gatehouse:auth:"}
+# What no service may run: each could take Redis (and every replica) down.
+ADMIN_COMMANDS = [
+    ("FLUSHALL",),
+    ("CONFIG", "SET", "maxmemory", "1"),
+    ("KEYS", "*"),
+    ("SCRIPT", "FLUSH"),
+    ("ACL", "LIST"),
+    ("CLIENT", "KILL", "TYPE", "normal"),
+]
+# A script like the auth service's sliding window: Redis checks the keys it touches.
+_SCRIPT = "redis.call('ZADD', KEYS[1], 1, ARGV[1]); return redis.call('ZCARD', KEYS[1])"
+
+
+@contextmanager
+def redis_with_acl(acl_file: Path) -> Iterator[int]:
+    """``redis-server`` on a free loopback port with ``acl_file``; yields the port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--aclfile",
+            str(acl_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(f"redis-server refused {acl_file.name}:\n{output}")
+            try:
+                if redis.Redis(port=port, username="healthcheck", password="x").ping():
+                    break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def on_port(url: str, port: int) -> str:
+    """``url`` (redis://user:password@host:6379/0) pointed at 127.0.0.1:``port``."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{credentials}@127.0.0.1:{port}"))
+
+
+def check_service_users(port: int, urls: dict[str, str]) -> None:
+    """Each of ``urls`` (service -> REDIS_URL as the service gets it) works for what
+    the service does, and for nothing else; strangers get nothing."""
+    # RESP2: no HELLO, so the refusal (NOAUTH) comes on the command itself.
+    anonymous = redis.Redis(port=port, protocol=2)
+    with pytest.raises(AuthenticationError, match="Authentication required"):
+        anonymous.set(PREFIXES["gateway"] + "drain:service1:backend-1", "{}")
+    anonymous.close()
+    with pytest.raises(AuthenticationError):
+        redis.Redis(port=port, username="default", password="").ping()
+    with pytest.raises(AuthenticationError):
+        redis.Redis(port=port, username="gateway", password="guessed").ping()
+    probe = redis.Redis(port=port, username="healthcheck", password="anything")
+    assert probe.ping()
+    with pytest.raises(NoPermissionError):
+        probe.get(PREFIXES["gateway"] + "cursor:service1")
+    for service, url in urls.items():
+        client = redis.Redis.from_url(on_port(url, port))
+        own = PREFIXES[service]
+        assert client.ping()
+        # What the services do: the cursor (INCRBY, pipelined), drains (SET,
+        # MGET, DEL), the login limiter (a script), key expiry.
+        assert client.incrby(own + "cursor:service1", 2) == 2
+        with client.pipeline(transaction=False) as pipe:
+            pipe.incrby(own + "cursor:service1", 1)
+            pipe.incrby(own + "cursor:service2", 1)
+            assert pipe.execute() == [3, 1]
+        client.set(own + "drain:service1:backend-1", "{}")
+        assert client.mget([own + "drain:service1:backend-1"]) == [b"{}"]
+        assert client.pexpire(own + "drain:service1:backend-1", 60_000)
+        assert client.delete(own + "drain:service1:backend-1") == 1
+        script = client.register_script(_SCRIPT)
+        assert script(keys=[own + "login:ip:1"], args=["a"]) == 1
+        for other, prefix in PREFIXES.items():
+            if other == service:
+                continue
+            # The finding: a written drain key took a route down. No other user can.
+            with pytest.raises(NoPermissionError):
+                client.set(prefix + "drain:service1:backend-1", "{}")
+            with pytest.raises(NoPermissionError):
+                client.get(prefix + "cursor:service1")
+            with pytest.raises(NoPermissionError):
+                script(keys=[prefix + "login:ip:1"], args=["a"])
+        for command in ADMIN_COMMANDS:
+            with pytest.raises(NoPermissionError):
+                client.execute_command(*command)
+        with pytest.raises(NoPermissionError):
+            client.set("unprefixed", "1")

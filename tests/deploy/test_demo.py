@@ -1,0 +1,85 @@
+"""scripts/demo.py's choices, without starting the demo (its ports are fixed):
+the admin password is kept in a 0600 file and printed only when it is made, the
+gateway's admin listener is bound to loopback, the backends serve their faults."""
+
+from __future__ import annotations
+
+import importlib.util
+import stat
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_demo() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gatehouse_demo", REPO / "scripts" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+demo = _load_demo()
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("GATEHOUSE_ADMIN_PASSWORD", raising=False)
+    return tmp_path
+
+
+def _printed(password: str, source: str, data: Path) -> str:
+    env = {"GATEHOUSE_ADMIN_EMAIL": "admin@example.com"}
+    return str(demo.walkthrough(env, ["gateway"], demo.password_line(password, source, data)))
+
+
+def test_admin_password_is_printed_only_when_generated(data: Path) -> None:
+    password, source = demo.admin_password(data)
+    assert source == "generated"
+    stored = data / "admin-password"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert stored.read_text().strip() == password
+    assert password in _printed(password, source, data)
+    # Every later start: the same password, named by its file, never printed.
+    again, source = demo.admin_password(data)
+    assert (again, source) == (password, "stored")
+    text = _printed(again, source, data)
+    assert password not in text
+    assert str(stored) in text
+
+
+def test_a_widened_password_file_is_put_back_to_0600(data: Path) -> None:
+    demo.admin_password(data)
+    stored = data / "admin-password"
+    stored.chmod(0o644)
+    demo.admin_password(data)
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+
+
+def test_a_password_from_the_environment_is_never_printed(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEHOUSE_ADMIN_PASSWORD", "chosen-by-the-operator")
+    password, source = demo.admin_password(data)
+    assert (password, source) == ("chosen-by-the-operator", "environment")
+    assert "chosen-by-the-operator" not in _printed(password, source, data)
+    assert not (data / "admin-password").exists()
+
+
+def test_gateway_admin_listener_is_loopback_and_its_url_printed(data: Path) -> None:
+    (gateway,) = [s for s in demo.SERVICES if s.module == "gatehouse_gateway"]
+    assert gateway.env["GATEHOUSE_GATEWAY_ADMIN_HOST"] == "127.0.0.1"
+    assert gateway.env["GATEHOUSE_GATEWAY_ADMIN_PORT"] == "9901"
+    assert gateway.health_url == "http://127.0.0.1:9901/-/healthz"
+    assert "http://127.0.0.1:9901" in _printed("x", "stored", data)
+    assert "localhost:8080/-/" not in _printed("x", "stored", data)
+
+
+def test_fake_backends_serve_their_faults() -> None:
+    (backends,) = [s for s in demo.SERVICES if s.module == "gatehouse_fake_backend"]
+    assert "--faults" in backends.args
