@@ -80,10 +80,9 @@ def closed_admin_router() -> APIRouter:
     """``/__backend/...`` without ``--faults``: 404, the same for every method and path."""
     router = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False)
 
-    async def not_found() -> JSONResponse:
-        return JSONResponse(
-            {"error": "not_found", "detail": "fault injection is off on this instance"},
-            status_code=status.HTTP_404_NOT_FOUND,
+    async def not_found() -> Response:
+        return error_response(
+            status.HTTP_404_NOT_FOUND, "not_found", "fault injection is off on this instance"
         )
 
     router.add_api_route("", not_found, methods=ALL_METHODS)
