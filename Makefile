@@ -55,7 +55,7 @@ demo: venv ## run every service as a local process in the foreground (Ctrl-C sto
 	$(PY) scripts/demo.py
 
 .PHONY: test
-test: system-deps services venv ## run the whole test suite against real processes, Postgres and Redis
+test: system-deps services venv lint ## lint, then run the whole test suite against real processes, Postgres and Redis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: compose-test
@@ -94,10 +94,10 @@ loadtest: venv ## headless Locust user journey against TARGET (the demo or compo
 		--users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) --host $(TARGET)
 
 .PHONY: lint
-lint: venv ## ruff check, ruff format check, mypy --strict on the libraries and the gateway
+lint: venv ## ruff check, ruff format check, mypy --strict on every package and the load test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs/common/src services/gateway/src
+	$(VENV)/bin/mypy libs/common/src $(addsuffix /src,$(wildcard services/*)) loadtest
 
 .PHONY: fmt
 fmt: venv ## format and autofix with ruff
