@@ -55,8 +55,28 @@ demo: venv ## run every service as a local process in the foreground (Ctrl-C sto
 	$(PY) scripts/demo.py
 
 .PHONY: test
-test: system-deps services venv ## run the whole test suite against real processes, Postgres and Redis
+test: system-deps services venv lint test-lowest ## lint, the unit tests on the lowest bounds, then the whole suite against real processes, Postgres and Redis
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Every package at the lowest version its pyproject.toml allows (uv's lowest-direct,
+# wheels only), the test tools at their locked versions, in a venv of its own: the
+# declared lower bounds are versions the code runs on, not guesses. The unit tests
+# start nothing, so this takes well under a minute once uv's cache holds the wheels.
+LOWEST_VENV  := .venv-lowest
+LOWEST_TOOLS := pytest|pytest-asyncio|pytest-timeout|hypothesis|psutil
+
+.PHONY: test-lowest
+test-lowest: $(UV) ## the unit tests (-m unit) on the lowest dependency versions declared
+	rm -rf $(LOWEST_VENV)
+	$(UV) venv --quiet $(LOWEST_VENV)
+	set -o pipefail; $(UV) export --frozen --only-group dev --no-hashes --no-annotate --no-header \
+		| grep -E '^($(LOWEST_TOOLS))==' > $(LOWEST_VENV)/tools.txt
+	$(UV) pip install --quiet --python $(LOWEST_VENV)/bin/python --resolution lowest-direct \
+		--only-binary :all: -r $(LOWEST_VENV)/tools.txt \
+		-e libs/common $(addprefix -e ,$(wildcard services/*))
+	$(LOWEST_VENV)/bin/python scripts/check-lowest-bounds.py
+	$(LOWEST_VENV)/bin/python -m pytest -m unit -q --ignore-glob='*browser*' \
+		tests/common tests/gateway tests/auth tests/accounts_ui tests/fake_backend
 
 .PHONY: compose-test
 compose-test: system-deps venv ## bring the compose stack up with podman, walk through it, bring it down (make test runs it too)
@@ -94,10 +114,10 @@ loadtest: venv ## headless Locust user journey against TARGET (the demo or compo
 		--users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) --host $(TARGET)
 
 .PHONY: lint
-lint: venv ## ruff check, ruff format check, mypy --strict on the libraries and the gateway
+lint: venv ## ruff check, ruff format check, mypy --strict on every package and the load test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs/common/src services/gateway/src
+	$(VENV)/bin/mypy libs/common/src $(addsuffix /src,$(wildcard services/*)) loadtest
 
 .PHONY: fmt
 fmt: venv ## format and autofix with ruff
@@ -106,4 +126,4 @@ fmt: venv ## format and autofix with ruff
 
 .PHONY: clean
 clean: ## remove the venv, tools and local data
-	rm -rf $(VENV) $(GATEWAY_VENV) $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(GATEWAY_VENV) $(LOWEST_VENV) $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache

@@ -164,7 +164,6 @@ class AdminUser(HttpUser):
                 response.failure(f"accounts page answered {response.status_code} without the table")
 
 
-@events.quitting.add_listener
 def _summary(environment: Environment, **_kwargs: object) -> None:
     """Print failures and percentiles, and make any failure the run's exit status."""
     total = environment.stats.total
@@ -182,3 +181,8 @@ def _summary(environment: Environment, **_kwargs: object) -> None:
         print(f"FAILED {error.occurrences}x {error.method} {error.name}: {error.error}")
     if total.num_failures or total.num_requests == 0:
         environment.process_exit_code = 1
+
+
+# registered by a call: as a decorator, locust's unannotated add_listener would
+# leave _summary untyped
+events.quitting.add_listener(_summary)

@@ -7,6 +7,8 @@ from starlette.datastructures import Headers
 
 from gatehouse_accounts_ui import csrf
 
+pytestmark = pytest.mark.unit
+
 KEY = b"k" * 32
 
 

@@ -11,6 +11,8 @@ from gatehouse_accounts_ui.auth_client import Account, AccountPage
 from gatehouse_accounts_ui.errors import BadQuery
 from gatehouse_accounts_ui.listing import ListingQuery, paginate, parse_listing
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults_apply_to_missing_and_empty_values() -> None:
     assert parse_listing(QueryParams(""), 25) == ListingQuery(limit=25, offset=0, search="")

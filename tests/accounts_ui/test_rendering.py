@@ -10,6 +10,8 @@ from markupsafe import escape
 
 from gatehouse_accounts_ui.rendering import format_iso, format_utc
 
+pytestmark = pytest.mark.unit
+
 HOSTILE = "<script>alert(1)</script>"
 
 

@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from gatehouse_accounts_ui.settings import AccountsUISettings
 
+pytestmark = pytest.mark.unit
+
 REAL_SECRET = "8f1c6d0b3e7a4c2b9d5e1f0a7b3c6d2e"
 
 

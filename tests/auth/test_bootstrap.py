@@ -61,6 +61,7 @@ def _engine_for(tmp_path: Path, **settings: object) -> tuple[AuthSettings, objec
     return config, create_db_engine(config)
 
 
+@pytest.mark.unit
 def test_generated_password_is_kept_across_starts(tmp_path: Path) -> None:
     settings, engine = _engine_for(tmp_path, admin_password=None)
     hasher = PasswordHasher(4)
@@ -74,6 +75,7 @@ def test_generated_password_is_kept_across_starts(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.unit
 def test_configured_admin_is_promoted_and_rekeyed(tmp_path: Path) -> None:
     settings, engine = _engine_for(tmp_path, admin_password=SecretStr("first-password"))
     hasher = PasswordHasher(4)
@@ -91,6 +93,7 @@ def test_configured_admin_is_promoted_and_rekeyed(tmp_path: Path) -> None:
     assert not (tmp_path / ADMIN_PASSWORD_FILE).exists()  # nothing generated
 
 
+@pytest.mark.unit
 def test_production_without_a_password_touches_no_admin(tmp_path: Path) -> None:
     settings, engine = _engine_for(tmp_path, admin_password=None, environment="production")
     assert ensure_admin_account(engine, settings, PasswordHasher(4)) is False
@@ -99,6 +102,7 @@ def test_production_without_a_password_touches_no_admin(tmp_path: Path) -> None:
     assert not (tmp_path / ADMIN_PASSWORD_FILE).exists()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("weak", ["password123", "admin@example.com", "admin1234"])
 def test_a_weak_admin_password_is_refused(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, weak: str
@@ -112,6 +116,7 @@ def test_a_weak_admin_password_is_refused(
     assert weak not in caplog.text
 
 
+@pytest.mark.unit
 def test_admin_username_taken_by_someone_else_gets_a_suffix(tmp_path: Path) -> None:
     settings, engine = _engine_for(tmp_path, admin_password=SecretStr("admin-password"))
     hasher = PasswordHasher(4)

@@ -17,6 +17,8 @@ from gatehouse_auth.models import AccountCreate
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import AuthSettings
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[Session]:

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from gatehouse_auth.deps import resolve_client
 
+pytestmark = pytest.mark.unit
+
 LOOPBACK = [IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")]
 GATEWAYS = [*LOOPBACK, IPv4Network("10.0.0.0/8")]
 

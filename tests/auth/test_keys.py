@@ -35,6 +35,7 @@ def _write_public(path: Path, key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
     return path
 
 
+@pytest.mark.unit
 def test_newest_name_signs_and_every_key_is_published(tmp_path: Path) -> None:
     old = ed25519.Ed25519PrivateKey.generate()
     new = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -55,6 +56,7 @@ def test_newest_name_signs_and_every_key_is_published(tmp_path: Path) -> None:
     assert all(k["use"] == "sig" and "d" not in k for k in jwks)
 
 
+@pytest.mark.unit
 def test_jwks_entries_are_usable_by_pyjwt(tmp_path: Path) -> None:
     _write_private(
         tmp_path / "a.pem", rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -66,12 +68,14 @@ def test_jwks_entries_are_usable_by_pyjwt(tmp_path: Path) -> None:
     assert jwt.decode(token, jwk.key, algorithms=["RS256"]) == {"sub": "1"}
 
 
+@pytest.mark.unit
 def test_a_folder_of_public_keys_only_cannot_sign(tmp_path: Path) -> None:
     _write_public(tmp_path / "a.pem", ed25519.Ed25519PrivateKey.generate())
     with pytest.raises(KeyRingError, match="no private key"):
         KeyRing.from_folder(tmp_path)
 
 
+@pytest.mark.unit
 def test_weak_or_foreign_keys_are_refused(tmp_path: Path) -> None:
     weak = _write_private(
         tmp_path / "weak.pem", rsa.generate_private_key(public_exponent=65537, key_size=1024)
@@ -83,6 +87,7 @@ def test_weak_or_foreign_keys_are_refused(tmp_path: Path) -> None:
         load_key(tmp_path / "junk.pem")
 
 
+@pytest.mark.unit
 def test_empty_folder_generates_only_when_asked(tmp_path: Path) -> None:
     with pytest.raises(KeyRingError, match=r"no \*\.pem keys"):
         KeyRing.from_folder(tmp_path / "keys")
@@ -147,6 +152,7 @@ def test_rotation_keeps_old_tokens_valid(start_auth: StartAuth, tmp_path: Path) 
         )
 
 
+@pytest.mark.unit
 def test_workers_starting_together_generate_one_key(tmp_path: Path) -> None:
     keys_dir = tmp_path / "keys"
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:

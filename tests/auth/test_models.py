@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from gatehouse_auth.models import Account, AccountCreate, AccountPublic
 
+pytestmark = pytest.mark.unit
+
 
 def test_a_stored_row_outside_the_signup_rules_is_still_shown() -> None:
     row = Account(

@@ -10,6 +10,8 @@ from gatehouse_auth.password_policy import (
     context_words,
 )
 
+pytestmark = pytest.mark.unit
+
 EMAIL, USERNAME = "maria.lopez@example.com", "mlopez"
 
 

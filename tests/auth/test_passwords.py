@@ -16,6 +16,7 @@ def hasher() -> PasswordHasher:
     return PasswordHasher(4)
 
 
+@pytest.mark.unit
 def test_hash_verifies_and_never_contains_the_password(hasher: PasswordHasher) -> None:
     hashed = hasher.hash("correct horse")
     assert hashed.startswith("$2b$04$")
@@ -25,11 +26,13 @@ def test_hash_verifies_and_never_contains_the_password(hasher: PasswordHasher) -
     assert hasher.hash("correct horse") != hashed  # salted
 
 
+@pytest.mark.unit
 def test_unknown_account_is_checked_against_a_dummy_hash(hasher: PasswordHasher) -> None:
     assert hasher.verify("anything", None) is False
     assert hasher._dummy_hash.startswith(b"$2b$04$")  # same cost as real hashes
 
 
+@pytest.mark.unit
 def test_72_bytes_is_the_limit(hasher: PasswordHasher) -> None:
     at_limit = "ü" * 36  # 72 bytes
     hashed = hasher.hash(at_limit)
@@ -40,12 +43,14 @@ def test_72_bytes_is_the_limit(hasher: PasswordHasher) -> None:
     assert hasher.verify(at_limit + "x", hashed) is False
 
 
+@pytest.mark.unit
 def test_needs_rehash_when_the_cost_changes(hasher: PasswordHasher) -> None:
     assert not hasher.needs_rehash(hasher.hash("password1"))
     assert PasswordHasher(5).needs_rehash(hasher.hash("password1"))
     assert hasher.needs_rehash("garbage")
 
 
+@pytest.mark.unit
 def test_generated_passwords_are_long_and_distinct() -> None:
     passwords = {generate_password() for _ in range(20)}
     assert len(passwords) == 20

@@ -52,6 +52,7 @@ def _exercise_window(store: WindowStore, key: str) -> None:
     assert not store.hit(key, 2, 400, "e").refused  # released once the oldest left the window
 
 
+@pytest.mark.unit
 def test_local_window_engages_and_releases() -> None:
     _exercise_window(LocalWindowStore(), "k")
 
@@ -82,6 +83,7 @@ def test_forget_peek_delete_and_registries(store: WindowStore, redis_prefix: str
     assert store.entries(registry) == ['["b@example.com", "1.2.3.4"]']
 
 
+@pytest.mark.unit
 def test_local_windows_of_other_lengths_are_not_dropped_early() -> None:
     """Memory bounding drops idle windows by their own length, not the caller's."""
     store = LocalWindowStore()
@@ -128,6 +130,7 @@ def test_limiter_lets_attempts_through_when_redis_is_down() -> None:
         dead.close()
 
 
+@pytest.mark.unit
 def test_limiter_off_when_limits_are_zero() -> None:
     limiter = _limiter(LocalWindowStore(), per_client=0, per_email_client=0, per_email=0)
     assert all(limiter.check(email="a@b.c", client="x").wait == 0 for _ in range(50))
@@ -262,6 +265,7 @@ def test_windows_live_in_redis_without_emails_in_keys(limited_service: AuthServi
     assert not any("findme" in k or "192.0.2.77" in k for k in keys)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("client", "scope"),
     [

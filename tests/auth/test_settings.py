@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from gatehouse_auth.settings import AuthSettings
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from gatehouse_common.app import create_service_app
 from gatehouse_common.settings import ServiceSettings
 
+pytestmark = pytest.mark.unit
+
 
 def make_app() -> FastAPI:
     app = create_service_app(ServiceSettings(service_name="svc", log_level="debug"))

@@ -9,7 +9,7 @@ from common.settings_factories import DemoSettings
 
 from gatehouse_common.cli import service_parser, settings_from_args
 
-pytestmark = pytest.mark.usefixtures("clean_env")
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("clean_env")]
 
 
 def test_flags_beat_env_and_are_exported_for_workers(monkeypatch: pytest.MonkeyPatch) -> None:

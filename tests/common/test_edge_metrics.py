@@ -8,11 +8,14 @@ before any refusal, so an alert on its rate has a series to read.
 
 from __future__ import annotations
 
+import pytest
 from common.asgi import AsgiClientFactory
 from common.settings_factories import DemoSettings
 
 from gatehouse_common.app import create_service_app
 from gatehouse_gateway.metrics import render_metrics
+
+pytestmark = pytest.mark.unit
 
 SERIES = "gatehouse_connections_refused_total"
 

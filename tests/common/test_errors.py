@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 
 from gatehouse_common.errors import ServiceError, install_error_handlers
 
+pytestmark = pytest.mark.unit
+
 
 class Signup(BaseModel):
     username: str = Field(min_length=3)

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 
 from gatehouse_common.health import HealthCheck, health_router
 
+pytestmark = pytest.mark.unit
+
 
 async def ok() -> None:
     return None

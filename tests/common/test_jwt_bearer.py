@@ -6,6 +6,8 @@ import pytest
 
 from gatehouse_common.jwt import TOKEN_ERROR_REASONS, TokenError, bearer_token
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("header", "token"),

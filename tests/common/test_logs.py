@@ -11,6 +11,8 @@ from common.log_capture import configure_into
 
 from gatehouse_common.request_id import request_id_var
 
+pytestmark = pytest.mark.unit
+
 logger = logging.getLogger("gatehouse.tests.logs")
 
 

@@ -11,6 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gatehouse_common.metrics import LATENCY_BUCKETS, instrument
 
+pytestmark = pytest.mark.unit
+
 Labels = tuple[tuple[str, str], ...]
 ITEM = "/items/{item_id}"
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from gatehouse_common.errors import install_error_handlers
+
+pytestmark = pytest.mark.unit
 
 
 class Thing(BaseModel):

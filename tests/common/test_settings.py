@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from gatehouse_common.settings import ServiceSettings
 
-pytestmark = pytest.mark.usefixtures("clean_env")
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("clean_env")]
 
 
 def test_defaults() -> None:

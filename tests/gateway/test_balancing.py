@@ -6,6 +6,7 @@ import collections
 from collections import Counter
 
 import httpx
+import pytest
 from gateway.helpers import Launcher
 from support.processes import ServiceProcess
 
@@ -22,6 +23,7 @@ def _backends(*weights: int) -> list[BackendState]:
     ]
 
 
+@pytest.mark.unit
 async def test_smooth_weighted_interleaves_like_nginx() -> None:
     backends = _backends(5, 1, 1)
     balancer = SmoothWeighted(backends)
@@ -30,6 +32,7 @@ async def test_smooth_weighted_interleaves_like_nginx() -> None:
     assert names == "aabacaa"
 
 
+@pytest.mark.unit
 async def test_every_strategy_skips_unavailable_backends() -> None:
     backends = _backends(1, 1, 1)
     backends[1].active_healthy = False
@@ -48,6 +51,7 @@ async def test_every_strategy_skips_unavailable_backends() -> None:
     assert await LeastRequests(backends).pick() is None
 
 
+@pytest.mark.unit
 async def test_least_requests_prefers_the_idle_backend() -> None:
     backends = _backends(1, 1)
     backends[0].in_flight = 10
@@ -56,6 +60,7 @@ async def test_least_requests_prefers_the_idle_backend() -> None:
     assert picks[backends[1]] == 50
 
 
+@pytest.mark.unit
 async def test_passive_ejection_after_consecutive_failures() -> None:
     backend = _backends(1)[0]
     backend.passive = PassiveHealthConfig(consecutive_failures=2, ejection_time=30)

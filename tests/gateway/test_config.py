@@ -32,6 +32,7 @@ proxy:
 """
 
 
+@pytest.mark.unit
 def test_demo_config_loads() -> None:
     loaded = load_config(DEMO)
     names = [route.name for route in loaded.config.routes]
@@ -39,6 +40,7 @@ def test_demo_config_loads() -> None:
     assert loaded.config.auth.jwks_url == "http://127.0.0.1:8001/.well-known/jwks.json"
 
 
+@pytest.mark.unit
 def test_original_format_maps_onto_routes(tmp_path: Path) -> None:
     path = tmp_path / "app.yaml"
     path.write_text(ORIGINAL)
@@ -58,6 +60,7 @@ def test_original_format_maps_onto_routes(tmp_path: Path) -> None:
     assert config.auth.jwks_url == "http://auth:1/.well-known/jwks.json"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
@@ -113,6 +116,7 @@ def test_bad_config_names_key_and_reason(document: object, expected: str) -> Non
     assert str(error.value).startswith("test.yaml")
 
 
+@pytest.mark.unit
 def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")

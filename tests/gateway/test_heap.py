@@ -10,6 +10,8 @@ import pytest
 
 from gatehouse_gateway.heap import freeze_long_lived
 
+pytestmark = pytest.mark.unit
+
 
 class _Node:
     """An object in a reference cycle: only the cyclic collector can free it."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gatehouse_gateway.balancing.cursor import LocalCursor
 from gatehouse_gateway.config.loader import parse_config
 from gatehouse_gateway.routing import RouteTable, build_table
+
+pytestmark = pytest.mark.unit
 
 
 def _table(*routes: dict[str, object]) -> RouteTable:

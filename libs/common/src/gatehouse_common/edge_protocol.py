@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -132,7 +132,9 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         self.url = b""
 
     # connection
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # a stream server's connection is always given a Transport
+        transport = cast(asyncio.Transport, transport)
         if len(self.connections) >= self.limits.max_connections:
             CONNECTIONS_REFUSED.inc()
             logger.debug("refused a connection: %d open", len(self.connections))

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, disable_created_metric
 from prometheus_fastapi_instrumentator import Instrumentator
 
 # ``*_created`` series double every counter's cardinality and nothing here reads them.
-disable_created_metrics()  # type: ignore[no-untyped-call]
+disable_created_metrics()
 
 # Counted by the HTTP protocol (gatehouse_common.edge_protocol), so it exists in every
 # service's process-wide registry, which /metrics exposes (aggregated across workers

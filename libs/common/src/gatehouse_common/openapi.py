@@ -67,4 +67,5 @@ def document_error_shapes(app: FastAPI) -> None:
         app.openapi_schema = document
         return document
 
+    # FastAPI's documented way to extend the schema; mypy refuses any assignment to a method
     app.openapi = openapi  # type: ignore[method-assign]

@@ -135,6 +135,7 @@ class Account(AccountBase, table=True):
 # "Alice" and "alice" are one name: two of them would let one impersonate the other.
 Index(
     "uq_accounts_username_lower",
+    # SQLAlchemy sets __table__ on the class; SQLModel's types do not declare it
     func.lower(Account.__table__.c.username),  # type: ignore[attr-defined]
     unique=True,
 )

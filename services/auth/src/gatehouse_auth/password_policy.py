@@ -14,7 +14,7 @@ The length rules (8 characters to bcrypt's 72 bytes) stay in
 
 from __future__ import annotations
 
-from zxcvbn import zxcvbn  # type: ignore[import-untyped]
+from zxcvbn import zxcvbn
 
 # zxcvbn's dictionaries named after what they hold; "user_inputs" is ours.
 _CONTEXT_DICTIONARY = "user_inputs"

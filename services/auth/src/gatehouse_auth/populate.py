@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 RETRIES = 2
 RETRY_BACKOFF_SECONDS = 0.5
