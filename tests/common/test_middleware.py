@@ -12,6 +12,8 @@ from fastapi import FastAPI, Response
 from gatehouse_common.middleware import RequestContextMiddleware
 from gatehouse_common.request_id import accept_request_id, current_request_id
 
+pytestmark = pytest.mark.unit
+
 FRESH_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
