@@ -200,6 +200,17 @@ def test_keep_alive_and_pipelining_still_serve_every_request(conn: socket.socket
     assert read_answer(conn).status == 200
 
 
+def test_a_bad_pipelined_head_is_refused_after_the_answers_before_it(
+    conn: socket.socket,
+) -> None:
+    # the first request may already have reached a backend: its answer is owed
+    conn.sendall(
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nhello\r\n\r\n"
+    )
+    assert [answer.status for answer in read_answers(conn, 3)] == [200, 200, 400]
+    assert closed_by_server(conn)
+
+
 def test_bytes_that_are_not_http_are_answered_400_in_json(conn: socket.socket) -> None:
     conn.sendall(b"\x16\x03\x01\x02\x00 hello\r\n\r\n")
     _assert_refused(conn, 400, "bad_request")

@@ -160,3 +160,24 @@ def test_tunnels_traces_and_old_versions_are_refused(
     with pytest.raises(Refusal) as refused:
         HeadRules(EdgeConfig()).read(request)
     assert refused.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("codings", "version", "status"),
+    [
+        ([b"chunk"], "1.1", 501),
+        ([b"gzip, chunked"], "1.1", 501),
+        ([b"chunked", b"chunked"], "1.1", 501),
+        ([b"chunked"], "1.0", 400),
+    ],
+)
+def test_only_one_plain_chunked_coding_frames_a_body(
+    codings: list[bytes], version: str, status: int
+) -> None:
+    request = scope(*[(b"transfer-encoding", coding) for coding in codings])
+    request["http_version"] = version
+    with pytest.raises(Refusal) as refused:
+        HeadRules(EdgeConfig()).read(request)
+    assert refused.value.status == status
+    ok = scope((b"transfer-encoding", b"Chunked\t"))
+    assert HeadRules(EdgeConfig()).read(ok).chunked

@@ -126,3 +126,19 @@ def disagreement(data: bytes) -> str | None:
             f"h11 {s_method!r} {s_target!r} with {s_body}"
         )
     return None
+
+
+def cut_short(data: bytes) -> bool:
+    """``data`` is one request head whose body stops before its framing says it ends.
+
+    What a backend sees when the gateway gave up on a client's body half way
+    (a broken chunk, a stalled upload) and closed the backend connection: a
+    request cut short cannot be read as a second one.
+    """
+    fast, strict = httptools_framing(data), h11_framing(data)
+    return (
+        fast.error is None
+        and not fast.requests
+        and strict.error is not None
+        and "without sending complete message body" in strict.error
+    )

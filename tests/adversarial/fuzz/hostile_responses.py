@@ -276,6 +276,7 @@ def _httptools(data: bytes, closes: bool) -> Reading:
     while True:  # interim answers first, each its own message
         collect = _Collect()
         parser = httptools.HttpResponseParser(collect)
+        swallowed: Exception | None = None
         try:
             parser.feed_data(rest)
             if closes and not collect.complete:
@@ -285,7 +286,12 @@ def _httptools(data: bytes, closes: bool) -> Reading:
             # message's problem, not this one's.
             if not collect.complete:
                 return Reading(error=f"httptools: {exc}")
+            swallowed = exc
         status = parser.get_status_code()
+        if swallowed is not None and not 100 <= status < 200:
+            # the parser went on past an interim answer into the final one and
+            # failed there: that final answer is what a proxy would read
+            return Reading(error=f"httptools: {swallowed}")
         # httptools has no end-of-input call: a body delimited by the close is
         # whole when the head was and nothing framed the body otherwise.
         if not collect.complete and not (closes and collect.head_complete and not collect.framed):

@@ -128,6 +128,8 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         self._kept_alive = False  # the head being waited for follows a response
         self._last_read = 0.0
         self._lingering = False
+        # a refusal owed once the answers before it are out (a bad pipelined head)
+        self._pending_refusal: edge_answers.EdgeAnswer | None = None
         self._linger_left = 0
         self.url = b""
 
@@ -157,6 +159,8 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
             if self._linger_left <= 0:
                 self.transport.close()
             return
+        if self._pending_refusal is not None:
+            return  # the parser failed on earlier bytes: nothing after them is a request
         self._last_read = self._time()
         if self._in_head:
             self._head_seen += len(data)
@@ -253,6 +257,10 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         if self._lingering or self.transport.is_closing():
             return
+        if self._pending_refusal is not None and not self.pipeline:
+            answer, self._pending_refusal = self._pending_refusal, None
+            self._refuse(answer)  # the cycle is complete now: the answer goes out
+            return
         cycle = self.cycle
         if cycle.more_body and cycle.response_complete:
             self._linger()  # answered before the body was read (EdgeCycle)
@@ -332,8 +340,9 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.response_complete:
             if self._in_head or cycle.response_started or self.pipeline:
                 # a pipelined head went wrong while an answer is still to come or
-                # going out: a refusal cannot be written before or inside it
-                self.transport.close()
+                # going out: the refusal waits for the answers before it (which the
+                # client is owed: their requests may have reached a backend)
+                self._pending_refusal = answer
                 return
             # the body went wrong while the app waits for it: it gets http.disconnect
             cycle.disconnected = True

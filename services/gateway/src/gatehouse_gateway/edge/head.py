@@ -190,10 +190,17 @@ class HeadRules:
             elif kind == _REAL_IP:
                 head.x_real_ip = value
             elif kind == _CHUNKED:
+                if value.strip().lower() != b"chunked" or head.chunked:
+                    # RFC 9112 section 6.1: any other coding, or chunked applied twice,
+                    # leaves the body's length to guesswork between us and the backend
+                    raise Refusal(501, "not_implemented", "a transfer coding other than chunked")
                 head.chunked = True
             else:
                 head.connection = _joined(head.connection, value)
         head.header_bytes = header_bytes
+        if head.chunked and scope.get("http_version") == "1.0":
+            # HTTP/1.0 has no chunked framing: its body length is not what it says
+            raise Refusal(400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request")
         if head.host:
             if not _VALID_HOST.match(head.host):
                 raise Refusal(400, "bad_request", "the Host header is not a host name")
