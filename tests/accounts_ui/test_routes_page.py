@@ -117,7 +117,8 @@ def test_hostile_values_are_escaped_everywhere(admin: httpx.Client) -> None:
         ({"offset": "abc"}, "offset must be a whole number from 0 to 10000000."),
         ({"offset": "-5"}, "offset must be a whole number from 0 to 10000000."),
         ({"offset": "٣"}, "offset must be a whole number from 0 to 10000000."),  # a non-ASCII digit
-        ({"search": "x" * 100_00}, "search may be at most 100 characters."),
+        # (a request line over 8 KiB is the server's 414 before the page sees it)
+        ({"search": "x" * 5000}, "search may be at most 100 characters."),
         ({"search": "a\x00b"}, "search may not contain control characters."),
     ],
 )
