@@ -12,6 +12,7 @@ exactly; otherwise it must answer 502/504 (or cut a streamed body short).
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 import h11
@@ -273,35 +274,35 @@ class _Collect:
 
 def _httptools(data: bytes, closes: bool) -> Reading:
     rest = data
-    while True:  # interim answers first, each its own message
+    while True:  # interim answers first, each its own message, read on its own
+        interim = re.match(rb"HTTP/1\.[01] 1(?!01)\d\d ", rest) is not None
+        if interim:
+            end = rest.find(b"\r\n\r\n")
+            if end < 0:
+                return Reading(error="httptools: interim without an end")
+            chunk, rest = rest[: end + 4], rest[end + 4 :]
+        else:
+            chunk = rest
         collect = _Collect()
         parser = httptools.HttpResponseParser(collect)
-        swallowed: Exception | None = None
         try:
-            parser.feed_data(rest)
-            if closes and not collect.complete:
+            parser.feed_data(chunk)
+            if closes and not collect.complete and not interim:
                 parser.feed_data(b"")
         except httptools.HttpParserError as exc:
             # Bytes after a whole response (a 304's stray body) are the next
             # message's problem, not this one's.
             if not collect.complete:
                 return Reading(error=f"httptools: {exc}")
-            swallowed = exc
         status = parser.get_status_code()
-        if swallowed is not None and not 100 <= status < 200:
-            # the parser went on past an interim answer into the final one and
-            # failed there: that final answer is what a proxy would read
-            return Reading(error=f"httptools: {swallowed}")
+        if interim:
+            if not collect.complete:
+                return Reading(error="httptools: a broken interim answer")
+            continue
         # httptools has no end-of-input call: a body delimited by the close is
         # whole when the head was and nothing framed the body otherwise.
         if not collect.complete and not (closes and collect.head_complete and not collect.framed):
             return Reading(error="httptools: incomplete")
-        if 100 <= status < 200 and status != 101:
-            end = rest.find(b"\r\n\r\n")
-            if end < 0:
-                return Reading(error="httptools: interim without an end")
-            rest = rest[end + 4 :]
-            continue
         return Reading(status=status, body=collect.body)
 
 
