@@ -5,7 +5,7 @@ fuzzed input to every operation the schema lists, and checks that nothing
 answers 5xx and every documented answer matches its schema. The auth service
 is reached directly and through the gateway (its schema describes its own
 paths, which the gateway proxies); the gateway's own endpoints live under
-``/-/``, the schema at ``/-/openapi.json``.
+``/-/`` on its admin listener, the schema at ``/-/openapi.json`` there.
 """
 
 from __future__ import annotations
@@ -35,7 +35,12 @@ def test_openapi_fuzzing(
     stack: ChaosStack, profile: Profile, fault_report: FaultReportFactory, target: str
 ) -> None:
     report = fault_report(f"schemathesis: {target}")
-    base = stack.gateways[0].url if "gateway" in target else stack.auth.url
+    if target == "gateway":  # its own endpoints answer on its admin listener only
+        base = stack.gateways[0].admin_url
+    elif target == "auth-via-gateway":
+        base = stack.gateways[0].url
+    else:
+        base = stack.auth.url
     schema = f"{stack.auth.url}/openapi.json" if "auth" in target else f"{base}/-/openapi.json"
     checks = CHECKS
     junit = ARTIFACTS / f"schemathesis-{target}.xml"

@@ -150,7 +150,7 @@ def test_request_ids_are_kept_only_when_short_and_plain(sent: bytes, kept: bool)
 
 @pytest.mark.parametrize(
     ("method", "version", "status"),
-    [("CONNECT", "1.1", 501), ("TRACE", "1.1", 501), ("GET", "0.9", 505)],
+    [("CONNECT", "1.1", 405), ("TRACE", "1.1", 405), ("GET", "0.9", 505)],
 )
 def test_tunnels_traces_and_old_versions_are_refused(
     method: str, version: str, status: int

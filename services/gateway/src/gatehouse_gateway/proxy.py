@@ -156,7 +156,9 @@ class Proxy:
         try:
             head = rules.read(scope)
         except Refusal as refusal:
-            await send_json(send, refusal.status, refusal.body, new_request_id().encode())
+            await send_json(
+                send, refusal.status, refusal.body, new_request_id().encode(), *refusal.headers
+            )
             UNMATCHED.observe(scope["method"], refusal.status, time.perf_counter() - started)
             return
         request_id = rules.request_id(head)

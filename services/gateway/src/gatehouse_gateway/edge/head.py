@@ -84,16 +84,18 @@ _SCHEMES = {"http": b"http", "https": b"https"}
 # CONNECT would make the gateway a tunnel to anywhere, TRACE echoes a request's
 # credentials back to a script (cross-site tracing): neither is forwarded.
 _REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
+_ALLOWED = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 _VERSIONS = frozenset({"1.0", "1.1"})
 
 
 class Refusal(Exception):
     """A head the gateway will not forward; ``status`` and ``body`` are the answer."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, *headers: tuple[bytes, bytes]) -> None:
         super().__init__(detail)
         self.status = status
         self.body = error_body(code, detail)
+        self.headers = headers
 
 
 class RequestHead:
@@ -148,7 +150,12 @@ class HeadRules:
     def read(self, scope: Any) -> RequestHead:
         """The head of ``scope`` (an ASGI HTTP scope); raises :class:`Refusal`."""
         if scope["method"] in _REFUSED_METHODS:
-            raise Refusal(501, "not_implemented", f"the gateway does not forward {scope['method']}")
+            raise Refusal(
+                405,
+                "method_not_allowed",
+                f"the gateway does not forward {scope['method']}",
+                (b"allow", _ALLOWED),
+            )
         if scope.get("http_version", "1.1") not in _VERSIONS:
             raise Refusal(505, "http_version_not_supported", "HTTP/1.0 and HTTP/1.1 only")
         head = RequestHead()
