@@ -51,8 +51,8 @@ services: ## make sure PostgreSQL and Redis run on 127.0.0.1
 	scripts/ensure-services.sh
 
 .PHONY: demo
-demo: venv ## run every service as a local process in the foreground (Ctrl-C stops all)
-	$(PY) scripts/demo.py
+demo: venv ## run every service as a local process in the foreground (Ctrl-C stops all; DEMO_ARGS=--json-logs for JSON lines)
+	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 .PHONY: test
 test: system-deps services venv lint test-lowest ## lint, the unit tests on the lowest bounds, then the whole suite against real processes, Postgres and Redis

@@ -12,10 +12,18 @@ reaches it. The fake backends serve their fault endpoints (--faults), which is
 what the demo shows. The generated admin password is kept in
 .data/admin-password (mode 0600) and printed once, when it is made; later
 starts name the file instead, so the password does not pile up in logs.
+
+Logs are for people here: each service writes one readable line per event
+(time, service, level, message, request id), coloured when the terminal is
+one, and leaves out the access lines of answered health checks (the gateway
+checks every backend every few seconds). ``--json-logs`` (or
+GATEHOUSE_DEMO_JSON_LOGS=1) keeps the JSON lines the services write by
+default, as in their containers.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import secrets
@@ -38,6 +46,14 @@ ADMIN_HOST = "127.0.0.1"
 ADMIN_PORT = 9901
 ADMIN_URL = f"http://{ADMIN_HOST}:{ADMIN_PORT}"
 PASSWORD_FILE = "admin-password"
+# Each service's settings prefix (gatehouse_common.settings.ServiceSettings).
+SETTINGS_PREFIXES = {
+    "gatehouse_fake_backend": "GATEHOUSE_FAKE_BACKEND_",
+    "gatehouse_auth": "GATEHOUSE_AUTH_",
+    "gatehouse_accounts_ui": "GATEHOUSE_ACCOUNTS_UI_",
+    "gatehouse_gateway": "GATEHOUSE_GATEWAY_",
+}
+JSON_LOGS_VARIABLE = "GATEHOUSE_DEMO_JSON_LOGS"
 
 
 @dataclass(frozen=True)
@@ -111,8 +127,32 @@ def password_line(password: str, source: PasswordSource, data: Path | None = Non
     return "the password in GATEHOUSE_ADMIN_PASSWORD"
 
 
-def demo_environment(password: str) -> dict[str, str]:
+def log_environment(json_logs: bool) -> dict[str, str]:
+    """Every service's log settings for the demo: the readable lines unless
+    ``json_logs``, and never the access lines of answered health checks."""
+    env: dict[str, str] = {}
+    for prefix in SETTINGS_PREFIXES.values():
+        env[f"{prefix}LOG_JSON"] = "true" if json_logs else "false"
+        env[f"{prefix}LOG_HEALTH_CHECKS"] = "false"
+    return env
+
+
+def json_logs_wanted(argv: list[str] | None = None) -> bool:
+    """``--json-logs`` on the command line, or GATEHOUSE_DEMO_JSON_LOGS set to a true value."""
+    parser = argparse.ArgumentParser(description="Run every Gatehouse service locally.")
+    parser.add_argument(
+        "--json-logs",
+        action="store_true",
+        help=f"JSON log lines, as in the containers (also {JSON_LOGS_VARIABLE}=1)",
+    )
+    args = parser.parse_args(argv)
+    from_env = os.environ.get(JSON_LOGS_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
+    return bool(args.json_logs) or from_env
+
+
+def demo_environment(password: str, *, json_logs: bool = False) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(log_environment(json_logs))
     env.setdefault("GATEHOUSE_ADMIN_EMAIL", "admin@example.com")
     env["GATEHOUSE_ADMIN_PASSWORD"] = password
     env.setdefault("DATABASE_URL", f"sqlite:///{DATA / 'accounts.db'}")
@@ -176,10 +216,11 @@ Ctrl-C stops everything.
 """
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    json_logs = json_logs_wanted(argv)
     DATA.mkdir(mode=0o700, exist_ok=True)
     password, source = admin_password()
-    env = demo_environment(password)
+    env = demo_environment(password, json_logs=json_logs)
     services = [s for s in SERVICES if s.available]
     missing = [s.name for s in SERVICES if not s.available]
     if missing:

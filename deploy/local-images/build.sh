@@ -4,7 +4,7 @@
 # registry: a `python:3.11-slim` made from Debian bookworm with debootstrap
 # (bookworm's python3 is 3.11), and stand-ins for postgres, redis and
 # prometheus and nginx built on it from Debian's packages. Each image is tagged with the
-# name the compose file and the Dockerfiles use, and skipped when it exists,
+# name the compose file and the Dockerfile use, and skipped when it exists,
 # so a warm machine pays nothing. Also writes the podman settings that work
 # without systemd (containers.conf) when that file is missing.
 set -euo pipefail

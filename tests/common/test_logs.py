@@ -81,14 +81,3 @@ def test_configuring_twice_does_not_duplicate_lines(
     assert first.getvalue() == ""
     [line] = second.getvalue().splitlines()
     assert json.loads(line)["service"] == "svc2"
-
-
-def test_text_format_for_humans(restore_logging, monkeypatch: pytest.MonkeyPatch) -> None:
-    stream = configure_into(monkeypatch, "svc", json=False)
-    token = request_id_var.set("req-9")
-    try:
-        logger.info("plain %d", 1)
-    finally:
-        request_id_var.reset(token)
-    [line] = stream.getvalue().splitlines()
-    assert line.endswith("INFO    gatehouse.tests.logs [req-9] plain 1")

@@ -19,8 +19,10 @@ SUBCHARTS = ("gateway", "auth", "accounts-ui", "fake-backend", "postgres", "redi
 RELEASE = "gh"
 NAMESPACE = "gatehouse"
 KUBERNETES = "1.30.0"
-# Custom resources (KEDA, Prometheus Operator): no schema in kubernetes-validate.
-CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
+# Custom resources (KEDA, Prometheus Operator, Gateway API): no schema in
+# kubernetes-validate; the HTTPRoutes are checked against the Gateway API CRD's
+# schema (test_helm_httproute.py).
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject", "HTTPRoute"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
 
 # Helm logs each symlinked library chart at INFO on stderr; say nothing.

@@ -2,8 +2,8 @@
 
 No container registry is reachable where the suite runs, so the base and
 infrastructure images are built locally first (deploy/local-images/build.sh,
-cached), the service images are built from their Dockerfiles with podman
-(layer-cached), and docker-compose 1.29 talks to a private
+cached), the service images are built from the one Dockerfile with podman
+(layer-cached, ``--build-arg SERVICE=...``), and docker-compose 1.29 talks to a private
 ``podman system service`` socket as if it were Docker. Without systemd podman
 never runs health checks by itself, so :class:`HealthDriver` runs
 ``podman healthcheck run`` for every container of the project in a loop; the
@@ -189,7 +189,8 @@ def source_digest(package: str) -> str:
 
 
 def build_images() -> None:
-    """The local base and infrastructure images (cached), then the four service images."""
+    """The local base and infrastructure images (cached), then the four service images
+    (the repository's one Dockerfile, once per ``SERVICE``)."""
     run([str(REPO / "deploy" / "local-images" / "build.sh")], timeout=BUILD_TIMEOUT)
     for service in SERVICES:
         run(
@@ -199,8 +200,8 @@ def build_images() -> None:
                 "--quiet",
                 "--format",
                 "docker",
-                "-f",
-                f"services/{service}/Dockerfile",
+                "--build-arg",
+                f"SERVICE={service}",
                 "-t",
                 f"{IMAGE_PREFIX}/{service}:{IMAGE_TAG}",
                 ".",

@@ -1,11 +1,14 @@
 """scripts/demo.py's choices, without starting the demo (its ports are fixed):
 the admin password is kept in a 0600 file and printed only when it is made, the
-gateway's admin listener is bound to loopback, the backends serve their faults."""
+gateway's admin listener is bound to loopback, the backends serve their faults,
+and the services log readable lines without health checks unless JSON is asked for."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -83,3 +86,55 @@ def test_gateway_admin_listener_is_loopback_and_its_url_printed(data: Path) -> N
 def test_fake_backends_serve_their_faults() -> None:
     (backends,) = [s for s in demo.SERVICES if s.module == "gatehouse_fake_backend"]
     assert "--faults" in backends.args
+
+
+def test_demo_logs_are_for_people_unless_json_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GATEHOUSE_DEMO_JSON_LOGS", raising=False)
+    # Every service the demo starts gets its own prefix's settings.
+    assert {s.module for s in demo.SERVICES} == set(demo.SETTINGS_PREFIXES)
+    assert demo.json_logs_wanted([]) is False
+    env = demo.demo_environment("pw")
+    for prefix in demo.SETTINGS_PREFIXES.values():
+        assert env[f"{prefix}LOG_JSON"] == "false"
+        assert env[f"{prefix}LOG_HEALTH_CHECKS"] == "false"
+    assert demo.json_logs_wanted(["--json-logs"]) is True
+    monkeypatch.setenv("GATEHOUSE_DEMO_JSON_LOGS", "1")
+    assert demo.json_logs_wanted([]) is True
+    env = demo.demo_environment("pw", json_logs=True)
+    for prefix in demo.SETTINGS_PREFIXES.values():
+        assert env[f"{prefix}LOG_JSON"] == "true"
+        # Quiet health checks either way: the demo is watched by people.
+        assert env[f"{prefix}LOG_HEALTH_CHECKS"] == "false"
+
+
+def test_each_service_reads_the_demo_log_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gatehouse_accounts_ui.settings import AccountsUISettings
+    from gatehouse_auth.settings import AuthSettings
+    from gatehouse_fake_backend.settings import FakeBackendSettings
+    from gatehouse_gateway.settings import GatewaySettings
+
+    classes = {
+        "gatehouse_fake_backend": FakeBackendSettings,
+        "gatehouse_auth": AuthSettings,
+        "gatehouse_accounts_ui": AccountsUISettings,
+        "gatehouse_gateway": GatewaySettings,
+    }
+    for name, value in demo.log_environment(json_logs=False).items():
+        monkeypatch.setenv(name, value)
+    for module, settings_class in classes.items():
+        settings = settings_class()
+        assert (settings.log_json, settings.log_health_checks) == (False, False), module
+
+
+def test_demo_help_names_the_json_flag() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert "--json-logs" in result.stdout

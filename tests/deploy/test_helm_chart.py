@@ -34,7 +34,8 @@ REQUIRED_SCENARIOS = {
     "external-database",
     "keda",
     "prometheus-operator",
-    "ingress-off",
+    "ingress",
+    "exposure-none",
     "network-policy-off",
 }
 
@@ -278,7 +279,7 @@ def test_gateway_admin_listener_is_for_probes_and_prometheus_only() -> None:
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"]["port"] == "admin", probe
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9901"
-    # The public Service (the Ingress's) has no admin port; the admin one is
+    # The public Service (the HTTPRoutes' and the Ingress's) has no admin port; the admin one is
     # ClusterIP whatever the public one is.
     public = rendered.named("Service", f"{RELEASE}-gateway")
     assert [p["targetPort"] for p in public["spec"]["ports"]] == ["http"]
@@ -287,7 +288,7 @@ def test_gateway_admin_listener_is_for_probes_and_prometheus_only() -> None:
     exposed = render({"gateway": {"service": {"type": "LoadBalancer"}}})
     assert exposed.named("Service", f"{RELEASE}-gateway")["spec"]["type"] == "LoadBalancer"
     assert exposed.named("Service", f"{RELEASE}-gateway-admin")["spec"]["type"] == "ClusterIP"
-    for ingress in rendered.kind("Ingress"):
+    for ingress in render_scenario("ingress").kind("Ingress"):
         for rule in ingress["spec"]["rules"]:
             for path in rule["http"]["paths"]:
                 assert path["backend"]["service"] == {

@@ -248,7 +248,7 @@ def _pod(rendered: Rendered, name: str) -> Pod:
 def test_policies_follow_the_subchart_toggles(off: str) -> None:
     values: dict[str, Any] = {off: {"enabled": False}}
     if off == "gateway":
-        values["ingress"] = {"enabled": False}
+        values["exposure"] = {"type": "none"}
     rendered = render(values)
     names = {p["metadata"]["name"] for p in rendered.kind("NetworkPolicy")}
     assert f"{RELEASE}-gatehouse-{off}" not in names

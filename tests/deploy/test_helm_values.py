@@ -97,9 +97,10 @@ def test_external_database_drops_the_bundled_ones_and_migrates_first() -> None:
 
 
 def test_ingress_routes_the_original_hosts_and_paths_to_the_gateway() -> None:
-    assert not render_scenario("ingress-off").kind("Ingress")
-    assert "port-forward" in render_scenario("ingress-off").notes
-    (ingress,) = render_scenario("defaults").kind("Ingress")
+    assert not render_scenario("defaults").kind("Ingress")
+    (ingress,) = render_scenario("ingress").kind("Ingress")
+    assert not render_scenario("ingress").kind("HTTPRoute")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
     routes = {
         (rule["host"], path["path"]): path["backend"]["service"]
         for rule in ingress["spec"]["rules"]
@@ -116,8 +117,14 @@ def test_ingress_routes_the_original_hosts_and_paths_to_the_gateway() -> None:
     assert all(
         s == {"name": f"{RELEASE}-gateway", "port": {"number": 8080}} for s in routes.values()
     )
-    notes = render_scenario("defaults").notes
-    assert "service1.my-company.com service2.my-company.com gatehouse.local" in notes
+    notes = render_scenario("ingress").notes
+    assert "$(minikube ip) service1.my-company.com service2.my-company.com gatehouse.local" in notes
+
+
+def test_exposure_none_renders_neither_and_says_port_forward() -> None:
+    rendered = render_scenario("exposure-none")
+    assert not rendered.kind("Ingress") and not rendered.kind("HTTPRoute")
+    assert "port-forward" in rendered.notes
 
 
 def test_generated_secrets_hold_a_usable_signing_key_and_passwords() -> None:
@@ -163,7 +170,11 @@ def test_existing_secrets_replace_the_generated_ones() -> None:
         ({"auth": {"jwt": {"algorithm": "HS256"}}}, "/jwt/algorithm"),
         ({"fake-backend": {"errorRate": 2}}, "/errorRate"),
         ({"global": {"redis": {"url": "http://not-redis"}}}, "/global/redis/url"),
-        ({"ingress": {"paths": ["no-slash"]}}, "/ingress/paths/0"),
+        ({"exposure": {"paths": ["no-slash"]}}, "/exposure/paths/0"),
+        ({"exposure": {"type": "gateway"}}, "/exposure/type"),
+        ({"exposure": {"host": "Not A Host"}}, "/exposure/host"),
+        ({"exposure": {"httpRoute": {"gateway": {"name": ""}}}}, "/httpRoute/gateway/name"),
+        ({"ingress": {"enabled": True}}, "ingress"),
         ({"gateway": {"unknown": 1}}, "unknown"),
         ({"gateway": {"config": {"routes": []}}}, "/config/routes"),
         ({"auth": {"trustedProxies": ["everyone"]}}, "/trustedProxies/0"),
@@ -190,7 +201,7 @@ def test_inconsistent_values_are_refused_with_every_mistake_named() -> None:
         "needs global.database.host",
         "needs global.database.existingSecret",
         "needs global.redis.url",
-        "ingress.enabled needs gateway.enabled",
+        "exposure.type=httpRoute needs gateway.enabled",
     ):
         assert expected in message
     with pytest.raises(helm_python.HelmRenderError, match="minReplicas must not exceed"):

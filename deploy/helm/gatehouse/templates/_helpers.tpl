@@ -5,7 +5,7 @@
 {{- define "gatehouse.labels" -}}{{ include "common.labels" . }}{{- end -}}
 {{- define "gatehouse.selectorLabels" -}}{{ include "common.selectorLabels" . }}{{- end -}}
 
-{{/* The gateway's Service name and port, for the Ingress, NOTES and the test pod. */}}
+{{/* The gateway's Service name and port, for the HTTPRoutes, the Ingress, NOTES and the test pod. */}}
 {{- define "gatehouse.gatewayService" -}}
 {{- include "common.siblingName" (dict "context" . "component" "gateway") -}}
 {{- end -}}
@@ -49,8 +49,8 @@ matchLabels:
 {{- if and (not .Values.redis.enabled) (not .Values.global.redis.url) -}}
 {{- $errors = append $errors "redis.enabled=false needs global.redis.url (the external Redis)" -}}
 {{- end -}}
-{{- if and .Values.ingress.enabled (not .Values.gateway.enabled) -}}
-{{- $errors = append $errors "ingress.enabled needs gateway.enabled: the Ingress sends everything to the gateway" -}}
+{{- if and (ne .Values.exposure.type "none") (not .Values.gateway.enabled) -}}
+{{- $errors = append $errors (printf "exposure.type=%s needs gateway.enabled: the %s sends everything to the gateway (or set exposure.type=none)" .Values.exposure.type (ternary "HTTPRoute" "Ingress" (eq .Values.exposure.type "httpRoute"))) -}}
 {{- end -}}
 {{- if $errors -}}
 {{- fail (printf "\n%s" (join "\n" $errors)) -}}

@@ -29,7 +29,12 @@ def create_service_app(
     The service adds its own routers and lifespan (passed through
     ``fastapi_kwargs``) on top.
     """
-    configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
+    configure_logging(
+        settings.service_name,
+        level=settings.log_level,
+        json=settings.log_json,
+        health_checks=settings.log_health_checks,
+    )
     app = FastAPI(**fastapi_kwargs)
     install_error_handlers(app)
     app.include_router(health_router(checks, prefix=health_prefix, alive=alive))

@@ -34,7 +34,12 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     log_level: LogLevel = "info"
+    # JSON lines (containers, log shippers); false: one readable, coloured line
+    # per event for people (what `make demo` sets, gatehouse_common.logs).
     log_json: bool = True
+    # Log the access lines of answered health checks (/healthz, /readyz, and the
+    # gateway's /-/healthz, /-/readyz); the demo turns them off, failures still show.
+    log_health_checks: bool = True
     # Log one line per request at info level. Off by default only where the
     # request rate makes it costly (the gateway's hot path).
     access_log: bool = True

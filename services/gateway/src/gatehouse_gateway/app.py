@@ -133,7 +133,12 @@ class GatewayApp:
 def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     """The uvicorn factory (``gatehouse_gateway.app:create_app``); run once per worker."""
     settings = settings or GatewaySettings()
-    configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
+    configure_logging(
+        settings.service_name,
+        level=settings.log_level,
+        json=settings.log_json,
+        health_checks=settings.log_health_checks,
+    )
     loaded = load_config(
         settings.config, auth_url=settings.auth_url, accounts_ui_url=settings.accounts_ui_url
     )
