@@ -1,6 +1,7 @@
 """The whole system on free ports, as the chaos suite runs it.
 
-PostgreSQL and Redis of the suite's own (:mod:`chaos.stores`), the real auth
+PostgreSQL and Redis of the suite's own (:mod:`chaos.stores`,
+:mod:`support.redis_server`), the real auth
 service on that PostgreSQL, four fake backends, a fifth that answers slowly
 (for the in-flight requests of a rolling restart), and two gateway processes
 sharing the Redis cursor. Routes (all on the same backends):
@@ -29,11 +30,12 @@ from typing import Any
 import httpx
 import yaml
 from support.processes import ServiceProcess, free_port, gateway_command, python_module
+from support.redis_server import RedisServer
 
 from chaos.front import get_load
 from chaos.load import SenderFactory
 from chaos.metrics import scrape, total
-from chaos.stores import OwnPostgres, RedisProcess
+from chaos.stores import OwnPostgres
 
 CHAOS_HOST = "chaos.test"
 SLOW_HOST = "slow.test"
@@ -174,7 +176,7 @@ def _backend(name: str, *args: str) -> ServiceProcess:
 @dataclass
 class ChaosStack:
     postgres: OwnPostgres
-    redis: RedisProcess
+    redis: RedisServer
     auth: ServiceProcess
     backends: list[ServiceProcess]
     lingering: ServiceProcess
@@ -255,7 +257,7 @@ def running_stack() -> Iterator[ChaosStack]:
     """Start everything, yield the stack, stop everything (whatever state it is in)."""
     workdir = Path(tempfile.mkdtemp(prefix="gatehouse-chaos-"))
     postgres = OwnPostgres()
-    redis_server = RedisProcess.create()
+    redis_server = RedisServer.create(name="chaos-redis")
     backends = [_backend(f"chaos-backend-{i}") for i in range(1, 5)]
     lingering = _backend("chaos-lingering", "--latency-ms", str(DRAIN_LATENCY_MS))
     started: list[ServiceProcess] = []
