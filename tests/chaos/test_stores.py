@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 
 import psycopg2
 import pytest
@@ -15,12 +14,9 @@ from chaos.stores import OwnPostgres
 
 
 @pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer.create()
-    server.start()
-    yield server
-    server.thaw()
-    server.stop()
+def own_redis(private_redis: RedisServer) -> RedisServer:
+    private_redis.start()
+    return private_redis
 
 
 def test_redis_stops_and_comes_back_on_the_same_port(own_redis: RedisServer) -> None:
