@@ -62,13 +62,13 @@ def auth_env(
     """The environment of one auth instance; nothing falls back to the repo's .data.
 
     Redis is the shared one under ``redis_prefix``, or ``redis_url`` (a server
-    of the test's own), or none (the in-process rate limiter). ``settings``
-    are ``GATEHOUSE_AUTH_<NAME>`` values and win over the defaults here.
+    of the test's own, under the service's default prefix), or none (the
+    in-process rate limiter). ``settings`` are ``GATEHOUSE_AUTH_<NAME>``
+    values and win over the defaults here.
     """
     env = {
         "DATABASE_URL": database_url or "",
         "REDIS_URL": redis_url or (REDIS_URL if redis_prefix else ""),
-        "GATEHOUSE_AUTH_REDIS_PREFIX": redis_prefix or "",
         "GATEHOUSE_AUTH_DATA_DIR": str(data_dir),
         "GATEHOUSE_AUTH_KEYS_DIR": str(data_dir / "keys"),
         "GATEHOUSE_AUTH_BCRYPT_ROUNDS": "4",
@@ -81,6 +81,8 @@ def auth_env(
         "GATEHOUSE_ADMIN_EMAIL": admin_email,
         "GATEHOUSE_ADMIN_PASSWORD": admin_password,
     }
+    if redis_prefix is not None:
+        env["GATEHOUSE_AUTH_REDIS_PREFIX"] = redis_prefix
     env.update({f"GATEHOUSE_AUTH_{k.upper()}": v for k, v in settings.items()})
     return env
 
