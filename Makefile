@@ -58,6 +58,10 @@ demo: venv ## run every service as a local process in the foreground (Ctrl-C sto
 test: system-deps services venv lint test-lowest ## lint, the unit tests on the lowest bounds, then the whole suite against real processes, Postgres and Redis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: test-fast
+test-fast: venv ## the unit tests only (-m unit): in-process, no servers, in seconds
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
 # Every package at the lowest version its pyproject.toml allows (uv's lowest-direct,
 # wheels only), the test tools at their locked versions, in a venv of its own: the
 # declared lower bounds are versions the code runs on, not guesses. The unit tests

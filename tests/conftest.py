@@ -1,17 +1,33 @@
-"""Fixtures shared by the whole suite: real databases, Redis prefixes, fake backends."""
+"""Fixtures shared by the whole suite, built on the one test-support layer (tests/support).
+
+Databases and Redis: a PostgreSQL database per session or per test, a Redis
+key prefix per test (the shared servers), ``private_redis`` (a redis-server
+of the test's own, to take away). Processes: fake backends
+(``start_fake_backend``, the session's ``backend_pool`` and ``backends``),
+gateways and backends started per test or per module (``launcher``,
+``module_launcher``), and a JWKS the gateway trusts (``keys``). A folder's
+conftest adds only what that folder alone uses; no test module imports from
+another folder's modules.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import httpx
 import pytest
+from support.backends import fake_backend
 from support.databases import (
     REDIS_URL,
     drop_redis_prefix,
     temporary_database,
     unique_redis_prefix,
 )
-from support.processes import ServiceProcess, free_port, python_module
+from support.gateway import Launcher
+from support.jwks import KeyServer
+from support.processes import ServiceProcess
+from support.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +57,19 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     drop_redis_prefix(prefix, redis_url)
 
 
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own on a free port, not started yet.
+
+    The test starts it (and may stop, kill, freeze or restart it on the same
+    port); whatever is left is thawed and stopped after the test.
+    """
+    server = RedisServer.create()
+    yield server
+    server.thaw()
+    server.stop()
+
+
 FakeBackendFactory = Callable[..., ServiceProcess]
 
 
@@ -52,20 +81,53 @@ def start_fake_backend() -> Iterator[FakeBackendFactory]:
     def start(
         *args: str, name: str | None = None, port: int | None = None, faults: bool = True
     ) -> ServiceProcess:
-        port = port or free_port()
-        extra = ["--name", name] if name else []
-        if faults:  # tests change faults at run time through /__backend/
-            extra.append("--faults")
-        process = ServiceProcess(
-            name=name or f"fake-backend-{port}",
-            command=python_module("gatehouse_fake_backend", "--port", str(port), *extra, *args),
-            port=port,
-            # /readyz for a backend started --unhealthy: it is up all the same
-            ready_path="/readyz" if "--unhealthy" in args else "/healthz",
-        )
+        process = fake_backend(name, *args, port=port, faults=faults)
         started.append(process)
         return process.start()
 
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[Launcher]:
+    """Fake backends and gateways for this test; a gateway's config goes to ``tmp_path``."""
+    started = Launcher(tmp_path)
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
+    """The same, shared by a module's tests (read-only ones: starting processes dominates)."""
+    started = Launcher(tmp_path_factory.mktemp("launcher"))
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture(scope="session")
+def backend_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServiceProcess]]:
+    """Four fake backends (``backend-1`` .. ``backend-4``) for the whole session."""
+    started = Launcher(tmp_path_factory.mktemp("backends"))
+    yield started.backends(4)
+    started.stop_all()
+
+
+@pytest.fixture
+def backends(backend_pool: list[ServiceProcess]) -> Iterator[list[ServiceProcess]]:
+    """The session's pool; the faults a test injects into it are reset after the test.
+
+    Tests that kill a backend start their own.
+    """
+    yield backend_pool
+    for backend in backend_pool:
+        httpx.post(backend.url + "/__backend/reset", timeout=10).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def keys() -> Iterator[KeyServer]:
+    """A signing key and its JWKS on a free port, for routes with ``auth: required``."""
+    server = KeyServer()
+    yield server
+    server.close()

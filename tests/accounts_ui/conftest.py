@@ -9,17 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from accounts_ui.stack import (
-    SEEDED,
-    Stack,
-    auth_process,
-    gateway_process,
-    seed,
-    started_together,
-    ui_process,
-)
+from accounts_ui.stack import SEEDED, Stack, seed, ui_auth_process, ui_gateway_process, ui_process
 from support.databases import temporary_database
-from support.processes import free_port
+from support.processes import free_port, started_together
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +20,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     keys_dir = work / "keys"
     spare_port = free_port()
     with temporary_database("accounts_ui") as database_url:
-        auth = auth_process(database_url, keys_dir)
+        auth = ui_auth_process(database_url, work)
         ui = ui_process(auth.url)
-        gateway = gateway_process(work, auth.url, ui.url)
+        gateway = ui_gateway_process(work, auth.url, ui.url)
         ui_spare = ui_process(f"http://127.0.0.1:{spare_port}", "accounts-ui-spare", 1.0)
         with started_together(auth, ui, gateway, ui_spare):
             seeded = seed(auth.url, database_url)

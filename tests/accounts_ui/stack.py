@@ -15,21 +15,19 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import jwt
 from sqlmodel import Session, create_engine
-from support.processes import ServiceProcess, free_port, gateway_command, python_module
+from support.auth import ADMIN_EMAIL, auth_env, auth_process
+from support.gateway import gateway_process, write_yaml
+from support.processes import ServiceProcess, free_port, python_module
 
 from gatehouse_auth.keys import load_key
 from gatehouse_auth.models import Account
 
-ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "admin-password-42"
 VIEWER_EMAIL = "viewer@example.com"
 VIEWER_PASSWORD = "viewer-password-42"
@@ -61,27 +59,20 @@ class Stack:
         return f"{self.ui.url}/accounts_page"
 
 
-def auth_process(database_url: str, keys_dir: Path) -> ServiceProcess:
-    port = free_port()
-    return ServiceProcess(
-        name="auth-for-ui",
-        command=python_module("gatehouse_auth", "serve", "--port", str(port), "--migrate"),
-        port=port,
-        env={
-            "DATABASE_URL": database_url,
-            "REDIS_URL": "",  # in-process rate limiter: no shared keys to clean
-            "GATEHOUSE_AUTH_KEYS_DIR": str(keys_dir),
-            "GATEHOUSE_AUTH_DATA_DIR": str(keys_dir.parent),
-            "GATEHOUSE_AUTH_BCRYPT_ROUNDS": "4",
-            "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL": "200",
-            "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL_CLIENT": "200",
-            # the page's tests seed more accounts than one client may sign up
-            "GATEHOUSE_AUTH_SIGNUP_RATE_LIMIT_PER_CLIENT": "0",
-            "GATEHOUSE_ADMIN_EMAIL": ADMIN_EMAIL,
-            "GATEHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "GATEHOUSE_AUTH_LOG_LEVEL": "warning",
-        },
+def ui_auth_process(database_url: str, data_dir: Path) -> ServiceProcess:
+    """The auth service behind the pages, with the admin the pages sign in as."""
+    env = auth_env(
+        data_dir,
+        database_url=database_url,
+        redis_prefix=None,  # in-process rate limiter: no shared keys to clean
+        admin_password=ADMIN_PASSWORD,
+        rate_limit_per_email="200",
+        rate_limit_per_email_client="200",
+        # the page's tests seed more accounts than one client may sign up
+        signup_rate_limit_per_client="0",
+        log_level="warning",
     )
+    return auth_process(env, name="auth-for-ui")
 
 
 def ui_process(
@@ -96,49 +87,29 @@ def ui_process(
     )
 
 
-def gateway_process(config_dir: Path, auth_url: str, ui_url: str) -> ServiceProcess:
+def ui_gateway_process(config_dir: Path, auth_url: str, ui_url: str) -> ServiceProcess:
     """A real gateway whose routes send the auth paths and /accounts_page on, as the demo's do."""
-    port = free_port()
     config = config_dir / "gateway.yaml"
-    config.write_text(
-        f"""
-listen: {{address: 127.0.0.1, port: {port}}}
-auth: {{jwks_url: "{auth_url}/.well-known/jwks.json"}}
-cursor: {{store: local}}
-routes:
-  - name: auth
-    path_prefix: [/account, /login, /.well-known/]
-    backends: [{{url: "{auth_url}"}}]
-  - name: accounts-ui
-    path_prefix: [/accounts_page]
-    backends: [{{url: "{ui_url}"}}]
-"""
+    write_yaml(
+        config,
+        {
+            "auth": {"jwks_url": f"{auth_url}/.well-known/jwks.json"},
+            "cursor": {"store": "local"},
+            "routes": [
+                {
+                    "name": "auth",
+                    "path_prefix": ["/account", "/login", "/.well-known/"],
+                    "backends": [{"url": auth_url}],
+                },
+                {
+                    "name": "accounts-ui",
+                    "path_prefix": ["/accounts_page"],
+                    "backends": [{"url": ui_url}],
+                },
+            ],
+        },
     )
-    admin_port = free_port()
-    return ServiceProcess(
-        name="gateway-for-ui",
-        command=gateway_command(config, port, admin_port),
-        port=port,
-        admin_port=admin_port,
-        ready_path="/-/healthz",
-        env={"REDIS_URL": ""},
-    )
-
-
-@contextmanager
-def started_together(*processes: ServiceProcess) -> Iterator[None]:
-    """Start the processes side by side (none needs another to come up), stop them all after.
-
-    On a busy two-core machine this roughly halves the wait for a stack.
-    """
-    try:
-        with ThreadPoolExecutor(len(processes)) as pool:
-            for started in [pool.submit(p.start) for p in processes]:
-                started.result()
-        yield
-    finally:
-        for process in processes:
-            process.stop()
+    return gateway_process(config, name="gateway-for-ui", env={"REDIS_URL": ""})
 
 
 def seed(auth_url: str, database_url: str) -> list[str]:

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from accounts_ui.stack import ADMIN_EMAIL, ADMIN_PASSWORD, Stack, sign_in
-from support.processes import ServiceProcess, python_module
+from support.backends import fake_backend
+from support.processes import ServiceProcess
 
 AUTH_TIMEOUT = 1.0  # the spare page's (see conftest)
 
@@ -21,14 +22,7 @@ AUTH_TIMEOUT = 1.0  # the spare page's (see conftest)
 @pytest.fixture(scope="module")
 def stand_in(stack: Stack) -> Iterator[ServiceProcess]:
     """A fake backend on the spare page's auth port for this module, closed again after."""
-    with ServiceProcess(
-        name="fake-auth",
-        command=python_module(
-            "gatehouse_fake_backend", "--port", str(stack.spare_port), "--faults"
-        ),
-        port=stack.spare_port,
-        ready_path="/healthz",
-    ) as process:
+    with fake_backend(port=stack.spare_port) as process:
         yield process
 
 

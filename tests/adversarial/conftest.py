@@ -1,42 +1,19 @@
-"""Fixtures of the adversarial suite: real gateways, fake backends, a JWKS.
+"""Fixtures of the adversarial suite alone: the auth section, file descriptors.
 
 Every test here attacks a real gateway process over real sockets. The
-processes come from the gateway suite's :class:`Launcher`; a module shares one
-gateway (``module_launcher``) where its tests only read, and a test that needs
-other settings starts its own (``launcher``). ``keys`` serves a JWKS and signs
-tokens for routes with ``auth: required``.
+processes come from the suite's ``launcher`` fixtures (tests/conftest.py); a
+module shares one gateway (``module_launcher``) where its tests only read,
+and a test that needs other settings starts its own (``launcher``). ``keys``
+(tests/conftest.py) serves a JWKS and signs tokens for routes with ``auth:
+required``; ``auth_section`` is the gateway config that trusts it.
 """
 
 from __future__ import annotations
 
 import resource
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from gateway.helpers import Launcher
-from gateway.test_auth import AUDIENCE, ISSUER, KeyServer
-
-
-@pytest.fixture
-def launcher(tmp_path: Path) -> Iterator[Launcher]:
-    started = Launcher(tmp_path)
-    yield started
-    started.stop_all()
-
-
-@pytest.fixture(scope="module")
-def module_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
-    started = Launcher(tmp_path_factory.mktemp("adversarial"))
-    yield started
-    started.stop_all()
-
-
-@pytest.fixture(scope="module")
-def keys() -> Iterator[KeyServer]:
-    server = KeyServer()
-    yield server
-    server.close()
+from support.jwks import AUDIENCE, ISSUER, KeyServer
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from gateway.helpers import GatewayProcess, metric_value
+from support.gateway import GatewayProcess, metric_value
 from support.processes import ServiceProcess
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from adversarial.raw import RawResponse, get
 from adversarial.support import admin_get, route
-from gateway.helpers import HOST, GatewayProcess, Launcher
+from support.gateway import HOST, GatewayProcess, Launcher
 
 OWN = ["/-/config", "/-/docs", "/-/openapi.json", "/-/admin/state", "/-/metrics", "/-/healthz"]
 UNMATCHED = "nobody.example"

@@ -13,21 +13,15 @@ from collections.abc import Iterator
 
 import pytest
 from adversarial.support import route
-from gateway.helpers import HOST, GatewayProcess, Launcher
-from support.processes import ServiceProcess, free_port, python_module
+from support.backends import fake_backend
+from support.gateway import HOST, GatewayProcess, Launcher
+from support.processes import ServiceProcess
 
 
 @pytest.fixture
 def plain_backend() -> Iterator[ServiceProcess]:
     """A fake backend started as in production: no ``--faults``."""
-    port = free_port()
-    process = ServiceProcess(
-        name="plain-backend",
-        command=python_module("gatehouse_fake_backend", "--port", str(port), "--name", "plain"),
-        port=port,
-        ready_path="/healthz",
-    )
-    process.start()
+    process = fake_backend("plain", faults=False).start()
     yield process
     process.stop()
 

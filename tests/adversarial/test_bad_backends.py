@@ -19,7 +19,7 @@ import pytest
 from adversarial.backends import Script, ScriptedBackend
 from adversarial.raw import NoResponse, RawResponse, get, rss_bytes
 from adversarial.support import route
-from gateway.helpers import GatewayProcess, Launcher
+from support.gateway import GatewayProcess, Launcher
 
 READ_TIMEOUT = 2.0
 MARGIN = 20.0

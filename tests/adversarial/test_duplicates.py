@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from adversarial.raw import RawResponse, exchange, request_bytes
 from adversarial.support import route
-from gateway.helpers import HOST, GatewayProcess, Launcher
-from gateway.test_auth import KeyServer
+from support.gateway import HOST, GatewayProcess, Launcher
+from support.jwks import KeyServer
 
 OPEN_HOST = "open.gatehouse.test"
 OTHER_HOST = "other.example"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from adversarial.support import route
-from gateway.helpers import HOST, Launcher
+from support.gateway import HOST, Launcher
 from support.processes import ServiceProcess, free_port, python_module
 
 TEN_MB = 10 * 1024 * 1024
@@ -60,7 +60,7 @@ def test_gateway_route_limit_answers_413(launcher: Launcher, size: int) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_auth_service_answers_413(tmp_path: Path, size: int) -> None:
-    from auth.factories import auth_env, launch
+    from support.auth import auth_env, launch
 
     data_dir = tmp_path / "auth"
     auth = launch(data_dir, "sqlite", auth_env(data_dir, database_url=None, redis_prefix=None))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from adversarial.raw import get
 from adversarial.support import route
-from gateway.helpers import HOST, GatewayProcess, Launcher
+from support.gateway import HOST, GatewayProcess, Launcher
 
 SPOOFED = [
     ("X-Forwarded-For", "1.2.3.4"),

@@ -20,7 +20,7 @@ import pytest
 from adversarial.raw import Sent, connect, exchange, request_bytes, rss_bytes, status_of
 from adversarial.raw import stream_until_refused as stream
 from adversarial.support import admin_url, route
-from gateway.helpers import HOST, GatewayProcess, Launcher
+from support.gateway import HOST, GatewayProcess, Launcher
 
 BOMB_BYTES = 50 * 1024 * 1024
 MAX_RSS_GROWTH = 40 * 1024 * 1024

@@ -19,9 +19,9 @@ from urllib.parse import unquote
 import pytest
 from adversarial.raw import RawResponse, get
 from adversarial.support import route
-from gateway.helpers import GatewayProcess, Launcher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.gateway import GatewayProcess, Launcher
 
 HOST = "paths.gatehouse.test"
 SEGMENT_HOST = "segments.gatehouse.test"

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from adversarial.raw import Reader, connect, read_response
 from adversarial.support import admin_get, admin_metric, route
-from gateway.helpers import GatewayProcess, Launcher
+from support.gateway import GatewayProcess, Launcher
 
 HOST_A = "a.gatehouse.test"
 HOST_B = "b.gatehouse.test"

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from adversarial.raw import connect, status_of
 from adversarial.support import admin_metric, route
-from gateway.helpers import HOST, GatewayProcess, Launcher
+from support.gateway import HOST, GatewayProcess, Launcher
 
 PARTIAL = f"GET / HTTP/1.1\r\nHost: {HOST}\r\nX-Slow: ".encode()
 HEADER_TIMEOUT = 1.0

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from adversarial.raw import RawResponse, exchange
 from adversarial.support import route
-from gateway.helpers import HOST, GatewayProcess, Launcher
-from gateway.test_auth import KeyServer
+from support.gateway import HOST, GatewayProcess, Launcher
+from support.jwks import KeyServer
 
 OTHER_HOST = "other.example"
 BODY = b"hello"

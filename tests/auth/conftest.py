@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from auth.factories import (
+from support.auth import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     BACKENDS,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from auth.factories import AuthService
+from support.auth import AuthService
 
 
 def test_openapi_documents_every_route_with_examples(client: httpx.Client) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from auth.factories import ADMIN_EMAIL, PASSWORD, StartAuth, signup
 from pydantic import SecretStr
 from sqlmodel import Session
+from support.auth import ADMIN_EMAIL, PASSWORD, StartAuth, signup
 
 from gatehouse_auth import crud
 from gatehouse_auth.bootstrap import ADMIN_PASSWORD_FILE, ensure_admin_account

@@ -9,7 +9,7 @@ import httpx
 import jwt
 import psycopg2
 import pytest
-from auth.factories import PASSWORD, AuthService, auth_env, login_token, run_cli, signup
+from support.auth import PASSWORD, AuthService, auth_env, login_token, run_cli, signup
 from support.databases import temporary_database
 from support.processes import free_port
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auth.factories import AuthService, StartAuth, auth_env, new_account, run_cli
+from support.auth import AuthService, StartAuth, auth_env, new_account, run_cli
 
 PER_CLIENT = 3
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from auth.factories import PASSWORD
 from sqlmodel import Session
+from support.auth import PASSWORD
 
 from gatehouse_auth import crud
 from gatehouse_auth.db import create_db_engine

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from auth.factories import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, StartAuth, login_token, signup
 from auth.tcp_proxy import TcpProxy
+from support.auth import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, StartAuth, login_token, signup
 from support.databases import temporary_database
 from support.processes import free_port
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import jwt
 import pytest
-from auth.factories import PASSWORD, StartAuth, login_token, signup
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from support.auth import PASSWORD, StartAuth, login_token, signup
 
 from gatehouse_auth.keys import KeyRing, KeyRingError, generate_key, load_key, thumbprint
 

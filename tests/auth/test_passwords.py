@@ -6,7 +6,7 @@ import contextlib
 import sqlite3
 
 import pytest
-from auth.factories import ADMIN_EMAIL, AuthService, StartAuth, signup
+from support.auth import ADMIN_EMAIL, AuthService, StartAuth, signup
 
 from gatehouse_auth.passwords import PasswordHasher, generate_password
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from auth.factories import AuthService, StartAuth
+from support.auth import AuthService, StartAuth
 from support.processes import REPO_ROOT, free_port
 
 from gatehouse_auth.populate import main

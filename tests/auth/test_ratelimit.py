@@ -10,7 +10,7 @@ import httpx
 import pytest
 import redis
 from auth.conftest import RATE_PER_CLIENT, RATE_PER_EMAIL_CLIENT, RATE_WINDOW_SECONDS
-from auth.factories import PASSWORD, AuthService, new_account, signup
+from support.auth import PASSWORD, AuthService, new_account, signup
 from support.databases import REDIS_URL, unique_redis_prefix
 from support.processes import free_port
 

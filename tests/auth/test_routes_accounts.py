@@ -10,7 +10,8 @@ from pathlib import Path
 import bcrypt
 import httpx
 import pytest
-from auth.factories import (
+from pydantic import SecretStr
+from support.auth import (
     ADMIN_EMAIL,
     PASSWORD,
     AuthService,
@@ -19,7 +20,6 @@ from auth.factories import (
     new_account,
     signup,
 )
-from pydantic import SecretStr
 
 from gatehouse_auth.app import create_app
 from gatehouse_auth.settings import AuthSettings

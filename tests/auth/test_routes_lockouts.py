@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from auth.factories import (
+from auth.tcp_proxy import TcpProxy
+from support.auth import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     PASSWORD,
@@ -20,7 +21,6 @@ from auth.factories import (
     new_account,
     signup,
 )
-from auth.tcp_proxy import TcpProxy
 from support.databases import REDIS_URL, drop_redis_prefix, temporary_database, unique_redis_prefix
 from support.processes import free_port
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from auth.factories import PASSWORD, new_account, signup
+from support.auth import PASSWORD, new_account, signup
 
 
 def test_login_returns_a_bearer_token(client: httpx.Client) -> None:

@@ -9,7 +9,7 @@ import time
 import httpx
 import jwt
 import pytest
-from auth.factories import PASSWORD, AuthService, login_token, signup
+from support.auth import PASSWORD, AuthService, login_token, signup
 
 from gatehouse_auth.keys import KeyRing
 from gatehouse_common.jwt import JWKSClient, TokenError, TokenVerifier

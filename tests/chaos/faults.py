@@ -16,8 +16,9 @@ from typing import Literal
 
 import httpx
 from support.processes import ServiceProcess
+from support.redis_server import RedisServer
 
-from chaos.stores import OwnPostgres, RedisProcess
+from chaos.stores import OwnPostgres
 
 
 def wait_until(
@@ -47,7 +48,7 @@ def killed(process: ServiceProcess) -> Iterator[None]:
 
 
 @contextmanager
-def redis_down(server: RedisProcess, how: Literal["stop", "freeze"]) -> Iterator[None]:
+def redis_down(server: RedisServer, how: Literal["stop", "freeze"]) -> Iterator[None]:
     """``stop``: the server exits (connections refused), and restarts empty on the same port.
     ``freeze``: SIGSTOP, so the port stays open and every call hangs until SIGCONT."""
     if how == "freeze":

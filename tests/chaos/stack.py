@@ -1,6 +1,7 @@
 """The whole system on free ports, as the chaos suite runs it.
 
-PostgreSQL and Redis of the suite's own (:mod:`chaos.stores`), the real auth
+PostgreSQL and Redis of the suite's own (:mod:`chaos.stores`,
+:mod:`support.redis_server`), the real auth
 service on that PostgreSQL, four fake backends, a fifth that answers slowly
 (for the in-flight requests of a rolling restart), and two gateway processes
 sharing the Redis cursor. Routes (all on the same backends):
@@ -21,19 +22,22 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from support.processes import ServiceProcess, free_port, gateway_command, python_module
+from support import gateway as support_gateway
+from support.auth import auth_env, auth_process
+from support.backends import fake_backend
+from support.processes import ServiceProcess, start_all
+from support.redis_server import RedisServer
 
 from chaos.front import get_load
 from chaos.load import SenderFactory
 from chaos.metrics import scrape, total
-from chaos.stores import OwnPostgres, RedisProcess
+from chaos.stores import OwnPostgres
 
 CHAOS_HOST = "chaos.test"
 SLOW_HOST = "slow.test"
@@ -147,34 +151,15 @@ def backend_label(backend: ServiceProcess) -> str:
 
 def gateway_process(name: str, config_path: Path, redis_url: str) -> ServiceProcess:
     """A gateway on a free port with ``config_path``, its cursor in ``redis_url``."""
-    port = free_port()
-    admin_port = free_port()
-    return ServiceProcess(
-        name=name,
-        command=gateway_command(config_path, port, admin_port),
-        port=port,
-        admin_port=admin_port,
-        ready_path="/-/readyz",
-        env={"REDIS_URL": redis_url},
-    )
-
-
-def _backend(name: str, *args: str) -> ServiceProcess:
-    port = free_port()
-    return ServiceProcess(
-        name=name,
-        command=python_module(
-            "gatehouse_fake_backend", "--port", str(port), "--name", name, "--faults", *args
-        ),
-        port=port,
-        ready_path="/healthz",
+    return support_gateway.gateway_process(
+        config_path, name=name, env={"REDIS_URL": redis_url}, ready_path="/-/readyz"
     )
 
 
 @dataclass
 class ChaosStack:
     postgres: OwnPostgres
-    redis: RedisProcess
+    redis: RedisServer
     auth: ServiceProcess
     backends: list[ServiceProcess]
     lingering: ServiceProcess
@@ -244,49 +229,38 @@ class ChaosStack:
         ]
 
 
-def _start_all(processes: list[ServiceProcess]) -> None:
-    with ThreadPoolExecutor(max_workers=len(processes)) as pool:
-        for future in [pool.submit(p.start) for p in processes]:
-            future.result()
-
-
 @contextlib.contextmanager
 def running_stack() -> Iterator[ChaosStack]:
     """Start everything, yield the stack, stop everything (whatever state it is in)."""
     workdir = Path(tempfile.mkdtemp(prefix="gatehouse-chaos-"))
     postgres = OwnPostgres()
-    redis_server = RedisProcess.create()
-    backends = [_backend(f"chaos-backend-{i}") for i in range(1, 5)]
-    lingering = _backend("chaos-lingering", "--latency-ms", str(DRAIN_LATENCY_MS))
+    redis_server = RedisServer.create(name="chaos-redis")
+    backends = [fake_backend(f"chaos-backend-{i}") for i in range(1, 5)]
+    lingering = fake_backend("chaos-lingering", "--latency-ms", str(DRAIN_LATENCY_MS))
     started: list[ServiceProcess] = []
     try:
         postgres.init().start()
         started.append(redis_server)
         redis_server.start()
         admin_email, admin_password = "chaos-admin@example.com", secrets.token_urlsafe(12)
-        auth_port = free_port()
-        auth_env = {
-            "DATABASE_URL": postgres.url,
-            "REDIS_URL": redis_server.redis_url,
-            "GATEHOUSE_AUTH_KEYS_DIR": str(workdir / "keys"),
-            "GATEHOUSE_AUTH_DATA_DIR": str(workdir),
-            "GATEHOUSE_AUTH_BCRYPT_ROUNDS": "4",
-            "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL": "0",
-            "GATEHOUSE_AUTH_RATE_LIMIT_PER_CLIENT": "0",
-            "GATEHOUSE_AUTH_RATE_LIMIT_PER_EMAIL_CLIENT": "0",
-            "GATEHOUSE_AUTH_SIGNUP_RATE_LIMIT_PER_CLIENT": "0",
-            "GATEHOUSE_AUTH_ACCESS_LOG": "false",
-            "GATEHOUSE_ADMIN_EMAIL": admin_email,
-            "GATEHOUSE_ADMIN_PASSWORD": admin_password,
-        }
-        auth = ServiceProcess(
+        auth = auth_process(
+            auth_env(
+                workdir,
+                database_url=postgres.url,
+                redis_prefix=None,
+                redis_url=redis_server.redis_url,
+                admin_email=admin_email,
+                admin_password=admin_password,
+                rate_limit_per_email="0",
+                rate_limit_per_client="0",
+                rate_limit_per_email_client="0",
+                signup_rate_limit_per_client="0",
+                access_log="false",
+            ),
             name="chaos-auth",
-            command=python_module("gatehouse_auth", "serve", "--port", str(auth_port), "--migrate"),
-            port=auth_port,
-            env=auth_env,
         )
         started += [auth, *backends, lingering]
-        _start_all([auth, *backends, lingering])
+        start_all([auth, *backends, lingering])
         config = gateway_config(auth.url, [b.url for b in backends], lingering.url)
         config_path = workdir / "gateway.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -295,7 +269,7 @@ def running_stack() -> Iterator[ChaosStack]:
             for i in (1, 2)
         ]
         started += gateways
-        _start_all(gateways)
+        start_all(gateways)
         yield ChaosStack(
             postgres=postgres,
             redis=redis_server,

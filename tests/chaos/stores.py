@@ -1,4 +1,5 @@
-"""A PostgreSQL cluster and a Redis server of the chaos suite's own, on free ports.
+"""A PostgreSQL cluster of the chaos suite's own, on a free port (its Redis is
+:class:`support.redis_server.RedisServer`).
 
 The machine's shared servers (5432, 6379) serve every other test and engineer,
 so an outage is never injected there: the suite runs its own, and stops,
@@ -11,18 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-from support.processes import ServiceProcess, free_port
+from support.processes import free_port
 
 
 def postgres_bin() -> Path:
@@ -118,49 +114,3 @@ class OwnPostgres:
             if (self.data / "postmaster.pid").exists():
                 self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-@dataclass
-class RedisProcess(ServiceProcess):
-    """``redis-server`` in the foreground on its own port: no persistence, nothing shared."""
-
-    ready_path: str = ""
-
-    @classmethod
-    def create(cls, port: int | None = None) -> RedisProcess:
-        port = port or free_port()
-        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "no", "--daemonize", "no"]  # fmt: skip
-        return cls(name="chaos-redis", command=command, port=port)
-
-    @property
-    def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self, timeout: float = 2.0) -> redis.Redis:
-        """A client that reports an outage at once (redis-py retries thrice by default)."""
-        return redis.Redis(
-            host="127.0.0.1", port=self.port, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
-        )
-
-    def wait_ready(self, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout or self.ready_timeout)
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"redis exited with {self.process.returncode}")
-            client = self.client()
-            try:
-                if client.ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.05)
-            finally:
-                client.close()
-        raise TimeoutError(f"redis not ready on port {self.port}:\n{self.log_tail()}")
-
-    def freeze(self) -> None:
-        """SIGSTOP: the port stays open and every call hangs, the nastiest outage."""
-        self.signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        self.signal(signal.SIGCONT)

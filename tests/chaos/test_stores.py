@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 
 import psycopg2
 import pytest
 import redis
+from support.redis_server import RedisServer
 
-from chaos.stores import OwnPostgres, RedisProcess
+from chaos.stores import OwnPostgres
 
 
 @pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    server = RedisProcess.create()
-    server.start()
-    yield server
-    server.thaw()
-    server.stop()
+def own_redis(private_redis: RedisServer) -> RedisServer:
+    private_redis.start()
+    return private_redis
 
 
-def test_redis_stops_and_comes_back_on_the_same_port(own_redis: RedisProcess) -> None:
+def test_redis_stops_and_comes_back_on_the_same_port(own_redis: RedisServer) -> None:
     assert own_redis.port not in (6379,)
     client = own_redis.client()
     client.set("chaos:key", "1")
@@ -35,7 +32,7 @@ def test_redis_stops_and_comes_back_on_the_same_port(own_redis: RedisProcess) ->
     client.close()
 
 
-def test_a_frozen_redis_hangs_until_thawed(own_redis: RedisProcess) -> None:
+def test_a_frozen_redis_hangs_until_thawed(own_redis: RedisServer) -> None:
     client = own_redis.client(timeout=0.3)
     own_redis.freeze()
     started = time.monotonic()

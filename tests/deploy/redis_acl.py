@@ -4,8 +4,6 @@ password, each service on its own keys only, no admin commands."""
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 from redis.exceptions import AuthenticationError, NoPermissionError
-from support.processes import free_port
+from support.redis_server import RedisServer
 
 # The key prefixes the services use (GatewaySettings / AuthSettings.redis_prefix).
 PREFIXES = {"gateway": "gatehouse:gateway:", "auth": "gatehouse:auth:"}
@@ -34,43 +32,15 @@ _SCRIPT = "redis.call('ZADD', KEYS[1], 1, ARGV[1]); return redis.call('ZCARD', K
 @contextmanager
 def redis_with_acl(acl_file: Path) -> Iterator[int]:
     """``redis-server`` on a free loopback port with ``acl_file``; yields the port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--aclfile",
-            str(acl_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    server = RedisServer.create(None, "redis-acl", "--aclfile", str(acl_file))
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise RuntimeError(f"redis-server refused {acl_file.name}:\n{output}")
-            try:
-                if redis.Redis(port=port, username="healthcheck", password="x").ping():
-                    break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield port
+        try:
+            server.start()
+        except RuntimeError as exc:
+            raise RuntimeError(f"redis-server refused {acl_file.name}:\n{exc}") from exc
+        yield server.port
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+        server.stop()
 
 
 def on_port(url: str, port: int) -> str:

@@ -10,88 +10,17 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route, metric_value
-from support.processes import ServiceProcess, free_port
-
-KID = "test-key-1"
-ISSUER = "gatehouse-auth"
-AUDIENCE = "gatehouse"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class KeyServer:
-    """A signing key and a JWKS document served from a thread on a free port."""
-
-    def __init__(self) -> None:
-        self.key = Ed25519PrivateKey.generate()
-        public = jwt.algorithms.OKPAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
-        self.jwks = {"keys": [{**public, "kid": KID, "alg": "EdDSA", "use": "sig"}]}
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = json.dumps(server.jwks).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
-
-    def token(self, key: Ed25519PrivateKey | None = None, kid: str = KID, **claims: Any) -> str:
-        now = int(time.time())
-        payload = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": "42",
-            "email": "ada@example.com",
-            "roles": ["user"],
-            "iat": now,
-            "nbf": now,
-            "exp": now + 600,
-            **claims,
-        }
-        return jwt.encode(payload, key or self.key, algorithm="EdDSA", headers={"kid": kid})
-
-    def add_key(self, kid: str) -> Ed25519PrivateKey:
-        """Publish one more key (a rotation) and return it for signing."""
-        key = Ed25519PrivateKey.generate()
-        public = jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
-        self.jwks = {"keys": [*self.jwks["keys"], {**public, "kid": kid, "alg": "EdDSA"}]}
-        return key
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def keys() -> Iterator[KeyServer]:
-    server = KeyServer()
-    yield server
-    server.close()
+from support.gateway import HOST, GatewayProcess, Launcher, gateway_route, metric_value
+from support.jwks import AUDIENCE, ISSUER, KID, KeyServer
+from support.processes import ServiceProcess
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +33,10 @@ def gateway(
         "routes": [gateway_route([backend], auth="required")],
     }
     return module_launcher.gateway(document)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def test_valid_token_passes_with_identity_headers(gateway: GatewayProcess, keys: KeyServer) -> None:
@@ -190,7 +123,7 @@ def test_missing_or_odd_authorization_header_gets_401(gateway: GatewayProcess) -
 def test_through_the_real_auth_service(
     launcher: Launcher, backends: list[ServiceProcess], tmp_path: Path
 ) -> None:
-    from auth.factories import auth_env, launch
+    from support.auth import auth_env, launch
 
     data_dir = tmp_path / "auth"
     auth = launch(data_dir, "gateway", auth_env(data_dir, database_url=None, redis_prefix=None))

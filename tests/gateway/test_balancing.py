@@ -7,7 +7,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from gateway.helpers import Launcher
+from support.gateway import Launcher
 from support.processes import ServiceProcess
 
 from gatehouse_gateway.backend_state import BackendState

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from gateway.helpers import HOST, Launcher, gateway_route, write_yaml
+from support.gateway import HOST, Launcher, gateway_route, write_yaml
 from support.processes import ServiceProcess, free_port, python_module
 
 from gatehouse_gateway.config.loader import ConfigError, load_config, parse_config

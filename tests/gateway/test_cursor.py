@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import httpx
-import pytest
 import redis
-from gateway.helpers import GatewayProcess, Launcher, gateway_route, metric_value
 from support.databases import REDIS_URL
+from support.gateway import GatewayProcess, Launcher, gateway_route, metric_value
 from support.processes import ServiceProcess, free_port
+from support.redis_server import RedisServer
 
 from gatehouse_gateway.balancing.redis_cursor import RedisCursor
 
@@ -72,48 +70,6 @@ def test_two_gateways_share_one_exact_round_robin(
     assert len(seen) == 4
 
 
-@pytest.fixture
-def own_redis() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
-    """A redis-server of this test's own, so stopping it disturbs nobody."""
-    port = free_port()
-    processes: list[subprocess.Popen[bytes]] = []
-    yield port, processes
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _start_redis(port: int, processes: list[subprocess.Popen[bytes]]) -> None:
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    processes.append(process)
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.RedisError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    client.close()
-
-
 def _cursor_state(gateway: GatewayProcess) -> str:
     return str(httpx.get(gateway.admin_url + "/-/config").json()["cursor"]["state"])
 
@@ -121,10 +77,9 @@ def _cursor_state(gateway: GatewayProcess) -> str:
 def test_redis_outage_falls_back_without_failing_and_returns(
     launcher: Launcher,
     backends: list[ServiceProcess],
-    own_redis: tuple[int, list[subprocess.Popen[bytes]]],
+    private_redis: RedisServer,
 ) -> None:
-    port, processes = own_redis
-    _start_redis(port, processes)
+    port = private_redis.start().port
     gateway = launcher.gateway(
         {"routes": [gateway_route(backends[:2])]},
         env={
@@ -154,8 +109,7 @@ def test_redis_outage_falls_back_without_failing_and_returns(
     try:
         time.sleep(0.5)
         assert _cursor_state(gateway) == "redis"
-        processes[0].kill()
-        processes[0].wait(timeout=10)
+        private_redis.kill()
         _wait_for(lambda: _cursor_state(gateway) == "fallback")
         before = sent
         time.sleep(0.5)
@@ -163,7 +117,7 @@ def test_redis_outage_falls_back_without_failing_and_returns(
         metrics = gateway.metrics()
         assert metric_value(metrics, "gateway_cursor_fallbacks_total") > 0
         assert metric_value(metrics, "gateway_cursor_state", state="fallback") == 1
-        _start_redis(port, processes)
+        private_redis.start()
         _wait_for(lambda: _cursor_state(gateway) == "redis")
         time.sleep(0.3)
     finally:

@@ -17,12 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from accounts_ui.stack import ADMIN_EMAIL, ADMIN_PASSWORD, auth_process
-from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route
 from gateway.operator_support import admin_state, backend_of, load
 from playwright.sync_api import Browser, Locator, Page, expect
+from support.auth import ADMIN_EMAIL, ADMIN_PASSWORD, auth_env, auth_process
 from support.browser import Watched, launch_chromium
 from support.databases import temporary_database
+from support.gateway import HOST, GatewayProcess, Launcher, gateway_route
 from support.processes import ARTIFACTS, ServiceProcess
 
 USER_EMAIL = "viewer-ops@example.com"
@@ -36,9 +36,10 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayProcess]:
     """A gateway in front of a real auth service and two backends; yields the gateway."""
-    keys_dir = tmp_path_factory.mktemp("operator-auth") / "keys"
+    data_dir = tmp_path_factory.mktemp("operator-auth")
     with temporary_database("operator_ui") as database_url:
-        auth = auth_process(database_url, keys_dir)
+        env = auth_env(data_dir, database_url=database_url, redis_prefix=None)
+        auth = auth_process(env, name="auth-for-dashboard")
         document = {
             # the gateway may start first: let it refetch the keys soon
             "auth": {

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 
 import httpx
-from gateway.helpers import GatewayProcess, Launcher, gateway_route, metric_value
+from support.gateway import GatewayProcess, Launcher, gateway_route, metric_value
 from support.processes import ServiceProcess
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from gateway.test_auth import KeyServer
+from support.jwks import KeyServer
 
 from gatehouse_common.jwt import TokenError
 from gatehouse_gateway.auth import Authenticator

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route, metric_value
 from gateway.operator_support import (
     ADMIN,
     admin_state,
@@ -24,8 +23,8 @@ from gateway.operator_support import (
     drain_path,
     wait_until,
 )
-from gateway.test_auth import KID, KeyServer
-from gateway.test_auth import keys as keys  # the JWKS fixture of the JWT tests
+from support.gateway import HOST, GatewayProcess, Launcher, gateway_route, metric_value
+from support.jwks import KID, KeyServer
 from support.processes import ServiceProcess, free_port
 
 OTHER_HOST = "other.gatehouse.test"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import redis
-from gateway.helpers import HOST, GatewayProcess, Launcher, gateway_route, metric_value
 from gateway.operator_support import (
     admin_state,
     backend_of,
@@ -29,12 +27,11 @@ from gateway.operator_support import (
     load,
     wait_until,
 )
-from gateway.test_auth import KeyServer
-from gateway.test_auth import keys as keys  # the JWKS fixture of the JWT tests
-from gateway.test_cursor import _start_redis
-from gateway.test_cursor import own_redis as own_redis  # a redis-server of the test's own
 from support.databases import REDIS_URL, drop_redis_prefix, unique_redis_prefix
+from support.gateway import HOST, GatewayProcess, Launcher, gateway_route, metric_value
+from support.jwks import KeyServer
 from support.processes import ServiceProcess
+from support.redis_server import RedisServer
 
 from gatehouse_gateway.balancing import LocalCursor
 from gatehouse_gateway.config.schema import BackendConfig, GatewayConfig, RouteConfig
@@ -214,10 +211,9 @@ def test_a_drain_while_redis_is_down_applies_here_and_is_stored_when_it_is_back(
     keys: KeyServer,
     admin_token: str,
     backends: list[ServiceProcess],
-    own_redis: tuple[int, list[subprocess.Popen[bytes]]],
+    private_redis: RedisServer,
 ) -> None:
-    port, processes = own_redis
-    _start_redis(port, processes)
+    port = private_redis.start().port
     gateway = launcher.gateway(
         {"auth": {"jwks_url": keys.url}, "routes": [gateway_route(backends[:2])]},
         env={
@@ -228,8 +224,7 @@ def test_a_drain_while_redis_is_down_applies_here_and_is_stored_when_it_is_back(
     )
     target, kept = backends[0], backends[1]
     assert admin_state(gateway, admin_token)["drains"]["state"] == "redis"
-    processes[0].kill()
-    processes[0].wait(timeout=10)
+    private_redis.kill()
 
     response = httpx.post(
         gateway.admin_url + drain_path("app", target, "drain"),
@@ -246,7 +241,7 @@ def test_a_drain_while_redis_is_down_applies_here_and_is_stored_when_it_is_back(
     with gateway.client() as client:
         assert {client.get(f"/{i}").headers["x-backend-instance"] for i in range(6)} == {kept.name}
 
-    _start_redis(port, processes)  # empty: it must not undo the drain
+    private_redis.start()  # empty: it must not undo the drain
     wait_until(
         lambda: admin_state(gateway, admin_token)["drains"]["unsent_changes"] == 0,
         "the drain to reach Redis again",

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway.helpers import (
+from support.gateway import (
     HOST,
     GatewayProcess,
     Launcher,

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 
 import httpx
-from gateway.helpers import GatewayProcess, Launcher, gateway_route
+from support.gateway import GatewayProcess, Launcher, gateway_route
 from support.processes import ServiceProcess
 
 

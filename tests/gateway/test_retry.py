@@ -6,7 +6,7 @@ import threading
 import time
 
 import httpx
-from gateway.helpers import Launcher, RawBackend, gateway_route, metric_value
+from support.gateway import Launcher, RawBackend, gateway_route, metric_value
 from support.processes import ServiceProcess, free_port
 
 from gatehouse_gateway.config.schema import RetriesConfig

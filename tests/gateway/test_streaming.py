@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
-from gateway.helpers import GatewayProcess, Launcher, gateway_route
+from support.gateway import GatewayProcess, Launcher, gateway_route
 from support.processes import ServiceProcess
 
 from gatehouse_fake_backend.app import pattern_bytes

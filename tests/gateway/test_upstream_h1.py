@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
-from gateway.helpers import Launcher
+from support.gateway import Launcher
 from support.processes import ServiceProcess, free_port
 
 from gatehouse_fake_backend.app import pattern_bytes

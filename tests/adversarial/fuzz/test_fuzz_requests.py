@@ -27,7 +27,7 @@ from adversarial.fuzz.hostile_requests import ALPHA, BETA, Case, generate
 from adversarial.fuzz.recorder import Recorded, RecordingBackend
 from adversarial.raw import NoResponse, RawResponse, Reader, connect, read_response
 from adversarial.support import route
-from gateway.helpers import GatewayProcess, Launcher
+from support.gateway import GatewayProcess, Launcher
 
 # Header and body idle timeouts of 1 s, connect and read of 2 s: no honest
 # answer takes longer than their sum, so this bound (with a wide margin) is a hang.

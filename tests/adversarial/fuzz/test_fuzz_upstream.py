@@ -28,7 +28,7 @@ from adversarial.fuzz.hostile_responses import Reading, ResponseCase, generate, 
 from adversarial.fuzz.hostile_responses import _httptools as lenient_reading
 from adversarial.raw import NoResponse, RawResponse, get, rss_bytes
 from adversarial.support import route
-from gateway.helpers import GatewayProcess, Launcher
+from support.gateway import GatewayProcess, Launcher
 
 HOST = "up.fuzz.test"
 READ_TIMEOUT = 2.0

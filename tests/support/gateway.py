@@ -1,4 +1,9 @@
-"""Helpers for the gateway tests: the gateway process, config documents, metrics."""
+"""The gateway as a process on free ports, its config documents and metrics.
+
+:func:`gateway_process` builds one gateway (its admin listener on a port of
+its own); :class:`Launcher` starts fake backends and gateways for a test and
+stops them all after it (the ``launcher`` fixtures in tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ from typing import Any
 import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from support.processes import ServiceProcess, free_port, gateway_command, python_module
+
+from support.backends import fake_backend
+from support.processes import ServiceProcess, free_port, gateway_command
 
 HOST = "app.gatehouse.test"
 
@@ -31,6 +38,38 @@ class GatewayProcess(ServiceProcess):
 
     def metrics(self) -> str:
         return httpx.get(self.admin_url + "/-/metrics", timeout=10).text
+
+
+def gateway_process(
+    config_path: Path,
+    *,
+    name: str = "gateway",
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    ready_path: str = "/-/healthz",
+) -> GatewayProcess:
+    """A gateway (not started yet) reading ``config_path``, on ``port`` or a free one.
+
+    Its admin listener (``/-/...``) gets a free port of its own; readiness is
+    asked there. ``env`` is the whole of what the test sets (``REDIS_URL``
+    included): nothing is added.
+    """
+    port = port or free_port()
+    admin_port = free_port()
+    command = gateway_command(config_path, port, admin_port)
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    process = GatewayProcess(
+        name=name,
+        command=command,
+        port=port,
+        admin_port=admin_port,
+        ready_path=ready_path,
+        env=dict(env or {}),
+    )
+    process.config_path = config_path
+    return process
 
 
 def write_yaml(path: Path, document: Mapping[str, Any]) -> None:
@@ -77,26 +116,7 @@ class Launcher:
         self.started: list[ServiceProcess] = []
 
     def backends(self, count: int, *args: str, prefix: str = "backend") -> list[ServiceProcess]:
-        processes = []
-        for index in range(count):
-            port = free_port()
-            name = f"{prefix}-{index + 1}"
-            processes.append(
-                ServiceProcess(
-                    name=name,
-                    command=python_module(
-                        "gatehouse_fake_backend",
-                        "--faults",
-                        "--port",
-                        str(port),
-                        "--name",
-                        name,
-                        *args,
-                    ),
-                    port=port,
-                    ready_path="/healthz",
-                )
-            )
+        processes = [fake_backend(f"{prefix}-{index + 1}", *args) for index in range(count)]
         self.started.extend(processes)
         with ThreadPoolExecutor(max_workers=count) as pool:
             list(pool.map(ServiceProcess.start, processes))
@@ -112,19 +132,15 @@ class Launcher:
         port: int | None = None,
     ) -> GatewayProcess:
         port = port or free_port()
-        admin_port = free_port()
         config_path = self.directory / f"{name}-{port}.yaml"
         write_yaml(config_path, document)
-        command = gateway_command(config_path, port, admin_port)
-        process = GatewayProcess(
+        process = gateway_process(
+            config_path,
             name=name,
-            command=[*command, "--workers", str(workers)],
             port=port,
-            admin_port=admin_port,
-            ready_path="/-/healthz",
+            workers=workers,
             env={"REDIS_URL": "", "GATEHOUSE_GATEWAY_LOG_LEVEL": "info", **(env or {})},
         )
-        process.config_path = config_path
         self.started.append(process)
         process.start()
         return process

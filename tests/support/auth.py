@@ -1,9 +1,11 @@
-"""Auth test helpers: starting the service, account factories, logging in.
+"""The auth service as a process on a free port, its environment, and accounts.
 
-``auth_service`` is module-scoped and parametrized over both storage backends
-(PostgreSQL in a database of its own, and an SQLite file), with real Redis
-under a prefix of its own. ``start_auth`` starts extra instances with other
-settings for the tests that need them (rate limits, keys, outages).
+:func:`auth_env` is the one environment of a test's auth instance (its own
+data folder, fast bcrypt, the admin it bootstraps; a caller's settings
+override the rest); :func:`auth_process` builds the process, and
+:func:`launch` starts one and wraps it in an :class:`AuthService`. The auth
+suite's fixtures (tests/auth/conftest.py) and every other folder start auth
+through these.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from support.databases import REDIS_URL
 from support.processes import REPO_ROOT, ServiceProcess, free_port, python_module
 
@@ -47,13 +50,25 @@ StartAuth = Callable[..., AuthService]
 
 
 def auth_env(
-    data_dir: Path, *, database_url: str | None, redis_prefix: str | None, **settings: str
+    data_dir: Path,
+    *,
+    database_url: str | None,
+    redis_prefix: str | None,
+    redis_url: str | None = None,
+    admin_email: str = ADMIN_EMAIL,
+    admin_password: str = ADMIN_PASSWORD,
+    **settings: str,
 ) -> dict[str, str]:
-    """The environment of one auth instance; nothing falls back to the repo's .data."""
+    """The environment of one auth instance; nothing falls back to the repo's .data.
+
+    Redis is the shared one under ``redis_prefix``, or ``redis_url`` (a server
+    of the test's own, under the service's default prefix), or none (the
+    in-process rate limiter). ``settings`` are ``GATEHOUSE_AUTH_<NAME>``
+    values and win over the defaults here.
+    """
     env = {
         "DATABASE_URL": database_url or "",
-        "REDIS_URL": REDIS_URL if redis_prefix else "",
-        "GATEHOUSE_AUTH_REDIS_PREFIX": redis_prefix or "",
+        "REDIS_URL": redis_url or (REDIS_URL if redis_prefix else ""),
         "GATEHOUSE_AUTH_DATA_DIR": str(data_dir),
         "GATEHOUSE_AUTH_KEYS_DIR": str(data_dir / "keys"),
         "GATEHOUSE_AUTH_BCRYPT_ROUNDS": "4",
@@ -63,9 +78,11 @@ def auth_env(
         # the shared services take every test's sign-ups from one address
         "GATEHOUSE_AUTH_SIGNUP_RATE_LIMIT_PER_CLIENT": "100000",
         "GATEHOUSE_AUTH_LOG_LEVEL": "info",
-        "GATEHOUSE_ADMIN_EMAIL": ADMIN_EMAIL,
-        "GATEHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "GATEHOUSE_ADMIN_EMAIL": admin_email,
+        "GATEHOUSE_ADMIN_PASSWORD": admin_password,
     }
+    if redis_prefix is not None:
+        env["GATEHOUSE_AUTH_REDIS_PREFIX"] = redis_prefix
     env.update({f"GATEHOUSE_AUTH_{k.upper()}": v for k, v in settings.items()})
     return env
 
@@ -85,23 +102,30 @@ def run_cli(
     )
 
 
-def launch(
-    data_dir: Path, backend: str, env: dict[str, str], *, migrate: bool = True
-) -> AuthService:
-    """Serve on a free port until /readyz answers; ``serve --migrate`` applies migrations first.
+def auth_process(
+    env: dict[str, str], *, name: str = "auth", migrate: bool = True, port: int | None = None
+) -> ServiceProcess:
+    """``gatehouse_auth serve`` (not started yet) with ``env``, ready when /readyz answers.
 
-    (``gatehouse-auth migrate`` on its own is tested in test_cli.py; here one
-    process start instead of two keeps the suite quick.)
+    ``--migrate`` applies the migrations first: one process start instead of
+    two (``migrate`` on its own is tested in tests/auth/test_cli.py).
     """
-    port = free_port()
+    port = port or free_port()
     flags = ["--migrate"] if migrate else []
-    process = ServiceProcess(
-        name=f"auth-{backend}",
+    return ServiceProcess(
+        name=name,
         command=python_module("gatehouse_auth", "serve", "--port", str(port), *flags),
         port=port,
         env=env,
         ready_path="/readyz",
     )
+
+
+def launch(
+    data_dir: Path, backend: str, env: dict[str, str], *, migrate: bool = True
+) -> AuthService:
+    """Start :func:`auth_process` on a free port and wait for /readyz."""
+    process = auth_process(env, name=f"auth-{backend}", migrate=migrate)
     process.start()
     return AuthService(process, backend, data_dir, Path(env["GATEHOUSE_AUTH_KEYS_DIR"]), env)
 
