@@ -178,11 +178,24 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
             else:
-                self._unsupported_upgrade_warning()
+                self._upgrade_declined()
             return
         if self._in_head and self._head_seen > self._max_head:
             # a line that has not ended yet (an over-long request line ends in on_url)
             self._refuse(edge_answers.HEADERS_TOO_LARGE)
+
+    def _upgrade_declined(self) -> None:
+        """An ``Upgrade`` request no protocol here takes: it was read as plain HTTP.
+
+        The parser stops after such a request, so nothing after it on the
+        connection can be read: the answer closes the connection. (uvicorn logs
+        a warning for each one, which a client could use to flood the logs.)
+        """
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.keep_alive = False
+        else:
+            self.transport.close()
 
     def handle_websocket_upgrade(self) -> None:
         # the WebSocket protocol takes the transport and keeps its own time

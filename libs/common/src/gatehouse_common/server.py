@@ -88,6 +88,9 @@ def edge_config(app_factory: str, settings: ServiceSettings, *, fast: bool = Fal
         timeout_keep_alive=math.ceil(settings.keepalive_timeout),
         loop="uvloop" if fast else "auto",
         http=CoalescingEdgeHttpToolsProtocol if fast else EdgeHttpToolsProtocol,
+        # No service takes WebSocket yet: an Upgrade request is read as plain HTTP,
+        # body included, instead of going to a handshake that never completes.
+        ws="none",
         server_header=False,
         date_header=True,
         # FORWARDED_ALLOW_IPS="" (the gateway's default) trusts no proxy, so uvicorn's
