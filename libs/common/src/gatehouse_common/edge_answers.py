@@ -53,3 +53,6 @@ TOO_MANY_HEADERS = EdgeAnswer(
 )
 HEAD_TIMEOUT = EdgeAnswer(408, "request_timeout", "The request's head did not arrive in time.")
 BODY_TIMEOUT = EdgeAnswer(408, "body_timeout", "The request's body stopped arriving.")
+UPGRADE_WITH_BODY = EdgeAnswer(
+    400, "bad_request", "An Upgrade request with a body is not taken here: send it without Upgrade."
+)

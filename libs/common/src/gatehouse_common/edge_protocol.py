@@ -233,7 +233,17 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         self._arm(self._last_read + self.limits.body_idle_timeout)
         if not self.url.startswith(b"/"):
             self._authority_from_target()
+        if self.parser.should_upgrade() and not self._should_upgrade() and self._has_body():
+            # httptools skips the body of every upgrade request: declined, the body
+            # would be left unread while the app waited for it
+            raise _Refused(edge_answers.UPGRADE_WITH_BODY)
         super().on_headers_complete()
+
+    def _has_body(self) -> bool:
+        for name, value in self.headers:
+            if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b" 0")):
+                return True
+        return False
 
     def _authority_from_target(self) -> None:
         """An absolute-form target names the host: it replaces any ``Host`` header.

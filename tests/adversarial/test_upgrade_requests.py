@@ -1,0 +1,52 @@
+"""An ``Upgrade`` request the gateway does not take must still be one whole HTTP request.
+
+Found by the request fuzzer: ``PUT`` with ``Upgrade: websocket`` and a body went
+to uvicorn's WebSocket handshake path, so the gateway forwarded the head
+without its body and the backend, waiting for it, was blamed with a 504; an
+HTTP/0.9 upgrade got no answer at all. No service takes WebSocket yet: an
+upgrade request is read as plain HTTP, answered, and the connection closed
+(the parser stops after it); one with a body is refused with 400, since the
+parser skips an upgrade request's body and it would never arrive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from adversarial.raw import exchange
+from adversarial.support import route
+from support.gateway import HOST, GatewayProcess, Launcher
+
+
+@pytest.fixture(scope="module")
+def gateway(module_launcher: Launcher) -> GatewayProcess:
+    backend = module_launcher.backends(1, prefix="upgrade")[0]
+    return module_launcher.gateway({"routes": [route("app", [backend], [HOST])]})
+
+
+def test_an_upgrade_request_is_answered_without_blaming_the_backend(
+    gateway: GatewayProcess,
+) -> None:
+    plain = (
+        f"GET /get HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    ).encode()
+    response = exchange(gateway.url, plain)
+    echo: Any = response.echo
+    assert response.status == 200 and echo is not None, response.describe()
+    with_body = (
+        f"PUT /put HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Content-Length: 5\r\n\r\nhello"
+    ).encode()
+    refused = exchange(gateway.url, with_body)
+    assert refused.status == 400, refused.describe()
+
+
+def test_an_http09_upgrade_gets_an_answer(gateway: GatewayProcess) -> None:
+    data = (
+        f"PUT ftp://other.example/x HTTP/0.9\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nContent-Length: 5\r\n\r\nhello"
+    ).encode()
+    response = exchange(gateway.url, data)
+    assert response.status is not None and 400 <= response.status < 600, response.describe()
+    assert response.status != 500, response.describe()
