@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, delete, or_, update
 from sqlmodel import Session, col, select
 
 from gatehouse_auth import crud
@@ -251,3 +251,25 @@ def session_is_live(*, session: Session, session_id: str) -> bool:
     """False when the session an access token names was ended (logout, reuse, sign-out)."""
     login_session = session.get(LoginSession, session_id)
     return login_session is None or login_session.revoked_at is None
+
+
+def purge_finished(*, session: Session, keep_revoked: timedelta) -> int:
+    """Delete sessions that can matter no more; the number deleted.
+
+    Expired sessions, and sessions revoked longer ago than ``keep_revoked``
+    (the access token lifetime: their tokens have expired, and a refresh
+    token of theirs is refused alike whether the row is there or not).
+    Refresh tokens go first: SQLite does not enforce the cascade.
+    """
+    now = utcnow()
+    finished = or_(
+        col(LoginSession.expires_at) < now,
+        col(LoginSession.revoked_at) < now - keep_revoked,
+    )
+    ids = select(LoginSession.id).where(finished)
+    session.execute(delete(RefreshToken).where(col(RefreshToken.session_id).in_(ids)))
+    deleted: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
+        delete(LoginSession).where(finished)
+    )
+    session.commit()
+    return int(deleted.rowcount)
