@@ -91,7 +91,7 @@ def _issue(
     settings: AuthSettings,
     now: datetime,
 ) -> SessionTokens:
-    """A new access token and refresh token for ``login_session``; added, not committed."""
+    """A new access token and refresh token for ``login_session``, committed with it."""
     access = tokens.issue(account, session_id=login_session.id)
     refresh = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
     expires = min(
@@ -108,6 +108,8 @@ def _issue(
             access_expires_at=datetime.fromtimestamp(access.expires_at, UTC),
         )
     )
+    session.add(login_session)
+    session.commit()
     return SessionTokens(
         access=access,
         refresh_token=refresh,
@@ -138,8 +140,7 @@ def open_session(
         client_address=(client_address or None) and client_address[:CLIENT_ADDRESS_CHARS],
         user_agent=(user_agent or None) and user_agent[:USER_AGENT_CHARS],
     )
-    session.add(login_session)
-    issued = _issue(
+    return _issue(
         session=session,
         login_session=login_session,
         account=account,
@@ -147,8 +148,6 @@ def open_session(
         settings=settings,
         now=now,
     )
-    session.commit()
-    return issued
 
 
 def end_session(*, session: Session, login_session: LoginSession, now: datetime) -> Revoked:
@@ -229,13 +228,12 @@ def refresh(
     )
     if marked.rowcount != 1:  # a concurrent request used it first
         session.rollback()
-        return_session = session.get(LoginSession, row.session_id)
-        if return_session is None:
+        reloaded = session.get(LoginSession, row.session_id)
+        if reloaded is None:
             raise RefreshRefused("unknown")
-        raise _reuse(session=session, login_session=return_session, now=now)
+        raise _reuse(session=session, login_session=reloaded, now=now)
     login_session.last_used_at = now
-    session.add(login_session)
-    issued = _issue(
+    return _issue(
         session=session,
         login_session=login_session,
         account=account,
@@ -243,8 +241,6 @@ def refresh(
         settings=settings,
         now=now,
     )
-    session.commit()
-    return issued
 
 
 def session_is_live(*, session: Session, session_id: str) -> bool:
