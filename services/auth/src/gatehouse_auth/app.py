@@ -25,6 +25,7 @@ from gatehouse_auth.errors import install_database_error_handlers
 from gatehouse_auth.keys import KeyRing
 from gatehouse_auth.limits import LoginRateLimiter, SignupRateLimiter
 from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_auth.revocation import Revocations
 from gatehouse_auth.ratelimit import LocalWindowStore, RedisWindowStore, WindowStore, connect_redis
 from gatehouse_auth.routes import api_router
 from gatehouse_auth.settings import AuthSettings, get_settings
@@ -87,6 +88,9 @@ def build_state(settings: AuthSettings) -> AuthState:
             window_seconds=settings.signup_rate_limit_window_seconds,
         ),
         redis=client,
+        revocations=Revocations(
+            client, prefix=settings.revocation_prefix, max_token_ttl=settings.token_ttl_seconds
+        ),
     )
 
 
