@@ -15,18 +15,17 @@ cannot both win.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import status
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from gatehouse_auth import audit
+from gatehouse_auth import audit, sessions
 from gatehouse_auth.audit import AuditAction
 from gatehouse_auth.models import Account, Role, utcnow
 from gatehouse_auth.revocation import Revocations
-from gatehouse_auth.session_models import LoginSession, RefreshToken
+from gatehouse_auth.session_models import LoginSession
+from gatehouse_auth.sessions import Revoked
 from gatehouse_common.errors import ServiceError
 
 
@@ -57,45 +56,38 @@ def _check_not_last_admin(session: Session, account: Account) -> None:
         raise LastAdmin()
 
 
-def end_sessions(
-    session: Session, account: Account, *, keep: str | None = None
-) -> list[tuple[str, int]]:
-    """End the account's sessions (all but ``keep``) so their refresh tokens stop working.
+def end_other_sessions(session: Session, account: Account, *, keep: str | None) -> Revoked:
+    """End the account's sessions but ``keep``; the live access tokens they issued, to revoke.
 
-    Returns the live access tokens those sessions issued, ``(jti, exp)``, for a
-    caller that revokes them one by one rather than the whole subject. The
-    caller commits.
+    The caller commits, then revokes those tokens one by one (the subject's
+    other tokens, the kept session's among them, stay good).
     """
     now = utcnow()
-    others = [
-        col(LoginSession.account_id) == account.id,
-        col(LoginSession.revoked_at).is_(None),
-    ]
-    if keep is not None:
-        others.append(col(LoginSession.id) != keep)
     live = session.exec(
-        select(RefreshToken.access_jti, RefreshToken.access_expires_at)
-        .join(LoginSession, col(LoginSession.id) == col(RefreshToken.session_id))
-        .where(*others, col(RefreshToken.access_expires_at) > now)
+        select(LoginSession).where(
+            LoginSession.account_id == account.id,
+            col(LoginSession.revoked_at).is_(None),
+            col(LoginSession.id) != (keep or ""),
+        )
     ).all()
-    session.connection().execute(update(LoginSession).where(*others).values(revoked_at=now))
-    return [(jti, int(_aware(expires).timestamp()) + 1) for jti, expires in live]
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were stored in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    revoked = Revoked()
+    for login_session in live:
+        revoked.tokens += sessions.end_session(
+            session=session, login_session=login_session, now=now
+        ).tokens
+    return revoked
 
 
 def revoke_tokens(session: Session, account: Account) -> None:
     """Refuse every token and session the account holds until now (the caller commits)."""
     account.tokens_not_before = time.time()
-    end_sessions(session, account)
+    if account.id is not None:
+        sessions.end_sessions_of(session=session, account_id=account.id)
 
 
 def publish_revocation(revocations: Revocations, account: Account) -> None:
     """Tell the gateways, after the commit (see the module docstring)."""
-    revocations.revoke_subject(str(account.id))
+    revocations.revoke_subject(str(account.id), now=account.tokens_not_before)
 
 
 def _commit_change(
@@ -160,8 +152,9 @@ def set_role(
     detail = {"from": account.role, "to": role.value}
     account.role = role.value
     revoke_tokens(session, account)
-    _commit_change(session, account, AuditAction.role_changed, admin=admin, client=client,
-                   detail=detail)
+    _commit_change(
+        session, account, AuditAction.role_changed, admin=admin, client=client, detail=detail
+    )
     publish_revocation(revocations, account)
     return True
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gatehouse_auth.audit import OPERATOR_ACTIONS, AuditEvent
+from gatehouse_auth.audit import AuditEvent, OperatorAction
 from gatehouse_auth.models import PASSWORD_MIN_CHARS, Role, check_password, check_text
 from gatehouse_auth.resets import TOKEN_MAX_CHARS
 from gatehouse_auth.schemas import LOGIN_PASSWORD_MAX_CHARS
@@ -18,7 +18,6 @@ _NEW_PASSWORD = Field(
     description="The new password, under the sign-up rules: 8 characters to 72 UTF-8 bytes, "
     "not common, not made of the email or username",
 )
-OperatorAction = Literal[tuple(sorted(action.value for action in OPERATOR_ACTIONS))]  # type: ignore[valid-type]
 
 
 class _Strict(BaseModel):

@@ -18,7 +18,7 @@ import logging
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import JSON, Column, DateTime, Engine, Index, func
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -64,13 +64,8 @@ class AuditAction(StrEnum):
 
 # What POST /audit may record: the gateway's operator actions, nothing that
 # would let a caller forge a security event of this service's own.
-OPERATOR_ACTIONS = frozenset(
-    {
-        AuditAction.backend_drained,
-        AuditAction.backend_undrained,
-        AuditAction.canary_weights_changed,
-    }
-)
+OperatorAction = Literal["backend_drained", "backend_undrained", "canary_weights_changed"]
+OPERATOR_ACTIONS = frozenset(AuditAction(action) for action in get_args(OperatorAction))
 
 
 class AuditEvent(SQLModel, table=True):
@@ -103,9 +98,7 @@ def is_secret_key(key: str) -> bool:
 def redact(value: Any) -> Any:
     """``value`` with every secret-looking entry replaced by ``[redacted]``."""
     if isinstance(value, dict):
-        return {
-            str(k): REDACTED if is_secret_key(str(k)) else redact(v) for k, v in value.items()
-        }
+        return {str(k): REDACTED if is_secret_key(str(k)) else redact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(item) for item in value]
     if isinstance(value, str) and _JWT.search(value):
@@ -132,9 +125,7 @@ def record(
         detail=redact(detail or {}),
     )
     session.add(event)
-    logger.info(
-        "audit %s by %s on %s from %s", action.value, event.actor_id, event.target, client
-    )
+    logger.info("audit %s by %s on %s from %s", action.value, event.actor_id, event.target, client)
     return event
 
 

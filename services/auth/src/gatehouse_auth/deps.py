@@ -19,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from gatehouse_auth import crud
+from gatehouse_auth import crud, sessions
 from gatehouse_auth.errors import DATABASE_ERRORS, Forbidden, NotAuthenticated
 from gatehouse_auth.keys import KeyRing
 from gatehouse_auth.limits import LoginRateLimiter, SignupRateLimiter
@@ -70,6 +70,13 @@ def get_session(state: StateDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_revocations(state: StateDep) -> Revocations:
+    return state.revocations
+
+
+RevocationsDep = Annotated[Revocations, Depends(get_revocations)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /login")
 
@@ -152,9 +159,14 @@ def current_account(session: SessionDep, claims: BearerClaims) -> Account:
     account = crud.get_account(session=session, account_id=account_id)
     if account is None:
         raise NotAuthenticated("the token's account no longer exists")
+    sid = claims.get("sid")
+    # A logged-out session's tokens stop here at once (gateways learn it by push).
+    if isinstance(sid, str) and not sessions.session_is_live(session=session, session_id=sid):
+        raise NotAuthenticated("the bearer token's session has ended")
     if account.disabled:
-        raise NotAuthenticated("the account is disabled")
-    # The same rule the gateways apply from the revocation list (iat < not-before).
+        raise NotAuthenticated("the bearer token is invalid or expired")
+    # The rule the gateways apply from the revocation list (iat < the subject's
+    # not-before), kept in the database so it holds here without Redis too.
     if account.tokens_not_before is not None and issued_at < account.tokens_not_before:
         raise NotAuthenticated("the bearer token has been revoked")
     return account

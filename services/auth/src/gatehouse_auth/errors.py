@@ -6,6 +6,7 @@
     ├── InvalidCredentials   401 invalid_credentials (one body for every cause)
     ├── TotpRequired         401 totp_required / invalid_totp_code (password was right)
     ├── NotAuthenticated     401 not_authenticated (missing, bad, expired or revoked token)
+    ├── InvalidRefreshToken  401 invalid_refresh_token (one body for every cause)
     ├── Forbidden            403 forbidden / totp_enrolment_required / wrong_password
     ├── NotFound             404 not_found
     ├── BadRequest           400 invalid_reset_token / invalid_totp_code
@@ -59,6 +60,17 @@ class NotAuthenticated(ServiceError):
     def __init__(self, detail: str = "a valid bearer token is required") -> None:
         super().__init__(
             status.HTTP_401_UNAUTHORIZED, "not_authenticated", detail, headers=BEARER_CHALLENGE
+        )
+
+
+class InvalidRefreshToken(ServiceError):
+    """Unknown, used, expired or revoked, or its account disabled: one answer for all."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid_refresh_token",
+            "the refresh token is invalid, expired or revoked; log in again",
         )
 
 

@@ -147,6 +147,13 @@ class Account(AccountBase, table=True):
     def totp_enabled(self) -> bool:
         return self.totp_secret is not None
 
+    @property
+    def stored_id(self) -> int:
+        """The id of an account read from the database (never None there)."""
+        if self.id is None:
+            raise ValueError("the account is not stored yet")
+        return self.id
+
 
 # "Alice" and "alice" are one name: two of them would let one impersonate the other.
 Index(

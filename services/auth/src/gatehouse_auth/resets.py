@@ -57,9 +57,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def issue(
-    *, session: Session, account: Account, admin: Account, ttl_seconds: int
-) -> IssuedReset:
+def issue(*, session: Session, account: Account, admin: Account, ttl_seconds: int) -> IssuedReset:
     """A new link for ``account``; earlier unused ones end now. The caller commits."""
     now = utcnow()
     # Through the session's connection (same transaction): sqlmodel's exec()
@@ -73,7 +71,7 @@ def issue(
     expires_at = now + timedelta(seconds=ttl_seconds)
     session.add(
         PasswordReset(
-            account_id=account.id,
+            account_id=account.stored_id,
             token_hash=token_hash(token),
             expires_at=expires_at,
             created_by=admin.id,

@@ -134,7 +134,7 @@ def _new_recovery_codes(session: Session, account: Account) -> list[str]:
     for _ in range(RECOVERY_CODES):
         raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(10))
         codes.append(f"{raw[:5]}-{raw[5:]}")
-        session.add(RecoveryCode(account_id=account.id, code_hash=_recovery_hash(raw)))
+        session.add(RecoveryCode(account_id=account.stored_id, code_hash=_recovery_hash(raw)))
     return codes
 
 

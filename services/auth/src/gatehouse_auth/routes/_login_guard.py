@@ -42,8 +42,9 @@ def refuse_disabled(
 ) -> None:
     """A disabled account is refused like a wrong password (after the same bcrypt work)."""
     if account.disabled:
-        refuse(session, email=account.email, client=client, reason="account_disabled",
-               attempt=attempt)
+        refuse(
+            session, email=account.email, client=client, reason="account_disabled", attempt=attempt
+        )
 
 
 def require_second_factor(
@@ -61,8 +62,13 @@ def require_second_factor(
     used = totp.check_code(session=session, account=account, code=code)
     if used is None:
         try:
-            refuse(session, email=account.email, client=client, reason="invalid_totp_code",
-                   attempt=attempt)
+            refuse(
+                session,
+                email=account.email,
+                client=client,
+                reason="invalid_totp_code",
+                attempt=attempt,
+            )
         except InvalidCredentials:
             raise TotpRequired("invalid_totp_code") from None
     if used == totp.CodeCheck.RECOVERY:

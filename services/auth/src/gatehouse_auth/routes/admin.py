@@ -25,6 +25,8 @@ router = APIRouter(
     tags=["account administration"],
     dependencies=[Depends(admin_account)],
 )
+# Where the demo's people reach the suite (the gateway), when public_url is unset.
+DEFAULT_PUBLIC_URL = "http://localhost:8080"
 _LAST_ADMIN = "It would leave no enabled admin (`last_admin`)"
 
 
@@ -142,7 +144,10 @@ def issue_password_reset(
     settings = state.settings
     account = account_or_404(session, account_id)
     issued = resets.issue(
-        session=session, account=account, admin=admin, ttl_seconds=settings.password_reset_ttl_seconds
+        session=session,
+        account=account,
+        admin=admin,
+        ttl_seconds=settings.password_reset_ttl_seconds,
     )
     audit.record(
         session,
@@ -153,6 +158,6 @@ def issue_password_reset(
         detail={"account_id": account.id, "expires_at": issued.expires_at.isoformat()},
     )
     session.commit()
-    base = settings.public_base_url.rstrip("/")
+    base = (settings.public_url or DEFAULT_PUBLIC_URL).rstrip("/")
     url = f"{base}{settings.password_reset_path}?token={issued.token}"
     return PasswordResetIssued(reset_url=url, expires_at=issued.expires_at)

@@ -28,7 +28,9 @@ def _page_bounds(
     limit: Annotated[int | None, Query(ge=1, le=audit.MAX_PAGE_SIZE)] = None,
     offset: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
     page: Annotated[int | None, Query(ge=1, le=100_000, description="1-based; with `size`")] = None,
-    size: Annotated[int | None, Query(ge=1, le=audit.MAX_PAGE_SIZE, description="Page size")] = None,
+    size: Annotated[
+        int | None, Query(ge=1, le=audit.MAX_PAGE_SIZE, description="Page size")
+    ] = None,
 ) -> tuple[int, int]:
     """``limit``/``offset`` as GET /accounts takes them, or ``page``/``size`` (1-based)."""
     count = limit or size or 20
@@ -63,7 +65,9 @@ def list_audit(
         str | None, Query(max_length=254, pattern=_NO_NUL, description="Exact target")
     ] = None,
     action: Annotated[AuditAction | None, Query(description="One action")] = None,
-    since: Annotated[datetime | None, Query(description="From this time (inclusive, ISO 8601)")] = None,
+    since: Annotated[
+        datetime | None, Query(description="From this time (inclusive, ISO 8601)")
+    ] = None,
     until: Annotated[datetime | None, Query(description="Before this time (ISO 8601)")] = None,
 ) -> AuditPage:
     limit, offset = bounds

@@ -69,18 +69,20 @@ def change_password(
     )
     sid = claims.get("sid")
     account.hashed_password = state.hasher.hash(change.new_password)
-    ended = account_admin.end_sessions(session, account, keep=sid if isinstance(sid, str) else None)
+    ended = account_admin.end_other_sessions(
+        session, account, keep=sid if isinstance(sid, str) else None
+    )
     audit.record(
         session,
         AuditAction.password_changed,
         actor=account,
         target=account.email,
         client=client,
-        detail={"account_id": account.id, "sessions_ended": len(ended)},
+        detail={"account_id": account.id, "access_revoked": len(ended.tokens)},
     )
     session.add(account)
     session.commit()
-    for jti, exp in ended:
+    for jti, exp in ended.tokens:
         state.revocations.revoke_token(jti, exp)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
