@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from auth.admin_support import AdminStack
+from auth.admin_support import admin_stack as start_admin_stack
 from support.auth import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -121,3 +123,11 @@ def limited_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthSe
     yield service
     service.process.stop()
     drop_redis_prefix(prefix)
+
+
+@pytest.fixture(scope="module")
+def admin_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminStack]:
+    """Auth on PostgreSQL with Redis, revocations under a prefix of its own, a public URL
+    for reset links and a tight per-address login limit (3), shared by a module."""
+    with start_admin_stack(tmp_path_factory.mktemp("auth-admin"), "admin") as stack:
+        yield stack
