@@ -46,6 +46,13 @@ Accounts, login and signed tokens for Gatehouse.
   `GET /.well-known/openid-configuration` says where everything is.
 * `GET /accounts` lists accounts for an admin; `GET /me` shows the caller's own.
 * `GET /lockouts` and `DELETE /lockouts/{email}`: an admin sees and lifts login lockouts.
+* `/accounts/{id}/disable`, `/enable`, `/role`, `/sign-out`, `/password-reset`: an admin
+  administers accounts; `POST /password/reset` uses a reset link, `PUT /account/password`
+  changes one's own password.
+* `/account/totp`: a TOTP second factor with recovery codes (required for admins when
+  `GATEHOUSE_AUTH_REQUIRE_ADMIN_TOTP` is on); `POST /login` then takes `totp_code`.
+* `GET /audit` (admin): every admin action and security event; `POST /audit` records the
+  gateway's operator actions.
 
 Errors are JSON: `{"error": "<code>", "detail": "<sentence>"}`.
 """
