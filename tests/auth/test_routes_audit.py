@@ -21,7 +21,7 @@ from auth.admin_support import (
     login,
     tokens,
 )
-from support.auth import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, new_account, signup
+from support.auth import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, new_account, run_cli, signup
 
 
 @pytest.fixture
@@ -255,3 +255,14 @@ def test_no_password_token_secret_or_code_ever_reaches_the_log(
         "password_reset_used",
         "backend_drained",
     } <= actions
+
+
+def test_a_key_rotation_by_the_cli_is_audited(
+    admin_stack: AdminStack, client: httpx.Client, admin: dict[str, str]
+) -> None:
+    result = run_cli(admin_stack.service.env, "keys", "rotate")
+    assert "new key" in result.stdout
+    rows = audit_rows(client, admin, action="key_rotated")
+    assert len(rows) == 1
+    assert rows[0]["target"].endswith(".pem") and rows[0]["target"] in result.stdout
+    assert rows[0]["detail"] == {"by": "cli"} and rows[0]["actor"] is None

@@ -18,6 +18,7 @@ import redis
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
+from gatehouse_auth import audit
 from gatehouse_auth.bootstrap import ensure_admin_account
 from gatehouse_auth.db import create_db_engine, ping
 from gatehouse_auth.deps import AuthState
@@ -130,7 +131,11 @@ async def _maintain_keys(state: AuthState) -> None:
     while True:
         await asyncio.sleep(state.settings.keys_check_seconds)
         try:
-            await asyncio.to_thread(maintain, state.ring, state.settings)
+            done = await asyncio.to_thread(maintain, state.ring, state.settings)
+            if done.created:
+                await asyncio.to_thread(
+                    audit.record_key_rotations, state.engine, done.created, by="schedule"
+                )
         except OSError as exc:
             # A read-only keys folder (a secret mount) still rereads; it just
             # cannot be changed from here.
