@@ -4,7 +4,6 @@ and its revocation (this service refuses the token, and the subject is published
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -31,34 +30,23 @@ ACTIONS = [
 ]
 
 
-@pytest.fixture
-def client(admin_stack: AdminStack) -> Iterator[httpx.Client]:
-    with admin_stack.client() as http:
-        yield http
-
-
-@pytest.fixture
-def admin(client: httpx.Client) -> dict[str, str]:
-    return admin_headers(client)
-
-
-def _user(client: httpx.Client) -> tuple[dict[str, str], dict[str, object], int]:
-    account = signup(client)
-    issued = tokens(client, account["email"])
-    return account, issued, account_id(client, issued["access_token"])
+def _user(api: httpx.Client) -> tuple[dict[str, str], dict[str, object], int]:
+    account = signup(api)
+    issued = tokens(api, account["email"])
+    return account, issued, account_id(api, issued["access_token"])
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ACTIONS)
 def test_admin_actions_refuse_non_admins_and_anonymous_callers(
-    client: httpx.Client, method: str, path: str, body: dict[str, str] | None
+    api: httpx.Client, method: str, path: str, body: dict[str, str] | None
 ) -> None:
-    _, issued, target = _user(client)
+    _, issued, target = _user(api)
     url = f"/accounts/{target}{path}"
     user = bearer(str(issued["access_token"]))
-    assert client.request(method, url, json=body, headers=user).status_code == 403
-    assert client.request(method, url, json=body).status_code == 401
+    assert api.request(method, url, json=body, headers=user).status_code == 403
+    assert api.request(method, url, json=body).status_code == 401
     garbage = bearer("not.a.token")
-    assert client.request(method, url, json=body, headers=garbage).status_code == 401
+    assert api.request(method, url, json=body, headers=garbage).status_code == 401
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ACTIONS)
@@ -67,7 +55,7 @@ def test_admin_actions_refuse_non_admins_and_anonymous_callers(
     [("999999", 404), ("0", 422), ("-1", 422), ("2147483648", 422), ("abc", 422), ("1e3", 422)],
 )
 def test_admin_actions_answer_unknown_and_odd_ids(
-    client: httpx.Client,
+    api: httpx.Client,
     admin: dict[str, str],
     method: str,
     path: str,
@@ -75,7 +63,7 @@ def test_admin_actions_answer_unknown_and_odd_ids(
     account: str,
     status: int,
 ) -> None:
-    response = client.request(method, f"/accounts/{account}{path}", json=body, headers=admin)
+    response = api.request(method, f"/accounts/{account}{path}", json=body, headers=admin)
     assert response.status_code == status, response.text
 
 
@@ -83,16 +71,16 @@ def test_admin_actions_answer_unknown_and_odd_ids(
     "body",
     [{}, {"role": "root"}, {"role": "ADMIN"}, {"role": None}, {"role": "user", "x": 1}, [], "x"],
 )
-def test_bad_role_bodies_are_422(client: httpx.Client, admin: dict[str, str], body: object) -> None:
-    _, _, target = _user(client)
-    response = client.put(f"/accounts/{target}/role", json=body, headers=admin)
+def test_bad_role_bodies_are_422(api: httpx.Client, admin: dict[str, str], body: object) -> None:
+    _, _, target = _user(api)
+    response = api.put(f"/accounts/{target}/role", json=body, headers=admin)
     assert response.status_code == 422, response.text
 
 
-def test_a_huge_role_body_is_413(client: httpx.Client, admin: dict[str, str]) -> None:
-    _, _, target = _user(client)
+def test_a_huge_role_body_is_413(api: httpx.Client, admin: dict[str, str]) -> None:
+    _, _, target = _user(api)
     body = b'{"role":"user","pad":"' + b"x" * 100_000 + b'"}'
-    response = client.put(
+    response = api.put(
         f"/accounts/{target}/role",
         content=body,
         headers={**admin, "Content-Type": "application/json"},
@@ -101,58 +89,58 @@ def test_a_huge_role_body_is_413(client: httpx.Client, admin: dict[str, str]) ->
 
 
 def test_disable_refuses_login_revokes_tokens_and_enable_restores(
-    admin_stack: AdminStack, client: httpx.Client, admin: dict[str, str]
+    admin_stack: AdminStack, api: httpx.Client, admin: dict[str, str]
 ) -> None:
-    account, issued, target = _user(client)
-    response = client.post(f"/accounts/{target}/disable", headers=admin)
+    account, issued, target = _user(api)
+    response = api.post(f"/accounts/{target}/disable", headers=admin)
     assert response.status_code == 200
     assert response.json()["disabled"] is True
     # Its token, its refresh token and its password all stop working.
-    assert client.get("/me", headers=bearer(str(issued["access_token"]))).status_code == 401
-    refreshed = client.post("/token/refresh", json={"refresh_token": issued["refresh_token"]})
+    assert api.get("/me", headers=bearer(str(issued["access_token"]))).status_code == 401
+    refreshed = api.post("/token/refresh", json={"refresh_token": issued["refresh_token"]})
     assert refreshed.status_code == 401
-    refused = login(client, account["email"])
+    refused = login(api, account["email"])
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid_credentials"
     assert str(target) in admin_stack.revoked_subjects()
-    listed = client.get("/accounts", params={"search": account["email"]}, headers=admin).json()
+    listed = api.get("/accounts", params={"search": account["email"]}, headers=admin).json()
     assert listed["items"][0]["disabled"] is True
     # Disabling again changes nothing and records nothing.
-    assert client.post(f"/accounts/{target}/disable", headers=admin).status_code == 200
-    rows = audit_rows(client, admin, target=account["email"], action="account_disabled")
+    assert api.post(f"/accounts/{target}/disable", headers=admin).status_code == 200
+    rows = audit_rows(api, admin, target=account["email"], action="account_disabled")
     assert len(rows) == 1
     assert rows[0]["actor_email"] == ADMIN_EMAIL
     assert rows[0]["detail"] == {"account_id": target}
     assert rows[0]["client_address"] == "127.0.0.1"
-    failed = audit_rows(client, admin, target=account["email"], action="login_failed")
+    failed = audit_rows(api, admin, target=account["email"], action="login_failed")
     assert failed[0]["detail"] == {"reason": "account_disabled"}
 
-    enabled = client.post(f"/accounts/{target}/enable", headers=admin)
+    enabled = api.post(f"/accounts/{target}/enable", headers=admin)
     assert enabled.status_code == 200
     assert enabled.json()["disabled"] is False
     next_second()
-    again = tokens(client, account["email"])
-    assert client.get("/me", headers=bearer(again["access_token"])).status_code == 200
-    assert audit_rows(client, admin, target=account["email"], action="account_enabled")
+    again = tokens(api, account["email"])
+    assert api.get("/me", headers=bearer(again["access_token"])).status_code == 200
+    assert audit_rows(api, admin, target=account["email"], action="account_enabled")
 
 
 def test_a_role_change_revokes_tokens_so_the_new_role_applies_at_once(
-    admin_stack: AdminStack, client: httpx.Client, admin: dict[str, str]
+    admin_stack: AdminStack, api: httpx.Client, admin: dict[str, str]
 ) -> None:
-    account, issued, target = _user(client)
-    promoted = client.put(f"/accounts/{target}/role", json={"role": "admin"}, headers=admin)
+    account, issued, target = _user(api)
+    promoted = api.put(f"/accounts/{target}/role", json={"role": "admin"}, headers=admin)
     assert promoted.status_code == 200
     assert promoted.json()["role"] == "admin"
-    assert client.get("/me", headers=bearer(str(issued["access_token"]))).status_code == 401
+    assert api.get("/me", headers=bearer(str(issued["access_token"]))).status_code == 401
     assert str(target) in admin_stack.revoked_subjects()
     next_second()
-    as_admin = bearer(tokens(client, account["email"])["access_token"])
-    assert client.get("/accounts", headers=as_admin).status_code == 200
+    as_admin = bearer(tokens(api, account["email"])["access_token"])
+    assert api.get("/accounts", headers=as_admin).status_code == 200
 
-    demoted = client.put(f"/accounts/{target}/role", json={"role": "user"}, headers=admin)
+    demoted = api.put(f"/accounts/{target}/role", json={"role": "user"}, headers=admin)
     assert demoted.status_code == 200
-    assert client.get("/accounts", headers=as_admin).status_code == 401
-    rows = audit_rows(client, admin, target=account["email"], action="role_changed")
+    assert api.get("/accounts", headers=as_admin).status_code == 401
+    rows = audit_rows(api, admin, target=account["email"], action="role_changed")
     assert [row["detail"] for row in rows] == [
         {"account_id": target, "from": "admin", "to": "user"},
         {"account_id": target, "from": "user", "to": "admin"},
@@ -160,51 +148,50 @@ def test_a_role_change_revokes_tokens_so_the_new_role_applies_at_once(
 
 
 def test_sign_out_everywhere_ends_every_session(
-    admin_stack: AdminStack, client: httpx.Client, admin: dict[str, str]
+    admin_stack: AdminStack, api: httpx.Client, admin: dict[str, str]
 ) -> None:
-    account, first, target = _user(client)
-    second = tokens(client, account["email"])
-    assert client.post(f"/accounts/{target}/sign-out", headers=admin).status_code == 204
+    account, first, target = _user(api)
+    second = tokens(api, account["email"])
+    assert api.post(f"/accounts/{target}/sign-out", headers=admin).status_code == 204
     for issued in (first, second):
-        assert client.get("/me", headers=bearer(str(issued["access_token"]))).status_code == 401
-        refresh = client.post("/token/refresh", json={"refresh_token": issued["refresh_token"]})
+        assert api.get("/me", headers=bearer(str(issued["access_token"]))).status_code == 401
+        refresh = api.post("/token/refresh", json={"refresh_token": issued["refresh_token"]})
         assert refresh.status_code == 401
     assert str(target) in admin_stack.revoked_subjects()
-    assert audit_rows(client, admin, target=account["email"], action="signed_out_everywhere")
+    assert audit_rows(api, admin, target=account["email"], action="signed_out_everywhere")
     # The password still works: signing out is not disabling.
     next_second()
-    assert login(client, account["email"]).status_code == 200
+    assert login(api, account["email"]).status_code == 200
 
 
 def test_the_last_enabled_admin_cannot_be_disabled_or_demoted(tmp_path: Path) -> None:
-    with admin_stack(tmp_path, "last-admin") as stack, stack.client() as client:
-        admin = admin_headers(client)
-        me = account_id(client, admin["Authorization"].split()[1])
-        disable = client.post(f"/accounts/{me}/disable", headers=admin)
+    with admin_stack(tmp_path, "last-admin") as stack, stack.client() as api:
+        admin = admin_headers(api)
+        me = account_id(api, admin["Authorization"].split()[1])
+        disable = api.post(f"/accounts/{me}/disable", headers=admin)
         assert disable.status_code == 409
         assert disable.json()["error"] == "last_admin"
-        demote = client.put(f"/accounts/{me}/role", json={"role": "user"}, headers=admin)
+        demote = api.put(f"/accounts/{me}/role", json={"role": "user"}, headers=admin)
         assert demote.status_code == 409
-        assert client.get("/me", headers=admin).json()["role"] == "admin"
+        assert api.get("/me", headers=admin).json()["role"] == "admin"
         # A second admin makes it possible; then that one is the last.
-        other, issued, other_id = _user(client)
+        other, issued, other_id = _user(api)
         assert (
-            client.put(f"/accounts/{other_id}/role", json={"role": "admin"}, headers=admin)
+            api.put(f"/accounts/{other_id}/role", json={"role": "admin"}, headers=admin)
         ).status_code == 200
         assert (
-            client.put(f"/accounts/{me}/role", json={"role": "user"}, headers=admin).status_code
-            == 200
+            api.put(f"/accounts/{me}/role", json={"role": "user"}, headers=admin).status_code == 200
         )
         next_second()
-        other_admin = bearer(tokens(client, other["email"])["access_token"])
-        last = client.post(f"/accounts/{other_id}/disable", headers=other_admin)
+        other_admin = bearer(tokens(api, other["email"])["access_token"])
+        last = api.post(f"/accounts/{other_id}/disable", headers=other_admin)
         assert last.status_code == 409
         # A disabled admin does not count as one.
         assert (
-            client.put(f"/accounts/{me}/role", json={"role": "admin"}, headers=other_admin)
+            api.put(f"/accounts/{me}/role", json={"role": "admin"}, headers=other_admin)
         ).status_code == 200
-        assert client.post(f"/accounts/{me}/disable", headers=other_admin).status_code == 200
-        assert client.post(f"/accounts/{other_id}/disable", headers=other_admin).status_code == 409
-        refused = login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+        assert api.post(f"/accounts/{me}/disable", headers=other_admin).status_code == 200
+        assert api.post(f"/accounts/{other_id}/disable", headers=other_admin).status_code == 409
+        refused = login(api, ADMIN_EMAIL, ADMIN_PASSWORD)
         assert refused.status_code == 401
         assert issued  # the first token of the new admin was only a user's

@@ -4,7 +4,6 @@ the gateway (POST /audit), hostile input, and never a secret in it. PostgreSQL a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,7 +14,6 @@ from auth.admin_support import (
     PER_EMAIL_CLIENT,
     AdminStack,
     account_id,
-    admin_headers,
     audit_rows,
     bearer,
     login,
@@ -24,66 +22,51 @@ from auth.admin_support import (
 from support.auth import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, new_account, run_cli, signup
 
 
-@pytest.fixture
-def client(admin_stack: AdminStack) -> Iterator[httpx.Client]:
-    with admin_stack.client() as http:
-        yield http
-
-
-@pytest.fixture
-def admin(client: httpx.Client) -> dict[str, str]:
-    return admin_headers(client)
-
-
 def test_failed_logins_and_the_lockout_they_start_are_recorded_and_lifting_it_too(
-    client: httpx.Client, admin: dict[str, str]
+    api: httpx.Client, admin: dict[str, str]
 ) -> None:
     email = new_account()["email"]  # no account: a guess at an email is recorded too
     address = {"X-Forwarded-For": "203.0.113.9"}
     for _ in range(PER_EMAIL_CLIENT + 1):
-        client.post("/login", json={"email": email, "password": "guess-guess"}, headers=address)
-    failed = audit_rows(client, admin, target=email, action="login_failed")
+        api.post("/login", json={"email": email, "password": "guess-guess"}, headers=address)
+    failed = audit_rows(api, admin, target=email, action="login_failed")
     assert len(failed) == PER_EMAIL_CLIENT
     assert {row["client_address"] for row in failed} == {"203.0.113.9"}
     assert all(row["actor"] is None for row in failed)
-    lockouts = audit_rows(client, admin, target=email, action="lockout")
+    lockouts = audit_rows(api, admin, target=email, action="lockout")
     assert [row["detail"] for row in lockouts] == [{"scope": "address"}]
-    assert client.delete(f"/lockouts/{email}", headers=admin).status_code == 200
-    lifted = audit_rows(client, admin, target=email, action="lockout_lifted")
+    assert api.delete(f"/lockouts/{email}", headers=admin).status_code == 200
+    lifted = audit_rows(api, admin, target=email, action="lockout_lifted")
     assert lifted[0]["actor_email"] == ADMIN_EMAIL and lifted[0]["detail"] == {"lifted": 1}
 
 
-def test_filters_and_pages(client: httpx.Client, admin: dict[str, str]) -> None:
+def test_filters_and_pages(api: httpx.Client, admin: dict[str, str]) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
     email = new_account()["email"]
     for _ in range(3):
-        login(client, email, "guess-guess")
-    rows = audit_rows(client, admin, target=email)
+        login(api, email, "guess-guess")
+    rows = audit_rows(api, admin, target=email)
     # Three failures, and the third filled the address's window: a lockout.
     assert [row["action"] for row in rows] == ["lockout"] + ["login_failed"] * 3
     ats = [row["at"] for row in rows]
     assert ats == sorted(ats, reverse=True)
-    first = client.get("/audit", params={"target": email, "limit": 3}, headers=admin).json()
+    first = api.get("/audit", params={"target": email, "limit": 3}, headers=admin).json()
     assert first["total"] == 4 and len(first["items"]) == 3
     assert first["limit"] == 3 and first["offset"] == 0
-    rest = client.get("/audit", params={"target": email, "limit": 3, "offset": 3}, headers=admin)
+    rest = api.get("/audit", params={"target": email, "limit": 3, "offset": 3}, headers=admin)
     assert [row["id"] for row in rest.json()["items"]] == [rows[3]["id"]]
-    paged = client.get("/audit", params={"target": email, "page": 2, "size": 3}, headers=admin)
+    paged = api.get("/audit", params={"target": email, "page": 2, "size": 3}, headers=admin)
     assert paged.json()["items"] == rest.json()["items"]
-    since = client.get(
-        "/audit", params={"target": email, "since": before.isoformat()}, headers=admin
-    )
+    since = api.get("/audit", params={"target": email, "since": before.isoformat()}, headers=admin)
     assert since.json()["total"] == 4
-    until = client.get(
-        "/audit", params={"target": email, "until": before.isoformat()}, headers=admin
-    )
+    until = api.get("/audit", params={"target": email, "until": before.isoformat()}, headers=admin)
     assert until.json()["total"] == 0
-    by_action = audit_rows(client, admin, target=email, action="role_changed")
+    by_action = audit_rows(api, admin, target=email, action="role_changed")
     assert by_action == []
-    me = account_id(client, admin["Authorization"].split()[1])
-    client.post("/audit", json={"action": "backend_drained", "target": email}, headers=admin)
-    by_id = audit_rows(client, admin, actor=str(me), target=email)
-    by_email = audit_rows(client, admin, actor=ADMIN_EMAIL.upper(), target=email)
+    me = account_id(api, admin["Authorization"].split()[1])
+    api.post("/audit", json={"action": "backend_drained", "target": email}, headers=admin)
+    by_id = audit_rows(api, admin, actor=str(me), target=email)
+    by_email = audit_rows(api, admin, actor=ADMIN_EMAIL.upper(), target=email)
     assert [row["action"] for row in by_id] == ["backend_drained"]
     assert by_email == by_id
 
@@ -106,47 +89,47 @@ def test_filters_and_pages(client: httpx.Client, admin: dict[str, str]) -> None:
     ],
 )
 def test_bad_audit_queries_are_422(
-    client: httpx.Client, admin: dict[str, str], params: dict[str, str]
+    api: httpx.Client, admin: dict[str, str], params: dict[str, str]
 ) -> None:
-    response = client.get("/audit", params=params, headers=admin)
+    response = api.get("/audit", params=params, headers=admin)
     assert response.status_code == 422, response.text
 
 
 @pytest.mark.parametrize("actor", ["99999999999999999999", "0", "-1", "²", "' OR 1=1 --"])
 def test_odd_actor_filters_match_nothing(
-    client: httpx.Client, admin: dict[str, str], actor: str
+    api: httpx.Client, admin: dict[str, str], actor: str
 ) -> None:
-    response = client.get("/audit", params={"actor": actor}, headers=admin)
+    response = api.get("/audit", params={"actor": actor}, headers=admin)
     assert response.status_code == 200, response.text
     assert response.json()["total"] == 0
 
 
-def test_the_audit_log_is_for_admins(client: httpx.Client) -> None:
-    account = signup(client)
-    user = bearer(tokens(client, account["email"])["access_token"])
-    assert client.get("/audit", headers=user).status_code == 403
-    assert client.get("/audit").status_code == 401
+def test_the_audit_log_is_for_admins(api: httpx.Client) -> None:
+    account = signup(api)
+    user = bearer(tokens(api, account["email"])["access_token"])
+    assert api.get("/audit", headers=user).status_code == 403
+    assert api.get("/audit").status_code == 401
     body = {"action": "backend_drained"}
-    assert client.post("/audit", json=body, headers=user).status_code == 403
-    assert client.post("/audit", json=body).status_code == 401
+    assert api.post("/audit", json=body, headers=user).status_code == 403
+    assert api.post("/audit", json=body).status_code == 401
 
 
 def test_operator_actions_are_recorded_with_the_calling_admin(
-    client: httpx.Client, admin: dict[str, str]
+    api: httpx.Client, admin: dict[str, str]
 ) -> None:
     body = {
         "action": "canary_weights_changed",
         "target": "service1",
         "detail": {"weights": {"stable": 90, "canary": 10}, "route": "service1"},
     }
-    response = client.post("/audit", json=body, headers=admin)
+    response = api.post("/audit", json=body, headers=admin)
     assert response.status_code == 201
     row = response.json()
     assert row["action"] == "canary_weights_changed"
     assert row["actor_email"] == ADMIN_EMAIL and row["target"] == "service1"
     assert row["detail"] == body["detail"]
     assert row["client_address"] == "127.0.0.1"
-    assert audit_rows(client, admin, action="canary_weights_changed", target="service1")
+    assert audit_rows(api, admin, action="canary_weights_changed", target="service1")
 
 
 @pytest.mark.parametrize(
@@ -168,9 +151,9 @@ def test_operator_actions_are_recorded_with_the_calling_admin(
     ],
 )
 def test_bad_operator_actions_are_422(
-    client: httpx.Client, admin: dict[str, str], body: dict[str, object]
+    api: httpx.Client, admin: dict[str, str], body: dict[str, object]
 ) -> None:
-    response = client.post("/audit", json=body, headers=admin)
+    response = api.post("/audit", json=body, headers=admin)
     assert response.status_code == 422, response.text
 
 
@@ -186,52 +169,50 @@ def test_bad_operator_actions_are_422(
     ],
 )
 def test_unstorable_operator_details_are_4xx_never_500(
-    client: httpx.Client, admin: dict[str, str], raw: bytes
+    api: httpx.Client, admin: dict[str, str], raw: bytes
 ) -> None:
     headers = {**admin, "Content-Type": "application/json"}
-    response = client.post("/audit", content=raw, headers=headers)
+    response = api.post("/audit", content=raw, headers=headers)
     assert 400 <= response.status_code < 500, response.text
 
 
-def test_a_huge_operator_body_is_413(client: httpx.Client, admin: dict[str, str]) -> None:
+def test_a_huge_operator_body_is_413(api: httpx.Client, admin: dict[str, str]) -> None:
     raw = b'{"action": "backend_drained", "detail": {"x": "' + b"y" * 100_000 + b'"}}'
     headers = {**admin, "Content-Type": "application/json"}
-    assert client.post("/audit", content=raw, headers=headers).status_code == 413
+    assert api.post("/audit", content=raw, headers=headers).status_code == 413
 
 
 def test_no_password_token_secret_or_code_ever_reaches_the_log(
-    admin_stack: AdminStack, client: httpx.Client, admin: dict[str, str]
+    admin_stack: AdminStack, api: httpx.Client, admin: dict[str, str]
 ) -> None:
     """Every flow that handles a secret, then the whole table searched for each of them."""
-    account = signup(client)
+    account = signup(api)
     secrets = [PASSWORD, ADMIN_PASSWORD, "typo-password-1"]
-    issued = tokens(client, account["email"])
+    issued = tokens(api, account["email"])
     secrets += [issued["access_token"], issued["refresh_token"]]
     me = bearer(issued["access_token"])
-    target = account_id(client, issued["access_token"])
-    login(client, account["email"], "typo-password-1")
-    client.put(
+    target = account_id(api, issued["access_token"])
+    login(api, account["email"], "typo-password-1")
+    api.put(
         "/account/password",
         json={"current_password": "typo-password-1", "new_password": "nope nope nope"},
         headers=me,
     )
-    started = client.post("/account/totp", headers=me).json()
+    started = api.post("/account/totp", headers=me).json()
     secrets.append(started["secret"])
     code = pyotp.TOTP(started["secret"]).now()
-    recovery = client.post("/account/totp/confirm", json={"code": code}, headers=me).json()
+    recovery = api.post("/account/totp/confirm", json={"code": code}, headers=me).json()
     secrets += recovery["recovery_codes"]
-    login(client, account["email"], totp_code=recovery["recovery_codes"][0])
-    login(client, account["email"], totp_code="999999")
-    client.request(
-        "DELETE", "/account/totp", json={"code": recovery["recovery_codes"][1]}, headers=me
-    )
-    issued_reset = client.post(f"/accounts/{target}/password-reset", headers=admin).json()
+    login(api, account["email"], totp_code=recovery["recovery_codes"][0])
+    login(api, account["email"], totp_code="999999")
+    api.request("DELETE", "/account/totp", json={"code": recovery["recovery_codes"][1]}, headers=me)
+    issued_reset = api.post(f"/accounts/{target}/password-reset", headers=admin).json()
     reset_token = parse_qs(urlsplit(issued_reset["reset_url"]).query)["token"][0]
     secrets.append(reset_token)
     new_password = "marble falcon quiver 77"
     secrets.append(new_password)
-    client.post("/password/reset", json={"token": reset_token, "new_password": new_password})
-    client.post(
+    api.post("/password/reset", json={"token": reset_token, "new_password": new_password})
+    api.post(
         "/audit",
         json={"action": "backend_drained", "detail": {"note": admin["Authorization"][7:]}},
         headers=admin,
@@ -258,11 +239,11 @@ def test_no_password_token_secret_or_code_ever_reaches_the_log(
 
 
 def test_a_key_rotation_by_the_cli_is_audited(
-    admin_stack: AdminStack, client: httpx.Client, admin: dict[str, str]
+    admin_stack: AdminStack, api: httpx.Client, admin: dict[str, str]
 ) -> None:
     result = run_cli(admin_stack.service.env, "keys", "rotate")
     assert "new key" in result.stdout
-    rows = audit_rows(client, admin, action="key_rotated")
+    rows = audit_rows(api, admin, action="key_rotated")
     assert len(rows) == 1
     assert rows[0]["target"].endswith(".pem") and rows[0]["target"] in result.stdout
     assert rows[0]["detail"] == {"by": "cli"} and rows[0]["actor"] is None

@@ -3,7 +3,6 @@ superseded) and a user changing their own password (other sessions end). Postgre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -12,7 +11,6 @@ from auth.admin_support import (
     PUBLIC_URL,
     AdminStack,
     account_id,
-    admin_headers,
     audit_rows,
     bearer,
     login,
@@ -24,19 +22,8 @@ from support.auth import PASSWORD, signup
 NEW_PASSWORD = "violet anchor tundra 42"
 
 
-@pytest.fixture
-def client(admin_stack: AdminStack) -> Iterator[httpx.Client]:
-    with admin_stack.client() as http:
-        yield http
-
-
-@pytest.fixture
-def admin(client: httpx.Client) -> dict[str, str]:
-    return admin_headers(client)
-
-
-def _reset_token(client: httpx.Client, admin: dict[str, str], target: int) -> str:
-    response = client.post(f"/accounts/{target}/password-reset", headers=admin)
+def _reset_token(api: httpx.Client, admin: dict[str, str], target: int) -> str:
+    response = api.post(f"/accounts/{target}/password-reset", headers=admin)
     assert response.status_code == 200, response.text
     body = response.json()
     url = urlsplit(body["reset_url"])
@@ -47,65 +34,65 @@ def _reset_token(client: httpx.Client, admin: dict[str, str], target: int) -> st
 
 
 def test_a_reset_link_works_once_and_signs_the_account_out(
-    admin_stack: AdminStack, client: httpx.Client, admin: dict[str, str]
+    admin_stack: AdminStack, api: httpx.Client, admin: dict[str, str]
 ) -> None:
-    account = signup(client)
-    issued = tokens(client, account["email"])
-    target = account_id(client, issued["access_token"])
-    token = _reset_token(client, admin, target)
+    account = signup(api)
+    issued = tokens(api, account["email"])
+    target = account_id(api, issued["access_token"])
+    token = _reset_token(api, admin, target)
     # A refused password leaves the link usable.
-    weak = client.post("/password/reset", json={"token": token, "new_password": "password1"})
+    weak = api.post("/password/reset", json={"token": token, "new_password": "password1"})
     assert weak.status_code == 422
     assert weak.json()["fields"][0]["type"] == "password_too_common"
-    used = client.post("/password/reset", json={"token": token, "new_password": NEW_PASSWORD})
+    used = api.post("/password/reset", json={"token": token, "new_password": NEW_PASSWORD})
     assert used.status_code == 204
-    replayed = client.post("/password/reset", json={"token": token, "new_password": NEW_PASSWORD})
+    replayed = api.post("/password/reset", json={"token": token, "new_password": NEW_PASSWORD})
     assert replayed.status_code == 400
     assert replayed.json()["error"] == "invalid_reset_token"
-    assert client.get("/me", headers=bearer(issued["access_token"])).status_code == 401
-    refresh = client.post("/token/refresh", json={"refresh_token": issued["refresh_token"]})
+    assert api.get("/me", headers=bearer(issued["access_token"])).status_code == 401
+    refresh = api.post("/token/refresh", json={"refresh_token": issued["refresh_token"]})
     assert refresh.status_code == 401
     assert str(target) in admin_stack.revoked_subjects()
-    assert login(client, account["email"]).status_code == 401
+    assert login(api, account["email"]).status_code == 401
     next_second()
-    assert login(client, account["email"], NEW_PASSWORD).status_code == 200
-    assert audit_rows(client, admin, target=account["email"], action="password_reset_issued")
-    used_rows = audit_rows(client, admin, target=account["email"], action="password_reset_used")
+    assert login(api, account["email"], NEW_PASSWORD).status_code == 200
+    assert audit_rows(api, admin, target=account["email"], action="password_reset_issued")
+    used_rows = audit_rows(api, admin, target=account["email"], action="password_reset_used")
     assert len(used_rows) == 1 and used_rows[0]["actor"] is None
 
 
-def test_a_newer_link_supersedes_an_older_one(client: httpx.Client, admin: dict[str, str]) -> None:
-    account = signup(client)
-    target = account_id(client, tokens(client, account["email"])["access_token"])
-    first = _reset_token(client, admin, target)
-    second = _reset_token(client, admin, target)
-    old = client.post("/password/reset", json={"token": first, "new_password": NEW_PASSWORD})
+def test_a_newer_link_supersedes_an_older_one(api: httpx.Client, admin: dict[str, str]) -> None:
+    account = signup(api)
+    target = account_id(api, tokens(api, account["email"])["access_token"])
+    first = _reset_token(api, admin, target)
+    second = _reset_token(api, admin, target)
+    old = api.post("/password/reset", json={"token": first, "new_password": NEW_PASSWORD})
     assert old.status_code == 400
-    new = client.post("/password/reset", json={"token": second, "new_password": NEW_PASSWORD})
+    new = api.post("/password/reset", json={"token": second, "new_password": NEW_PASSWORD})
     assert new.status_code == 204
 
 
 def test_an_expired_link_is_refused(
-    admin_stack: AdminStack, client: httpx.Client, admin: dict[str, str]
+    admin_stack: AdminStack, api: httpx.Client, admin: dict[str, str]
 ) -> None:
-    account = signup(client)
-    target = account_id(client, tokens(client, account["email"])["access_token"])
-    token = _reset_token(client, admin, target)
+    account = signup(api)
+    target = account_id(api, tokens(api, account["email"])["access_token"])
+    token = _reset_token(api, admin, target)
     admin_stack.sql(
         "UPDATE password_resets SET expires_at = now() - interval '1 second' WHERE account_id = %s",
         target,
     )
-    expired = client.post("/password/reset", json={"token": token, "new_password": NEW_PASSWORD})
+    expired = api.post("/password/reset", json={"token": token, "new_password": NEW_PASSWORD})
     assert expired.status_code == 400
-    assert login(client, account["email"]).status_code == 200
+    assert login(api, account["email"]).status_code == 200
 
 
 def test_reset_tokens_are_stored_hashed(
-    admin_stack: AdminStack, client: httpx.Client, admin: dict[str, str]
+    admin_stack: AdminStack, api: httpx.Client, admin: dict[str, str]
 ) -> None:
-    account = signup(client)
-    target = account_id(client, tokens(client, account["email"])["access_token"])
-    token = _reset_token(client, admin, target)
+    account = signup(api)
+    target = account_id(api, tokens(api, account["email"])["access_token"])
+    token = _reset_token(api, admin, target)
     stored = admin_stack.sql("SELECT token_hash FROM password_resets WHERE account_id = %s", target)
     assert stored and all(token not in row[0] for row in stored)
 
@@ -125,71 +112,70 @@ def test_reset_tokens_are_stored_hashed(
         [],
     ],
 )
-def test_bad_reset_bodies_are_422(client: httpx.Client, body: object) -> None:
-    assert client.post("/password/reset", json=body).status_code == 422
+def test_bad_reset_bodies_are_422(api: httpx.Client, body: object) -> None:
+    assert api.post("/password/reset", json=body).status_code == 422
 
 
 # JSON string literals, escapes as sent: NUL and a lone surrogate cannot be stored or hashed.
 @pytest.mark.parametrize(
     "token", ['"x"', '"\\u0000"', '"\\ud800"', '"\' OR 1=1 --"', '"' + "a" * 128 + '"']
 )
-def test_unknown_reset_tokens_are_400_or_422_never_500(client: httpx.Client, token: str) -> None:
+def test_unknown_reset_tokens_are_400_or_422_never_500(api: httpx.Client, token: str) -> None:
     body = '{"token": ' + token + ', "new_password": "' + NEW_PASSWORD + '"}'
-    response = client.post(
+    response = api.post(
         "/password/reset", content=body, headers={"Content-Type": "application/json"}
     )
     assert response.status_code in (400, 422), response.text
 
 
 def test_changing_your_password_ends_your_other_sessions(
-    client: httpx.Client, admin: dict[str, str]
+    api: httpx.Client, admin: dict[str, str]
 ) -> None:
-    account = signup(client)
-    here = tokens(client, account["email"])
-    elsewhere = tokens(client, account["email"])
+    account = signup(api)
+    here = tokens(api, account["email"])
+    elsewhere = tokens(api, account["email"])
     me = bearer(here["access_token"])
-    wrong = client.put(
+    wrong = api.put(
         "/account/password",
         json={"current_password": "not-it-at-all", "new_password": NEW_PASSWORD},
         headers=me,
     )
     assert wrong.status_code == 403
     assert wrong.json()["error"] == "wrong_password"
-    weak = client.put(
+    weak = api.put(
         "/account/password",
         json={"current_password": PASSWORD, "new_password": account["email"]},
         headers=me,
     )
     assert weak.status_code == 422
-    changed = client.put(
+    changed = api.put(
         "/account/password",
         json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
         headers=me,
     )
     assert changed.status_code == 204
     # This session goes on; the other one is over.
-    assert client.get("/me", headers=me).status_code == 200
+    assert api.get("/me", headers=me).status_code == 200
     assert (
-        client.post("/token/refresh", json={"refresh_token": here["refresh_token"]}).status_code
-        == 200
+        api.post("/token/refresh", json={"refresh_token": here["refresh_token"]}).status_code == 200
     )
-    assert client.get("/me", headers=bearer(elsewhere["access_token"])).status_code == 401
-    other = client.post("/token/refresh", json={"refresh_token": elsewhere["refresh_token"]})
+    assert api.get("/me", headers=bearer(elsewhere["access_token"])).status_code == 401
+    other = api.post("/token/refresh", json={"refresh_token": elsewhere["refresh_token"]})
     assert other.status_code == 401
-    assert login(client, account["email"]).status_code == 401
-    assert login(client, account["email"], NEW_PASSWORD).status_code == 200
-    rows = audit_rows(client, admin, target=account["email"], action="password_changed")
+    assert login(api, account["email"]).status_code == 401
+    assert login(api, account["email"], NEW_PASSWORD).status_code == 200
+    rows = audit_rows(api, admin, target=account["email"], action="password_changed")
     assert len(rows) == 1 and rows[0]["actor_email"] == account["email"]
-    failed = audit_rows(client, admin, target=account["email"], action="login_failed")
+    failed = audit_rows(api, admin, target=account["email"], action="login_failed")
     reasons = [row["detail"]["reason"] for row in failed]
     assert reasons == ["invalid_credentials", "wrong_current_password"]
 
 
-def test_wrong_current_passwords_are_rate_limited(client: httpx.Client) -> None:
-    account = signup(client)
-    me = bearer(tokens(client, account["email"])["access_token"])
+def test_wrong_current_passwords_are_rate_limited(api: httpx.Client) -> None:
+    account = signup(api)
+    me = bearer(tokens(api, account["email"])["access_token"])
     body = {"current_password": "guess-guess", "new_password": NEW_PASSWORD}
-    answers = [client.put("/account/password", json=body, headers=me).status_code for _ in range(5)]
+    answers = [api.put("/account/password", json=body, headers=me).status_code for _ in range(5)]
     assert answers == [403, 403, 403, 429, 429]
 
 
@@ -205,9 +191,9 @@ def test_wrong_current_passwords_are_rate_limited(client: httpx.Client) -> None:
     ],
 )
 def test_bad_password_change_bodies_are_422_and_anonymous_401(
-    client: httpx.Client, body: dict[str, str]
+    api: httpx.Client, body: dict[str, str]
 ) -> None:
-    account = signup(client)
-    me = bearer(tokens(client, account["email"])["access_token"])
-    assert client.put("/account/password", json=body, headers=me).status_code == 422
-    assert client.put("/account/password", json=body).status_code == 401
+    account = signup(api)
+    me = bearer(tokens(api, account["email"])["access_token"])
+    assert api.put("/account/password", json=body, headers=me).status_code == 422
+    assert api.put("/account/password", json=body).status_code == 401

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pyotp
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, delete, func, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from gatehouse_auth.models import Account, utcnow
+from gatehouse_auth.models import Account, account_id_column, utcnow, when_column
 
 RECOVERY_CODES = 10
 # A TOTP code, or a recovery code as shown (xxxxx-xxxxx) with or without its dash.
@@ -45,15 +45,9 @@ class RecoveryCode(SQLModel, table=True):
     __tablename__ = "totp_recovery_codes"
 
     id: int | None = Field(default=None, primary_key=True)
-    account_id: int = Field(
-        sa_column=Column(
-            Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
-        )
-    )
+    account_id: int = Field(sa_column=account_id_column())
     code_hash: str = Field(max_length=64, unique=True)
-    used_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    used_at: datetime | None = Field(default=None, sa_column=when_column(nullable=True))
 
 
 @dataclass(frozen=True)
