@@ -109,6 +109,19 @@ def test_recovery_codes_work_once_each_and_can_turn_totp_off(
     assert audit_rows(api, admin, target=account["email"], action="totp_disabled")
 
 
+def test_wrong_codes_to_turn_totp_off_are_rate_limited(api: httpx.Client) -> None:
+    account = signup(api)
+    me = bearer(tokens(api, account["email"])["access_token"])
+    secret, _ = _enrol(api, me)
+    wrong = str((int(_code(secret)) + 500_000) % 1_000_000).zfill(6)
+    answers = [
+        api.request("DELETE", "/account/totp", json={"code": wrong}, headers=me).status_code
+        for _ in range(5)
+    ]
+    assert answers == [400, 400, 400, 429, 429]
+    assert api.get("/me", headers=me).json()["totp_enabled"] is True
+
+
 @pytest.mark.parametrize(
     "body",
     [{}, {"code": ""}, {"code": "1" * 33}, {"code": 123456}, {"code": "123456", "x": 1}, []],
