@@ -4,6 +4,8 @@ and its revocation (this service refuses the token, and the subject is published
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -195,3 +197,40 @@ def test_the_last_enabled_admin_cannot_be_disabled_or_demoted(tmp_path: Path) ->
         refused = login(api, ADMIN_EMAIL, ADMIN_PASSWORD)
         assert refused.status_code == 401
         assert issued  # the first token of the new admin was only a user's
+
+
+def _disable_at_once(stack: AdminStack, calls: list[tuple[int, dict[str, str]]]) -> list[int]:
+    """POST /accounts/{id}/disable for each (id, headers), released together."""
+    barrier = threading.Barrier(len(calls))
+
+    def disable(call: tuple[int, dict[str, str]]) -> int:
+        target, headers = call
+        with stack.client() as own:
+            barrier.wait(timeout=30)
+            return own.post(f"/accounts/{target}/disable", headers=headers).status_code
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(disable, calls, timeout=60))
+
+
+def test_two_admins_disabling_each_other_at_once_leave_one(tmp_path: Path) -> None:
+    """The admin rows are locked while the last-admin rule is decided: without the lock both
+    requests see two enabled admins, both succeed, and nobody can administer any more."""
+    with admin_stack(tmp_path, "admin-race") as stack, stack.client() as api:
+        first = admin_headers(api)
+        first_id = account_id(api, first["Authorization"].split()[1])
+        for _ in range(5):
+            other, _, other_id = _user(api)
+            promoted = api.put(f"/accounts/{other_id}/role", json={"role": "admin"}, headers=first)
+            assert promoted.status_code == 200
+            next_second()
+            second = bearer(tokens(api, other["email"])["access_token"])
+            answers = sorted(_disable_at_once(stack, [(other_id, first), (first_id, second)]))
+            assert answers in ([200, 401], [200, 409]), answers
+            enabled = stack.sql(
+                "SELECT count(*) FROM accounts WHERE role = 'admin' AND NOT disabled"
+            )
+            assert enabled == [(1,)]
+            # Whoever is left carries on with the next round.
+            if stack.sql("SELECT disabled FROM accounts WHERE id = %s", first_id) == [(True,)]:
+                first_id, first = other_id, second
