@@ -20,6 +20,7 @@ from auth.admin_support import (
     login,
     tokens,
 )
+from cryptography.fernet import Fernet
 from support.auth import ADMIN_EMAIL, ADMIN_PASSWORD, signup
 
 
@@ -175,3 +176,17 @@ def test_required_admin_totp_refuses_admin_endpoints_until_enrolled(tmp_path: Pa
         assert login(api, ADMIN_EMAIL, ADMIN_PASSWORD).json()["error"] == "totp_required"
         fresh = tokens(api, ADMIN_EMAIL, ADMIN_PASSWORD, totp_code=_code(secret, 1))
         assert api.get("/audit", headers=bearer(fresh["access_token"])).status_code == 200
+
+
+def test_secrets_are_sealed_at_rest_when_keys_are_set(tmp_path: Path) -> None:
+    key = Fernet.generate_key().decode()
+    with (
+        admin_stack(tmp_path, "totp-sealed", totp_encryption_keys=key) as stack,
+        stack.client() as api,
+    ):
+        account = signup(api)
+        me = bearer(tokens(api, account["email"])["access_token"])
+        secret, _ = _enrol(api, me)
+        stored = stack.sql("SELECT totp_secret FROM accounts WHERE email = %s", account["email"])
+        assert stored[0][0].startswith("fernet:") and secret not in stored[0][0]
+        assert login(api, account["email"], totp_code=_code(secret, 1)).status_code == 200

@@ -151,8 +151,9 @@ class Account(AccountBase, table=True):
     tokens_not_before: float | None = Field(default=None)
     # TOTP (see totp.py): the confirmed secret, one being enrolled, and the last
     # time step accepted (a code is good once).
-    totp_secret: str | None = Field(default=None, max_length=64)
-    totp_pending_secret: str | None = Field(default=None, max_length=64)
+    # (sealed with Fernet when keys are set: see sealing.py)
+    totp_secret: str | None = Field(default=None, max_length=255)
+    totp_pending_secret: str | None = Field(default=None, max_length=255)
     totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
     @property

@@ -39,7 +39,9 @@ def start(account: CurrentAccount, session: SessionDep, state: StateDep) -> Totp
     Starting again replaces an unconfirmed secret."""
     if account.totp_enabled:
         raise Conflict("totp_already_enabled", "TOTP is already on; remove it first")
-    enrolment = totp.start_enrolment(account=account, issuer=state.settings.totp_issuer)
+    enrolment = totp.start_enrolment(
+        account=account, issuer=state.settings.totp_issuer, sealer=state.sealer
+    )
     session.add(account)
     session.commit()
     return TotpEnrolment(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
@@ -74,7 +76,7 @@ def confirm(
     if account.totp_pending_secret is None:
         raise Conflict("totp_not_started", "start with POST /account/totp")
     attempt = _limited(state, account, client)
-    codes = totp.confirm(session=session, account=account, code=body.code)
+    codes = totp.confirm(session=session, account=account, code=body.code, sealer=state.sealer)
     if codes is None:
         session.rollback()
         raise _wrong_code()
@@ -118,7 +120,7 @@ def remove(
     if not account.totp_enabled:
         raise NotFound("TOTP is not on for this account")
     attempt = _limited(state, account, client)
-    used = totp.check_code(session=session, account=account, code=body.code)
+    used = totp.check_code(session=session, account=account, code=body.code, sealer=state.sealer)
     if used is None:
         session.rollback()
         raise _wrong_code()

@@ -38,8 +38,10 @@ def upgrade() -> None:
         "accounts", sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false())
     )
     op.add_column("accounts", sa.Column("tokens_not_before", sa.Float(), nullable=True))
-    op.add_column("accounts", sa.Column("totp_secret", sa.String(length=64), nullable=True))
-    op.add_column("accounts", sa.Column("totp_pending_secret", sa.String(length=64), nullable=True))
+    op.add_column("accounts", sa.Column("totp_secret", sa.String(length=255), nullable=True))
+    op.add_column(
+        "accounts", sa.Column("totp_pending_secret", sa.String(length=255), nullable=True)
+    )
     op.add_column("accounts", sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
 
     op.create_table(
