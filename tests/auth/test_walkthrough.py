@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from support.auth import StartAuth
+from support.demo_script import load_demo
 from support.gateway import Launcher, gateway_route
 from support.processes import REPO_ROOT, ServiceProcess
 
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import demo  # noqa: E402
+demo = load_demo()
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
