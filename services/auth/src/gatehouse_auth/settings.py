@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from gatehouse_auth.sealing import check_keys
 from gatehouse_common.settings import ServiceSettings
 
 KeyAlgorithm = Literal["EdDSA", "RS256"]
@@ -123,6 +124,23 @@ class AuthSettings(ServiceSettings):
     password_min_score: int = Field(default=3, ge=0, le=4)
     max_body_bytes: int = Field(default=16_384, ge=1024)
 
+    # Account administration (see account_admin.py, resets.py, totp.py).
+    # The accounts page path that takes a password-reset link's token; the link
+    # starts with public_url (default http://localhost:8080, the demo's gateway).
+    password_reset_path: str = Field(
+        default="/accounts_page/password-reset", pattern=r"^/[^\s?#]*$"
+    )
+    password_reset_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86_400)
+    # Admins need a confirmed TOTP second factor before any admin endpoint answers
+    # them (they may still log in and enrol); off in the demo, on in production.
+    require_admin_totp: bool = False
+    totp_issuer: str = Field(default="Gatehouse", min_length=1, max_length=64)
+    # Fernet keys sealing TOTP secrets at rest (see sealing.py); the first seals,
+    # all open. Unset: secrets are stored readable (a warning at start).
+    totp_encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Largest `detail` (JSON bytes) an operator action may carry into the audit log.
+    audit_detail_max_bytes: int = Field(default=4096, ge=256, le=65_536)
+
     # The admin ensured at start (see bootstrap.py).
     admin_email: str = Field(
         default="admin@example.com",
@@ -143,6 +161,18 @@ class AuthSettings(ServiceSettings):
         if text.startswith("["):
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
+
+    @field_validator("totp_encryption_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: object) -> object:
+        """Comma-separated Fernet keys, checked here so a bad one fails at start."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            check_keys(
+                [str(v.get_secret_value() if isinstance(v, SecretStr) else v) for v in value]
+            )
+        return value
 
     @model_validator(mode="after")
     def _keys_under_data_dir(self) -> AuthSettings:
