@@ -310,6 +310,7 @@ class UpstreamClient:
         pool_timeout: float | None = None,
         upgrade: bool = False,
         tls: UpstreamTLS | None = None,
+        host: bytes | None = None,
     ) -> UpstreamResponse:
         """Send one request; the response once its head is in (the body streams after).
 
@@ -325,11 +326,14 @@ class UpstreamClient:
         when the request is sent, and then each silence in the body. Only with
         ``upgrade`` may the backend answer 101 and switch protocols. ``tls`` is how
         an ``https://`` backend is reached (default: verified against the system
-        trust store); a failed handshake is :class:`UpstreamTLSError`.
+        trust store); a failed handshake is :class:`UpstreamTLSError`. ``host`` is
+        the ``Host`` header to send instead of the backend's own (a route that
+        preserves the client's).
         """
         pool = self.pool(base_url, tls)
         has_length = False
-        parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", pool.host_header]
+        host_header = pool.host_header if host is None else host
+        parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", host_header]
         for name, value in headers:
             if len(name) == 14 and name.lower() == b"content-length":
                 has_length = True
