@@ -111,24 +111,20 @@ def client_headers(
     return headers
 
 
-async def _small_body(response: UpstreamResponse) -> bytes | None:
-    """A small body read whole within the attempt, or None: it streams after its head.
+async def _held_body(response: UpstreamResponse) -> bytes | None:
+    """A small body not in with its head: read whole if in within the hold, else None.
 
     Raises what broke the body, so the attempt fails (and may be retried)
-    while nothing has reached the client yet.
+    while nothing has reached the client yet; None: it streams after its head.
     """
-    length = response.content_length
-    if length is None or length > SMALL_BODY:
+    hold = asyncio.timeout(SMALL_BODY_HOLD)
+    try:
+        async with hold:
+            await response.wait_complete()
+    except TimeoutError:
+        if not hold.expired():
+            raise  # the backend's own read timeout, not the hold
         return None
-    if not response.complete:
-        hold = asyncio.timeout(SMALL_BODY_HOLD)
-        try:
-            async with hold:
-                await response.wait_complete()
-        except TimeoutError:
-            if not hold.expired():
-                raise  # the backend's own read timeout, not the hold
-            return None
     return await response.read()
 
 
@@ -283,8 +279,15 @@ class Proxy:
                 pool_timeout=timeouts.pool_wait,
                 tls=backend.tls,
             )
+            payload = None
+            length = response.content_length
             try:
-                payload = await _small_body(response)
+                if length is not None and length <= SMALL_BODY:
+                    # in with its head (the common case), or held for a moment
+                    if response.complete:
+                        payload = await response.read()
+                    else:
+                        payload = await _held_body(response)
             except BaseException:
                 response.release()
                 raise
