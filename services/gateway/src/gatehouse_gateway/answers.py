@@ -12,6 +12,7 @@ from __future__ import annotations
 from starlette.types import Send
 
 from gatehouse_common.errors import error_body
+from gatehouse_common.jwt import TokenError
 from gatehouse_gateway.outcome import Outcome
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.upstream.h1 import UpstreamTLSError
@@ -42,6 +43,11 @@ async def send_json(
     )
     await send({"type": "http.response.body", "body": body})
     return status
+
+
+def unauthorized(error: TokenError) -> bytes:
+    """A 401 body when no authenticator could check the token (its keys never loaded)."""
+    return error_body("unauthorized", error.detail, reason=error.reason)
 
 
 def failure_body(outcome: Outcome, route: Route, error: BaseException | None) -> bytes:

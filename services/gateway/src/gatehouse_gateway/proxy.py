@@ -25,7 +25,6 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from gatehouse_common.errors import error_body
 from gatehouse_common.http_protocol import SMALL_BODY
 from gatehouse_common.jwt import TokenError
 from gatehouse_common.request_id import new_request_id
@@ -205,7 +204,7 @@ class Proxy:
                 refusal = (
                     authenticator.refusal(exc)
                     if authenticator is not None
-                    else error_body("unauthorized", exc.detail, reason=exc.reason)
+                    else answers.unauthorized(exc)
                 )
                 return await answers.send_json(
                     send, 401, refusal, rid, (b"www-authenticate", CHALLENGE)
