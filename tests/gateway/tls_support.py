@@ -145,6 +145,12 @@ class TLSBackend:
             conn = self.context.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError) as exc:
             self.handshake_failures.append(getattr(exc, "reason", None) or repr(exc))
+            # read what the client sent until it hangs up, as servers linger before
+            # closing: a close with unread bytes would reset the connection, and the
+            # client could lose the TLS alert that says why
+            with contextlib.suppress(OSError):
+                while raw.recv(65536):
+                    pass
             raw.close()
             return
         with conn, contextlib.suppress(OSError):
