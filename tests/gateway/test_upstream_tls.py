@@ -18,6 +18,7 @@ from support.gateway import GatewayProcess, Launcher, gateway_route
 from gatehouse_gateway.balancing.cursor import LocalCursor
 from gatehouse_gateway.config.loader import ConfigError, parse_config
 from gatehouse_gateway.routing import build_table
+from gatehouse_gateway.upstream.tls import TLSContexts
 
 
 class Setup:
@@ -127,3 +128,30 @@ def test_tls_settings_are_checked_when_the_config_loads(setup: Setup, tmp_path: 
         {"routes": [_route("r", "http://127.0.0.1:1", ca_file=str(tmp_path / "none.pem"))]}
     )
     assert build_table(plain.config, LocalCursor()).routes[0].backends[0].tls is None
+
+
+def test_a_reload_keeping_a_tls_block_keeps_its_context(setup: Setup) -> None:
+    """The upstream client pools connections per context: an unchanged block
+    keeps its pooled connections across a reload, a changed one gets new ones."""
+    contexts = TLSContexts()
+    ca = str(setup.ca.cert_file)
+    first = build_table(
+        parse_config({"routes": [_route("r", setup.plain.url, ca_file=ca)]}).config,
+        LocalCursor(),
+        tls=contexts,
+    )
+    same = build_table(
+        parse_config({"routes": [_route("r", setup.plain.url, ca_file=ca)]}).config,
+        LocalCursor(),
+        previous=first,
+        tls=contexts,
+    )
+    kept = first.routes[0].backends[0].tls
+    assert kept is not None and same.routes[0].backends[0].tls is kept
+    changed = build_table(
+        parse_config({"routes": [_route("r", setup.plain.url, verify=False)]}).config,
+        LocalCursor(),
+        previous=same,
+        tls=contexts,
+    )
+    assert changed.routes[0].backends[0].tls is not kept
