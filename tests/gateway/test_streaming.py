@@ -188,6 +188,31 @@ def test_server_sent_events_reach_the_client_one_by_one(scripted: Any) -> None:
     assert seen_before_last == [True]
 
 
+def test_a_client_leaving_an_endless_stream_frees_its_backend(scripted: Any) -> None:
+    """The server drops what the proxy sends after the client left; the proxy
+    must notice the disconnect itself, or an endless event stream would hold
+    its backend connection for ever."""
+    backend_freed = threading.Event()
+
+    def endless(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        try:
+            for number in range(1000):  # 50 s of events at most
+                conn.sendall(_chunk(b"data: %d\n\n" % number))
+                time.sleep(0.05)
+        except OSError:
+            backend_freed.set()  # the gateway closed the connection
+
+    gateway = scripted(endless)
+    with gateway.client() as client, client.stream("GET", "/events") as response:
+        first = next(response.iter_lines())
+    assert first == "data: 0"
+    assert backend_freed.wait(10), "the backend still streams to a client that left"
+
+
 def test_a_small_dripping_body_does_not_hold_its_head_back(scripted: Any) -> None:
     """Content-Length: 10, the bytes one at a time: the head and the first byte
     reach the client before the backend sends the rest (the proxy used to read

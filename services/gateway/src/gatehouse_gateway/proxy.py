@@ -71,6 +71,8 @@ class ProxyRequest:
     body: RequestBody | None
     request_id: bytes
     idempotent: bool
+    # the client's side: its disconnect ends a streamed response
+    receive: Receive
 
 
 @dataclass(slots=True)
@@ -125,6 +127,17 @@ async def _held_body(response: UpstreamResponse) -> bytes | None:
             raise  # the backend's own read timeout, not the hold
         return None
     return await response.read()
+
+
+class _ClientGone(Exception):
+    """The client left while its response streamed."""
+
+
+async def _watch_disconnect(receive: Receive, response: UpstreamResponse) -> None:
+    """Abort ``response`` (closing its backend connection) once the client disconnects."""
+    while (await receive())["type"] != "http.disconnect":
+        pass  # the rest of an upload the backend answered without reading
+    response.abort(_ClientGone())
 
 
 class Proxy:
@@ -224,7 +237,9 @@ class Proxy:
                 if problem is not None:
                     return await self._answer_failure(send, route, problem, None, rid)
         method: str = scope["method"]
-        return ProxyRequest(route, method, target, headers, body, rid, method in IDEMPOTENT_METHODS)
+        return ProxyRequest(
+            route, method, target, headers, body, rid, method in IDEMPOTENT_METHODS, receive
+        )
 
     async def _forward(self, request: ProxyRequest, send: Send) -> int:
         """Try backends until one answers or no retry is left; the status the client got."""
@@ -359,8 +374,16 @@ class Proxy:
                 # the server holds a small response's head for its first body
                 # message; this one lets it go now, not when the backend's bytes do
                 await send(_FLUSH_HEAD)
-            async for chunk in response.aiter_bytes():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            # An ASGI server drops what is sent after the client left, so a stream
+            # to a gone client (an endless SSE one) would hold its backend forever.
+            watcher = asyncio.ensure_future(_watch_disconnect(request.receive, response))
+            try:
+                async for chunk in response.aiter_bytes():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except _ClientGone:
+                return status
+            finally:
+                watcher.cancel()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return status
         except (UpstreamError, TimeoutError) as exc:

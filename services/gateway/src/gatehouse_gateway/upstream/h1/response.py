@@ -119,6 +119,18 @@ class UpstreamResponse:
         while (chunk := await self._next_chunk()) is not None:
             yield chunk
 
+    def abort(self, error: BaseException) -> None:
+        """Stop the body here: the connection closes, and the reader gets ``error``
+        in place of the chunks still buffered (whoever wanted them has gone)."""
+        self._chunks.clear()
+        self._buffered = 0
+        self._done = True
+        self._error = error
+        self._wake()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.response_released(False)
+
     def release(self) -> None:
         """Give the connection back: to the pool if the body was read whole, else closed."""
         conn, self._conn = self._conn, None
