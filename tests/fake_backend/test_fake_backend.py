@@ -247,3 +247,12 @@ def test_bad_ports_spec_is_refused() -> None:
     )
     assert result.returncode == 2
     assert "bad port range" in result.stderr
+
+
+def test_server_sent_events_arrive_one_at_a_time(backend: ServiceProcess) -> None:
+    url = f"{backend.url}/__backend/sse?events=3&interval_ms=10"
+    with httpx.stream("GET", url, timeout=10) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        data = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert data == ["data: event 1", "data: event 2", "data: event 3"]
+    assert httpx.get(f"{backend.url}/__backend/sse?events=0").status_code == 422

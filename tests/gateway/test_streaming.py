@@ -1,10 +1,16 @@
-"""100 MB through the gateway each way, with its memory watched while it streams."""
+"""Streams through the gateway: 100 MB each way with its memory watched, server-sent
+events and dripping bodies arriving as the backend sends them, and a slow client
+holding a fast backend back."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -93,4 +99,179 @@ def test_100mb_download_streams_with_flat_memory(gateway: GatewayProcess) -> Non
             digest.update(chunk)
     growth = rss.growth()
     assert size == SIZE and digest.hexdigest() == expected.hexdigest()
+    assert growth < MAX_GROWTH, f"RSS grew by {growth / 2**20:.1f} MB"
+
+
+class ScriptedBackend:
+    """A raw-socket backend: each connection runs ``script(conn)`` in a thread.
+
+    For answers whose timing a test controls step by step: a head now and the
+    body when the test says so, or a stream as fast as the socket takes it.
+    """
+
+    def __init__(self, script: Callable[[socket.socket], None]) -> None:
+        self.script = script
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):  # the gateway hung up: the stream's end
+            conn.settimeout(30)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            self.script(conn)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+@pytest.fixture
+def scripted(
+    launcher: Launcher,
+) -> Iterator[Callable[[Callable[[socket.socket], None]], GatewayProcess]]:
+    """A gateway in front of a :class:`ScriptedBackend` running the given script."""
+    started: list[ScriptedBackend] = []
+
+    def start(script: Callable[[socket.socket], None]) -> GatewayProcess:
+        backend = ScriptedBackend(script)
+        started.append(backend)
+        route = gateway_route([backend.url], retries={"attempts": 0})
+        return launcher.gateway({"routes": [route]})
+
+    yield start
+    for backend in started:
+        backend.close()
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def test_server_sent_events_reach_the_client_one_by_one(scripted: Any) -> None:
+    """The client has the first event before the backend sends the last one."""
+    first_seen = threading.Event()
+    seen_before_last: list[bool] = []
+
+    def sse(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
+            + _chunk(b"id: 1\ndata: first\n\n")
+        )
+        seen_before_last.append(first_seen.wait(10))
+        conn.sendall(_chunk(b"id: 2\ndata: last\n\n") + b"0\r\n\r\n")
+
+    gateway = scripted(sse)
+    events: list[str] = []
+    with gateway.client() as client, client.stream("GET", "/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(line[6:])
+                first_seen.set()
+    assert events == ["first", "last"]
+    assert seen_before_last == [True]
+
+
+def test_a_client_leaving_an_endless_stream_frees_its_backend(scripted: Any) -> None:
+    """The server drops what the proxy sends after the client left; the proxy
+    must notice the disconnect itself, or an endless event stream would hold
+    its backend connection for ever."""
+    backend_freed = threading.Event()
+
+    def endless(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        try:
+            for number in range(1000):  # 50 s of events at most
+                conn.sendall(_chunk(b"data: %d\n\n" % number))
+                time.sleep(0.05)
+        except OSError:
+            backend_freed.set()  # the gateway closed the connection
+
+    gateway = scripted(endless)
+    with gateway.client() as client, client.stream("GET", "/events") as response:
+        first = next(response.iter_lines())
+    assert first == "data: 0"
+    assert backend_freed.wait(10), "the backend still streams to a client that left"
+
+
+def test_a_small_dripping_body_does_not_hold_its_head_back(scripted: Any) -> None:
+    """Content-Length: 10, the bytes one at a time: the head and the first byte
+    reach the client before the backend sends the rest (the proxy used to read
+    a body this small whole before answering)."""
+    head_seen = threading.Event()
+    byte_seen = threading.Event()
+    order: list[bool] = []
+
+    def drip(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
+        order.append(head_seen.wait(10))
+        conn.sendall(b"0")
+        order.append(byte_seen.wait(10))
+        conn.sendall(b"123456789")
+
+    gateway = scripted(drip)
+    with gateway.client() as client, client.stream("GET", "/drip") as response:
+        assert response.status_code == 200
+        head_seen.set()
+        body = b""
+        for chunk in response.iter_raw():
+            body += chunk
+            byte_seen.set()
+    assert body == b"0123456789"
+    assert order == [True, True]
+
+
+def test_a_slow_client_holds_the_backend_back_instead_of_growing_memory(scripted: Any) -> None:
+    """A backend streams as fast as it can, the client reads a little and stops:
+    what the backend got rid of minus what the client took stays within the
+    sockets' buffers, and the gateway's memory stays flat."""
+    sent = [0]
+    total = 1 << 30
+    block = bytes(range(256)) * 256
+
+    def firehose(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % total)
+        while sent[0] < total:
+            conn.sendall(block)
+            sent[0] += len(block)
+
+    gateway = scripted(firehose)
+    rss = PeakRSS(gateway.pid)
+    received = 0
+    with gateway.client() as client, client.stream("GET", "/big") as response:
+        assert response.status_code == 200
+        reader = response.iter_raw(64 * 1024)
+        while received < 4 * 1024 * 1024:  # slowly: 64 KiB every 5 ms
+            received += len(next(reader))
+            time.sleep(0.005)
+        # the client stops reading: wait until the backend can send no more
+        last, deadline = -1, time.monotonic() + 15
+        while sent[0] != last and time.monotonic() < deadline:
+            last = sent[0]
+            time.sleep(0.5)
+        ahead = sent[0] - received
+    growth = rss.growth()
+    assert sent[0] < total, "the backend was never held back"
+    # kernel buffers on the two connections (autotuned, up to tens of MB on
+    # loopback) plus the gateway's own 256 KiB: far below the 1 GiB on offer
+    assert ahead < 96 * 1024 * 1024, f"{ahead / 2**20:.0f} MiB in flight"
     assert growth < MAX_GROWTH, f"RSS grew by {growth / 2**20:.1f} MB"

@@ -90,6 +90,19 @@ async def test_get_sends_path_query_headers_and_the_backend_host(backend: Servic
     assert response.content_length == len(json.dumps(echo).encode())
 
 
+async def test_a_host_given_replaces_the_backends_own(backend: ServiceProcess) -> None:
+    client = UpstreamClient()
+    try:
+        response = await client.request(
+            backend.url, "GET", b"/", [], None, host=b"client.example", **TIMEOUTS
+        )
+        echo = json.loads(await response.read())
+        response.release()
+    finally:
+        await client.close()
+    assert echo["headers"]["host"] == "client.example"
+
+
 async def test_keep_alive_reuses_one_connection(backend: ServiceProcess) -> None:
     client = UpstreamClient()
     try:

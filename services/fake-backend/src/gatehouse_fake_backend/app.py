@@ -1,7 +1,7 @@
 """The fake backend's ASGI app: an echo on every path, plus a small admin surface.
 
 Paths it keeps for itself: ``/healthz``, ``/readyz``, ``/metrics`` and
-everything under ``/__backend/`` (faults, downloads). The prefix is not the
+everything under ``/__backend/`` (faults, downloads, server-sent events). The prefix is not the
 gateway's reserved ``/-/`` so a gateway in front can proxy to all of them, which
 is why ``/__backend/`` answers only when the instance was started with
 ``--faults``: otherwise anyone allowed through a route could switch the
@@ -11,10 +11,11 @@ prefix answers 404 on every method instead of being echoed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, FastAPI, Path, Request, status
+from fastapi import APIRouter, FastAPI, Path, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
 from prometheus_client import Counter
 
@@ -50,6 +51,13 @@ async def _stream_pattern(size: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
+async def _stream_events(count: int, interval: float) -> AsyncIterator[bytes]:
+    for number in range(1, count + 1):
+        if number > 1:
+            await asyncio.sleep(interval)
+        yield b"id: %d\ndata: event %d\n\n" % (number, number)
+
+
 def admin_router(injector: FaultInjector) -> APIRouter:
     router = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"])
 
@@ -71,6 +79,17 @@ def admin_router(injector: FaultInjector) -> APIRouter:
             _stream_pattern(size),
             media_type="application/octet-stream",
             headers={"content-length": str(size)},
+        )
+
+    @router.get("/sse", summary="Server-sent events: `events` of them, `interval_ms` apart")
+    async def events(
+        events: int = Query(default=5, ge=1, le=1000),
+        interval_ms: int = Query(default=1000, ge=0, le=60_000),
+    ) -> StreamingResponse:
+        return StreamingResponse(
+            _stream_events(events, interval_ms / 1000),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache"},
         )
 
     return router

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from gatehouse_gateway.config.schema import PassiveHealthConfig
 from gatehouse_gateway.metrics import BackendMetrics
+from gatehouse_gateway.upstream.tls import UpstreamTLS
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class BackendState:
         "name",
         "passive",
         "route",
+        "tls",
         "weight",
     )
 
@@ -52,6 +54,8 @@ class BackendState:
         self.name = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         self.weight = weight
         self.passive = passive
+        # how an https:// backend is reached (the route's tls block); None for http://
+        self.tls: UpstreamTLS | None = None
         self.in_flight = 0
         self.consecutive_failures = 0
         self.ejections_in_a_row = 0

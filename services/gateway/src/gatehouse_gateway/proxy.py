@@ -1,38 +1,43 @@
 """The hot path: a raw ASGI callable that proxies one request to a backend.
 
-Everything that can be done once is done at load time (route table, timeouts,
-label children, error bodies, header sets); per request this module does one
-pass over the headers, one route lookup, one pick, and streams the bodies
-both ways through the pooled upstream client (upstream/h1/, measured at
-half aiohttp's CPU per request: loadtest/README.md). Nothing here logs at info level
-or touches pydantic.
+A request's journey is three steps. One pass over the head builds a
+:class:`ProxyRequest` (or answers a refusal: 400/401/404/413/431). One attempt
+loop tries backends; each attempt ends as one :class:`~gatehouse_gateway.outcome.Outcome`,
+which alone decides passive health, the upstream metric, a retry and the
+answer, while one ``try``/``finally`` keeps the backend's in-flight count.
+The backend's response is then relayed: its head as soon as it arrives, its
+body chunk by chunk, as fast as the client takes it (the upstream client
+stops reading from the backend while the client is behind).
+
+Everything that can be done once is done at load time (route table,
+timeouts, label children, fixed error bodies, header sets). The two header
+seams are :func:`upstream_headers` and :func:`client_headers`. Nothing here
+logs at info level or touches pydantic.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from gatehouse_common.errors import error_body
 from gatehouse_common.http_protocol import SMALL_BODY
 from gatehouse_common.jwt import TokenError
 from gatehouse_common.request_id import new_request_id
+from gatehouse_gateway import answers
 from gatehouse_gateway.auth import CHALLENGE
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.edge.head import HOP_BY_HOP, Refusal, RequestHead
 from gatehouse_gateway.metrics import RouteMetrics
+from gatehouse_gateway.outcome import Outcome, Retry, outcome_of
+from gatehouse_gateway.request_body import RequestBody
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.runtime import Gateway
-from gatehouse_gateway.upstream.h1 import (
-    UpstreamConnectError,
-    UpstreamError,
-    UpstreamPoolTimeout,
-    UpstreamResponse,
-)
+from gatehouse_gateway.upstream.h1 import UpstreamError, UpstreamResponse
 from gatehouse_gateway.upstream.retry import IDEMPOTENT_METHODS, RETRYABLE_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -40,104 +45,99 @@ access_logger = logging.getLogger("gatehouse.access")
 
 # uvicorn writes its own Date; the request id is the gateway's to set.
 _RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id", b"date"}
-_JSON = (b"content-type", b"application/json")
 
 # Requests no route claims are counted too, under one bounded label.
 UNMATCHED = RouteMetrics("none")
-NO_ROUTE = error_body("no_route", "no route matches this host and path")
-HEADERS_TOO_LARGE = error_body("headers_too_large", "the request headers are too large")
-BODY_TOO_LARGE = error_body("body_too_large", "the request body is too large")
-BAD_LENGTH = error_body("bad_request", "the Content-Length header is not a number")
+
+# A small body (Content-Length up to SMALL_BODY) not in yet when its head
+# arrives is waited for this long: a backend that dies right after its head is
+# then still one failed attempt, retried elsewhere, and head and body leave in
+# one write. A body slower than this (a drip, a trickle) no longer holds its
+# head back: the head leaves and the body streams.
+SMALL_BODY_HOLD = 0.05
+
+_FLUSH_HEAD = {"type": "http.response.body", "body": b"", "more_body": True}
 
 
-async def send_json(
-    send: Send, status: int, body: bytes, request_id: bytes, *extra: tuple[bytes, bytes]
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                _JSON,
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", request_id),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+@dataclass(slots=True)
+class ProxyRequest:
+    """One request on its way to a backend, as one pass over its head found it."""
+
+    route: Route
+    method: str
+    # raw path and query, as the backend receives them
+    target: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: RequestBody | None
+    request_id: bytes
+    idempotent: bool
+    # the client's side: its disconnect ends a streamed response
+    receive: Receive
 
 
-class _Body:
-    """The request body for the upstream client: read whole first, or streamed from ``receive``.
+@dataclass(slots=True)
+class Attempt:
+    """What one try at one backend came to; ``response`` is set for ``Outcome.OK``."""
 
-    A buffered body can be sent again, so it never stops a retry; a streamed
-    one has ``started`` once its first byte left the client.
+    outcome: Outcome
+    response: UpstreamResponse | None = None
+    # the whole body, when it was small and in before the hold ran out
+    payload: bytes | None = None
+    error: BaseException | None = None
+
+
+def upstream_headers(head: RequestHead) -> list[tuple[bytes, bytes]]:
+    """The client's headers as the backend gets them, minus hop-by-hop ones.
+
+    Identity and forwarding headers are added after this; the list is the
+    request's own, so later steps may extend it.
     """
-
-    __slots__ = ("buffered", "disconnected", "limit", "receive", "started", "too_large")
-
-    def __init__(self, receive: Receive, limit: int | None) -> None:
-        self.receive = receive
-        self.limit = limit
-        self.started = False
-        self.too_large = False
-        self.disconnected = False
-        self.buffered: bytes | None = None
-
-    async def buffer(self) -> int:
-        """Read the whole body now; 0, or the status that ends the request (413, 499)."""
-        parts: list[bytes] = []
-        received = 0
-        limit = self.limit
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                self.disconnected = True
-                return 499  # gone, or the server's body idle timeout answered 408
-            chunk = message.get("body", b"")
-            if chunk:
-                received += len(chunk)
-                if limit is not None and received > limit:
-                    self.too_large = True
-                    return 413
-                parts.append(chunk)
-            if not message.get("more_body", False):
-                self.buffered = b"".join(parts)
-                return 0
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        if self.buffered is not None:
-            yield self.buffered
-            return
-        self.started = True
-        received = 0
-        limit = self.limit
-        receive = self.receive
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                self.disconnected = True
-                raise ConnectionAbortedError("the client went away mid-upload")
-            chunk = message.get("body", b"")
-            if chunk:
-                received += len(chunk)
-                if limit is not None and received > limit:
-                    self.too_large = True
-                    raise ValueError("request body over the route's limit")
-                yield chunk
-            if not message.get("more_body", False):
-                return
+    out = head.headers
+    if head.connection is not None:
+        # Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
+        named = {t.strip().lower() for t in head.connection.split(b",")}
+        out = [(k, v) for k, v in out if k.lower() not in named]
+    return out
 
 
-class _Failure:
-    """Why the last attempt failed, answered when no retry is left."""
+def client_headers(
+    raw_headers: list[tuple[bytes, bytes]], request_id: bytes
+) -> list[tuple[bytes, bytes]]:
+    """The backend's response headers as the client gets them (hop-by-hop dropped)."""
+    headers = [(b"x-request-id", request_id)]
+    for name, value in raw_headers:
+        lower = name.lower()
+        if lower not in _RESPONSE_DROP:
+            headers.append((lower, value))
+    return headers
 
-    __slots__ = ("body", "status")
 
-    def __init__(self, status: int, code: str, detail: str, route: str) -> None:
-        self.status = status
-        self.body = error_body(code, detail, route=route)
+async def _held_body(response: UpstreamResponse) -> bytes | None:
+    """A small body not in with its head: read whole if in within the hold, else None.
+
+    Raises what broke the body, so the attempt fails (and may be retried)
+    while nothing has reached the client yet; None: it streams after its head.
+    """
+    hold = asyncio.timeout(SMALL_BODY_HOLD)
+    try:
+        async with hold:
+            await response.wait_complete()
+    except TimeoutError:
+        if not hold.expired():
+            raise  # the backend's own read timeout, not the hold
+        return None
+    return await response.read()
+
+
+class _ClientGone(Exception):
+    """The client left while its response streamed."""
+
+
+async def _watch_disconnect(receive: Receive, response: UpstreamResponse) -> None:
+    """Abort ``response`` (closing its backend connection) once the client disconnects."""
+    while (await receive())["type"] != "http.disconnect":
+        pass  # the rest of an upload the backend answered without reading
+    response.abort(_ClientGone())
 
 
 class Proxy:
@@ -156,9 +156,8 @@ class Proxy:
         try:
             head = rules.read(scope)
         except Refusal as refusal:
-            await send_json(
-                send, refusal.status, refusal.body, new_request_id().encode(), *refusal.headers
-            )
+            rid = new_request_id().encode()
+            await answers.send_json(send, refusal.status, refusal.body, rid, *refusal.headers)
             UNMATCHED.observe(scope["method"], refusal.status, time.perf_counter() - started)
             return
         request_id = rules.request_id(head)
@@ -169,11 +168,12 @@ class Proxy:
             if path == "/metrics" and gateway.loaded.config.public_metrics:
                 await self.fallback(scope, receive, send)
             else:
-                await send_json(send, 404, NO_ROUTE, rid)
+                await answers.send_json(send, 404, answers.NO_ROUTE, rid)
                 UNMATCHED.observe(scope["method"], 404, time.perf_counter() - started)
             return
         method: str = scope["method"]
-        status = await self._proxy(route, scope, receive, send, method, head, rid)
+        prepared = await self._prepare(route, scope, receive, send, head, rid)
+        status = prepared if isinstance(prepared, int) else await self._forward(prepared, send)
         elapsed = time.perf_counter() - started
         route.metrics.observe(method, status, elapsed)
         if self.access_log:
@@ -183,20 +183,18 @@ class Proxy:
                        "duration_ms": round(elapsed * 1000, 3)},
             )  # fmt: skip
 
-    async def _proxy(
+    async def _prepare(
         self,
         route: Route,
         scope: Scope,
         receive: Receive,
         send: Send,
-        method: str,
         head: RequestHead,
         rid: bytes,
-    ) -> int:
-        """Proxy to a backend of ``route``; returns the status sent to the client."""
+    ) -> ProxyRequest | int:
+        """The request for ``route``, or the status of the refusal already answered."""
         if head.header_bytes > route.max_header_bytes:
-            await send_json(send, 431, HEADERS_TOO_LARGE, rid)
-            return 431
+            return await answers.send_json(send, 431, answers.HEADERS_TOO_LARGE, rid)
         limit = route.max_body_bytes
         declared: int | None = None
         has_body = head.chunked
@@ -204,221 +202,192 @@ class Proxy:
             try:
                 declared = int(head.length)
             except ValueError:
-                await send_json(send, 400, BAD_LENGTH, rid)
-                return 400
+                return await answers.send_json(send, 400, answers.BAD_LENGTH, rid)
             if limit is not None and declared > limit:
-                await send_json(send, 413, BODY_TOO_LARGE, rid)
-                return 413
+                return await answers.send_json(send, 413, answers.BODY_TOO_LARGE, rid)
             has_body = declared > 0
-        out = head.headers
-        if head.connection is not None:
-            # Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
-            named = {t.strip().lower() for t in head.connection.split(b",")}
-            out = [(k, v) for k, v in out if k.lower() not in named]
+        headers = upstream_headers(head)
         if route.auth_required:
             authenticator = self.gateway.authenticator
             try:
                 if authenticator is None:
                     raise TokenError("jwks_unavailable")
-                out.extend(await authenticator.identity_headers(head.authorization))
+                headers.extend(await authenticator.identity_headers(head.authorization))
             except TokenError as exc:
                 refusal = (
                     authenticator.refusal(exc)
                     if authenticator is not None
-                    else error_body("unauthorized", exc.detail, reason=exc.reason)
+                    else answers.unauthorized(exc)
                 )
-                await send_json(send, 401, refusal, rid, (b"www-authenticate", CHALLENGE))
-                return 401
-        out.extend(self.gateway.edge.forwarding_headers(head, scope, rid))
+                return await answers.send_json(
+                    send, 401, refusal, rid, (b"www-authenticate", CHALLENGE)
+                )
+        headers.extend(self.gateway.edge.forwarding_headers(head, scope, rid))
         target = head.path
         query: bytes = scope.get("query_string", b"")
         if query:
             target = target + b"?" + query
-        body: _Body | None = None
+        body: RequestBody | None = None
         if has_body:
-            body = _Body(receive, limit)
+            body = RequestBody(receive, limit)
             if declared is not None and declared <= route.buffer_body_bytes:
                 # Read a small body whole before a backend is picked, as nginx does:
                 # a client trickling it in then holds no backend connection.
-                status = await body.buffer()
-                if status:
-                    if status == 413:
-                        await send_json(send, 413, BODY_TOO_LARGE, rid)
-                    return status
-        return await self._attempts(route, method, send, out, target, body, rid)
+                problem = await body.buffer()
+                if problem is not None:
+                    return await self._answer_failure(send, route, problem, None, rid)
+        method: str = scope["method"]
+        return ProxyRequest(
+            route, method, target, headers, body, rid, method in IDEMPOTENT_METHODS, receive
+        )
 
-    async def _attempts(
-        self,
-        route: Route,
-        method: str,
-        send: Send,
-        headers: list[tuple[bytes, bytes]],
-        target: bytes,
-        body: _Body | None,
-        rid: bytes,
-    ) -> int:
-        upstream = self.gateway.upstream
-        timeouts = route.config.timeouts
+    async def _forward(self, request: ProxyRequest, send: Send) -> int:
+        """Try backends until one answers or no retry is left; the status the client got."""
+        route = request.route
         route.budget.deposit()
         backend = await route.balancer.pick() or route.balancer.panic_pick()
         if backend is None:
-            await send_json(send, 503, route.no_backend_body, rid)
-            return 503
-        idempotent = method in IDEMPOTENT_METHODS
+            return await answers.send_json(send, 503, route.no_backend_body, request.request_id)
         tried: list[BackendState] = []
-        failure: _Failure | None = None
-        attempt = 0
-        while backend is not None:
-            attempt += 1
-            retry = False
-            backend.in_flight += 1
-            sent = time.perf_counter()
+        attempt = 1
+        while True:
+            current = backend
+            current.in_flight += 1
             try:
-                response = await upstream.request(
-                    backend.base_url,
-                    method,
-                    target,
-                    headers,
-                    body.chunks() if body is not None else None,
-                    connect_timeout=timeouts.connect,
-                    read_timeout=timeouts.read,
-                    pool_timeout=timeouts.pool_wait,
-                )
-                # A small body is read inside the attempt: a backend that dies between
-                # its head and its body is then one more failed attempt, retried like
-                # a reset, instead of a 502 the client sees.
-                payload = None
-                length = response.content_length
-                if length is not None and length <= SMALL_BODY:
-                    try:
-                        payload = await response.read()
-                    except BaseException:
-                        response.release()
-                        raise
-            except UpstreamPoolTimeout:
-                # Every connection to the backend is busy: the gateway's limit, not the
-                # backend's failure, so nothing counts against its health.
-                backend.in_flight -= 1
-                backend.metrics.count("pool_timeout")
-                detail = f"no connection to a backend came free within {timeouts.pool_wait:g}s"
-                await send_json(
-                    send, 503, error_body("upstream_busy", detail, route=route.name), rid
-                )
-                return 503
-            except UpstreamConnectError as exc:
-                backend.in_flight -= 1
-                if body is not None and (body.too_large or body.disconnected):
-                    return await self._body_problem(send, body, rid)
-                backend.metrics.count("connect_error")
-                backend.record_failure("connect_error")
-                failure = _Failure(
-                    502,
-                    "upstream_unreachable",
-                    f"cannot connect to a backend: {type(exc).__name__}",
-                    route.name,
-                )
-                retry = body is None or not body.started
-            except TimeoutError:  # UpstreamTimeout: no answer within the read timeout
-                backend.in_flight -= 1
-                backend.metrics.count("timeout")
-                backend.record_failure("timeout")
-                detail = f"the backend did not answer within {route.config.timeouts.read:g}s"
-                await send_json(
-                    send, 504, error_body("upstream_timeout", detail, route=route.name), rid
-                )
-                return 504
-            except UpstreamError as exc:
-                backend.in_flight -= 1
-                if body is not None and (body.too_large or body.disconnected):
-                    return await self._body_problem(send, body, rid)
-                backend.metrics.count("reset")
-                backend.record_failure("reset")
-                failure = _Failure(
-                    502,
-                    "upstream_failed",
-                    f"the backend connection failed: {type(exc).__name__}",
-                    route.name,
-                )
-                retry = idempotent and (body is None or not body.started)
-            except BaseException:  # cancelled, or a bug: the count must not leak
-                backend.in_flight -= 1
-                raise
-            else:
-                status = response.status
-                backend.metrics.duration.observe(time.perf_counter() - sent)
-                backend.metrics.count(status)
-                if status in RETRYABLE_STATUSES or status == 504:
-                    backend.record_failure(f"status {status}")
-                    if (
-                        status in RETRYABLE_STATUSES
-                        and idempotent
-                        and (body is None or not body.started)
-                        and attempt < route.max_attempts
-                    ):
-                        following = route.balancer.pick_other([*tried, backend])
-                        if following is not None and route.budget.withdraw():
+                result = await self._attempt(request, current)
+                response = result.response
+                if response is not None and response.status not in RETRYABLE_STATUSES:
+                    return await self._relay(send, request, current, response, result.payload)
+                if self._may_retry(request, result.outcome, attempt):
+                    following = route.balancer.pick_other([*tried, current])
+                    if following is not None and route.budget.withdraw():
+                        if response is not None:
                             response.release()
-                            backend.in_flight -= 1
-                            tried.append(backend)
-                            route.metrics.retries.inc()
-                            backend = following
-                            continue
-                else:
-                    backend.record_success()
-                try:
-                    return await self._stream(send, response, rid, backend, payload)
-                finally:
-                    backend.in_flight -= 1
-            if not retry or attempt >= route.max_attempts:
-                break
-            tried.append(backend)
-            backend = route.balancer.pick_other(tried)
-            if backend is None or not route.budget.withdraw():
-                break
-            route.metrics.retries.inc()
-        if failure is None:  # pragma: no cover - the loop runs at least once
-            failure = _Failure(503, "no_healthy_backend", "no backend left", route.name)
-        await send_json(send, failure.status, failure.body, rid)
-        return failure.status
+                        tried.append(current)
+                        route.metrics.retries.inc()
+                        backend = following
+                        attempt += 1
+                        continue
+                if response is not None:  # a 502/503 with no retry left: the client gets it
+                    return await self._relay(send, request, current, response, result.payload)
+                return await self._answer_failure(
+                    send, route, result.outcome, result.error, request.request_id
+                )
+            finally:
+                current.in_flight -= 1
 
-    async def _body_problem(self, send: Send, body: _Body, rid: bytes) -> int:
-        if body.too_large:
-            await send_json(send, 413, BODY_TOO_LARGE, rid)
-            return 413
-        return 499  # the client went away; nobody to answer
+    async def _attempt(self, request: ProxyRequest, backend: BackendState) -> Attempt:
+        """One try at ``backend``, its outcome recorded in the backend's health and metrics."""
+        timeouts = request.route.config.timeouts
+        body = request.body
+        sent = time.perf_counter()
+        try:
+            response = await self.gateway.upstream.request(
+                backend.base_url,
+                request.method,
+                request.target,
+                request.headers,
+                body.chunks() if body is not None else None,
+                connect_timeout=timeouts.connect,
+                read_timeout=timeouts.read,
+                pool_timeout=timeouts.pool_wait,
+                tls=backend.tls,
+            )
+            payload = None
+            length = response.content_length
+            try:
+                if length is not None and length <= SMALL_BODY:
+                    # in with its head (the common case), or held for a moment
+                    if response.complete:
+                        payload = await response.read()
+                    else:
+                        payload = await _held_body(response)
+            except BaseException:
+                response.release()
+                raise
+        except (UpstreamError, TimeoutError) as exc:
+            problem = body.problem if body is not None else None
+            if problem is not None:  # the client's side failed, not the backend
+                return Attempt(problem, error=exc)
+            outcome = outcome_of(exc)
+            backend.metrics.count(outcome.label)
+            if outcome.backend_failure:
+                backend.record_failure(outcome.label)
+            return Attempt(outcome, error=exc)
+        status = response.status
+        backend.metrics.duration.observe(time.perf_counter() - sent)
+        backend.metrics.count(status)
+        if status in RETRYABLE_STATUSES or status == 504:
+            backend.record_failure(f"status {status}")
+        else:
+            backend.record_success()
+        return Attempt(Outcome.OK, response, payload)
 
-    async def _stream(
+    @staticmethod
+    def _may_retry(request: ProxyRequest, outcome: Outcome, attempt: int) -> bool:
+        """Whether ``outcome`` lets the request go to another backend (if one and budget remain)."""
+        if attempt >= request.route.max_attempts or outcome.retry is Retry.NEVER:
+            return False
+        body = request.body
+        if body is not None and body.started:  # its bytes are gone: it cannot be sent again
+            return False
+        return outcome.retry is Retry.UNSENT or request.idempotent
+
+    async def _answer_failure(
         self,
         send: Send,
-        response: UpstreamResponse,
+        route: Route,
+        outcome: Outcome,
+        error: BaseException | None,
         rid: bytes,
-        backend: BackendState | None,
+    ) -> int:
+        if outcome is Outcome.CLIENT_GONE:
+            return outcome.status  # nobody to answer
+        body = answers.failure_body(outcome, route, error)
+        return await answers.send_json(send, outcome.status, body, rid)
+
+    async def _relay(
+        self,
+        send: Send,
+        request: ProxyRequest,
+        backend: BackendState,
+        response: UpstreamResponse,
         payload: bytes | None,
     ) -> int:
-        """Send the backend's response to the client.
+        """Send the backend's response: head now, then the body, as fast as the client takes it.
 
-        ``payload`` is the whole body when ``_attempts`` has read it (a small one,
-        read inside the attempt so that a break there can still be retried);
-        otherwise the body is streamed chunk by chunk.
+        ``payload`` is the whole body when the attempt read it (small, and in
+        already); otherwise the body streams chunk by chunk. Each ``send``
+        waits while the client is behind, and the upstream response stops
+        reading from the backend while its buffer is full, so a slow client
+        holds back the backend instead of growing memory.
         """
         status = response.status
-        headers = [(b"x-request-id", rid)]
-        for name, value in response.raw_headers:
-            lower = name.lower()
-            if lower not in _RESPONSE_DROP:
-                headers.append((lower, value))
+        headers = client_headers(response.raw_headers, request.request_id)
         try:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             if payload is not None:
                 await send({"type": "http.response.body", "body": payload})
                 return status
-            async for chunk in response.aiter_bytes():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            length = response.content_length
+            if length is not None and length <= SMALL_BODY:
+                # the server holds a small response's head for its first body
+                # message; this one lets it go now, not when the backend's bytes do
+                await send(_FLUSH_HEAD)
+            # An ASGI server drops what is sent after the client left, so a stream
+            # to a gone client (an endless SSE one) would hold its backend forever.
+            watcher = asyncio.ensure_future(_watch_disconnect(request.receive, response))
+            try:
+                async for chunk in response.aiter_bytes():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except _ClientGone:
+                return status
+            finally:
+                watcher.cancel()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return status
         except (UpstreamError, TimeoutError) as exc:
-            if backend is not None:
-                backend.record_failure("body_error")
+            backend.record_failure("body_error")
             # Headers are out: the only honest signal left is a cut connection.
             logger.warning("backend response broke off mid-body: %s", type(exc).__name__)
             raise

@@ -15,9 +15,11 @@ from __future__ import annotations
 from gatehouse_common.errors import error_body
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
+from gatehouse_gateway.config.loader import ConfigError
 from gatehouse_gateway.config.schema import GatewayConfig, RouteConfig
 from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.upstream.retry import RetryBudget
+from gatehouse_gateway.upstream.tls import TLSContexts, UpstreamTLS
 
 # (prefix, the same ending in "/" or "" for string matching, route), longest first
 _Entries = tuple[tuple[str, str, "Route"], ...]
@@ -129,17 +131,38 @@ class RouteTable:
         return next((r for r in self.routes if r.name == name), None)
 
 
+def _route_tls(route_config: RouteConfig, contexts: TLSContexts) -> UpstreamTLS | None:
+    if not any(b.url.startswith("https://") for b in route_config.backends):
+        return None
+    try:
+        return contexts.get(route_config.tls, route_config.name)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ConfigError(f"route {route_config.name!r}: tls: {exc}") from exc
+
+
 def build_table(
-    config: GatewayConfig, cursor: Cursor, previous: RouteTable | None = None
+    config: GatewayConfig,
+    cursor: Cursor,
+    previous: RouteTable | None = None,
+    *,
+    tls: TLSContexts | None = None,
 ) -> RouteTable:
-    """Compile ``config``; backends kept by a reload keep their state."""
+    """Compile ``config``; backends kept by a reload keep their state.
+
+    ``tls`` holds the SSL contexts of earlier tables (the gateway keeps one for
+    its life, so unchanged ``tls`` blocks keep their pooled connections).
+    Raises :class:`ConfigError` when a route's CA, certificate or key cannot be loaded.
+    """
+    contexts = tls if tls is not None else TLSContexts()
+    # every context first: a bad file fails the build before kept backends are touched
+    route_tls = [_route_tls(route_config, contexts) for route_config in config.routes]
     known: dict[tuple[str, str], BackendState] = {}
     if previous is not None:
         for route in previous.routes:
             for backend in route.backends:
                 known[(route.name, backend.base_url)] = backend
     routes = []
-    for route_config in config.routes:
+    for route_config, tls_of_route in zip(config.routes, route_tls, strict=True):
         backends = []
         for backend_config in route_config.backends:
             state = known.get((route_config.name, backend_config.url))
@@ -153,6 +176,7 @@ def build_table(
             else:
                 state.weight = backend_config.weight
                 state.passive = route_config.passive_health
+            state.tls = tls_of_route if backend_config.url.startswith("https://") else None
             backends.append(state)
         routes.append(Route(route_config, backends, cursor))
     return RouteTable(routes)

@@ -27,6 +27,7 @@ from gatehouse_gateway.routing import Route, RouteTable, build_table
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_gateway.upstream.h1 import UpstreamClient
 from gatehouse_gateway.upstream.health import HealthMonitor
+from gatehouse_gateway.upstream.tls import TLSContexts
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ class Gateway:
             timeout=settings.redis_timeout,
             retry_interval=settings.redis_retry_interval,
         )
-        self.table: RouteTable = build_table(loaded.config, self.cursor)
+        # SSL contexts to https:// backends, kept across reloads (upstream/tls.py)
+        self.tls = TLSContexts()
+        self.table: RouteTable = build_table(loaded.config, self.cursor, tls=self.tls)
         self.edge = HeadRules(loaded.config.edge)
         self.authenticator: Authenticator | None = None
         # The one client to backends (upstream/h1/): proxied requests and health checks.
@@ -123,6 +126,10 @@ class Gateway:
                     auth_url=self.settings.auth_url,
                     accounts_ui_url=self.settings.accounts_ui_url,
                 )
+                if loaded.digest == self.loaded.digest:
+                    return True
+                # a CA, certificate or key that cannot be loaded fails here too
+                table = build_table(loaded.config, self.cursor, previous=self.table, tls=self.tls)
             except ConfigError as exc:
                 self.last_reload_error = str(exc)
                 CONFIG_RELOADS.labels(outcome="failure").inc()
@@ -130,8 +137,6 @@ class Gateway:
                     "config reload (%s) failed, keeping the running config: %s", reason, exc
                 )
                 return False
-            if loaded.digest == self.loaded.digest:
-                return True
             if loaded.config.cursor != self.loaded.config.cursor:
                 logger.warning("cursor settings change only on restart; keeping the running one")
             if (loaded.config.listen, loaded.config.admin) != (
@@ -139,7 +144,7 @@ class Gateway:
                 self.loaded.config.admin,
             ):
                 logger.warning("listeners change only on restart; keeping the running ones")
-            self.table = build_table(loaded.config, self.cursor, previous=self.table)
+            self.table = table
             self.edge = HeadRules(loaded.config.edge)
             self._set_authenticator(loaded)
             self.loaded = loaded

@@ -178,6 +178,42 @@ class LimitsConfig(_Strict):
     )
 
 
+class UpstreamTLSConfig(_Strict):
+    """TLS to a route's ``https://`` backends (``http://`` ones ignore it).
+
+    Verified by default, against the system trust store or ``ca_file``; a client
+    certificate (``cert_file`` + ``key_file``) is offered to backends that ask for
+    one (mTLS). ``server_name`` is the name sent by SNI and checked against the
+    backend's certificate when it differs from the host in the URL.
+    """
+
+    verify: bool = Field(
+        default=True,
+        description="check the backend's certificate and name; false only for tests "
+        "(logged as a warning)",
+    )
+    ca_file: str | None = Field(
+        default=None, description="PEM bundle of CAs to trust; none: the system trust store"
+    )
+    cert_file: str | None = Field(
+        default=None, description="PEM client certificate chain offered to the backend"
+    )
+    key_file: str | None = Field(
+        default=None, description="its private key (PEM); none: in cert_file"
+    )
+    server_name: str | None = Field(
+        default=None, description="SNI and certificate name; none: the URL's host"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UpstreamTLSConfig:
+        if self.key_file and not self.cert_file:
+            raise ValueError("key_file needs cert_file")
+        if not self.verify and (self.ca_file or self.server_name):
+            raise ValueError("ca_file and server_name only apply with verify: true")
+        return self
+
+
 class RouteConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     hosts: list[str] = Field(default_factory=list, description="empty: any host")
@@ -195,6 +231,7 @@ class RouteConfig(_Strict):
     health_check: HealthCheckConfig | None = None
     passive_health: PassiveHealthConfig = PassiveHealthConfig()
     limits: LimitsConfig = LimitsConfig()
+    tls: UpstreamTLSConfig = UpstreamTLSConfig()
 
     @field_validator("backends")
     @classmethod

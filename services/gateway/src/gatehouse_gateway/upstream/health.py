@@ -82,6 +82,7 @@ class HealthMonitor:
                 connect_timeout=check.timeout,
                 read_timeout=check.timeout,
                 pool_timeout=check.timeout,
+                tls=backend.tls,
             )
             try:
                 ok = 200 <= response.status < 300

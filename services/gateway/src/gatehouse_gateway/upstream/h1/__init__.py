@@ -18,6 +18,7 @@ from gatehouse_gateway.upstream.h1.errors import (
     UpstreamError,
     UpstreamPoolTimeout,
     UpstreamTimeout,
+    UpstreamTLSError,
 )
 from gatehouse_gateway.upstream.h1.response import UpstreamResponse
 
@@ -30,5 +31,6 @@ __all__ = [
     "UpstreamError",
     "UpstreamPoolTimeout",
     "UpstreamResponse",
+    "UpstreamTLSError",
     "UpstreamTimeout",
 ]

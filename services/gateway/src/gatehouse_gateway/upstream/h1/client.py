@@ -29,13 +29,14 @@ import ssl
 from collections.abc import AsyncIterable, Sequence
 from urllib.parse import urlsplit
 
-from gatehouse_gateway.upstream.h1.connection import H1Connection
+from gatehouse_gateway.upstream.h1.connection import H1Connection, tls_error
 from gatehouse_gateway.upstream.h1.errors import (
     UpstreamBroken,
     UpstreamConnectError,
     UpstreamPoolTimeout,
 )
 from gatehouse_gateway.upstream.h1.response import UpstreamResponse
+from gatehouse_gateway.upstream.tls import UpstreamTLS
 
 # a queued request: (arrival number, the future that receives an idle connection,
 # or None for a place reserved under both caps)
@@ -49,13 +50,17 @@ _STALE_RETRIES = 2
 class BackendPool:
     """Idle keep-alive connections to one backend, most recently used first."""
 
-    def __init__(self, client: UpstreamClient, url: str) -> None:
+    def __init__(self, client: UpstreamClient, url: str, tls: UpstreamTLS | None = None) -> None:
         parts = urlsplit(url)
         self.client = client
         self.loop = client.loop
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl: ssl.SSLContext | None = client.ssl_context if parts.scheme == "https" else None
+        self.ssl: ssl.SSLContext | None = None
+        self.server_hostname: str | None = None
+        if parts.scheme == "https":
+            self.ssl = tls.context if tls is not None else client.ssl_context
+            self.server_hostname = tls.server_name if tls is not None else None
         default_port = self.port == (443 if parts.scheme == "https" else 80)
         self.host_header = (self.host if default_port else f"{self.host}:{self.port}").encode()
         self.idle: collections.deque[H1Connection] = collections.deque()
@@ -146,10 +151,16 @@ class BackendPool:
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await self.loop.create_connection(
-                    lambda: H1Connection(self), self.host, self.port, ssl=self.ssl
+                    lambda: H1Connection(self),
+                    self.host,
+                    self.port,
+                    ssl=self.ssl,
+                    server_hostname=self.server_hostname,
                 )
         except BaseException as exc:
             self._unreserve()
+            if isinstance(exc, ssl.SSLError):  # an OSError too: the more precise first
+                raise tls_error(exc) from exc
             if isinstance(exc, TimeoutError):
                 raise UpstreamConnectError(f"connect timed out after {timeout:g}s") from exc
             if isinstance(exc, OSError):
@@ -243,16 +254,18 @@ class UpstreamClient:
         self.max_response_head_bytes = max_response_head_bytes
         self.max_response_headers = max_response_headers
         self.ssl_context = ssl.create_default_context()
-        self.pools: dict[str, BackendPool] = {}
+        self.pools: dict[str | tuple[str, UpstreamTLS], BackendPool] = {}
         self.connections = 0
         self._queued = 0  # requests queued in all pools
         self._arrivals = itertools.count()
         self._dispatching = False
 
-    def pool(self, base_url: str) -> BackendPool:
-        pool = self.pools.get(base_url)
+    def pool(self, base_url: str, tls: UpstreamTLS | None = None) -> BackendPool:
+        """The pool for ``base_url`` reached with ``tls`` (one per distinct pair)."""
+        key: str | tuple[str, UpstreamTLS] = base_url if tls is None else (base_url, tls)
+        pool = self.pools.get(key)
         if pool is None:
-            pool = self.pools[base_url] = BackendPool(self, base_url)
+            pool = self.pools[key] = BackendPool(self, base_url, tls)
         return pool
 
     def _dispatch(self) -> None:
@@ -296,6 +309,8 @@ class UpstreamClient:
         read_timeout: float,
         pool_timeout: float | None = None,
         upgrade: bool = False,
+        tls: UpstreamTLS | None = None,
+        host: bytes | None = None,
     ) -> UpstreamResponse:
         """Send one request; the response once its head is in (the body streams after).
 
@@ -309,11 +324,16 @@ class UpstreamClient:
         free connection (:class:`UpstreamPoolTimeout`); ``connect_timeout`` the
         TCP connect and TLS handshake; ``read_timeout`` the response head, from
         when the request is sent, and then each silence in the body. Only with
-        ``upgrade`` may the backend answer 101 and switch protocols.
+        ``upgrade`` may the backend answer 101 and switch protocols. ``tls`` is how
+        an ``https://`` backend is reached (default: verified against the system
+        trust store); a failed handshake is :class:`UpstreamTLSError`. ``host`` is
+        the ``Host`` header to send instead of the backend's own (a route that
+        preserves the client's).
         """
-        pool = self.pool(base_url)
+        pool = self.pool(base_url, tls)
         has_length = False
-        parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", pool.host_header]
+        host_header = pool.host_header if host is None else host
+        parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", host_header]
         for name, value in headers:
             if len(name) == 14 and name.lower() == b"content-length":
                 has_length = True

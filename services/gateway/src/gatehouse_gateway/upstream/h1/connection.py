@@ -13,16 +13,32 @@ is closed, never reused. See uvicorn's ``httptools_impl.py`` and aiohttp's
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, NoReturn, cast
 
 import httptools
 
-from gatehouse_gateway.upstream.h1.errors import UpstreamBroken, UpstreamError, UpstreamTimeout
+from gatehouse_gateway.upstream.h1.errors import (
+    UpstreamBroken,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamTLSError,
+)
 from gatehouse_gateway.upstream.h1.response import UpstreamResponse
 
 if TYPE_CHECKING:
     from gatehouse_gateway.upstream.h1.client import BackendPool
+
+
+def tls_error(exc: ssl.SSLError) -> UpstreamTLSError:
+    """OpenSSL's short reason (and, for a certificate, why it was not trusted)."""
+    error = UpstreamTLSError(exc.reason or type(exc).__name__)
+    verify = getattr(exc, "verify_message", None)
+    if verify:
+        error.args = (f"{error.args[0]} ({verify})",)
+    return error
+
 
 # "HTTP/1.1 200 " and CRLF around the reason, and the blank line that ends a head
 _STATUS_LINE_OVERHEAD = 17
@@ -123,6 +139,9 @@ class H1Connection(asyncio.Protocol):
                 # a body without length or chunking ends when the backend closes
                 self.message_complete = True
                 self.response._finish()
+            elif isinstance(exc, ssl.SSLError) and self.response is None:
+                # TLS 1.3: a backend refuses the client certificate after the handshake
+                self._fail(tls_error(exc))
             else:
                 self._fail(UpstreamBroken(f"connection closed by the backend: {exc!r}"))
         self._wake_drain(UpstreamBroken("connection lost while sending"))

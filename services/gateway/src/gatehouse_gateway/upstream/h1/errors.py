@@ -5,6 +5,8 @@
     UpstreamError
     ├── UpstreamPoolTimeout    no pool slot freed in time: the gateway is busy, not the backend
     ├── UpstreamConnectError   cannot connect (refused, unreachable, connect/TLS timeout)
+    │   └── UpstreamTLSError   the TLS handshake failed: certificate not trusted, name
+    │                          mismatch, or the backend refused the client certificate
     ├── UpstreamTimeout        (also TimeoutError) no response head in time, or a stalled body
     └── UpstreamBroken         reset, closed early, or an answer the client refuses to parse
 
@@ -29,6 +31,21 @@ class UpstreamPoolTimeout(UpstreamError):
 
 class UpstreamConnectError(UpstreamError):
     """No connection to the backend could be made (refused, unreachable, connect timeout)."""
+
+
+class UpstreamTLSError(UpstreamConnectError):
+    """The TLS handshake with the backend failed, on either side: its certificate is
+    not trusted or names another host, or it refused (or wanted) a client certificate.
+
+    With TLS 1.3 a backend refuses a client certificate after the client's side of
+    the handshake is done, so this may arrive in place of the response head; the
+    request still never reached the backend's application. ``reason`` is OpenSSL's
+    short reason (``CERTIFICATE_VERIFY_FAILED``), safe to show a client.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"TLS handshake with the backend failed: {reason}")
+        self.reason = reason
 
 
 class UpstreamTimeout(UpstreamError, TimeoutError):

@@ -87,6 +87,26 @@ class UpstreamResponse:
             self._conn.resume_reading()
         return chunk
 
+    @property
+    def complete(self) -> bool:
+        """The whole body is in (or the exchange failed): ``read()`` will not wait."""
+        return self._done
+
+    async def wait_complete(self) -> None:
+        """Wait until the whole body is in, taking none of it; raises what broke it.
+
+        For small bodies only: past the high-water mark reading pauses until
+        someone takes chunks, so a large body would never complete here.
+        """
+        while not self._done:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._error is not None:
+            raise self._error
+
     async def read(self) -> bytes:
         """The whole body (for small ones; large ones go through ``aiter_bytes``)."""
         parts = []
@@ -98,6 +118,18 @@ class UpstreamResponse:
         """The body, each chunk as it arrives."""
         while (chunk := await self._next_chunk()) is not None:
             yield chunk
+
+    def abort(self, error: BaseException) -> None:
+        """Stop the body here: the connection closes, and the reader gets ``error``
+        in place of the chunks still buffered (whoever wanted them has gone)."""
+        self._chunks.clear()
+        self._buffered = 0
+        self._done = True
+        self._error = error
+        self._wake()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.response_released(False)
 
     def release(self) -> None:
         """Give the connection back: to the pool if the body was read whole, else closed."""

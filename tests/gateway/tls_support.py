@@ -1,0 +1,174 @@
+"""A throwaway CA, certificates it signs, and a small HTTPS backend, for upstream TLS tests.
+
+The backend is a real TLS server (Python's ``ssl`` over a socket, one thread
+per connection, keep-alive): it answers every request with a JSON body naming
+the client certificate it was shown, so a test can see mTLS arrive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import json
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+@dataclass
+class Issued:
+    cert_file: Path
+    key_file: Path
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+_CA_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
+class TestCA:
+    """A self-signed CA in ``directory`` that issues server and client certificates."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.directory = directory
+        self.name = name
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(name))
+            .issuer_name(_name(name))
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(_CA_USAGE, critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.cert_file = directory / f"{name}-ca.pem"
+        self.cert_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue(
+        self, common_name: str, *, dns: tuple[str, ...] = (), ips: tuple[str, ...] = ()
+    ) -> Issued:
+        """A leaf certificate for ``common_name``, good for server and client auth."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+        )
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
+        issued = Issued(
+            self.directory / f"{common_name}.pem", self.directory / f"{common_name}-key.pem"
+        )
+        issued.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(key, issued.key_file)
+        return issued
+
+
+class TLSBackend:
+    """An HTTPS backend on 127.0.0.1; with ``client_ca`` it requires a client certificate."""
+
+    def __init__(self, server: Issued, client_ca: TestCA | None = None) -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(server.cert_file, server.key_file)
+        if client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(client_ca.cert_file)
+        self.context = context
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.handshake_failures: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        raw.settimeout(30)
+        try:
+            conn = self.context.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            self.handshake_failures.append(getattr(exc, "reason", None) or repr(exc))
+            # read what the client sent until it hangs up, as servers linger before
+            # closing: a close with unread bytes would reset the connection, and the
+            # client could lose the TLS alert that says why
+            with contextlib.suppress(OSError):
+                while raw.recv(65536):
+                    pass
+            raw.close()
+            return
+        with conn, contextlib.suppress(OSError):
+            peer = conn.getpeercert()
+            subject = dict(item[0] for item in peer["subject"]) if peer else {}
+            body = json.dumps({"client_cn": subject.get("commonName")}).encode()
+            answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            answer += b"content-length: %d\r\n\r\n%b" % (len(body), body)
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                data = data.split(b"\r\n\r\n", 1)[1]  # requests here carry no body
+                conn.sendall(answer)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
