@@ -23,6 +23,7 @@ from gatehouse_common.jwt import TokenError
 from gatehouse_common.request_id import new_request_id
 from gatehouse_gateway.auth import CHALLENGE
 from gatehouse_gateway.backend_state import BackendState
+from gatehouse_gateway.edge import rewrite
 from gatehouse_gateway.edge.head import HOP_BY_HOP, Refusal, RequestHead
 from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.routing import Route
@@ -230,6 +231,8 @@ class Proxy:
                 await send_json(send, 401, refusal, rid, (b"www-authenticate", CHALLENGE))
                 return 401
         out.extend(self.gateway.edge.forwarding_headers(head, scope, rid))
+        if route.preserve_host and head.host:
+            out.append((b"host", head.host))  # else the upstream client sends the backend's
         target = head.path
         query: bytes = scope.get("query_string", b"")
         if query:
@@ -245,7 +248,8 @@ class Proxy:
                     if status == 413:
                         await send_json(send, 413, BODY_TOO_LARGE, rid)
                     return status
-        return await self._attempts(route, method, send, out, target, body, rid)
+        origin = rewrite.client_origin(scope, head.host)
+        return await self._attempts(route, method, send, out, target, body, rid, origin)
 
     async def _attempts(
         self,
@@ -256,6 +260,7 @@ class Proxy:
         target: bytes,
         body: _Body | None,
         rid: bytes,
+        origin: bytes,
     ) -> int:
         upstream = self.gateway.upstream
         timeouts = route.config.timeouts
@@ -366,7 +371,7 @@ class Proxy:
                 else:
                     backend.record_success()
                 try:
-                    return await self._stream(send, response, rid, backend, payload)
+                    return await self._stream(send, response, rid, backend, payload, origin)
                 finally:
                     backend.in_flight -= 1
             if not retry or attempt >= route.max_attempts:
@@ -394,6 +399,7 @@ class Proxy:
         rid: bytes,
         backend: BackendState | None,
         payload: bytes | None,
+        origin: bytes,
     ) -> int:
         """Send the backend's response to the client.
 
@@ -406,6 +412,8 @@ class Proxy:
         for name, value in response.raw_headers:
             lower = name.lower()
             if lower not in _RESPONSE_DROP:
+                if lower in rewrite.URL_HEADERS and backend is not None:
+                    value = rewrite.url_header(lower, value, backend.base_url, origin)
                 headers.append((lower, value))
         try:
             await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -300,8 +300,9 @@ class UpstreamClient:
         """Send one request; the response once its head is in (the body streams after).
 
         ``target`` is the raw path and query; ``headers`` are sent as given
-        (bytes, as they go on the wire), plus ``Host`` (the backend's) and, for
-        a body of unknown length, ``Transfer-Encoding: chunked``. A pooled
+        (bytes, as they go on the wire), plus ``Host`` (the backend's, unless
+        ``headers`` carry one) and, for a body of unknown length,
+        ``Transfer-Encoding: chunked``. A pooled
         connection the backend closed while it sat idle fails before any byte
         of an answer; a request without a body then goes again.
 
@@ -313,11 +314,16 @@ class UpstreamClient:
         """
         pool = self.pool(base_url)
         has_length = False
-        parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", pool.host_header]
+        parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1"]
+        host = pool.host_header
         for name, value in headers:
             if len(name) == 14 and name.lower() == b"content-length":
                 has_length = True
+            elif len(name) == 4 and name.lower() == b"host":
+                host = value  # the caller's (a route's preserve_host): sent instead, first
+                continue
             parts += (b"\r\n", name, b": ", value)
+        parts[4:4] = (b"\r\nhost: ", host)
         chunked = body is not None and not has_length
         if chunked:
             parts.append(b"\r\ntransfer-encoding: chunked")
