@@ -92,6 +92,35 @@ def test_a_method_in_pieces_and_on_a_kept_alive_connection(port: int) -> None:
     assert answer.endswith(b"VERSION-CONTROL "), answer
 
 
+def test_extension_methods_pipelined_behind_other_requests(port: int) -> None:
+    """Unknown methods after the end of other requests in the same read, bodies included."""
+    requests = [
+        b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+        b"VERSION-CONTROL /x HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"MKWORKSPACE /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nhi\r\n0\r\n\r\n",
+        b"BASELINE-CONTROL /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    ]
+    answer = _talk(port, b"".join(requests))
+    bodies = [part.split(b"\r\n\r\n", 1)[1] for part in answer.split(b"HTTP/1.1 200 OK")[1:]]
+    assert bodies == [
+        b"POST abc",
+        b"VERSION-CONTROL ",
+        b"GET ",
+        b"MKWORKSPACE hi",
+        b"BASELINE-CONTROL ",
+    ], answer
+
+
+def test_a_bad_method_pipelined_behind_a_request_is_still_refused(port: int) -> None:
+    answer = _talk(
+        port,
+        b"GET /x HTTP/1.1\r\nHost: h\r\n\r\nVER(ION /x HTTP/1.1\r\nHost: h\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 400 " in answer, answer
+
+
 @pytest.mark.parametrize(
     "line",
     [b"VER(ION /x HTTP/1.1", b"VERSION\x01CONTROL /x HTTP/1.1", b"M" * 80 + b" /x HTTP/1.1"],

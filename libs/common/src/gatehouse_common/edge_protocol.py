@@ -53,7 +53,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from gatehouse_common import edge_answers
 from gatehouse_common.close_delimited import CloseDelimitedCycle
 from gatehouse_common.edge_limits import EdgeLimits
-from gatehouse_common.extension_methods import ExtensionMethods
+from gatehouse_common.extension_methods import ExtensionMethods, fresh_parser
 from gatehouse_common.http_protocol import CoalescingCycle
 from gatehouse_common.metrics import CONNECTIONS_REFUSED
 
@@ -174,7 +174,7 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
             self._head_seen += len(data)
         data = self._methods.feed(data)
         try:
-            self.parser.feed_data(data)
+            self._feed(data)
         except httptools.HttpParserCallbackError as exc:  # raised in a callback of ours?
             refusal = exc.__context__
             answer = refusal.args[0] if isinstance(refusal, _Refused) else None
@@ -192,6 +192,20 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._head_seen > self._max_head:
             # a line that has not ended yet (an over-long request line ends in on_url)
             self._refuse(edge_answers.HEADERS_TOO_LARGE)
+
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data``; a pipelined request with a method llhttp does not know
+        goes on in a new parser (:meth:`ExtensionMethods.resume`)."""
+        while True:
+            try:
+                self.parser.feed_data(data)
+                return
+            except httptools.HttpParserInvalidMethodError:
+                rest = self._methods.resume(data)
+                if rest is None:
+                    raise
+                self.parser = fresh_parser(self)
+                data = rest
 
     def _upgrade_declined(self) -> None:
         """An ``Upgrade`` request no protocol here takes: it was read as plain HTTP.

@@ -13,16 +13,26 @@ a request's body (``Content-Length`` and ``Transfer-Encoding`` decide), so the
 swap changes nothing else. A method that is not a token (a control byte, a
 separator) is left alone for llhttp to refuse with 400, as before.
 
-A head is recognised at its start only: when a read begins where the previous
-request ended. That is every request of a client that waits for each answer;
-a pipelining client whose unknown method arrives in the same read as the end
-of the request before it still gets 400, because httptools does not tell
-where in a read one request ends and the next begins.
+A head is recognised at its start: when a read begins where the previous
+request ended, which is every request of a client that waits for each
+answer. A pipelining client's unknown method may instead follow the end of
+another request inside one read; llhttp then fails on it, and httptools does
+not say where in the read that request began. :meth:`ExtensionMethods.resume`
+finds it by parsing prefixes of the read again with a scratch parser (a
+binary search: a few passes in C, on this rare path only), so the connection
+goes on with a new parser from exactly there. The scratch parser is the same
+llhttp on the same bytes, so it cannot disagree with the real one about
+where a request ends. It can only start where a read starts: an unknown
+method pipelined behind a request whose body began in an earlier read is
+still refused with 400.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+
+import httptools
 
 # tchar (RFC 9110 section 5.6.2), then the space that ends the method
 _TOKEN_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64} ")
@@ -46,12 +56,14 @@ class ExtensionMethods:
     and :meth:`method` once a head is complete.
     """
 
-    __slots__ = ("_held", "_in_message", "_method")
+    __slots__ = ("_ended", "_from_boundary", "_held", "_in_message", "_method")
 
     def __init__(self) -> None:
         self._in_message = False  # the parser is inside a request
         self._held = b""  # the start of a method that has not ended yet
         self._method: str | None = None  # the real method of the request being parsed
+        self._from_boundary = False  # the last read began between two requests
+        self._ended = 0  # requests that ended in the last read
 
     def began(self) -> None:
         self._in_message = True
@@ -59,6 +71,28 @@ class ExtensionMethods:
     def ended(self) -> None:
         self._in_message = False
         self._method = None
+        self._ended += 1
+
+    def resume(self, fed: bytes) -> bytes | None:
+        """After llhttp refused a method in ``fed`` (what :meth:`feed` returned):
+        the bytes for a new parser, from the start of the refused request on.
+
+        None when that request is the read's first, or the read began inside a
+        request: then the method is what llhttp refused, not where it stands.
+        """
+        ended = self._ended
+        if not ended or not self._from_boundary:
+            return None
+        low, high = 0, len(fed)  # the shortest prefix in which ``ended`` requests end
+        while low < high:
+            middle = (low + high) // 2
+            if _requests_ending(fed[:middle]) >= ended:
+                high = middle
+            else:
+                low = middle + 1
+        self._in_message = False
+        self._method = None
+        return self.feed(fed[low:])
 
     def method(self) -> str | None:
         """The method to put in the scope instead of the stand-in, if one was swapped."""
@@ -70,6 +104,8 @@ class ExtensionMethods:
         A read that ends inside the method is held (b"" for now) until the
         method's end arrives; at most 64 bytes, the longest method taken.
         """
+        self._ended = 0
+        self._from_boundary = not self._in_message
         if self._in_message:
             return data
         if self._held:
@@ -89,3 +125,30 @@ class ExtensionMethods:
             return data
         self._method = method.decode("ascii")
         return data[:start] + _STAND_IN + data[found.end() - 1 :]
+
+
+class _EndCounter:
+    """The scratch parser's protocol: counts the requests that end."""
+
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended = 0
+
+    def on_message_complete(self) -> None:
+        self.ended += 1
+
+
+def _requests_ending(data: bytes) -> int:
+    """How many requests end within ``data``, read from a boundary by a fresh llhttp."""
+    counter = _EndCounter()
+    with contextlib.suppress(httptools.HttpParserError, httptools.HttpParserUpgrade):
+        fresh_parser(counter).feed_data(data)
+    return counter.ended
+
+
+def fresh_parser(protocol: object) -> httptools.HttpRequestParser:
+    """A parser for ``protocol`` as uvicorn makes one (after one that failed)."""
+    parser = httptools.HttpRequestParser(protocol)
+    parser.set_dangerous_leniencies(lenient_data_after_close=True)
+    return parser
