@@ -9,6 +9,7 @@ connection.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 from adversarial.raw import RawResponse, Reader, connect, read_response, request_bytes
@@ -69,24 +70,18 @@ SEQUENCE = [
 ]
 
 
-def test_keep_alive_reuse_answers_the_same(
-    httpbin: ServiceProcess, gateway: GatewayProcess
+@pytest.mark.parametrize("how", [_one_by_one, _pipelined], ids=["keep-alive", "pipelined"])
+def test_requests_sharing_a_connection_answer_the_same(
+    how: Callable[[str, list[tuple[str, bytes]]], list[RawResponse]],
+    httpbin: ServiceProcess,
+    gateway: GatewayProcess,
 ) -> None:
-    direct = _one_by_one(httpbin.url, SEQUENCE)
-    proxied = _one_by_one(gateway.url, SEQUENCE)
+    """One connection reused request after request, or all requests written at once."""
+    direct = how(httpbin.url, SEQUENCE)
+    proxied = how(gateway.url, SEQUENCE)
     for (method, _), ours, theirs in zip(SEQUENCE, direct, proxied, strict=True):
         found = differences(ours, theirs)
-        assert not found, f"{method} in a keep-alive sequence: " + "\n".join(found)
-
-
-def test_pipelined_requests_answer_the_same_in_order(
-    httpbin: ServiceProcess, gateway: GatewayProcess
-) -> None:
-    direct = _pipelined(httpbin.url, SEQUENCE)
-    proxied = _pipelined(gateway.url, SEQUENCE)
-    for (method, _), ours, theirs in zip(SEQUENCE, direct, proxied, strict=True):
-        found = differences(ours, theirs)
-        assert not found, f"pipelined {method}: " + "\n".join(found)
+        assert not found, f"{method} ({how.__name__}): " + "\n".join(found)
 
 
 def test_extension_methods_pipelined_first_and_after_others(
