@@ -110,6 +110,8 @@ CASES: dict[str, tuple[str, bytes]] = {
     "status-418": _case("GET", "/status/418"),
     "status-500": _case("GET", "/status/500"),
     "head-204": _case("HEAD", "/status/204"),
+    "head-stream": _case("HEAD", "/stream/2"),
+    "head-range": _case("HEAD", "/range/1000", [("Range", "bytes=0-9")]),
     # redirects
     "redirect-to-307": _case(
         "GET", "/redirect-to?url=http%3A%2F%2Fexample.com%2Fx&status_code=307"

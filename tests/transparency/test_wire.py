@@ -110,9 +110,14 @@ def test_extension_method_split_over_reads(
     assert answers[1].status == 405
 
 
-def test_expect_100_continue(httpbin: ServiceProcess, gateway: GatewayProcess) -> None:
-    """Both answer "100 Continue" before the body is sent, then the same final answer."""
-    body = b"x" * 3000
+@pytest.mark.parametrize("size", [3000, 200_000], ids=["buffered", "streamed"])
+def test_expect_100_continue(size: int, httpbin: ServiceProcess, gateway: GatewayProcess) -> None:
+    """Both answer "100 Continue" before the body is sent, then the same final answer.
+
+    The gateway reads a small body whole before it picks a backend and streams
+    a large one: both ask the client for it.
+    """
+    body = b"x" * size
     head = request_bytes(
         "POST",
         "/post",
@@ -149,6 +154,27 @@ def test_http10_client_gets_the_same_answer(
     proxied = _pipelined(gateway.url, [("GET", data)])[0]
     found = differences(direct, proxied)
     assert not found, f"HTTP/1.0 {target}: " + "\n".join(found)
+
+
+def test_http10_upload_gets_the_same_answer(
+    httpbin: ServiceProcess, gateway: GatewayProcess
+) -> None:
+    body = b"field=value&other=%C3%A9"
+    data = request_bytes(
+        "POST",
+        "/post",
+        [
+            ("Host", HOST),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Content-Length", str(len(body))),
+        ],
+        body,
+        version="HTTP/1.0",
+    )
+    direct = _pipelined(httpbin.url, [("POST", data)])[0]
+    proxied = _pipelined(gateway.url, [("POST", data)])[0]
+    found = differences(direct, proxied)
+    assert not found, "HTTP/1.0 POST: " + "\n".join(found)
 
 
 @pytest.mark.parametrize("target", ["/stream/3", "/drip?numbytes=12&duration=0.2&delay=0"])
