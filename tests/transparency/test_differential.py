@@ -65,11 +65,13 @@ CASES: dict[str, tuple[str, bytes]] = {
     "query-utf8": _case("GET", "/get?q=caf%C3%A9&s=%E2%9C%93"),
     "query-odd": _case("GET", "/anything?x=a/b?c&semi=1;2&pct=%zz&plus=+&eq=a=b&empty=&&"),
     "path-encoded": _case("GET", "/anything/a%20b/caf%C3%A9/%E2%9C%93"),
+    "absolute-form": _case("GET", f"http://{HOST}/get?x=1"),
     # request headers: repeats, case, odd values
     "repeated-headers": _case(
         "GET", "/headers", [("X-Dup", "a"), ("x-dup", "b"), ("X-DUP", "c, d"), ("X-Empty", "")]
     ),
     "header-latin1": _case("GET", "/headers", [("X-Latin", "caf\xe9"), ("X-Tab", "a\tb")]),
+    "te-trailers": _case("GET", "/headers", [("TE", "trailers"), ("Connection", "TE")]),
     "user-agent": _case("GET", "/user-agent", [("User-Agent", 'curl/8 (x; y) "q"')]),
     # response headers: repeats and several Set-Cookie
     "cookies-set": _case("GET", "/cookies/set?a=1&b=two&c=%3B"),
@@ -155,3 +157,13 @@ def test_both_refuse_what_is_not_http(
     direct = exchange(httpbin.url, REFUSED[name])
     proxied = exchange(gateway.url, REFUSED[name])
     assert (direct.status, proxied.status) == (400, 400), f"{name}: {proxied.describe()}"
+
+
+def test_asterisk_form_is_not_forwarded(httpbin: ServiceProcess, gateway: GatewayProcess) -> None:
+    """``OPTIONS *`` asks about a server, not a resource: no route's prefix claims it.
+
+    A difference by design: httpbin's Flask answers 404, the gateway 400.
+    """
+    data = b"OPTIONS * HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\nConnection: close\r\n\r\n"
+    assert exchange(httpbin.url, data).status == 404
+    assert exchange(gateway.url, data).status == 400
