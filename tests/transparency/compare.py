@@ -29,7 +29,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-import brotli
+import brotlicffi  # httpbin compresses with it, so it is there wherever httpbin is
 from adversarial.raw import RawResponse
 
 # Response headers each hop writes for itself, or the gateway adds by design.
@@ -67,7 +67,7 @@ def _decoded(response: RawResponse) -> bytes:
     if coding == "deflate":
         return zlib.decompress(body)
     if coding == "br":
-        return bytes(brotli.decompress(body))
+        return bytes(brotlicffi.decompress(body))
     return body
 
 
