@@ -16,9 +16,13 @@ nothing else is left out of the comparison:
 - ``Content-Length``, only when the bodies differ by that echo alone (the
   echo is longer through the gateway by the headers it added).
 
-Header names are compared case-insensitively (RFC 9110 section 5.1: the
-gateway writes them in lower case, as HTTP/2 must); the order of values of one
-name is compared (two ``Set-Cookie`` in a given order stay in that order).
+Header names are compared case-insensitively (RFC 9110 section 5.1: uvicorn
+writes them in lower case, as HTTP/2 must); the order of values of one name is
+compared (two ``Set-Cookie`` in a given order stay in that order). The status
+line's reason phrase and version are not compared: uvicorn writes the standard
+phrase (``Not Found`` for Flask's ``NOT FOUND``), which a client must ignore
+(RFC 9112 section 4), and its own version, ``HTTP/1.1`` also to an HTTP/1.0
+client (RFC 9110 section 6.2: a server sends its own version).
 """
 
 from __future__ import annotations
