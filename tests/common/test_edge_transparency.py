@@ -67,7 +67,18 @@ def _talk(port: int, *pieces: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "method", ["VERSION-CONTROL", "BASELINE-CONTROL", "MKWORKSPACE", "X.Custom_method~1", "get"]
+    "method",
+    [
+        "VERSION-CONTROL",
+        "BASELINE-CONTROL",
+        "MKWORKSPACE",
+        "X.Custom_method~1",
+        "get",
+        "PLAY",  # llhttp 9 refuses its RTSP methods on an HTTP request
+        "SETUP",
+        "QUERY",
+        "PROPFIND",
+    ],
 )
 def test_a_token_method_reaches_the_app(port: int, method: str) -> None:
     answer = _talk(
@@ -77,11 +88,6 @@ def test_a_token_method_reaches_the_app(port: int, method: str) -> None:
     )
     assert answer.startswith(b"HTTP/1.1 200 "), answer
     assert answer.endswith(method.encode() + b" body"), answer
-
-
-def test_known_methods_are_untouched(port: int) -> None:
-    answer = _talk(port, b"PROPFIND /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-    assert answer.endswith(b"PROPFIND "), answer
 
 
 def test_a_method_in_pieces_and_on_a_kept_alive_connection(port: int) -> None:

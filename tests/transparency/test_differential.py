@@ -57,6 +57,7 @@ CASES: dict[str, tuple[str, bytes]] = {
     "propfind": _case("PROPFIND", "/anything", [("Depth", "1")]),
     "version-control": _case("VERSION-CONTROL", "/anything"),
     "mkworkspace": _case("MKWORKSPACE", "/anything/ws"),
+    "play": _case("PLAY", "/anything"),  # an RTSP name llhttp refuses on HTTP
     "baseline-control": _case(
         "BASELINE-CONTROL", "/anything", [("Content-Type", "text/xml")], b"<x/>"
     ),

@@ -6,9 +6,9 @@ llhttp (the parser under httptools) has no entry for: ``VERSION-CONTROL``,
 llhttp refuses them with "Invalid method", so uvicorn answered 400 before any
 app saw them, where nginx, Envoy and HAProxy pass them on.
 
-Here, at the start of each request head, a method llhttp would refuse is
-swapped for ``GET`` in the bytes the parser reads, and put back into the ASGI
-scope once the head is parsed. The method plays no part in how llhttp frames
+Here, at the start of each request head, a method other than the common ones
+is swapped for ``GET`` in the bytes the parser reads, and put back into the
+ASGI scope once the head is parsed. The method plays no part in how llhttp frames
 a request's body (``Content-Length`` and ``Transfer-Encoding`` decide), so the
 swap changes nothing else. A method that is not a token (a control byte, a
 separator) is left alone for llhttp to refuse with 400, as before.
@@ -37,13 +37,24 @@ import httptools
 # tchar (RFC 9110 section 5.6.2), then the space that ends the method
 _TOKEN_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64} ")
 _TCHARS = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{0,64}")
-# llhttp's own method table (llhttp 9, in httptools 0.9): these it parses itself
-_KNOWN = frozenset(
-    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND "
-    b"PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE "
-    b"M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE "
-    b"QUERY PRI DESCRIBE ANNOUNCE SETUP PLAY PAUSE TEARDOWN GET_PARAMETER SET_PARAMETER "
-    b"REDIRECT RECORD FLUSH".split()
+# Parsed by llhttp itself: the common methods (no work on the hot path), and the
+# two whose meaning to llhttp is more than a name (CONNECT's tunnel, PRI's HTTP/2
+# preface). Every other token is swapped, whether this llhttp has it in its table
+# or not: the table differs between versions, and llhttp 9 refuses its RTSP
+# methods (PLAY, SETUP...) on an HTTP request.
+_PARSED = frozenset(
+    {
+        b"GET",
+        b"HEAD",
+        b"POST",
+        b"PUT",
+        b"DELETE",
+        b"OPTIONS",
+        b"PATCH",
+        b"TRACE",
+        b"CONNECT",
+        b"PRI",
+    }
 )
 _STAND_IN = b"GET"
 
@@ -121,7 +132,7 @@ class ExtensionMethods:
                 return b""
             return data  # no method yet, or not a token: the parser decides
         method = data[start : found.end() - 1]
-        if method in _KNOWN:
+        if method in _PARSED:
             return data
         self._method = method.decode("ascii")
         return data[:start] + _STAND_IN + data[found.end() - 1 :]
