@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import h11
 import httptools
 
+from gatehouse_common.extension_methods import ExtensionMethods
+
 
 @dataclass
 class Framing:
@@ -31,6 +33,8 @@ class _Collector:
     def __init__(self, framing: Framing) -> None:
         self.framing = framing
         self.parser: httptools.HttpRequestParser | None = None
+        # a method llhttp does not know is read as the gateway's edge reads it
+        self.methods = ExtensionMethods()
         self.method = b""
         self.url = b""
         self.body = 0
@@ -47,7 +51,8 @@ class _Collector:
 
     def on_headers_complete(self) -> None:
         if self.parser is not None:
-            self.method = self.parser.get_method()
+            swapped = self.methods.method()
+            self.method = swapped.encode() if swapped else self.parser.get_method()
 
     def on_body(self, body: bytes) -> None:
         self.body += len(body)
@@ -62,6 +67,7 @@ def httptools_framing(data: bytes) -> Framing:
     collector = _Collector(framing)
     parser = httptools.HttpRequestParser(collector)
     collector.parser = parser
+    data = collector.methods.feed(data)
     try:
         parser.feed_data(data)
     except httptools.HttpParserUpgrade as exc:

@@ -29,6 +29,11 @@ it is parsed, before any app code runs:
   through ``on_header`` after the head, and uvicorn would append them to the
   request's headers, letting a trailer ``Host`` re-route a request.
 
+Two things uvicorn gets wrong for a proxy are put right here too: a valid
+method httptools does not know reaches the app
+(:mod:`gatehouse_common.extension_methods`), and an HTTP/1.0 client is never
+sent a chunked body (:mod:`gatehouse_common.close_delimited`).
+
 The per-request cost is a few integer additions and comparisons and one clock
 read per socket read; the timer is re-created at most once per keep-alive
 interval, not per request. This relies on uvicorn's ``httptools_impl`` (0.54,
@@ -46,7 +51,9 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from gatehouse_common import edge_answers
+from gatehouse_common.close_delimited import CloseDelimitedCycle
 from gatehouse_common.edge_limits import EdgeLimits
+from gatehouse_common.extension_methods import ExtensionMethods, fresh_parser
 from gatehouse_common.http_protocol import CoalescingCycle
 from gatehouse_common.metrics import CONNECTIONS_REFUSED
 
@@ -69,7 +76,7 @@ class _Refused(Exception):
     """Raised from a parser callback to stop parsing; the answer is on the protocol."""
 
 
-class EdgeCycle(RequestResponseCycle):
+class EdgeCycle(CloseDelimitedCycle):
     """A request cycle that knows when the app answers before the body is in.
 
     Then the answer says ``Connection: close``, and the protocol, not uvicorn,
@@ -132,6 +139,7 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         self._pending_refusal: edge_answers.EdgeAnswer | None = None
         self._linger_left = 0
         self.url = b""
+        self._methods = ExtensionMethods()
 
     # connection
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -164,8 +172,9 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         self._last_read = self._time()
         if self._in_head:
             self._head_seen += len(data)
+        data = self._methods.feed(data)
         try:
-            self.parser.feed_data(data)
+            self._feed(data)
         except httptools.HttpParserCallbackError as exc:  # raised in a callback of ours?
             refusal = exc.__context__
             answer = refusal.args[0] if isinstance(refusal, _Refused) else None
@@ -183,6 +192,20 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._head_seen > self._max_head:
             # a line that has not ended yet (an over-long request line ends in on_url)
             self._refuse(edge_answers.HEADERS_TOO_LARGE)
+
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data``; a pipelined request with a method llhttp does not know
+        goes on in a new parser (:meth:`ExtensionMethods.resume`)."""
+        while True:
+            try:
+                self.parser.feed_data(data)
+                return
+            except httptools.HttpParserInvalidMethodError:
+                rest = self._methods.resume(data)
+                if rest is None:
+                    raise
+                self.parser = fresh_parser(self)
+                data = rest
 
     def _upgrade_declined(self) -> None:
         """An ``Upgrade`` request no protocol here takes: it was read as plain HTTP.
@@ -205,6 +228,7 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
     # parser callbacks
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._methods.began()
         self._head_size = _REQUEST_LINE_FRAME
 
     def on_url(self, url: bytes) -> None:
@@ -238,6 +262,9 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
             # would be left unread while the app waited for it
             raise _Refused(edge_answers.UPGRADE_WITH_BODY)
         super().on_headers_complete()
+        method = self._methods.method()
+        if method is not None:  # the parser read a stand-in: the app gets the real one
+            self.scope["method"] = method
 
     def _has_body(self) -> bool:
         for name, value in self.headers:
@@ -268,6 +295,7 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._in_head = True
         self._head_seen = 0
+        self._methods.ended()
         super().on_message_complete()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:

@@ -31,6 +31,7 @@ from gatehouse_common.request_id import new_request_id
 from gatehouse_gateway import answers
 from gatehouse_gateway.auth import CHALLENGE
 from gatehouse_gateway.backend_state import BackendState
+from gatehouse_gateway.edge import rewrite
 from gatehouse_gateway.edge.head import HOP_BY_HOP, Refusal, RequestHead
 from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.outcome import Outcome, Retry, outcome_of
@@ -73,6 +74,10 @@ class ProxyRequest:
     idempotent: bool
     # the client's side: its disconnect ends a streamed response
     receive: Receive
+    # the Host the backend sees (a route with preserve_host), else None: the backend's own
+    host: bytes | None
+    # scheme://host as the client reached the gateway: backend URLs are rewritten to it
+    origin: bytes
 
 
 @dataclass(slots=True)
@@ -101,13 +106,16 @@ def upstream_headers(head: RequestHead) -> list[tuple[bytes, bytes]]:
 
 
 def client_headers(
-    raw_headers: list[tuple[bytes, bytes]], request_id: bytes
+    raw_headers: list[tuple[bytes, bytes]], request_id: bytes, backend_url: str, origin: bytes
 ) -> list[tuple[bytes, bytes]]:
-    """The backend's response headers as the client gets them (hop-by-hop dropped)."""
+    """The backend's response headers as the client gets them: hop-by-hop dropped,
+    URLs naming the backend rewritten to the client's origin (:mod:`.edge.rewrite`)."""
     headers = [(b"x-request-id", request_id)]
     for name, value in raw_headers:
         lower = name.lower()
         if lower not in _RESPONSE_DROP:
+            if lower in rewrite.URL_HEADERS:
+                value = rewrite.url_header(lower, value, backend_url, origin)
             headers.append((lower, value))
     return headers
 
@@ -238,7 +246,16 @@ class Proxy:
                     return await self._answer_failure(send, route, problem, None, rid)
         method: str = scope["method"]
         return ProxyRequest(
-            route, method, target, headers, body, rid, method in IDEMPOTENT_METHODS, receive
+            route,
+            method,
+            target,
+            headers,
+            body,
+            rid,
+            method in IDEMPOTENT_METHODS,
+            receive,
+            head.host if route.preserve_host and head.host else None,
+            rewrite.client_origin(scope, head.host),
         )
 
     async def _forward(self, request: ProxyRequest, send: Send) -> int:
@@ -292,6 +309,7 @@ class Proxy:
                 read_timeout=timeouts.read,
                 pool_timeout=timeouts.pool_wait,
                 tls=backend.tls,
+                host=request.host,
             )
             payload = None
             length = response.content_length
@@ -363,7 +381,9 @@ class Proxy:
         holds back the backend instead of growing memory.
         """
         status = response.status
-        headers = client_headers(response.raw_headers, request.request_id)
+        headers = client_headers(
+            response.raw_headers, request.request_id, backend.base_url, request.origin
+        )
         try:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             if payload is not None:

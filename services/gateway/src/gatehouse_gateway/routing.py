@@ -32,6 +32,7 @@ class Route:
         self.config = config
         self.name = config.name
         self.auth_required = config.auth == "required"
+        self.preserve_host = config.preserve_host
         self.backends = backends
         self.balancer: Balancer = make_balancer(config.strategy, config.name, backends, cursor)
         self.max_attempts = 1 + config.retries.attempts

@@ -224,6 +224,11 @@ class RouteConfig(_Strict):
         "string: a plain string prefix",
     )
     auth: Literal["required", "none"] = "none"
+    preserve_host: bool = Field(
+        default=True,
+        description="the backend gets the client's Host (Envoy's, Traefik's and HAProxy's "
+        "default); false: its own host:port from the backend URL (nginx's default)",
+    )
     strategy: Strategy = "round_robin"
     backends: list[BackendConfig] = Field(min_length=1)
     timeouts: TimeoutsConfig = TimeoutsConfig()
