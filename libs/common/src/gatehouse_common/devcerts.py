@@ -129,3 +129,31 @@ def issue(
         cert.public_bytes(serialization.Encoding.PEM)
         + ca_cert.public_bytes(serialization.Encoding.PEM)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTls:
+    """A local CA and one server certificate it signed, as files."""
+
+    ca: LocalCA
+    cert_file: Path
+    key_file: Path
+    created: bool  # made just now (else found from an earlier start)
+
+
+def ensure_local_tls(directory: Path, names: Sequence[str]) -> LocalTls:
+    """The CA and server certificate in ``directory``, made on first use and kept after.
+
+    Kept so that a browser or system trust store told once to trust the CA
+    goes on trusting it; the certificate is made again only when missing.
+    """
+    ca = LocalCA(directory / "ca.pem", directory / "ca-key.pem")
+    cert_file, key_file = directory / "server.pem", directory / "server-key.pem"
+    created = False
+    if not (ca.cert_file.exists() and ca.key_file.exists()):
+        ca = make_ca(directory)
+        created = True
+    if created or not (cert_file.exists() and key_file.exists()):
+        issue(ca, names, cert_file, key_file)
+        created = True
+    return LocalTls(ca, cert_file, key_file, created)

@@ -68,6 +68,21 @@ def build_runtimes(
     return runtimes
 
 
+def _feed(protocol: Any, data: bytes) -> None:
+    """Give ``data`` to ``protocol`` as its transport would. Duck-typed: uvloop's
+    TLS protocol has ``get_buffer`` without being an ``asyncio.BufferedProtocol``."""
+    if hasattr(protocol, "get_buffer"):
+        view = memoryview(data)
+        while view:
+            buffer = memoryview(protocol.get_buffer(len(view)))
+            size = min(len(buffer), len(view))
+            buffer[:size] = view[:size]
+            protocol.buffer_updated(size)
+            view = view[size:]
+    else:
+        protocol.data_received(data)
+
+
 class ListenerProtocol(asyncio.Protocol):
     """Chooses the protocol of a connection, then steps aside (see the module docstring)."""
 
@@ -88,6 +103,7 @@ class ListenerProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._handshake: asyncio.Task[None] | None = None
+        self._tls: ListenerRuntime | None = None  # a TLS listener's, until its first bytes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
@@ -103,8 +119,8 @@ class ListenerProtocol(asyncio.Protocol):
             transport.close()
             return
         if runtime.store is not None:
-            transport.pause_reading()  # the ClientHello is for start_tls, not for us
-            self._handshake = self.loop.create_task(self._start_tls(transport, runtime))
+            self._tls = runtime  # the handshake starts with the ClientHello's first bytes
+            self._timer = self.loop.call_later(self.limits.header_timeout, transport.close)
         elif runtime.spec.h2c:
             self._sniffing = runtime
             self._timer = self.loop.call_later(self.limits.header_timeout, transport.close)
@@ -113,8 +129,13 @@ class ListenerProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._early += data
+        if self._transport is None:
+            return
+        if self._tls is not None:
+            self._begin_tls(self._transport, self._tls)
+            return
         runtime = self._sniffing
-        if runtime is None or self._transport is None:
+        if runtime is None:
             return  # TLS is being set up: kept for the protocol chosen after it
         head = bytes(self._early[: len(H2_PREFACE)])
         if len(head) < len(H2_PREFACE) and H2_PREFACE.startswith(head):
@@ -136,6 +157,32 @@ class ListenerProtocol(asyncio.Protocol):
         if self._handshake is not None and not self._handshake.done():
             self._handshake.cancel()
 
+    def _begin_tls(self, transport: asyncio.Transport, runtime: ListenerRuntime) -> None:
+        """Start the handshake with the ClientHello bytes already read.
+
+        uvloop starts reading after ``connection_made`` whatever the protocol
+        asked, so the first bytes arrive here, not at ``start_tls``. They are
+        handed to the TLS protocol ``start_tls`` installs: the task's first
+        step (queued first) runs ``start_tls`` up to its wait, which pauses
+        reading, installs the TLS protocol and queues its ``connection_made``;
+        the replay, queued second, then writes the bytes into that protocol's
+        incoming buffer, where its handshake, begun by ``connection_made``,
+        finds them. Both asyncio's and uvloop's TLS protocols keep bytes given
+        before ``connection_made`` (tests/common/test_tls_listeners.py runs
+        handshakes on both loops).
+        """
+        self._tls = None
+        transport.pause_reading()
+        client_hello = self._take_early()
+        self._handshake = self.loop.create_task(self._start_tls(transport, runtime))
+
+        def replay() -> None:
+            protocol = transport.get_protocol()
+            if protocol is not self and not transport.is_closing():
+                _feed(protocol, client_hello)
+
+        self.loop.call_soon(replay)
+
     async def _start_tls(self, transport: asyncio.Transport, runtime: ListenerRuntime) -> None:
         store = cast(CertificateStore, runtime.store)
         try:
@@ -150,6 +197,8 @@ class ListenerProtocol(asyncio.Protocol):
             logger.debug("TLS handshake failed: %s", exc)
             transport.close()
             return
+        if self._timer is not None:
+            self._timer.cancel()
         if tls is None:
             return
         ssl_object = tls.get_extra_info("ssl_object")

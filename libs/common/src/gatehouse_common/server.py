@@ -216,6 +216,7 @@ def serve(
     fast: bool = False,
     extra_listeners: Sequence[tuple[str, int]] = (),
     listeners: Sequence[ListenerSpec] = (),
+    main_h2c: bool = False,
 ) -> None:
     """Serve ``app_factory`` (an import string ``module:function``) with ``settings``.
 
@@ -226,13 +227,16 @@ def serve(
     served by the same app in every worker (the gateway's admin listener);
     ``listeners`` are more sockets that may speak TLS, HTTP/2 or redirect
     (:class:`ListenerSpec`). Their certificates are read here first, so a bad
-    file stops the start with its reason.
+    file stops the start with its reason. ``main_h2c`` makes the main port take
+    HTTP/2 with prior knowledge besides HTTP/1.1.
     """
     _prepare_multiprocess_metrics(settings.workers)
     _check_certificates(listeners)
     sockets = [bind_listener(settings.host, settings.port)]
     sockets += [bind_listener(host, port) for host, port in extra_listeners]
     bound: list[ListenerSpec] = []
+    if main_h2c:
+        bound.append(ListenerSpec(settings.host, sockets[0].getsockname()[1], h2c=True))
     for spec in listeners:
         sock = bind_listener(spec.host, spec.port)
         sockets.append(sock)
