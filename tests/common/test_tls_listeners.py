@@ -8,6 +8,7 @@ and h2c on the main port. Certificates come from ``gatehouse_common.devcerts``.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -83,9 +84,11 @@ def test_plain_main_port_has_no_hsts_and_takes_h2c(server: ServiceProcess) -> No
 
 
 def _handshake(port: int, context: ssl.SSLContext, name: str | None = None) -> str | None:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=name) as sock:
-            return sock.version()
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=name) as sock,
+    ):
+        return sock.version()
 
 
 def _old_client(maximum: ssl.TLSVersion) -> ssl.SSLContext:
@@ -124,10 +127,8 @@ def test_tls_1_0_and_1_1_are_refused(
 
     thread = threading.Thread(target=serve_once, daemon=True)
     thread.start()
-    try:
+    with contextlib.suppress(ssl.SSLError, OSError):
         _handshake(listener.getsockname()[1], _old_client(version))
-    except (ssl.SSLError, OSError):
-        pass
     thread.join(10)
     listener.close()
     if accepted != [version.name.replace("_", ".")]:
@@ -168,9 +169,11 @@ def test_sni_chooses_the_certificate(
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(certs.ca.cert_file)
     context.check_hostname = False
-    with socket.create_connection(("127.0.0.1", ports["tls"]), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=server_name) as sock:
-            assert expected in peer_names(sock)
+    with (
+        socket.create_connection(("127.0.0.1", ports["tls"]), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=server_name) as sock,
+    ):
+        assert expected in peer_names(sock)
 
 
 def test_http_is_redirected_to_https_with_308(

@@ -10,7 +10,8 @@ listeners as JSON in ``GATEHOUSE_TLS_APP_LISTENERS``: a list of objects with
 Endpoints: ``/echo`` reads the whole body and answers what the app saw;
 ``/big?size=N`` answers N bytes in one body message (as a proxy passes a large
 buffered body on); ``/hold`` waits for the client to go away without reading;
-``/read`` reads the body as it comes; ``/sleep?s=X`` answers after X seconds;
+``/stream?size=N&chunk=C`` answers N bytes in C-byte messages; ``/sleep?s=X``
+answers after X seconds (not reading the body);
 ``/healthz``.
 """
 
@@ -63,6 +64,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     if path == "/big":
         await _answer(send, 200, b"x" * int(query["size"]), b"application/octet-stream")
+        return
+    if path == "/stream":  # size bytes in chunk-sized body messages
+        size, chunk = int(query["size"]), int(query.get("chunk", "65536"))
+        start = {"type": "http.response.start", "status": 200, "headers": []}
+        await send(start)
+        while size > 0:
+            part = min(size, chunk)
+            size -= part
+            await send({"type": "http.response.body", "body": b"x" * part, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
         return
     if path == "/sleep":
         await asyncio.sleep(float(query.get("s", "1")))

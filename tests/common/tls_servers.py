@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import ssl
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -138,6 +139,8 @@ class RawH2:
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(65536)
+        except TimeoutError:
+            return []
         except (ConnectionResetError, ssl.SSLError):
             data = b""
         if not data:
@@ -148,10 +151,12 @@ class RawH2:
         return events
 
     def until(self, predicate: Any, timeout: float = 10.0) -> list[h2.events.Event]:
-        """Read events until one satisfies ``predicate`` or the connection ends; all of them."""
+        """Read events until one satisfies ``predicate``, the connection ends or
+        ``timeout`` passes; all of them."""
         seen: list[h2.events.Event] = []
-        while not self.closed:
-            new = self.events(timeout)
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            new = self.events(max(0.01, deadline - time.monotonic()))
             seen += new
             if any(predicate(event) for event in new):
                 break

@@ -455,9 +455,22 @@ class H2Protocol(asyncio.Protocol):
         self._abort()
 
     def _abort(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        """Stop serving; the GOAWAY already written reaches the client.
+
+        Closing at once with the client's bytes unread makes the kernel send a
+        reset, which can destroy the GOAWAY before the client reads it: on TCP
+        the sending side is shut down and what still comes is dropped (as the
+        HTTP/1.1 protocol lingers) for up to ``linger_timeout``.
+        """
+        transport = self.transport
         self.connection_lost(None)
+        if transport is None or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.loop.call_later(self.limits.linger_timeout, transport.close)
+        else:
+            transport.close()
 
     # the one timer: idle connection, stalled request bodies
     def _arm(self, when: float) -> None:
