@@ -260,7 +260,12 @@ class H2Protocol(asyncio.Protocol):
         stream = H2Stream(self, stream_id, head_only=head_only, now=now)
         app = self.app
         try:
-            scope = request_scope(headers, self._base, self.limits.max_header_count)
+            scope = request_scope(
+                headers,
+                self._base,
+                self.limits.max_header_count,
+                body_follows=event.stream_ended is None,
+            )
             scope["state"] = self.app_state.copy()
         except OverflowError:
             scope, app = {"type": "http"}, _TOO_MANY_HEADERS

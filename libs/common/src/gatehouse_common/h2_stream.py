@@ -43,13 +43,21 @@ class StreamOwner(Protocol):
 
 
 def request_scope(
-    headers: Iterable[tuple[bytes, bytes]], base: dict[str, Any], max_header_count: int
+    headers: Iterable[tuple[bytes, bytes]],
+    base: dict[str, Any],
+    max_header_count: int,
+    *,
+    body_follows: bool,
 ) -> dict[str, Any]:
     """The ASGI scope of a request head ``h2`` has already validated.
 
     ``:authority`` becomes ``Host`` (``h2`` refuses a ``Host`` that disagrees
     with it); cookie fields split by the client are joined again (RFC 9113
-    section 8.2.3), as an HTTP/1.1 app expects one ``Cookie``.
+    section 8.2.3), as an HTTP/1.1 app expects one ``Cookie``. A body of no
+    declared length (HEADERS without END_STREAM, no ``content-length``) is
+    what HTTP/1.1 calls chunked, and the scope says so: an app (a proxy)
+    deciding from the head whether a body follows sees it as it would from an
+    HTTP/1.1 client.
     """
     method = path = authority = b""
     regular: list[tuple[bytes, bytes]] = []
@@ -72,6 +80,8 @@ def request_scope(
             regular.append((name, value))
     if cookies:
         regular.append((b"cookie", b"; ".join(cookies)))
+    if body_follows and not any(name == b"content-length" for name, _ in regular):
+        regular.append((b"transfer-encoding", b"chunked"))
     authority = authority or host or b""
     if authority:
         regular.insert(0, (b"host", authority))
