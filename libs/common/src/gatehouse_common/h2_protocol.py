@@ -271,6 +271,9 @@ class H2Protocol(asyncio.Protocol):
             scope, app = {"type": "http"}, _TOO_MANY_HEADERS
         except BadRequest:
             scope, app = {"type": "http"}, _BAD_REQUEST
+        stream.expect_continue = event.stream_ended is None and any(
+            name == b"expect" and value.lower() == b"100-continue" for name, value in headers
+        )
         self.streams[stream_id] = stream
         self.running += 1
         self._served = True
@@ -342,6 +345,12 @@ class H2Protocol(asyncio.Protocol):
     def read_body(self, stream: H2Stream, size: int) -> None:
         if size and not self._closed:
             self.conn.acknowledge_received_data(size, stream.stream_id)
+            self._kick()
+
+    def send_continue(self, stream: H2Stream) -> None:
+        if not self._closed:
+            with contextlib.suppress(H2Error):
+                self.conn.send_headers(stream.stream_id, [(b":status", b"100")])
             self._kick()
 
     def start_response(

@@ -35,6 +35,8 @@ class StreamOwner(Protocol):
 
     def read_body(self, stream: H2Stream, size: int) -> None: ...
 
+    def send_continue(self, stream: H2Stream) -> None: ...
+
     def start_response(
         self, stream: H2Stream, status: int, headers: list[tuple[bytes, bytes]]
     ) -> None: ...
@@ -131,6 +133,7 @@ class H2Stream:
         "body",
         "body_size",
         "ended",
+        "expect_continue",
         "final_sent",
         "head_only",
         "last_data",
@@ -152,6 +155,7 @@ class H2Stream:
         self.body_size = 0
         self.unacknowledged = 0  # flow-controlled bytes received, not yet read
         self.ended = False  # the client's END_STREAM
+        self.expect_continue = False  # "expect: 100-continue": 100 when the app first waits
         self.final_sent = False  # the app was given more_body=False
         self.reset = False  # the client reset it, or the connection is gone
         self.waiting = False  # the app waits in receive()
@@ -191,6 +195,10 @@ class H2Stream:
                 return {"type": "http.request", "body": data, "more_body": not self.ended}
             if self.final_sent and self.response_complete:
                 return {"type": "http.disconnect"}
+            if self.expect_continue and not self.response_started:
+                # the client waits for this before sending the body, as uvicorn does for HTTP/1.1
+                self.expect_continue = False
+                self.owner.send_continue(self)
             self.read_event.clear()
             self.waiting = True
             # the body timeout counts from when the app asks, not from its last byte
