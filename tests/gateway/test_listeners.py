@@ -16,7 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from support.gateway import HOST, GatewayProcess, Launcher, gateway_route, write_yaml
+from support.gateway import (
+    HOST,
+    GatewayProcess,
+    Launcher,
+    gateway_route,
+    metric_value,
+    write_yaml,
+)
 from support.processes import REPO_ROOT, ServiceProcess, free_port, gateway_command
 
 from gatehouse_common.devcerts import ensure_local_tls
@@ -78,6 +85,20 @@ def test_tls_listener_proxies_over_h2_and_http1_with_forwarded_proto_https(
         assert echo["headers"]["host"] != ""
         assert echo["body"]["size"] == 4
         assert response.headers["strict-transport-security"] == "max-age=86400; includeSubDomains"
+
+
+def test_http2_requests_are_counted_and_limited_like_http1(
+    gateway: GatewayProcess, tls_files: Any, ports: dict[str, int]
+) -> None:
+    before = metric_value(gateway.metrics(), "http_requests_total", handler="app", method="PUT")
+    with _client(tls_files, http2=True) as client:
+        base = f"https://localhost:{ports['tls']}"
+        for _ in range(3):
+            assert client.put(base + "/counted", content=b"x").status_code == 200
+        escaped = client.get(base + "/a%2Fb")
+    after = metric_value(gateway.metrics(), "http_requests_total", handler="app", method="PUT")
+    assert after - before == 3
+    assert escaped.status_code == 400 and escaped.json()["error"] == "bad_path"
 
 
 def test_main_port_and_admin_listener_are_unchanged(gateway: GatewayProcess) -> None:
