@@ -34,6 +34,7 @@ from uvicorn.supervisors import Multiprocess
 from gatehouse_common.edge_limits import EdgeLimits
 from gatehouse_common.edge_protocol import CoalescingEdgeHttpToolsProtocol, EdgeHttpToolsProtocol
 from gatehouse_common.settings import ServiceSettings
+from gatehouse_common.websocket_protocol import EdgeWebSocketProtocol, WebSocketLimits
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_HEALTHCHECK_SECONDS = 60
@@ -41,11 +42,20 @@ logger = logging.getLogger("uvicorn.error")
 
 
 class EdgeConfig(uvicorn.Config):
-    """A uvicorn config that carries the :class:`EdgeLimits` its protocol reads."""
+    """A uvicorn config that carries the :class:`EdgeLimits` its protocol reads
+    (and the :class:`WebSocketLimits` of a service that takes WebSocket)."""
 
-    def __init__(self, app: Any, *, edge_limits: EdgeLimits, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        edge_limits: EdgeLimits,
+        websocket_limits: WebSocketLimits | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(app, **kwargs)
         self.edge_limits = edge_limits
+        self.websocket_limits = websocket_limits
 
 
 def _prepare_multiprocess_metrics(workers: int) -> None:
@@ -71,11 +81,30 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def edge_config(app_factory: str, settings: ServiceSettings, *, fast: bool = False) -> EdgeConfig:
+def _websocket_options(limits: WebSocketLimits | None) -> dict[str, Any]:
+    """uvicorn's ``ws*`` options: off (an Upgrade request is read as plain HTTP,
+    body included, instead of going to a handshake no app completes), or
+    :class:`EdgeWebSocketProtocol` held to ``limits``."""
+    if limits is None:
+        return {"ws": "none"}
+    return {
+        "ws": EdgeWebSocketProtocol,
+        "ws_max_size": limits.max_message_bytes,
+        "ws_ping_interval": limits.ping_interval,
+        "ws_ping_timeout": limits.ping_timeout,
+        "ws_per_message_deflate": limits.per_message_deflate,
+    }
+
+
+def edge_config(
+    app_factory: str, settings: ServiceSettings, *, fast: bool = False, websocket: bool = False
+) -> EdgeConfig:
     """The uvicorn config :func:`serve` runs ``app_factory`` with."""
+    ws_limits = WebSocketLimits.from_settings(settings) if websocket else None
     return EdgeConfig(
         app_factory,
         edge_limits=EdgeLimits.from_settings(settings),
+        websocket_limits=ws_limits,
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -88,9 +117,7 @@ def edge_config(app_factory: str, settings: ServiceSettings, *, fast: bool = Fal
         timeout_keep_alive=math.ceil(settings.keepalive_timeout),
         loop="uvloop" if fast else "auto",
         http=CoalescingEdgeHttpToolsProtocol if fast else EdgeHttpToolsProtocol,
-        # No service takes WebSocket yet: an Upgrade request is read as plain HTTP,
-        # body included, instead of going to a handshake that never completes.
-        ws="none",
+        **_websocket_options(ws_limits),
         server_header=False,
         date_header=True,
         # FORWARDED_ALLOW_IPS="" (the gateway's default) trusts no proxy, so uvicorn's
@@ -111,6 +138,7 @@ def serve(
     *,
     fast: bool = False,
     extra_listeners: Sequence[tuple[str, int]] = (),
+    websocket: bool = False,
 ) -> None:
     """Serve ``app_factory`` (an import string ``module:function``) with ``settings``.
 
@@ -119,9 +147,11 @@ def serve(
     and body together (:mod:`gatehouse_common.http_protocol`), for the services
     on the request path. ``extra_listeners`` are more ``(host, port)`` sockets
     served by the same app in every worker (the gateway's admin listener).
+    ``websocket`` turns WebSocket handshakes on (:mod:`gatehouse_common.websocket_protocol`);
+    off, an ``Upgrade`` request is plain HTTP.
     """
     _prepare_multiprocess_metrics(settings.workers)
-    config = edge_config(app_factory, settings, fast=fast)
+    config = edge_config(app_factory, settings, fast=fast, websocket=websocket)
     sockets = [bind_listener(settings.host, settings.port)]
     sockets += [bind_listener(host, port) for host, port in extra_listeners]
     server = uvicorn.Server(config)

@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings,
         fast=True,
         extra_listeners=[(admin_host, admin_port)],
+        websocket=settings.ws_enabled,
     )
 
 

@@ -178,6 +178,9 @@ class LimitsConfig(_Strict):
     )
 
 
+TokenSource = Literal["header", "subprotocol", "query"]
+
+
 class RouteConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     hosts: list[str] = Field(default_factory=list, description="empty: any host")
@@ -195,6 +198,18 @@ class RouteConfig(_Strict):
     health_check: HealthCheckConfig | None = None
     passive_health: PassiveHealthConfig = PassiveHealthConfig()
     limits: LimitsConfig = LimitsConfig()
+    # WebSocket (gatehouse_gateway.websocket): proxied on every route unless turned
+    # off here. With ``auth: required`` the token is read at the handshake from the
+    # sources listed (browsers cannot set an Authorization header on a WebSocket):
+    # ``header`` (Authorization), ``subprotocol`` (a ``bearer.<jwt>`` entry of
+    # Sec-WebSocket-Protocol), ``query`` (``?access_token=``, dropped before the
+    # backend sees the query). A socket with no message either way for
+    # ``websocket_idle_timeout`` seconds is closed (unset: the gateway's setting).
+    websocket: bool = True
+    websocket_token_sources: list[TokenSource] = Field(
+        default_factory=lambda: list[TokenSource](["header"]), min_length=1
+    )
+    websocket_idle_timeout: float | None = Field(default=None, gt=0, le=86400)
 
     @field_validator("backends")
     @classmethod
