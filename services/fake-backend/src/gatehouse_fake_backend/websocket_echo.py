@@ -9,7 +9,10 @@ commands:
 - ``close <code> [reason]``: the backend closes with that code and reason;
 - ``flood <count> <size>``: it sends ``count`` binary messages of ``size`` bytes
   as fast as the socket takes them (a slow reader's backpressure);
-- ``big <size>``: one binary message of ``size`` bytes.
+- ``big <size>``: one binary message of ``size`` bytes;
+- ``last-close``: a JSON text message with the close code and reason of the
+  last socket a client closed on this instance (so a test can see what a
+  gateway passed on).
 
 It selects the first subprotocol offered, if any.
 """
@@ -38,7 +41,14 @@ def _describe(websocket: WebSocket, instance: str, subprotocol: str | None) -> s
     )
 
 
-async def _command(websocket: WebSocket, text: str) -> bool:
+class CloseLog:
+    """The close code and reason of the last socket its client closed."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, object] = {"code": None, "reason": None}
+
+
+async def _command(websocket: WebSocket, text: str, log: CloseLog) -> bool:
     """Run ``text`` if it is a command; True when the socket is closed by it."""
     verb, _, rest = text.partition(" ")
     args = rest.split(" ", 1)
@@ -53,12 +63,16 @@ async def _command(websocket: WebSocket, text: str) -> bool:
     if verb == "big" and args[0].isdigit():
         await websocket.send_bytes(b"x" * min(int(args[0]), MAX_COMMAND_BYTES))
         return False
+    if verb == "last-close":
+        await websocket.send_text(json.dumps(log.last))
+        return False
     await websocket.send_text(text)
     return False
 
 
 def websocket_router(instance: str) -> APIRouter:
     router = APIRouter()
+    log = CloseLog()
 
     @router.websocket("/ws")
     async def echo(websocket: WebSocket) -> None:
@@ -70,14 +84,15 @@ def websocket_router(instance: str) -> APIRouter:
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
+                    log.last = {"code": message.get("code"), "reason": message.get("reason")}
                     return
                 text = message.get("text")
                 if text is not None:
-                    if await _command(websocket, text):
+                    if await _command(websocket, text, log):
                         return
                 else:
                     await websocket.send_bytes(message.get("bytes") or b"")
-        except WebSocketDisconnect:
-            return
+        except WebSocketDisconnect as exc:
+            log.last = {"code": exc.code, "reason": exc.reason}
 
     return router
