@@ -1,4 +1,4 @@
-"""A WebSocket echo at ``/ws``, to prove proxying end to end.
+"""A WebSocket echo at ``/ws`` (and ``<any prefix>/ws``), to prove proxying end to end.
 
 On connect the backend sends one JSON text message describing the handshake
 it received (instance name, path, query, headers, the subprotocol it chose),
@@ -74,7 +74,9 @@ def websocket_router(instance: str) -> APIRouter:
     router = APIRouter()
     log = CloseLog()
 
+    # ``/ws`` and ``.../ws`` under any prefix, for routes with a path prefix
     @router.websocket("/ws")
+    @router.websocket("/{prefix:path}/ws")
     async def echo(websocket: WebSocket) -> None:
         offered = websocket.scope.get("subprotocols") or []
         subprotocol = offered[0] if offered else None
