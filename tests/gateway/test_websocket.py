@@ -164,7 +164,7 @@ async def test_a_backend_that_is_down_is_refused_cleanly(gateway: GatewayProcess
     assert await refused_status(ws_connect(gateway.url, host=DEAD)) == 502
 
 
-async def test_messages_and_active_sockets_are_counted(gateway: GatewayProcess) -> None:
+async def test_messages_and_active_sockets_are_counted_and_shown(gateway: GatewayProcess) -> None:
     def value(name: str, **labels: str) -> float:
         return metric_value(gateway.metrics(), name, route="app", **labels)
 
@@ -173,6 +173,9 @@ async def test_messages_and_active_sockets_are_counted(gateway: GatewayProcess) 
     async with ws_connect(gateway.url, host=HOST) as socket:
         await greeting(socket)
         assert value("gateway_websocket_active") == 1
+        view = httpx.get(gateway.admin_url + "/-/config", timeout=10).json()
+        app = next(r for r in view["routes"] if r["name"] == "app")
+        assert app["websocket"] == {"enabled": True, "active": 1}
         for _ in range(3):
             await socket.send("12345")
             await recv(socket)

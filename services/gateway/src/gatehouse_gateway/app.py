@@ -130,8 +130,6 @@ class GatewayApp:
         freeze_long_lived()
 
     async def _shutdown(self) -> None:
-        if self.websocket is not None:
-            await self.websocket.sessions.close()
         if self._reloader is not None:
             await self._reloader.stop()
         if self.gateway is not None:
@@ -147,7 +145,6 @@ def websocket_proxy(gateway: Gateway, settings: GatewaySettings) -> WebSocketPro
         ping_interval=settings.ws_ping_interval or None,
         ping_timeout=settings.ws_ping_timeout or None,
         idle_timeout=settings.ws_idle_timeout,
-        drain_timeout=settings.ws_drain_timeout,
     )
 
 

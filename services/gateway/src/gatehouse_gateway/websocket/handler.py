@@ -17,7 +17,7 @@ instead, which it turns into a 403.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -28,12 +28,14 @@ from gatehouse_gateway.auth import CHALLENGE
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.edge.head import Refusal, RequestHead
 from gatehouse_gateway.routing import Route
-from gatehouse_gateway.runtime import Gateway
 from gatehouse_gateway.websocket import metrics
 from gatehouse_gateway.websocket.bridge import Bridge
 from gatehouse_gateway.websocket.sessions import Session, Sessions
 from gatehouse_gateway.websocket.tokens import find_token, split_query
 from gatehouse_gateway.websocket.upstream import Rejected, Unreachable, open_backend
+
+if TYPE_CHECKING:  # the gateway's runtime owns the sessions registry this package defines
+    from gatehouse_gateway.runtime import Gateway
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +87,13 @@ class WebSocketProxy:
         ping_interval: float | None,
         ping_timeout: float | None,
         idle_timeout: float,
-        drain_timeout: float,
     ) -> None:
         self.gateway = gateway
         self.max_message_bytes = max_message_bytes
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.idle_timeout = idle_timeout
-        self.sessions = Sessions(lambda: gateway.table, drain_timeout)
+        self.sessions: Sessions = gateway.websockets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
