@@ -12,8 +12,9 @@ whole message is buffered. wsproto, the other choice, buffers the whole message
 first and has no pong timeout of its own; the legacy ``websockets`` one is
 deprecated by its library.
 
-Only uvicorn's public protocol class is subclassed, for two things. A
-handshake refused with an HTTP answer (the ``websocket.http.response``
+Only uvicorn's public protocol class is subclassed, for three things. An
+accepted socket drops its handshake request and answer (uvicorn never reads
+them again; thousands of idle sockets would keep them all). A handshake refused with an HTTP answer (the ``websocket.http.response``
 extension) counts as complete, so uvicorn does not log an error for each one.
 And a shutdown:
 uvicorn closes every open socket with 1012 the moment it stops; here an open
@@ -69,7 +70,11 @@ class EdgeWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
-        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+        kind = message["type"]
+        if kind == "websocket.accept" and self.handshake_complete:
+            # uvicorn reads neither again: an open socket need not keep its handshake
+            del self.request, self.response
+        elif kind == "websocket.http.response.body" and not message.get("more_body"):
             # a handshake answered with an HTTP status is complete: uvicorn would
             # log an error for each one, and a client could flood the log with them
             self.handshake_complete = True

@@ -20,6 +20,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope, Send
+from websockets.asyncio.client import ClientConnection
 
 from gatehouse_common.errors import error_body
 from gatehouse_common.jwt import TokenError
@@ -76,6 +77,26 @@ class _Refused(Exception):
         self.headers = headers
 
 
+class _Opened:
+    """A backend socket opened for a client, and the accept message that answers it."""
+
+    __slots__ = ("accept", "backend", "idle_timeout", "route", "upstream")
+
+    def __init__(
+        self,
+        route: str,
+        backend: BackendState,
+        upstream: ClientConnection,
+        accept: dict[str, Any],
+        idle_timeout: float,
+    ) -> None:
+        self.route = route
+        self.backend = backend
+        self.upstream = upstream
+        self.accept = accept
+        self.idle_timeout = idle_timeout
+
+
 class WebSocketProxy:
     """``await proxy(scope, receive, send)`` for every proxied ``websocket`` scope."""
 
@@ -101,12 +122,17 @@ class WebSocketProxy:
             return  # gone before the handshake was read
         rid = new_request_id().encode()
         try:
-            await self._proxy(scope, receive, send, rid)
+            opened = await self._handshake(scope, rid)
         except _Refused as refusal:
             metrics.refused(refusal.reason)
             await _refuse(scope, send, refusal, rid)
+            return
+        # The handshake's head, headers and token are garbage now: an open socket
+        # keeps only what relaying needs (memory per idle socket, loadtest/README.md).
+        await self._relay(opened, receive, send)
 
-    async def _proxy(self, scope: Scope, receive: Receive, send: Send, rid: bytes) -> None:
+    async def _handshake(self, scope: Scope, rid: bytes) -> _Opened:
+        """Route, authorise and open the backend socket; raises :class:`_Refused`."""
         gateway = self.gateway
         rules = gateway.edge
         query: bytes = scope["query_string"]
@@ -142,15 +168,16 @@ class WebSocketProxy:
         accept: dict[str, Any] = {"type": "websocket.accept", "headers": answer}
         if upstream.subprotocol:
             accept["subprotocol"] = upstream.subprotocol
-        socket_metrics = metrics.route_metrics(route.name)
-        bridge = Bridge(
-            receive,
-            send,
-            upstream,
-            socket_metrics,
-            route.config.websocket_idle_timeout or self.idle_timeout,
-        )
-        session = Session(route.name, backend, bridge)
+        idle = route.config.websocket_idle_timeout or self.idle_timeout
+        return _Opened(route.name, backend, upstream, accept, idle)
+
+    async def _relay(self, opened: _Opened, receive: Receive, send: Send) -> None:
+        socket_metrics = metrics.route_metrics(opened.route)
+        upstream = opened.upstream
+        bridge = Bridge(receive, send, upstream, socket_metrics, opened.idle_timeout)
+        backend = opened.backend
+        session = Session(opened.route, backend, bridge)
+        accept, opened.accept = opened.accept, {}
         backend.in_flight += 1
         socket_metrics.active.inc()
         self.sessions.add(session)
@@ -160,6 +187,7 @@ class WebSocketProxy:
             except OSError:  # the client left while the backend answered
                 await upstream.close(1001, "client went away")
                 return
+            del accept
             ending = await bridge.run()
             socket_metrics.closed(ending.by)
         finally:
@@ -195,7 +223,7 @@ class WebSocketProxy:
         headers: list[tuple[bytes, bytes]],
         subprotocols: list[str],
         target: bytes,
-    ) -> tuple[BackendState, Any]:
+    ) -> tuple[BackendState, ClientConnection]:
         """Connect to a backend of ``route``: the next one after a connect failure."""
         timeouts = route.config.timeouts
         origin = next((v for k, v in head.headers if k == b"origin"), None)
