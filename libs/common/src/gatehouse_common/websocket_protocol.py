@@ -14,9 +14,10 @@ deprecated by its library.
 
 Only uvicorn's public protocol class is subclassed, for three things. An
 accepted socket drops its handshake request and answer (uvicorn never reads
-them again; thousands of idle sockets would keep them all). A handshake refused with an HTTP answer (the ``websocket.http.response``
-extension) counts as complete, so uvicorn does not log an error for each one.
-And a shutdown:
+them again; thousands of idle sockets would keep them all). A handshake
+refused with an HTTP answer (the ``websocket.http.response`` extension)
+counts as complete, so uvicorn does not log an error for each one. And a
+shutdown:
 uvicorn closes every open socket with 1012 the moment it stops; here an open
 socket gets ``drain_timeout`` more seconds (never past the server's graceful
 timeout) to finish, then is closed with 1001 "going away", as a drained
