@@ -1,5 +1,6 @@
-"""How proxied WebSockets end: idle, a reload that removes their backend, a shutdown,
-and many at once. Real gateway and fake backend processes; every wait is bounded."""
+"""How proxied WebSockets end: idle, a reload that removes their backend, an operator
+drain, a shutdown, and many at once. Real gateway and fake backend processes; every
+wait is bounded."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import asyncio
 import signal
 import time
 
+import httpx
 import pytest
 from support.gateway import HOST, Launcher, gateway_route, metric_value
-from support.websocket import closed, greeting, recv, ws_connect
+from support.jwks import AUDIENCE, ISSUER, KeyServer
+from support.websocket import closed, greeting, recv, refused_status, ws_connect
 
 DRAIN = {"GATEHOUSE_GATEWAY_WS_DRAIN_TIMEOUT": "1"}
 
@@ -47,6 +50,30 @@ async def test_a_reload_that_removes_the_backend_closes_its_sockets_within_the_b
         assert time.monotonic() - started < 6
     async with ws_connect(gateway.url, host=HOST) as socket:
         assert (await greeting(socket))["instance"] == "reload-2"
+
+
+async def test_an_operator_drain_lets_sockets_finish_then_closes_them_with_1001(
+    launcher: Launcher, keys: KeyServer
+) -> None:
+    drained = launcher.backends(1, prefix="drain")[0]
+    auth = {"jwks_url": keys.url, "issuer": ISSUER, "audience": AUDIENCE, "leeway": 5}
+    document = {"auth": auth, "routes": [gateway_route([drained])]}
+    gateway = launcher.gateway(document, env=DRAIN)
+    async with ws_connect(gateway.url, host=HOST) as socket:
+        assert (await greeting(socket))["instance"] == "drain-1"
+        admin = {"Authorization": f"Bearer {keys.token(roles=['admin'])}"}
+        path = f"/-/admin/routes/app/backends/127.0.0.1:{drained.port}/drain"
+        response = await asyncio.to_thread(
+            httpx.post, gateway.admin_url + path, headers=admin, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        started = time.monotonic()
+        await socket.send("still served while draining")
+        assert await recv(socket) == "still served while draining"
+        assert await closed(socket, timeout=10) == (1001, "backend drained")
+        assert time.monotonic() - started < 6
+    # a drained backend takes no new socket: the route's only backend is drained, so 503
+    assert await refused_status(ws_connect(gateway.url, host=HOST)) == 503
 
 
 async def test_a_shutdown_lets_open_sockets_finish_then_closes_them_with_1001(
