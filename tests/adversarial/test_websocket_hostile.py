@@ -69,14 +69,17 @@ def gateway(
         ),
         pytest.param([("X-Filler", "a" * 70_000)], 431, id="oversized-head"),
         pytest.param([("Transfer-Encoding", "chunked")], 400, id="with-a-body"),
+        pytest.param([], 400, id="a-fragment-in-the-target"),
     ],
 )
 def test_a_bad_handshake_head_is_refused_before_the_upgrade(
     gateway: GatewayProcess, extra: list[tuple[str, str]], status: int
 ) -> None:
     body = b"0\r\n\r\n" if any(k == "Transfer-Encoding" for k, _ in extra) else b""
-    response = exchange(gateway.url, handshake("/ws", *extra, body=body))
+    target = "/ws?a=b#c" if not extra else "/ws"
+    response = exchange(gateway.url, handshake(target, *extra, body=body))
     assert response.status == status, response.describe()
+    assert "Exception in ASGI application" not in gateway.log_text()
 
 
 def test_a_slow_handshake_head_gets_408(gateway: GatewayProcess) -> None:

@@ -33,7 +33,7 @@ from gatehouse_gateway.websocket import metrics
 from gatehouse_gateway.websocket.bridge import Bridge
 from gatehouse_gateway.websocket.sessions import Session, Sessions
 from gatehouse_gateway.websocket.tokens import find_token, split_query
-from gatehouse_gateway.websocket.upstream import Rejected, Unreachable, open_backend
+from gatehouse_gateway.websocket.upstream import BadTarget, Rejected, Unreachable, open_backend
 
 if TYPE_CHECKING:  # the gateway's runtime owns the sessions registry this package defines
     from gatehouse_gateway.runtime import Gateway
@@ -243,6 +243,9 @@ class WebSocketProxy:
                     ping_interval=self.ping_interval,
                     ping_timeout=self.ping_timeout,
                 )
+            except BadTarget:
+                body = error_body("bad_request", "the request target cannot be forwarded")
+                raise _Refused(400, body, "bad_request") from None
             except Rejected as exc:
                 backend.metrics.count(exc.status)
                 raise _Refused(exc.status, exc.body, "backend_refused", *exc.headers) from None

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Origin, Subprotocol
 
 from gatehouse_gateway.backend_state import BackendState
@@ -40,6 +40,10 @@ class Rejected(Exception):
         self.status = status
         self.headers = headers
         self.body = body
+
+
+class BadTarget(Exception):
+    """The client's request target is no URI the backend can be asked for (a ``#``)."""
 
 
 class Unreachable(Exception):
@@ -67,10 +71,10 @@ async def open_backend(
     ping_interval: float | None,
     ping_timeout: float | None,
 ) -> ClientConnection:
-    """Open the WebSocket to ``backend``; raises :class:`Rejected`, :class:`Unreachable`
-    or ``TimeoutError``."""
+    """Open the WebSocket to ``backend``; raises :class:`Rejected`, :class:`Unreachable`,
+    :class:`BadTarget` or ``TimeoutError``."""
     try:
-        return await connect(
+        connecting = connect(
             websocket_url(backend, target),
             origin=Origin(origin.decode("latin-1")) if origin else None,
             subprotocols=[Subprotocol(s) for s in subprotocols] or None,
@@ -86,6 +90,10 @@ async def open_backend(
             max_queue=_MAX_QUEUE,
             write_limit=_WRITE_LIMIT,
         )
+    except InvalidURI as exc:
+        raise BadTarget(str(exc)) from None
+    try:
+        return await connecting
     except InvalidStatus as exc:
         response = exc.response
         kept = [
