@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 
 from gatehouse_gateway.backend_state import BackendState
-from gatehouse_gateway.routing import RouteTable
+from gatehouse_gateway.routing import Route, RouteTable
 from gatehouse_gateway.websocket.bridge import Bridge
 
 logger = logging.getLogger(__name__)
@@ -59,11 +59,12 @@ class Sessions:
     def discard(self, session: Session) -> None:
         self.open.discard(session)
 
-    def _leaving(self, session: Session, table: RouteTable) -> str | None:
+    @staticmethod
+    def _leaving(session: Session, routes: dict[str, Route]) -> str | None:
         """Why ``session`` must end, or None while its backend still serves its route."""
         if session.backend.drained:
             return "backend drained"
-        route = next((r for r in table.routes if r.name == session.route), None)
+        route = routes.get(session.route)
         if route is None or not route.config.websocket:
             return "route removed"
         if session.backend not in route.backends:
@@ -71,9 +72,11 @@ class Sessions:
         return None
 
     def sweep(self, now: float) -> None:
-        table = self.table()
+        if not self.open:
+            return
+        routes = {route.name: route for route in self.table().routes}
         for session in list(self.open):
-            reason = self._leaving(session, table)
+            reason = self._leaving(session, routes)
             if reason is None:
                 session.leaving_at = None  # restored in time
             elif session.leaving_at is None:
