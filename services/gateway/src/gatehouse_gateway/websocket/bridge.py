@@ -72,7 +72,28 @@ def backend_ending(exc: ConnectionClosed) -> Ending:
 
 
 class Bridge:
-    """Relays between the ASGI client socket and the backend connection until one ends."""
+    """Relays between the ASGI client socket and the backend connection until one ends.
+
+    The backend-to-client pump runs in the caller's task and the other pump in
+    one task of its own: whichever ends first, or :meth:`stop`, records the
+    ending and cancels the caller's pump (``recv`` and ``send`` are safe to
+    cancel: nothing is lost that was not meant to be dropped by the close).
+    One task per socket instead of three is memory a gateway holding
+    thousands of idle sockets keeps.
+    """
+
+    __slots__ = (
+        "_ending",
+        "_runner",
+        "_timer",
+        "idle_timeout",
+        "last_activity",
+        "loop",
+        "metrics",
+        "receive",
+        "send",
+        "upstream",
+    )
 
     def __init__(
         self,
@@ -89,34 +110,61 @@ class Bridge:
         self.idle_timeout = idle_timeout
         self.loop = asyncio.get_running_loop()
         self.last_activity = self.loop.time()
-        self.stopped: asyncio.Future[Ending] = self.loop.create_future()
+        self._ending: Ending | None = None
+        self._runner: asyncio.Task[Any] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     def stop(self, reason: str, code: int = GOING_AWAY) -> None:
         """End the socket from outside (drain, reload, idle): both sides get ``code``."""
-        if not self.stopped.done():
-            self.stopped.set_result(Ending("gateway", code, reason))
+        self._end(Ending("gateway", code, reason))
+
+    def _end(self, ending: Ending) -> None:
+        if self._ending is not None:
+            return
+        self._ending = ending
+        if self._runner is not None:
+            self._runner.cancel()
+
+    def _client_side_done(self, task: asyncio.Task[Ending]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            self._end(task.result())
+        else:  # a bug, not a peer: say so, and close both sides
+            logger.error("WebSocket relay failed", exc_info=error)
+            self._end(Ending("gateway", INTERNAL_ERROR, "internal error"))
 
     async def run(self) -> Ending:
-        self._timer = self.loop.call_at(self.last_activity + self.idle_timeout, self._check_idle)
-        up = asyncio.ensure_future(self._client_to_backend())
-        down = asyncio.ensure_future(self._backend_to_client())
-        try:
-            done, _ = await asyncio.wait(
-                {up, down, self.stopped}, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            if self._timer is not None:
-                self._timer.cancel()
-            up.cancel()
-            down.cancel()
-        first = up if up in done else down if down in done else self.stopped
-        ending: Ending = first.result()
+        ending = self._ending or await self._relay()
+        if self._ending is not None:  # the other pump or stop() came first
+            ending = self._ending
+        self._ending = ending
         if ending.by != "client":
             await self._close_client(ending)
         if ending.by != "backend":
             await self._close_backend(ending)
         return ending
+
+    async def _relay(self) -> Ending:
+        """Both pumps until one ends (or :meth:`stop`); the ending they or it gave."""
+        runner = self._runner = asyncio.current_task()
+        self._timer = self.loop.call_at(self.last_activity + self.idle_timeout, self._check_idle)
+        up = self.loop.create_task(self._client_to_backend())
+        up.add_done_callback(self._client_side_done)
+        try:
+            return await self._backend_to_client()
+        except asyncio.CancelledError:
+            if self._ending is None or runner is None:
+                raise  # cancelled from outside: not one of ours
+            runner.uncancel()
+            return self._ending
+        finally:
+            self._runner = None
+            if self._timer is not None:
+                self._timer.cancel()
+            up.remove_done_callback(self._client_side_done)
+            up.cancel()
 
     def _check_idle(self) -> None:
         deadline = self.last_activity + self.idle_timeout
