@@ -13,7 +13,7 @@ import asyncio
 import time
 
 import pytest
-from adversarial.raw import exchange, request_bytes, rss_bytes
+from adversarial.raw import Reader, connect, exchange, read_response, request_bytes, rss_bytes
 from support.gateway import HOST, GatewayProcess, Launcher, gateway_route
 from support.processes import ServiceProcess
 from support.websocket import closed, greeting, recv, refused_status, ws_connect
@@ -83,8 +83,6 @@ def test_a_bad_handshake_head_is_refused_before_the_upgrade(
 
 
 def test_a_slow_handshake_head_gets_408(gateway: GatewayProcess) -> None:
-    from adversarial.raw import Reader, connect, read_response
-
     with connect(gateway.url) as sock:
         sock.sendall(handshake("/ws")[:40])
         started = time.monotonic()
@@ -147,3 +145,23 @@ async def test_a_reader_that_stops_costs_the_gateway_bounded_memory(
         assert grown < 24 * 1024 * 1024, f"gateway grew {grown} bytes for a stalled reader"
         for _ in range(count):
             assert len(await recv(socket, timeout=30)) == size
+
+
+def test_a_client_that_never_answers_pings_is_closed_with_1011(launcher: Launcher) -> None:
+    """A client that sent its handshake and then went silent (no pong) holds nothing for long."""
+    backend = launcher.backends(1, prefix="ws-pings")[0]
+    env = {"GATEHOUSE_GATEWAY_WS_PING_INTERVAL": "1", "GATEHOUSE_GATEWAY_WS_PING_TIMEOUT": "1"}
+    gateway = launcher.gateway({"routes": [gateway_route([backend])]}, env=env)
+    with connect(gateway.url) as sock:
+        sock.sendall(handshake("/ws"))
+        reader = Reader(sock, 10)
+        head = reader.until(b"\r\n\r\n")
+        assert head is not None and head.startswith(b"HTTP/1.1 101"), head
+        started = time.monotonic()
+        received = reader.rest()  # frames until the gateway closes the socket
+    elapsed = time.monotonic() - started
+    # a ping (0x89), then a close (0x88) carrying 1011 (0x03f3), then the end
+    assert b"\x89" in received, received[:80]
+    close_at = received.rfind(b"\x88")
+    assert close_at >= 0 and received[close_at + 2 : close_at + 4] == b"\x03\xf3", received[-40:]
+    assert elapsed < 6
