@@ -226,7 +226,7 @@ def local_tls() -> LocalTls:
 def trust_lines(ca_file: Path) -> str:
     """How to make clients trust the demo's local CA."""
     return f"""TLS: https://localhost:{TLS_PORT} (HTTP/2 by ALPN) is signed by the demo's own CA:
-  curl --cacert {ca_file} https://localhost:{TLS_PORT}/healthz
+  curl --cacert {ca_file} https://localhost:{TLS_PORT}/accounts_page
   curl --cacert {ca_file} --resolve service1.my-company.com:{TLS_PORT}:127.0.0.1 \\
        -H "Authorization: Bearer $TOKEN" https://service1.my-company.com:{TLS_PORT}/hello
   trust it system-wide (Debian/Ubuntu), and remove it again the same way:

@@ -72,10 +72,15 @@ def start_gateway(
     env: Mapping[str, str],
     repo_root: Path,
     python: str = sys.executable,
+    tls: tuple[Path, Path] | None = None,
 ) -> tuple[ManagedProcess, str]:
     """Write the config, start the gateway, wait for its health endpoint; (process, url).
 
     ``python`` is the interpreter of the environment the gateway runs in.
+    ``tls`` (certificate chain, key) adds a TLS listener (``--tls-port``, HTTP/2
+    by ALPN) and the url returned is its https one; the main port still
+    answers plain HTTP. ``gatehouse_common.devcerts.ensure_local_tls`` makes
+    such files (and the CA a client needs to trust them).
     """
     port = free_port()
     admin_port = free_port()
@@ -99,6 +104,16 @@ def start_gateway(
         "--log-level",
         "warning",
     ]
+    tls_port = free_port() if tls is not None else None
+    if tls is not None:
+        command += [
+            "--tls-port",
+            str(tls_port),
+            "--tls-cert",
+            str(tls[0]),
+            "--tls-key",
+            str(tls[1]),
+        ]
     process = ManagedProcess(
         name,
         command,
@@ -106,7 +121,7 @@ def start_gateway(
         env={"GATEHOUSE_CONFIG": str(config_path), **env},
         cwd=repo_root,
     ).start()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}" if tls_port is None else f"https://127.0.0.1:{tls_port}"
     try:
         # the gateway's own endpoints answer on its admin listener only
         process.wait_http(f"http://127.0.0.1:{admin_port}{READY_PATH}", timeout_s=60)

@@ -310,3 +310,28 @@ def test_shutdown_sends_goaway_and_finishes_streams_in_flight() -> None:
         assert ("HeadersFrame", stream) in kinds[first_goaway:]
         ends = [f for f in frames if isinstance(f, DataFrame) and "END_STREAM" in f.flags]
         assert [f.stream_id for f in ends] == [stream]
+
+
+def test_expect_100_continue_is_answered_when_the_app_reads(h2c: RawH2) -> None:
+    stream = h2c.request("/echo", method="POST", end=False, headers=[("expect", "100-continue")])
+    events = h2c.until(lambda e: isinstance(e, h2.events.InformationalResponseReceived))
+    informational = [e for e in events if isinstance(e, h2.events.InformationalResponseReceived)]
+    assert informational and dict(informational[0].headers or [])[b":status"] == b"100"
+    h2c.conn.send_data(stream, b"after the go-ahead", end_stream=True)
+    h2c.flush()
+    status, body = h2c.response(stream)
+    assert status == 200 and json_body(body)["body_size"] == len(b"after the go-ahead")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/a b"), ("GET", "/a#frag"), ("G T", "/"), ("GET", "no-slash")],
+    ids=["space-in-path", "fragment", "space-in-method", "not-origin-form"],
+)
+def test_a_head_no_request_line_could_carry_is_400(h2c: RawH2, method: str, path: str) -> None:
+    # a proxy writes :method and :path into an HTTP/1.1 request line: a space there
+    # would split it, and the backend would read a different request
+    stream = h2c.request(path, method=method)
+    status, body = h2c.response(stream)
+    assert status == 400
+    assert json_body(body)["error"] == "bad_request"

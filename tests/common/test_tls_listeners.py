@@ -280,3 +280,17 @@ def test_a_broken_file_on_reload_keeps_the_previous_certificate(
         time.sleep(0.5)  # past the check interval: the broken file has been tried
         assert "old.test" in _names_seen(port, certs)
         assert "not reloaded" in process.log_text()
+
+
+@pytest.mark.parametrize("alpn", ["h2", "http/1.1"])
+def test_the_connection_cap_counts_tls_connections(certs: Certs, alpn: str) -> None:
+    port = free_port()
+    listeners = [{"port": port, "certificates": certs.pairs()}]
+    with (
+        tls_app(listeners, max_connections="2"),
+        tls_socket(port, certs.ca, alpn=(alpn,)) as first,
+        tls_socket(port, certs.ca, alpn=(alpn,)) as second,
+    ):
+        assert first.selected_alpn_protocol() == second.selected_alpn_protocol() == alpn
+        with pytest.raises((ssl.SSLError, OSError)), tls_socket(port, certs.ca, alpn=(alpn,)):
+            pass

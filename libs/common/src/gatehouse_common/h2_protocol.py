@@ -22,9 +22,9 @@ This module adds what a server at the edge owes, with the same
   waits for the client's windows and for the socket to drain, and while the
   socket is backed up nothing more is read (pings and settings a client does
   not read the answers to cannot pile up);
-- fairness: one writer frames at most one DATA frame per stream in turn, so a
-  stream with megabytes to send never holds back a small answer on the same
-  connection;
+- fairness: one writer (:mod:`gatehouse_common.h2_writer`) frames at most one
+  DATA frame per stream in turn, so a stream with megabytes to send never
+  holds back a small answer on the same connection;
 - shutdown sends GOAWAY naming the last stream taken, lets those finish, and
   closes when the last one is done (uvicorn waits for it like any connection);
 - trailers a client sends are dropped, as the HTTP/1.1 protocol drops them.
@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from h2.config import H2Configuration
@@ -58,6 +57,7 @@ from uvicorn.protocols.utils import get_local_addr, get_remote_addr
 from gatehouse_common.edge_limits import EdgeLimits
 from gatehouse_common.errors import error_body
 from gatehouse_common.h2_stream import BadRequest, H2Stream, request_scope, response_headers
+from gatehouse_common.h2_writer import FairWriter
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application
@@ -67,20 +67,8 @@ logger = logging.getLogger(__name__)
 
 CONNECTION_WINDOW = 1 << 20  # request body bytes buffered per connection, at most
 RESET_WINDOW = 10.0  # seconds over which http2_max_resets counts
-WRITE_TURN = 256 * 1024  # bytes framed before the loop serves others
 
 _JSON = (b"content-type", b"application/json")
-
-
-class _Pending:
-    """Response body bytes of one ``send()``, waiting for windows and the socket."""
-
-    __slots__ = ("data", "done", "end")
-
-    def __init__(self, data: bytes, end: bool, done: asyncio.Future[None]) -> None:
-        self.data = memoryview(data)
-        self.end = end
-        self.done = done
 
 
 def _refusal(status: int, code: str, detail: str) -> ASGI3Application:
@@ -138,11 +126,7 @@ class H2Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
         self.running = 0  # app tasks alive, reset streams included
-        self._pending: dict[int, _Pending] = {}
-        self._ready: deque[int] = deque()
-        self._blocked: set[int] = set()
-        self._pump_scheduled = False
-        self._write_paused = False
+        self.writer = FairWriter(self.conn, loop, self._flush)
         self._closed = False
         self._going_away = False
         self._served = False
@@ -183,21 +167,18 @@ class H2Protocol(asyncio.Protocol):
             self._timer.cancel()
         for stream in self.streams.values():
             stream.disconnect()
-        for pending in self._pending.values():
-            if not pending.done.done():
-                pending.done.set_result(None)
-        self._pending.clear()
+        self.writer.close()
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.writer.paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self.writer.paused = False
         if self.transport is not None and not self._closed:
             self.transport.resume_reading()
-        self._kick()
+        self.writer.kick()
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: GOAWAY now, close when the streams taken are done."""
@@ -236,7 +217,7 @@ class H2Protocol(asyncio.Protocol):
             elif isinstance(event, StreamReset):
                 self._on_reset(event.stream_id, now)
             elif isinstance(event, WindowUpdated | RemoteSettingsChanged):
-                self._unblock(getattr(event, "stream_id", 0))
+                self.writer.unblock(getattr(event, "stream_id", 0))
             elif isinstance(event, ConnectionTerminated):
                 self._going_away = True  # the client's GOAWAY: finish what is open
                 if not self.streams:
@@ -245,7 +226,7 @@ class H2Protocol(asyncio.Protocol):
             # TrailersReceived (dropped), pings and settings (h2 answers them)
             if self._closed:
                 return
-        self._pump()
+        self.writer.pump()
 
     # events
     def _on_request(self, event: RequestReceived, now: float) -> None:
@@ -260,12 +241,20 @@ class H2Protocol(asyncio.Protocol):
         stream = H2Stream(self, stream_id, head_only=head_only, now=now)
         app = self.app
         try:
-            scope = request_scope(headers, self._base, self.limits.max_header_count)
+            scope = request_scope(
+                headers,
+                self._base,
+                self.limits.max_header_count,
+                body_follows=event.stream_ended is None,
+            )
             scope["state"] = self.app_state.copy()
         except OverflowError:
             scope, app = {"type": "http"}, _TOO_MANY_HEADERS
         except BadRequest:
             scope, app = {"type": "http"}, _BAD_REQUEST
+        stream.expect_continue = event.stream_ended is None and any(
+            name == b"expect" and value.lower() == b"100-continue" for name, value in headers
+        )
         self.streams[stream_id] = stream
         self.running += 1
         self._served = True
@@ -289,7 +278,7 @@ class H2Protocol(asyncio.Protocol):
         stream = self.streams.get(stream_id)
         if stream is not None:
             stream.disconnect()
-        self._drop_pending(stream_id)
+        self.writer.drop(stream_id)
 
     def _count_reset(self, now: float) -> None:
         if now - self._resets_since > RESET_WINDOW:
@@ -314,7 +303,7 @@ class H2Protocol(asyncio.Protocol):
         self.running -= 1
         stream_id = stream.stream_id
         self.streams.pop(stream_id, None)
-        self._drop_pending(stream_id)
+        self.writer.drop(stream_id)
         if not self._closed:
             if not stream.reset and not stream.response_complete:
                 self._reset(stream_id, ErrorCodes.INTERNAL_ERROR)  # the app ended mid-answer
@@ -331,13 +320,19 @@ class H2Protocol(asyncio.Protocol):
                 if self._going_away:
                     self._close(ErrorCodes.NO_ERROR)
                     return
-            self._kick()
+            self.writer.kick()
 
     # what streams ask of the connection (gatehouse_common.h2_stream.StreamOwner)
     def read_body(self, stream: H2Stream, size: int) -> None:
         if size and not self._closed:
             self.conn.acknowledge_received_data(size, stream.stream_id)
-            self._kick()
+            self.writer.kick()
+
+    def send_continue(self, stream: H2Stream) -> None:
+        if not self._closed:
+            with contextlib.suppress(H2Error):
+                self.conn.send_headers(stream.stream_id, [(b":status", b"100")])
+            self.writer.kick()
 
     def start_response(
         self, stream: H2Stream, status: int, headers: list[tuple[bytes, bytes]]
@@ -353,7 +348,7 @@ class H2Protocol(asyncio.Protocol):
             self._reset(stream.stream_id, ErrorCodes.INTERNAL_ERROR)
             stream.disconnect()
             return
-        self._kick()
+        self.writer.kick()
 
     async def write_body(self, stream: H2Stream, data: bytes, end: bool) -> None:
         if self._closed or stream.reset:
@@ -363,13 +358,9 @@ class H2Protocol(asyncio.Protocol):
                 self.conn.end_stream(stream.stream_id)
             except H2Error:
                 stream.disconnect()
-            self._kick()
+            self.writer.kick()
             return
-        pending = _Pending(data, end, self.loop.create_future())
-        self._pending[stream.stream_id] = pending
-        self._ready.append(stream.stream_id)
-        self._kick()
-        await pending.done
+        await self.writer.write(stream.stream_id, data, end)
 
     def _answer(self, stream: H2Stream, status: int, body: bytes) -> None:
         """A whole small answer from the server itself (the app failed or stalled)."""
@@ -380,60 +371,7 @@ class H2Protocol(asyncio.Protocol):
             self.conn.send_data(stream.stream_id, body, end_stream=True)
         except H2Error:  # no window left for even this: the stream just ends
             self._reset(stream.stream_id, ErrorCodes.INTERNAL_ERROR)
-        self._kick()
-
-    # writing: one DATA frame per stream in turn
-    def _kick(self) -> None:
-        if not self._pump_scheduled and not self._closed:
-            self._pump_scheduled = True
-            self.loop.call_soon(self._pump)
-
-    def _pump(self) -> None:
-        self._pump_scheduled = False
-        if self._closed:
-            return
-        ready, conn, turn = self._ready, self.conn, WRITE_TURN
-        while ready and turn > 0 and not self._write_paused:
-            stream_id = ready.popleft()
-            pending = self._pending.get(stream_id)
-            if pending is None:
-                continue
-            try:
-                window = conn.local_flow_control_window(stream_id)
-            except H2Error:
-                self._drop_pending(stream_id)
-                continue
-            size = min(window, conn.max_outbound_frame_size, len(pending.data))
-            if size <= 0:
-                self._blocked.add(stream_id)  # until the client's WINDOW_UPDATE
-                continue
-            chunk, pending.data = pending.data[:size], pending.data[size:]
-            last = not pending.data
-            conn.send_data(stream_id, chunk.tobytes(), end_stream=last and pending.end)
-            turn -= size
-            self._flush()
-            if last:
-                del self._pending[stream_id]
-                pending.done.set_result(None)
-            else:
-                ready.append(stream_id)
-        self._flush()
-        if ready and not self._write_paused:
-            self._kick()
-
-    def _unblock(self, stream_id: int) -> None:
-        if stream_id == 0:
-            self._ready.extend(self._blocked)
-            self._blocked.clear()
-        elif stream_id in self._blocked:
-            self._blocked.discard(stream_id)
-            self._ready.append(stream_id)
-
-    def _drop_pending(self, stream_id: int) -> None:
-        pending = self._pending.pop(stream_id, None)
-        self._blocked.discard(stream_id)
-        if pending is not None and not pending.done.done():
-            pending.done.set_result(None)
+        self.writer.kick()
 
     def _flush(self) -> None:
         data = self.conn.data_to_send()
@@ -499,7 +437,7 @@ class H2Protocol(asyncio.Protocol):
             stalled = now - stream.last_data >= limits.body_idle_timeout
             if stream.waiting and stalled and not stream.ended and not stream.reset:
                 self._body_stalled(stream)
-        self._pump()
+        self.writer.pump()
         self._arm(now + limits.body_idle_timeout / 2)
 
     def _body_stalled(self, stream: H2Stream) -> None:

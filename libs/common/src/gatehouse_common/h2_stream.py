@@ -12,6 +12,7 @@ timeout is measured from.
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +27,14 @@ _HOP_BY_HOP = frozenset(
 )
 
 
+# What may stand in an HTTP/1.1 request line, which a proxy writes these into:
+# a method is a token (RFC 9110 section 5.6.2); a target is visible ASCII with
+# no fragment. h2 only keeps CR, LF and NUL out of values, so a space in
+# :path would otherwise split the request line the backend reads.
+_METHOD = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TARGET = re.compile(rb"/[\x21-\x22\x24-\x7e]*")
+
+
 class BadRequest(Exception):
     """The stream's head cannot be made into an ASGI request (answered 400)."""
 
@@ -35,6 +44,8 @@ class StreamOwner(Protocol):
 
     def read_body(self, stream: H2Stream, size: int) -> None: ...
 
+    def send_continue(self, stream: H2Stream) -> None: ...
+
     def start_response(
         self, stream: H2Stream, status: int, headers: list[tuple[bytes, bytes]]
     ) -> None: ...
@@ -43,13 +54,21 @@ class StreamOwner(Protocol):
 
 
 def request_scope(
-    headers: Iterable[tuple[bytes, bytes]], base: dict[str, Any], max_header_count: int
+    headers: Iterable[tuple[bytes, bytes]],
+    base: dict[str, Any],
+    max_header_count: int,
+    *,
+    body_follows: bool,
 ) -> dict[str, Any]:
     """The ASGI scope of a request head ``h2`` has already validated.
 
     ``:authority`` becomes ``Host`` (``h2`` refuses a ``Host`` that disagrees
     with it); cookie fields split by the client are joined again (RFC 9113
-    section 8.2.3), as an HTTP/1.1 app expects one ``Cookie``.
+    section 8.2.3), as an HTTP/1.1 app expects one ``Cookie``. A body of no
+    declared length (HEADERS without END_STREAM, no ``content-length``) is
+    what HTTP/1.1 calls chunked, and the scope says so: an app (a proxy)
+    deciding from the head whether a body follows sees it as it would from an
+    HTTP/1.1 client.
     """
     method = path = authority = b""
     regular: list[tuple[bytes, bytes]] = []
@@ -72,12 +91,14 @@ def request_scope(
             regular.append((name, value))
     if cookies:
         regular.append((b"cookie", b"; ".join(cookies)))
+    if body_follows and not any(name == b"content-length" for name, _ in regular):
+        regular.append((b"transfer-encoding", b"chunked"))
     authority = authority or host or b""
     if authority:
         regular.insert(0, (b"host", authority))
     if len(regular) > max_header_count:
         raise OverflowError
-    if method == b"CONNECT" or not path.startswith(b"/"):
+    if method == b"CONNECT" or not _METHOD.fullmatch(method) or not _TARGET.fullmatch(path):
         # CONNECT (and asterisk-form OPTIONS) name no resource a service has
         raise BadRequest
     raw_path, _, query = path.partition(b"?")
@@ -121,6 +142,7 @@ class H2Stream:
         "body",
         "body_size",
         "ended",
+        "expect_continue",
         "final_sent",
         "head_only",
         "last_data",
@@ -142,6 +164,7 @@ class H2Stream:
         self.body_size = 0
         self.unacknowledged = 0  # flow-controlled bytes received, not yet read
         self.ended = False  # the client's END_STREAM
+        self.expect_continue = False  # "expect: 100-continue": 100 when the app first waits
         self.final_sent = False  # the app was given more_body=False
         self.reset = False  # the client reset it, or the connection is gone
         self.waiting = False  # the app waits in receive()
@@ -181,6 +204,10 @@ class H2Stream:
                 return {"type": "http.request", "body": data, "more_body": not self.ended}
             if self.final_sent and self.response_complete:
                 return {"type": "http.disconnect"}
+            if self.expect_continue and not self.response_started:
+                # the client waits for this before sending the body, as uvicorn does for HTTP/1.1
+                self.expect_continue = False
+                self.owner.send_continue(self)
             self.read_event.clear()
             self.waiting = True
             # the body timeout counts from when the app asks, not from its last byte

@@ -94,7 +94,10 @@ def _load(certificates: Sequence[CertificateFiles], alpn: Sequence[str]) -> _Gen
     wildcard: dict[str, ssl.SSLContext] = {}
     for files in certificates:
         context = server_context(alpn)
-        context.load_cert_chain(files.cert_file, files.key_file)
+        try:
+            context.load_cert_chain(files.cert_file, files.key_file)
+        except OSError as exc:  # ssl's own errors name no file
+            raise ValueError(f"{files.cert_file} with {files.key_file}: {exc}") from exc
         contexts.append(context)
         for name in certificate_names(files.cert_file):
             if name.startswith("*."):
