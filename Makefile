@@ -103,6 +103,7 @@ SPAWN_RATE ?= 5
 DURATION   ?= 1m
 TARGET     ?= http://127.0.0.1:8080
 BENCH_ARGS ?=
+BENCH_WS_ARGS ?=
 
 .PHONY: bench
 $(GATEWAY_VENV)/.synced: $(UV) $(PACKAGE_FILES) Makefile
@@ -111,6 +112,10 @@ $(GATEWAY_VENV)/.synced: $(UV) $(PACKAGE_FILES) Makefile
 
 bench: system-deps services venv $(GATEWAY_VENV)/.synced ## wrk: a backend, nginx and the gateway side by side (loadtest/results/)
 	$(PY) loadtest/bench.py --gateway-python $(GATEWAY_VENV)/bin/python $(BENCH_ARGS)
+
+.PHONY: bench-ws
+bench-ws: system-deps venv $(GATEWAY_VENV)/.synced ## WebSocket echo through the gateway beside nginx, and idle sockets' memory
+	$(PY) loadtest/ws_bench.py --gateway-python $(GATEWAY_VENV)/bin/python $(BENCH_WS_ARGS)
 
 .PHONY: loadtest
 loadtest: venv ## headless Locust user journey against TARGET (the demo or compose)

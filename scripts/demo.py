@@ -261,6 +261,8 @@ Try, through the gateway:
        | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   curl -H 'Host: service1.my-company.com' -H "Authorization: Bearer $TOKEN" localhost:8080/hello
   curl -H 'Host: service2.my-company.com' -H "Authorization: Bearer $TOKEN" localhost:8080/hello
+  .venv/bin/python scripts/ws_client.py ws://localhost:8080/ws \\
+       --host service1.my-company.com --token "$TOKEN" hello "close 4000 bye"
   open http://localhost:8080/accounts_page
 Sessions: login also answers a refresh_token; trade it for a new pair, then log out:
   REFRESH=$(curl -s -X POST localhost:8080/login -H 'content-type: application/json' \\

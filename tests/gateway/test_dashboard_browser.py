@@ -168,7 +168,7 @@ def test_the_dashboard_shows_a_backend_go_down_and_back_and_drains_by_button(
             red = row(page, second).locator(".dot")
             assert red.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(220, 38, 38)"
             expect(page.locator("section.route[data-route='app'] h2")).to_contain_text(
-                "1/2 available"
+                "1/2 available · 0 WebSockets"
             )
             httpx.put(second.url + "/__backend/faults", json={"healthy": True})
             expect(row(page, second)).to_have_attribute("data-status", "up")

@@ -35,6 +35,7 @@ def test_nginx_own_braces_and_variables_are_left_alone() -> None:
             },
         ),
         ("proxy.conf", {"BACKEND_A_PORT": 1, "BACKEND_B_PORT": 2, "PROXY_PORT": 3}),
+        ("websocket.conf", {"BACKEND_PORT": 1, "PROXY_PORT": 3}),
     ],
 )
 def test_nginx_accepts_the_rendered_config(

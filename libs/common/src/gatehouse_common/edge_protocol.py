@@ -257,9 +257,10 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         self._arm(self._last_read + self.limits.body_idle_timeout)
         if not self.url.startswith(b"/"):
             self._authority_from_target()
-        if self.parser.should_upgrade() and not self._should_upgrade() and self._has_body():
+        if self.parser.should_upgrade() and self._has_body():
             # httptools skips the body of every upgrade request: declined, the body
-            # would be left unread while the app waited for it
+            # would be left unread while the app waited for it; taken, it would be
+            # lost (a WebSocket handshake is a GET without one, RFC 6455 section 4.1)
             raise _Refused(edge_answers.UPGRADE_WITH_BODY)
         super().on_headers_complete()
         method = self._methods.method()

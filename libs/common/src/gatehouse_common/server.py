@@ -49,6 +49,7 @@ from gatehouse_common.edge_protocol import CoalescingEdgeHttpToolsProtocol, Edge
 from gatehouse_common.listener_protocol import ListenerProtocol, ListenerRuntime, build_runtimes
 from gatehouse_common.listeners import ListenerSpec
 from gatehouse_common.settings import ServiceSettings
+from gatehouse_common.websocket_protocol import EdgeWebSocketProtocol, WebSocketLimits
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_HEALTHCHECK_SECONDS = 60
@@ -57,7 +58,8 @@ logger = logging.getLogger("uvicorn.error")
 
 class EdgeConfig(uvicorn.Config):
     """A uvicorn config that carries the :class:`EdgeLimits` its protocol reads,
-    and the further listeners (:class:`ListenerSpec`) with what they speak."""
+    the further listeners (:class:`ListenerSpec`) with what they speak, and the
+    :class:`WebSocketLimits` of a service that takes WebSocket."""
 
     def __init__(
         self,
@@ -65,10 +67,12 @@ class EdgeConfig(uvicorn.Config):
         *,
         edge_limits: EdgeLimits,
         listeners: Sequence[ListenerSpec] = (),
+        websocket_limits: WebSocketLimits | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(app, **kwargs)
         self.edge_limits = edge_limits
+        self.websocket_limits = websocket_limits
         self.listeners = tuple(listeners)
         self._runtimes: dict[int, ListenerRuntime] | None = None
 
@@ -154,17 +158,35 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _websocket_options(limits: WebSocketLimits | None) -> dict[str, Any]:
+    """uvicorn's ``ws*`` options: off (an Upgrade request is read as plain HTTP,
+    body included, instead of going to a handshake no app completes), or
+    :class:`EdgeWebSocketProtocol` held to ``limits``."""
+    if limits is None:
+        return {"ws": "none"}
+    return {
+        "ws": EdgeWebSocketProtocol,
+        "ws_max_size": limits.max_message_bytes,
+        "ws_ping_interval": limits.ping_interval,
+        "ws_ping_timeout": limits.ping_timeout,
+        "ws_per_message_deflate": limits.per_message_deflate,
+    }
+
+
 def edge_config(
     app_factory: str,
     settings: ServiceSettings,
     *,
     fast: bool = False,
     listeners: Sequence[ListenerSpec] = (),
+    websocket: bool = False,
 ) -> EdgeConfig:
     """The uvicorn config :func:`serve` runs ``app_factory`` with."""
+    ws_limits = WebSocketLimits.from_settings(settings) if websocket else None
     return EdgeConfig(
         app_factory,
         edge_limits=EdgeLimits.from_settings(settings),
+        websocket_limits=ws_limits,
         listeners=listeners,
         factory=True,
         host=settings.host,
@@ -178,9 +200,7 @@ def edge_config(
         timeout_keep_alive=math.ceil(settings.keepalive_timeout),
         loop="uvloop" if fast else "auto",
         http=CoalescingEdgeHttpToolsProtocol if fast else EdgeHttpToolsProtocol,
-        # No service takes WebSocket yet: an Upgrade request is read as plain HTTP,
-        # body included, instead of going to a handshake that never completes.
-        ws="none",
+        **_websocket_options(ws_limits),
         server_header=False,
         date_header=True,
         # FORWARDED_ALLOW_IPS="" (the gateway's default) trusts no proxy, so uvicorn's
@@ -217,6 +237,7 @@ def serve(
     extra_listeners: Sequence[tuple[str, int]] = (),
     listeners: Sequence[ListenerSpec] = (),
     main_h2c: bool = False,
+    websocket: bool = False,
 ) -> None:
     """Serve ``app_factory`` (an import string ``module:function``) with ``settings``.
 
@@ -228,7 +249,9 @@ def serve(
     ``listeners`` are more sockets that may speak TLS, HTTP/2 or redirect
     (:class:`ListenerSpec`). Their certificates are read here first, so a bad
     file stops the start with its reason. ``main_h2c`` makes the main port take
-    HTTP/2 with prior knowledge besides HTTP/1.1.
+    HTTP/2 with prior knowledge besides HTTP/1.1. ``websocket`` turns WebSocket
+    handshakes on (:mod:`gatehouse_common.websocket_protocol`); off, an
+    ``Upgrade`` request is plain HTTP.
     """
     _prepare_multiprocess_metrics(settings.workers)
     _check_certificates(listeners)
@@ -241,7 +264,7 @@ def serve(
         sock = bind_listener(spec.host, spec.port)
         sockets.append(sock)
         bound.append(spec.bound_to(sock.getsockname()[1]))
-    config = edge_config(app_factory, settings, fast=fast, listeners=bound)
+    config = edge_config(app_factory, settings, fast=fast, listeners=bound, websocket=websocket)
     server = uvicorn.Server(config)
     try:
         if config.workers > 1:

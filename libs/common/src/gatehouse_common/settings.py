@@ -64,6 +64,17 @@ class ServiceSettings(BaseSettings):
     http2_max_concurrent_streams: int = Field(default=100, ge=1, le=10_000)
     http2_max_resets: int = Field(default=200, ge=1)
 
+    # WebSocket, for the services that take it (gatehouse_common.websocket_protocol):
+    # the largest message either way (over it: close 1009), the keepalive ping
+    # interval and the wait for its pong (0: off), per-message-deflate (off: memory
+    # per socket and compression oracles), and how long open sockets may finish
+    # after a shutdown begins (then close 1001).
+    ws_max_message_bytes: int = Field(default=1024 * 1024, ge=125, le=256 * 1024 * 1024)
+    ws_ping_interval: float = Field(default=20.0, ge=0)
+    ws_ping_timeout: float = Field(default=20.0, ge=0)
+    ws_per_message_deflate: bool = False
+    ws_drain_timeout: float = Field(default=10.0, ge=0)
+
     @property
     def is_production(self) -> bool:
         return self.environment == "production"

@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.instance_name:
         os.environ["GATEHOUSE_FAKE_BACKEND_INSTANCE_NAME"] = args.instance_name
     settings = settings_from_args(FakeBackendSettings, args, _FLAG_FIELDS)
-    serve("gatehouse_fake_backend.app:create_app", settings, fast=True)
+    serve("gatehouse_fake_backend.app:create_app", settings, fast=True, websocket=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The fake backend's ASGI app: an echo on every path, plus a small admin surface.
 
-Paths it keeps for itself: ``/healthz``, ``/readyz``, ``/metrics`` and
-everything under ``/__backend/`` (faults, downloads, server-sent events). The prefix is not the
+A WebSocket at ``/ws`` echoes messages (:mod:`gatehouse_fake_backend.websocket_echo`);
+an HTTP request to ``/ws`` is echoed like any other. Paths it keeps for
+itself: ``/healthz``, ``/readyz``, ``/metrics`` and everything under
+``/__backend/`` (faults, downloads, server-sent events). The prefix is not the
 gateway's reserved ``/-/`` so a gateway in front can proxy to all of them, which
 is why ``/__backend/`` answers only when the instance was started with
 ``--faults``: otherwise anyone allowed through a route could switch the
@@ -24,6 +26,7 @@ from gatehouse_common.errors import error_response
 from gatehouse_fake_backend.echo import describe_request
 from gatehouse_fake_backend.faults import FaultInjector, Faults, FaultsUpdate
 from gatehouse_fake_backend.settings import FakeBackendSettings, get_settings
+from gatehouse_fake_backend.websocket_echo import websocket_router
 
 ADMIN_PREFIX = "/__backend"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -166,5 +169,6 @@ def create_app(settings: FakeBackendSettings | None = None) -> FastAPI:
     )
     app.state.injector = injector
     app.include_router(admin_router(injector) if settings.faults else closed_admin_router())
+    app.include_router(websocket_router(settings.instance))
     app.include_router(echo_router(injector, settings.instance))
     return app

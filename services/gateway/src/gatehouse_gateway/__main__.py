@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         extra_listeners=[(admin_host, admin_port)],
         listeners=listeners,
         main_h2c=loaded.config.listen.h2c,
+        websocket=settings.ws_enabled,
     )
 
 

@@ -28,6 +28,7 @@ from gatehouse_gateway.proxy import Proxy
 from gatehouse_gateway.reload import ConfigReloader
 from gatehouse_gateway.runtime import Gateway
 from gatehouse_gateway.settings import GatewaySettings
+from gatehouse_gateway.websocket import WebSocketProxy
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class GatewayApp:
         self.admin_port = settings.admin_listener(loaded.config.admin)[1]
         self.gateway: Gateway | None = None
         self.proxy: Proxy | None = None
+        self.websocket: WebSocketProxy | None = None
         self.admin = create_admin_app(lambda: self.gateway)
         self._reloader: ConfigReloader | None = None
 
@@ -94,8 +96,11 @@ class GatewayApp:
                 await send_unavailable(send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
-        else:  # websockets are not proxied (yet): refuse the handshake
-            await send({"type": "websocket.close", "code": 1003})
+        elif kind == "websocket":
+            if self.websocket is None or scope["path"].startswith(_ADMIN_PREFIX):
+                await send({"type": "websocket.close", "code": 1008})  # a 403 before the upgrade
+            else:
+                await self.websocket(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -118,6 +123,8 @@ class GatewayApp:
         await gateway.start()
         self.gateway = gateway
         self.proxy = Proxy(gateway, metrics_endpoint)
+        if self.settings.ws_enabled:
+            self.websocket = websocket_proxy(gateway, self.settings)
         self._reloader = ConfigReloader(gateway, watch=self.settings.watch_config)
         self._reloader.start()
         freeze_long_lived()
@@ -128,6 +135,17 @@ class GatewayApp:
         if self.gateway is not None:
             await self.gateway.close()
         thaw()
+
+
+def websocket_proxy(gateway: Gateway, settings: GatewaySettings) -> WebSocketProxy:
+    """The ``websocket`` scope's handler, with the limits the server enforces downstream."""
+    return WebSocketProxy(
+        gateway,
+        max_message_bytes=settings.ws_max_message_bytes,
+        ping_interval=settings.ws_ping_interval or None,
+        ping_timeout=settings.ws_ping_timeout or None,
+        idle_timeout=settings.ws_idle_timeout,
+    )
 
 
 def create_app(settings: GatewaySettings | None = None) -> GatewayApp:

@@ -28,6 +28,7 @@ from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_gateway.upstream.h1 import UpstreamClient
 from gatehouse_gateway.upstream.health import HealthMonitor
 from gatehouse_gateway.upstream.tls import TLSContexts
+from gatehouse_gateway.websocket.sessions import Sessions
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class Gateway:
         self._tasks: set[asyncio.Task[object]] = set()
         # Drains shared through Redis and the dashboard's history.
         self.operator = Operator(settings, self._routes)
+        # Open WebSocket connections; those whose backend leaves are closed after a grace.
+        self.websockets = Sessions(lambda: self.table, settings.ws_drain_timeout)
 
     @property
     def upstream(self) -> UpstreamClient:
@@ -85,6 +88,7 @@ class Gateway:
         )
 
     async def close(self) -> None:
+        await self.websockets.close()
         await self.operator.close()
         if self._health is not None:
             await self._health.close()

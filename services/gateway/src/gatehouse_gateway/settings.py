@@ -50,6 +50,13 @@ class GatewaySettings(ServiceSettings):
     # Redis (and samples the dashboard's per-backend history).
     drain_sync_interval: float = Field(default=1.0, gt=0, le=60)
 
+    # WebSocket proxying (gatehouse_gateway.websocket; the per-message limits are
+    # the ws_* settings every service shares). Off: an Upgrade request is plain HTTP.
+    ws_enabled: bool = True
+    # A socket with no message either way for this long is closed with 1001
+    # (a route's websocket_idle_timeout overrides it); pings do not count.
+    ws_idle_timeout: float = Field(default=300.0, gt=0, le=86400)
+
     def admin_listener(self, admin: AdminListenConfig) -> tuple[str, int]:
         """(host, port) of the admin listener: flags and environment, then the config."""
         return (self.admin_host or admin.address, self.admin_port or admin.port)

@@ -57,7 +57,7 @@ def backend_view(route: Route, backend: BackendState, drains: DrainCoordinator) 
     return view
 
 
-def route_view(route: Route, drains: DrainCoordinator) -> dict[str, Any]:
+def route_view(route: Route, drains: DrainCoordinator, sockets: int = 0) -> dict[str, Any]:
     return {
         "name": route.name,
         "hosts": route.config.hosts,
@@ -65,6 +65,8 @@ def route_view(route: Route, drains: DrainCoordinator) -> dict[str, Any]:
         "auth": route.config.auth,
         "strategy": route.config.strategy,
         "available_backends": sum(1 for b in route.backends if b.available),
+        # this worker's open WebSocket connections on the route
+        "websocket": {"enabled": route.config.websocket, "active": sockets},
         "backends": [backend_view(route, b, drains) for b in route.backends],
     }
 
@@ -80,6 +82,7 @@ def jwks_view(authenticator: Authenticator | None) -> dict[str, Any] | None:
 def gateway_view(gateway: Gateway) -> dict[str, Any]:
     """Config, cursor, JWKS, routes and backends: the ``/-/config`` endpoint."""
     drains = gateway.operator.drains
+    sockets = gateway.websockets.count_by_route()
     return {
         "version": gateway.version,
         "source": gateway.loaded.source,
@@ -89,7 +92,9 @@ def gateway_view(gateway: Gateway) -> dict[str, Any]:
         "last_reload_error": gateway.last_reload_error,
         "cursor": gateway.cursor.snapshot(),
         "jwks": jwks_view(gateway.authenticator),
-        "routes": [route_view(route, drains) for route in gateway.table.routes],
+        "routes": [
+            route_view(route, drains, sockets.get(route.name, 0)) for route in gateway.table.routes
+        ],
     }
 
 

@@ -215,6 +215,7 @@ class UpstreamTLSConfig(_Strict):
         if not self.verify and (self.ca_file or self.server_name):
             raise ValueError("ca_file and server_name only apply with verify: true")
         return self
+TokenSource = Literal["header", "subprotocol", "query"]
 
 
 class RouteConfig(_Strict):
@@ -240,6 +241,18 @@ class RouteConfig(_Strict):
     passive_health: PassiveHealthConfig = PassiveHealthConfig()
     limits: LimitsConfig = LimitsConfig()
     tls: UpstreamTLSConfig = UpstreamTLSConfig()
+    # WebSocket (gatehouse_gateway.websocket): proxied on every route unless turned
+    # off here. With ``auth: required`` the token is read at the handshake from the
+    # sources listed (browsers cannot set an Authorization header on a WebSocket):
+    # ``header`` (Authorization), ``subprotocol`` (a ``bearer.<jwt>`` entry of
+    # Sec-WebSocket-Protocol), ``query`` (``?access_token=``, dropped before the
+    # backend sees the query). A socket with no message either way for
+    # ``websocket_idle_timeout`` seconds is closed (unset: the gateway's setting).
+    websocket: bool = True
+    websocket_token_sources: list[TokenSource] = Field(
+        default_factory=lambda: list[TokenSource](["header"]), min_length=1
+    )
+    websocket_idle_timeout: float | None = Field(default=None, gt=0, le=86400)
 
     @field_validator("backends")
     @classmethod

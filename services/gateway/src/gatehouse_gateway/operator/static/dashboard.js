@@ -158,7 +158,10 @@
     section.querySelector("h2 .muted").textContent = route.strategy + " · "
       + (route.hosts.length ? route.hosts.join(", ") : "any host") + " · "
       + route.path_prefix.join(", ") + " · " + route.available_backends + "/"
-      + route.backends.length + " available";
+      + route.backends.length + " available"
+      + (route.websocket && route.websocket.enabled
+        ? " · " + route.websocket.active + " WebSocket" + (route.websocket.active === 1 ? "" : "s")
+        : "");
     return section;
   }
 

@@ -1,0 +1,110 @@
+"""WebSocket for the services that take it, behind the same edge limits as HTTP.
+
+A handshake is an HTTP request first: :class:`~gatehouse_common.edge_protocol.
+EdgeHttpToolsProtocol` parses its head under the head size, line count and
+head time limits, and only a complete ``GET`` with ``Upgrade: websocket`` (and
+no body) is handed to the WebSocket protocol. That protocol is uvicorn's
+sans-I/O one on the `websockets` library (``websockets-sansio``): it reads one
+message at a time and pauses the socket until the app has taken it, waits for
+the socket to drain before writing the next one, and refuses a message over
+``max_message_bytes`` with close code 1009 as the frames arrive, not once the
+whole message is buffered. wsproto, the other choice, buffers the whole message
+first and has no pong timeout of its own; the legacy ``websockets`` one is
+deprecated by its library.
+
+Only uvicorn's public protocol class is subclassed, for three things. An
+accepted socket drops its handshake request and answer (uvicorn never reads
+them again; thousands of idle sockets would keep them all). A handshake
+refused with an HTTP answer (the ``websocket.http.response`` extension)
+counts as complete, so uvicorn does not log an error for each one. And a
+shutdown:
+uvicorn closes every open socket with 1012 the moment it stops; here an open
+socket gets ``drain_timeout`` more seconds (never past the server's graceful
+timeout) to finish, then is closed with 1001 "going away", as a drained
+backend's sockets are by the gateway.
+
+per-message-deflate is off by default: it costs tens of KiB of zlib state per
+socket (a gateway holding 10,000 sockets would spend hundreds of MB on it), and
+compressing attacker-influenced data next to secrets opens CRIME/BREACH-style
+length oracles. A service can turn it on (``ws_per_message_deflate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+if TYPE_CHECKING:
+    from gatehouse_common.settings import ServiceSettings
+
+GOING_AWAY = 1001
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketLimits:
+    """A service's WebSocket settings, carried to every worker in the uvicorn config."""
+
+    max_message_bytes: int = 1024 * 1024
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    per_message_deflate: bool = False
+    drain_timeout: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> WebSocketLimits:
+        return cls(
+            max_message_bytes=settings.ws_max_message_bytes,
+            ping_interval=settings.ws_ping_interval or None,
+            ping_timeout=settings.ws_ping_timeout or None,
+            per_message_deflate=settings.ws_per_message_deflate,
+            drain_timeout=settings.ws_drain_timeout,
+        )
+
+
+DEFAULT_WEBSOCKET_LIMITS = WebSocketLimits()
+
+
+class EdgeWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol whose open sockets outlive a shutdown briefly."""
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        kind = message["type"]
+        if kind == "websocket.accept" and self.handshake_complete:
+            # uvicorn reads neither again: an open socket need not keep its handshake
+            del self.request, self.response
+        elif kind == "websocket.http.response.body" and not message.get("more_body"):
+            # a handshake answered with an HTTP status is complete: uvicorn would
+            # log an error for each one, and a client could flood the log with them
+            self.handshake_complete = True
+
+    def shutdown(self) -> None:
+        if not self.handshake_complete or self.close_sent or self.initial_response is not None:
+            super().shutdown()
+            return
+        limits: WebSocketLimits = getattr(self.config, "websocket_limits", DEFAULT_WEBSOCKET_LIMITS)
+        # uvicorn cancels the app after its graceful timeout: close before that
+        graceful = self.config.timeout_graceful_shutdown
+        grace = limits.drain_timeout
+        if graceful is not None:
+            grace = max(0.0, min(grace, graceful - 1.0))
+        self.stop_keepalive()
+        self.loop.call_later(grace, self.go_away, "server shutting down")
+
+    def go_away(self, reason: str) -> None:
+        """Close with 1001; the app's ``receive()`` answers ``websocket.disconnect`` 1001."""
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return
+        self.stop_keepalive()
+        self.queue.put_nowait(
+            {"type": "websocket.disconnect", "code": GOING_AWAY, "reason": reason}
+        )
+        self.conn.send_close(GOING_AWAY, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)

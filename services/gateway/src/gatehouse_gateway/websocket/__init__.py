@@ -1,0 +1,11 @@
+"""WebSocket proxying: the ASGI ``websocket`` scope, from handshake to close.
+
+``handler`` routes and authorises the handshake as the HTTP path does,
+``upstream`` opens the backend's WebSocket, ``bridge`` relays messages both
+ways with backpressure, ``sessions`` ends sockets whose backend went away,
+``tokens`` reads a handshake's token, ``metrics`` counts it all.
+"""
+
+from gatehouse_gateway.websocket.handler import WebSocketProxy
+
+__all__ = ["WebSocketProxy"]

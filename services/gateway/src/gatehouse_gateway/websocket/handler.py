@@ -1,0 +1,289 @@
+"""The ASGI ``websocket`` scope: route, authorise, open the backend, then relay.
+
+Everything before the upgrade is the HTTP path's own rules: the head goes
+through the same :class:`~gatehouse_gateway.edge.head.HeadRules` (one Host,
+one Authorization, identity and forwarding headers never from the client,
+the normalised path), the route is matched on Host and that path, and the
+backend gets the same identity and forwarding headers. A handshake the
+gateway will not take is answered with an HTTP status before any upgrade,
+through the ASGI ``websocket.http.response`` extension (which uvicorn's
+protocol offers): 400/431 for a bad head, 404 for no route, 403 for a route
+with ``websocket: false``, 401 (``WWW-Authenticate: Bearer``) for a missing or
+bad token, 502/503/504 when no backend takes it, or the backend's own refusal.
+A server without the extension gets a close with 1008 (policy violation)
+instead, which it turns into a 403.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import Receive, Scope, Send
+from websockets.asyncio.client import ClientConnection
+
+from gatehouse_common.errors import error_body
+from gatehouse_common.jwt import TokenError
+from gatehouse_common.request_id import new_request_id
+from gatehouse_gateway.auth import CHALLENGE
+from gatehouse_gateway.backend_state import BackendState
+from gatehouse_gateway.edge.head import Refusal, RequestHead
+from gatehouse_gateway.routing import Route
+from gatehouse_gateway.websocket import metrics
+from gatehouse_gateway.websocket.bridge import Bridge
+from gatehouse_gateway.websocket.sessions import Session, Sessions
+from gatehouse_gateway.websocket.tokens import find_token, split_query
+from gatehouse_gateway.websocket.upstream import BadTarget, Rejected, Unreachable, open_backend
+
+if TYPE_CHECKING:  # the gateway's runtime owns the sessions registry this package defines
+    from gatehouse_gateway.runtime import Gateway
+
+logger = logging.getLogger(__name__)
+
+_JSON = (b"content-type", b"application/json")
+# Handshake headers the backend connection writes itself, or that end at the gateway.
+_OWN = frozenset(
+    {
+        b"sec-websocket-key",
+        b"sec-websocket-version",
+        b"sec-websocket-extensions",
+        b"sec-websocket-protocol",
+        b"sec-websocket-accept",
+        b"origin",
+        b"content-length",
+    }
+)
+# Backend 101 headers the client does not get (its own handshake is the server's).
+_ANSWER_DROP = _OWN | {
+    b"connection",
+    b"upgrade",
+    b"date",
+    b"server",
+    b"transfer-encoding",
+    b"x-request-id",
+}
+_HTTP_SCHEMES = {"ws": "http", "wss": "https"}
+_WS_OFF = error_body("websocket_disabled", "this route does not proxy WebSocket")
+_NO_ROUTE = error_body("no_route", "no route matches this host and path")
+_HEADERS_TOO_LARGE = error_body("headers_too_large", "the request headers are too large")
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, body: bytes, reason: str, *headers: tuple[bytes, bytes]):
+        super().__init__(reason)
+        self.status = status
+        self.body = body
+        self.reason = reason
+        self.headers = headers
+
+
+class _Opened:
+    """A backend socket opened for a client, and the accept message that answers it."""
+
+    __slots__ = ("accept", "backend", "idle_timeout", "route", "upstream")
+
+    def __init__(
+        self,
+        route: str,
+        backend: BackendState,
+        upstream: ClientConnection,
+        accept: dict[str, Any],
+        idle_timeout: float,
+    ) -> None:
+        self.route = route
+        self.backend = backend
+        self.upstream = upstream
+        self.accept = accept
+        self.idle_timeout = idle_timeout
+
+
+class WebSocketProxy:
+    """``await proxy(scope, receive, send)`` for every proxied ``websocket`` scope."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        max_message_bytes: int,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        idle_timeout: float,
+    ) -> None:
+        self.gateway = gateway
+        self.max_message_bytes = max_message_bytes
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.idle_timeout = idle_timeout
+        self.sessions: Sessions = gateway.websockets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return  # gone before the handshake was read
+        rid = new_request_id().encode()
+        try:
+            opened = await self._handshake(scope, rid)
+        except _Refused as refusal:
+            metrics.refused(refusal.reason)
+            await _refuse(scope, send, refusal, rid)
+            return
+        # The handshake's head, headers and token are garbage now: an open socket
+        # keeps only what relaying needs (memory per idle socket, loadtest/README.md).
+        await self._relay(opened, receive, send)
+
+    async def _handshake(self, scope: Scope, rid: bytes) -> _Opened:
+        """Route, authorise and open the backend socket; raises :class:`_Refused`."""
+        gateway = self.gateway
+        rules = gateway.edge
+        query: bytes = scope["query_string"]
+        # the server logs the path with its query, refusals included: never a token
+        scope["query_string"] = split_query(query)[1]
+        # the head as the HTTP path reads it: X-Forwarded-Proto is http or https
+        http_scope = {**scope, "method": "GET", "scheme": _HTTP_SCHEMES.get(scope["scheme"])}
+        try:
+            head = rules.read(http_scope)
+        except Refusal as refusal:
+            raise _Refused(refusal.status, refusal.body, "bad_request", *refusal.headers) from None
+        rid = rules.request_id(head).encode()
+        route = gateway.table.match(head.host, head.path.decode("latin-1"))
+        if route is None:
+            raise _Refused(404, _NO_ROUTE, "no_route")
+        if not route.config.websocket:
+            raise _Refused(403, _WS_OFF, "websocket_disabled")
+        if head.header_bytes > route.max_header_bytes:
+            raise _Refused(431, _HEADERS_TOO_LARGE, "headers_too_large")
+        sources = route.config.websocket_token_sources
+        found = find_token(sources, head.authorization, list(scope.get("subprotocols", [])), query)
+        headers = self._backend_headers(head)
+        if route.auth_required:
+            headers.extend(await self._identity(found.token))
+        headers.extend(rules.forwarding_headers(head, http_scope, rid))
+        target = head.path + (b"?" + found.query if found.query else b"")
+        backend, upstream = await self._open(route, head, headers, found.subprotocols, target)
+        answer = [(b"x-request-id", rid)] + [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in (upstream.response.headers.raw_items() if upstream.response else ())
+            if name.lower().encode("latin-1") not in _ANSWER_DROP
+        ]
+        accept: dict[str, Any] = {"type": "websocket.accept", "headers": answer}
+        if upstream.subprotocol:
+            accept["subprotocol"] = upstream.subprotocol
+        idle = route.config.websocket_idle_timeout or self.idle_timeout
+        return _Opened(route.name, backend, upstream, accept, idle)
+
+    async def _relay(self, opened: _Opened, receive: Receive, send: Send) -> None:
+        socket_metrics = metrics.route_metrics(opened.route)
+        upstream = opened.upstream
+        bridge = Bridge(receive, send, upstream, socket_metrics, opened.idle_timeout)
+        backend = opened.backend
+        session = Session(opened.route, backend, bridge)
+        accept, opened.accept = opened.accept, {}
+        backend.in_flight += 1
+        socket_metrics.active.inc()
+        self.sessions.add(session)
+        try:
+            try:
+                await send(accept)
+            except OSError:  # the client left while the backend answered
+                await upstream.close(1001, "client went away")
+                return
+            del accept
+            ending = await bridge.run()
+            socket_metrics.closed(ending.by)
+        finally:
+            self.sessions.discard(session)
+            socket_metrics.active.dec()
+            backend.in_flight -= 1
+
+    def _backend_headers(self, head: RequestHead) -> list[tuple[bytes, bytes]]:
+        out = [(k, v) for k, v in head.headers if k not in _OWN]
+        if head.connection is not None:
+            named = {t.strip().lower() for t in head.connection.split(b",")}
+            out = [(k, v) for k, v in out if k not in named]
+        return out
+
+    async def _identity(self, token: bytes | None) -> list[tuple[bytes, bytes]]:
+        authenticator = self.gateway.authenticator
+        try:
+            if authenticator is None:
+                raise TokenError("jwks_unavailable")
+            return await authenticator.identity_headers(token)
+        except TokenError as exc:
+            body = (
+                authenticator.refusal(exc)
+                if authenticator is not None
+                else error_body("unauthorized", exc.detail, reason=exc.reason)
+            )
+            raise _Refused(401, body, "unauthorized", (b"www-authenticate", CHALLENGE)) from None
+
+    async def _open(
+        self,
+        route: Route,
+        head: RequestHead,
+        headers: list[tuple[bytes, bytes]],
+        subprotocols: list[str],
+        target: bytes,
+    ) -> tuple[BackendState, ClientConnection]:
+        """Connect to a backend of ``route``: the next one after a connect failure."""
+        timeouts = route.config.timeouts
+        origin = next((v for k, v in head.headers if k == b"origin"), None)
+        backend = await route.balancer.pick() or route.balancer.panic_pick()
+        tried: list[BackendState] = []
+        last = "no backend"
+        while backend is not None and len(tried) < route.max_attempts:
+            try:
+                upstream = await open_backend(
+                    backend,
+                    target,
+                    headers=headers,
+                    subprotocols=subprotocols,
+                    origin=origin,
+                    open_timeout=timeouts.connect + timeouts.read,
+                    max_message_bytes=self.max_message_bytes,
+                    ping_interval=self.ping_interval,
+                    ping_timeout=self.ping_timeout,
+                )
+            except BadTarget:
+                body = error_body("bad_request", "the request target cannot be forwarded")
+                raise _Refused(400, body, "bad_request") from None
+            except Rejected as exc:
+                backend.metrics.count(exc.status)
+                raise _Refused(exc.status, exc.body, "backend_refused", *exc.headers) from None
+            except TimeoutError:
+                backend.metrics.count("timeout")
+                backend.record_failure("timeout")
+                detail = "the backend did not answer the WebSocket handshake in time"
+                body = error_body("upstream_timeout", detail, route=route.name)
+                raise _Refused(504, body, "upstream_timeout") from None
+            except Unreachable as exc:
+                backend.metrics.count("connect_error")
+                backend.record_failure("connect_error")
+                last = str(exc)
+                tried.append(backend)
+                backend = route.balancer.pick_other(tried)
+                continue
+            backend.metrics.count(101)
+            backend.record_success()
+            return backend, upstream
+        if not tried:
+            raise _Refused(503, route.no_backend_body, "no_healthy_backend")
+        detail = f"cannot open a WebSocket to a backend: {last}"
+        raise _Refused(
+            502,
+            error_body("upstream_unreachable", detail, route=route.name),
+            "upstream_unreachable",
+        )
+
+
+async def _refuse(scope: Scope, send: Send, refusal: _Refused, rid: bytes) -> None:
+    """Answer the handshake with an HTTP status, before any upgrade."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    headers = [_JSON, (b"x-request-id", rid), *refusal.headers]
+    if any(name == b"content-type" for name, _ in refusal.headers):
+        headers.remove(_JSON)
+    await send(
+        {"type": "websocket.http.response.start", "status": refusal.status, "headers": headers}
+    )
+    await send({"type": "websocket.http.response.body", "body": refusal.body})

@@ -1,0 +1,107 @@
+"""The backend side of a proxied WebSocket: one connection per client socket.
+
+It is made with the `websockets` library's asyncio client rather than the
+gateway's pooled HTTP/1.1 client: a WebSocket connection is never pooled nor
+reused, and after the 101 the library gives what a hand-written layer would
+have to rebuild (frame parsing and masking, fragmented messages, ping/pong,
+the closing handshake with its timeout, a per-message size limit enforced as
+frames arrive, and a bounded receive queue that stops reading the socket when
+full, which is the backpressure from a slow client to the backend).
+
+Extensions are negotiated per hop: the gateway terminates the client's
+WebSocket and opens its own to the backend, so it offers the backend no
+per-message-deflate (compressing on one hop only would cost the gateway CPU
+for nothing the client sees).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.typing import Origin, Subprotocol
+
+from gatehouse_gateway.backend_state import BackendState
+
+# Received frames held per socket before the library stops reading the backend.
+_MAX_QUEUE = 4
+# Bytes written but not yet sent before ``send`` waits (the client's backpressure).
+_WRITE_LIMIT = 64 * 1024
+# A backend's refusal body relayed to the client at most this long.
+MAX_REFUSAL_BODY = 16 * 1024
+
+
+class Rejected(Exception):
+    """The backend answered the handshake with something other than 101."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        super().__init__(f"backend answered {status}")
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class BadTarget(Exception):
+    """The client's request target is no URI the backend can be asked for (a ``#``)."""
+
+
+class Unreachable(Exception):
+    """No connection, or no valid handshake answer, from the backend."""
+
+
+def websocket_url(backend: BackendState, target: bytes) -> str:
+    base = backend.base_url.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[8:]
+    elif base.startswith("http://"):
+        base = "ws://" + base[7:]
+    return base + target.decode("latin-1")
+
+
+async def open_backend(
+    backend: BackendState,
+    target: bytes,
+    *,
+    headers: Sequence[tuple[bytes, bytes]],
+    subprotocols: list[str],
+    origin: bytes | None,
+    open_timeout: float,
+    max_message_bytes: int,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+) -> ClientConnection:
+    """Open the WebSocket to ``backend``; raises :class:`Rejected`, :class:`Unreachable`,
+    :class:`BadTarget` or ``TimeoutError``."""
+    try:
+        connecting = connect(
+            websocket_url(backend, target),
+            origin=Origin(origin.decode("latin-1")) if origin else None,
+            subprotocols=[Subprotocol(s) for s in subprotocols] or None,
+            compression=None,
+            additional_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+            user_agent_header=None,
+            proxy=None,
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=5,
+            max_size=max_message_bytes,
+            max_queue=_MAX_QUEUE,
+            write_limit=_WRITE_LIMIT,
+        )
+    except InvalidURI as exc:
+        raise BadTarget(str(exc)) from None
+    try:
+        return await connecting
+    except InvalidStatus as exc:
+        response = exc.response
+        kept = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in response.headers.raw_items()
+            if name.lower() in ("content-type", "www-authenticate", "retry-after")
+        ]
+        body = bytes(response.body or b"")[:MAX_REFUSAL_BODY]
+        raise Rejected(response.status_code, kept, body) from None
+    except (OSError, InvalidHandshake) as exc:
+        raise Unreachable(type(exc).__name__) from exc
