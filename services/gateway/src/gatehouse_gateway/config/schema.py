@@ -215,6 +215,8 @@ class UpstreamTLSConfig(_Strict):
         if not self.verify and (self.ca_file or self.server_name):
             raise ValueError("ca_file and server_name only apply with verify: true")
         return self
+
+
 TokenSource = Literal["header", "subprotocol", "query"]
 
 
