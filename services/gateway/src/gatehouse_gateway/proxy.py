@@ -21,7 +21,7 @@ from gatehouse_common.errors import error_body
 from gatehouse_common.http_protocol import SMALL_BODY
 from gatehouse_common.jwt import TokenError
 from gatehouse_common.request_id import new_request_id
-from gatehouse_gateway.auth import CHALLENGE
+from gatehouse_gateway.auth import challenge
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.edge.head import HOP_BY_HOP, Refusal, RequestHead
 from gatehouse_gateway.metrics import RouteMetrics
@@ -227,7 +227,9 @@ class Proxy:
                     if authenticator is not None
                     else error_body("unauthorized", exc.detail, reason=exc.reason)
                 )
-                await send_json(send, 401, refusal, rid, (b"www-authenticate", CHALLENGE))
+                await send_json(
+                    send, 401, refusal, rid, (b"www-authenticate", challenge(exc.reason))
+                )
                 return 401
         out.extend(self.gateway.edge.forwarding_headers(head, scope, rid))
         target = head.path

@@ -2,7 +2,11 @@
 
 The admin API trusts the same issuer as the proxied routes: the token is
 verified with the gateway's own :class:`~gatehouse_common.jwt.TokenVerifier`
-(the config's ``auth`` section) and must carry the ``admin`` role.
+(the config's ``auth`` section), must not be revoked, and must carry the
+``admin`` role. The role claim alone would outlive a demotion for the token's
+whole lifetime, so the current role counts: auth revokes the subject when it
+changes an account's role or disables it, and the revocation list (pushed
+through Redis) refuses every token issued before that within a second.
 """
 
 from __future__ import annotations
@@ -39,11 +43,17 @@ def get_operator(gateway: RunningGateway) -> Operator:
 RunningOperator = Annotated[Operator, Depends(get_operator)]
 
 
-def _refuse(detail: str, error: str | None = None) -> ServiceError:
+def _refuse(detail: str, error: str | None = None, reason: str | None = None) -> ServiceError:
     challenge = 'Bearer realm="gatehouse-admin"'
     if error:
         challenge += f', error="{error}"'
-    return ServiceError(401, "unauthorized", detail, headers={"WWW-Authenticate": challenge})
+    return ServiceError(
+        401,
+        "unauthorized",
+        detail,
+        headers={"WWW-Authenticate": challenge},
+        extra={"reason": reason} if reason else None,
+    )
 
 
 async def require_admin(
@@ -57,13 +67,12 @@ async def require_admin(
             "admin_unavailable",
             "the admin API needs auth.jwks_url in the gateway config to verify tokens",
         )
-    token = bearer_token(authorization)
-    if not token:
+    if not bearer_token(authorization):
         raise _refuse("an admin bearer token is required")
     try:
-        verified = await authenticator.verifier.verify(token)
+        verified = await authenticator.verify(authorization)
     except TokenError as exc:
-        raise _refuse(exc.detail, "invalid_token") from None
+        raise _refuse(exc.detail, "invalid_token", exc.reason) from None
     if ADMIN_ROLE not in verified.roles:
         raise ServiceError(403, "forbidden", "the admin role is required")
     return verified
