@@ -98,7 +98,14 @@ def ui_gateway_process(config_dir: Path, auth_url: str, ui_url: str) -> ServiceP
             "routes": [
                 {
                     "name": "auth",
-                    "path_prefix": ["/account", "/login", "/.well-known/"],
+                    "path_prefix": [
+                        "/account",
+                        "/login",
+                        "/logout",
+                        "/token/",
+                        "/password/",
+                        "/.well-known/",
+                    ],
                     "backends": [{"url": auth_url}],
                 },
                 {

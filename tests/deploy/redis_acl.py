@@ -25,6 +25,8 @@ ADMIN_COMMANDS = [
     ("ACL", "LIST"),
     ("CLIENT", "KILL", "TYPE", "normal"),
 ]
+# The revocation denylist both services share: auth writes it, the gateway reads it.
+REVOCATION = "gatehouse:revocation:{rev}:"
 # A script like the auth service's sliding window: Redis checks the keys it touches.
 _SCRIPT = "redis.call('ZADD', KEYS[1], 1, ARGV[1]); return redis.call('ZCARD', KEYS[1])"
 
@@ -98,3 +100,26 @@ def check_service_users(port: int, urls: dict[str, str]) -> None:
                 client.execute_command(*command)
         with pytest.raises(NoPermissionError):
             client.set("unprefixed", "1")
+        check_revocation_rights(client, service)
+
+
+def check_revocation_rights(client: redis.Redis, service: str) -> None:
+    """Auth revokes (ZADD, prune, PUBLISH); the gateway resyncs (ZRANGE) and
+    listens, and can neither write a revocation nor announce a forged one."""
+    jti, events = REVOCATION + "jti", REVOCATION + "events"
+    if service == "auth":
+        client.zadd(jti, {"t1": 4_000_000_000})
+        client.zremrangebyscore(jti, "-inf", 1)
+        client.publish(events, '{"kind":"jti","id":"t1","exp":4000000000}')
+    else:
+        assert isinstance(client.zrange(jti, 0, -1, withscores=True), list)
+        with pytest.raises(NoPermissionError):
+            client.zadd(jti, {"forged": 1})
+        with pytest.raises(NoPermissionError):
+            client.zrem(jti, "t1")
+        with pytest.raises(NoPermissionError):
+            client.publish(events, "{}")
+    pubsub = client.pubsub()
+    pubsub.subscribe(events)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    pubsub.close()

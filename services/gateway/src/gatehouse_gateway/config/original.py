@@ -66,7 +66,14 @@ def translate_original(
     routes += [
         {
             "name": "auth",
-            "path_prefix": ["/account", "/login", "/.well-known/"],
+            "path_prefix": [
+                "/account",
+                "/login",
+                "/logout",
+                "/token/",
+                "/password/",
+                "/.well-known/",
+            ],
             "backends": [{"url": auth_url}],
         },
         {
