@@ -115,6 +115,12 @@ REVOCATION_REFUSALS = Counter(
     ["reason"],
 )
 
+AUDIT_RECORDS = Counter(
+    "gateway_audit_records_total",
+    "Operator actions sent to auth's audit log (POST /audit), by outcome.",
+    ["outcome"],
+)
+
 
 def method_label(method: str) -> str:
     """Methods outside the usual set share one label, so clients cannot add series."""

@@ -45,6 +45,10 @@ class GatewaySettings(ServiceSettings):
     # service's and the accounts page's paths.
     auth_url: str = "http://127.0.0.1:8001"
     accounts_ui_url: str = "http://127.0.0.1:8002"
+    # Drains and restores are recorded in auth's audit log (POST <auth_url>/audit,
+    # as the acting admin), in the background within this timeout.
+    operator_audit: bool = True
+    operator_audit_timeout: float = Field(default=2.0, gt=0, le=30)
     # Pooled keep-alive connections to all backends together, per worker.
     upstream_connection_limit: int = Field(default=1000, ge=1, le=100_000)
     # ... and to each backend, per worker: one slow backend cannot take every place.

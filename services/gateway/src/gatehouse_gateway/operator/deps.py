@@ -12,6 +12,7 @@ through Redis) refuses every token issued before that within a second.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -56,9 +57,22 @@ def _refuse(detail: str, error: str | None = None, reason: str | None = None) ->
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """The verified admin, and the token they sent (to act as them: the audit record)."""
+
+    verified: VerifiedToken
+    token: str = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        """Who acted, for logs and drain records: the e-mail, else the subject."""
+        return self.verified.email or f"sub:{self.verified.subject}"
+
+
 async def require_admin(
     gateway: RunningGateway, authorization: Annotated[str | None, Header()] = None
-) -> VerifiedToken:
+) -> Admin:
     """The verified caller, who has the admin role; 401/403/503 JSON otherwise."""
     authenticator = gateway.authenticator
     if authenticator is None:
@@ -67,7 +81,8 @@ async def require_admin(
             "admin_unavailable",
             "the admin API needs auth.jwks_url in the gateway config to verify tokens",
         )
-    if not bearer_token(authorization):
+    token = bearer_token(authorization)
+    if not token:
         raise _refuse("an admin bearer token is required")
     try:
         verified = await authenticator.verify(authorization)
@@ -75,7 +90,7 @@ async def require_admin(
         raise _refuse(exc.detail, "invalid_token", exc.reason) from None
     if ADMIN_ROLE not in verified.roles:
         raise ServiceError(403, "forbidden", "the admin role is required")
-    return verified
+    return Admin(verified, token)
 
 
-AdminToken = Annotated[VerifiedToken, Depends(require_admin)]
+AdminToken = Annotated[Admin, Depends(require_admin)]
