@@ -34,11 +34,12 @@ def test_migrate_creates_the_schema_and_is_idempotent(fresh_env: tuple[str, dict
     url, env = fresh_env
     assert _tables(url) == set()
     first = run_cli(env, "migrate")
-    assert "revision 0001" in first.stdout
-    assert _tables(url) == {"accounts", "alembic_version"}
+    assert "revision 0002_sessions" in first.stdout
+    tables = {"accounts", "sessions", "refresh_tokens", "alembic_version"}
+    assert _tables(url) == tables
     again = AuthSettings(database_url=url)
     assert run_migrate(again) == 0  # a second run changes nothing
-    assert _tables(url) == {"accounts", "alembic_version"}
+    assert _tables(url) == tables
 
 
 def test_migrate_against_an_unreachable_database_fails_cleanly(

@@ -116,7 +116,7 @@ def test_rotation_keeps_old_tokens_valid(start_auth: StartAuth, tmp_path: Path) 
 
         # rotate: a new key whose name sorts after the generated one, then a restart
         new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        _write_private(keys_dir / "99990101T000000Z-rs256.pem", new_key)
+        _write_private(keys_dir / "rotated-rs256.pem", new_key)
         service.process.restart()
 
         published = client.get("/.well-known/jwks.json").json()

@@ -12,9 +12,18 @@ def test_login_returns_a_bearer_token(client: httpx.Client) -> None:
     response = client.post("/login", json={"email": account["email"], "password": PASSWORD})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"access_token", "token_type", "expires_in", "token"}
+    assert set(body) == {
+        "access_token",
+        "token_type",
+        "expires_in",
+        "token",
+        "refresh_token",
+        "refresh_expires_in",
+    }
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == 900
+    assert body["refresh_expires_in"] == 14 * 86_400
+    assert len(body["refresh_token"]) >= 43 and "." not in body["refresh_token"]
     assert body["token"] == body["access_token"]
     assert body["access_token"].count(".") == 2
 

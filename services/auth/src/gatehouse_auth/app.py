@@ -22,10 +22,11 @@ from gatehouse_auth.bootstrap import ensure_admin_account
 from gatehouse_auth.db import create_db_engine, ping
 from gatehouse_auth.deps import AuthState
 from gatehouse_auth.errors import install_database_error_handlers
-from gatehouse_auth.keys import KeyRing
 from gatehouse_auth.limits import LoginRateLimiter, SignupRateLimiter
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.ratelimit import LocalWindowStore, RedisWindowStore, WindowStore, connect_redis
+from gatehouse_auth.revocation import Revocations
+from gatehouse_auth.rotation import maintain, retention_seconds, ring_for
 from gatehouse_auth.routes import api_router
 from gatehouse_auth.settings import AuthSettings, get_settings
 from gatehouse_auth.tokens import TokenService
@@ -39,8 +40,10 @@ BOOTSTRAP_RETRY_SECONDS = 5.0
 DESCRIPTION = """
 Accounts, login and signed tokens for Gatehouse.
 
-* `POST /account` signs up; `POST /login` returns a JWT (EdDSA or RS256, with `kid`).
-* `GET /.well-known/jwks.json` publishes every active public key.
+* `POST /account` signs up; `POST /login` returns a JWT (EdDSA or RS256, with `kid`)
+  and a refresh token; `POST /token/refresh` rotates it; `POST /logout` ends the session.
+* `GET /.well-known/jwks.json` publishes every active public key;
+  `GET /.well-known/openid-configuration` says where everything is.
 * `GET /accounts` lists accounts for an admin; `GET /me` shows the caller's own.
 * `GET /lockouts` and `DELETE /lockouts/{email}`: an admin sees and lifts login lockouts.
 
@@ -50,9 +53,7 @@ Errors are JSON: `{"error": "<code>", "detail": "<sentence>"}`.
 
 def build_state(settings: AuthSettings) -> AuthState:
     """Every long-lived object of the service, built from ``settings``."""
-    ring = KeyRing.from_folder(
-        settings.keys_dir, generate=settings.should_generate_keys, algorithm=settings.key_algorithm
-    )
+    ring = ring_for(settings)
     client: redis.Redis | None = None
     store: WindowStore
     if settings.redis_url:
@@ -87,6 +88,11 @@ def build_state(settings: AuthSettings) -> AuthState:
             window_seconds=settings.signup_rate_limit_window_seconds,
         ),
         redis=client,
+        revocations=Revocations(
+            client,
+            prefix=settings.revocation_prefix,
+            max_token_lifetime=retention_seconds(settings),
+        ),
     )
 
 
@@ -110,6 +116,29 @@ async def _try_ensure_admin(state: AuthState) -> bool:
         )
         return False
     return True
+
+
+async def _maintain_keys(state: AuthState) -> None:
+    """Reread the keys folder, rotate when due, tidy retired keys; forever."""
+    while True:
+        await asyncio.sleep(state.settings.keys_check_seconds)
+        try:
+            await asyncio.to_thread(maintain, state.ring, state.settings)
+        except OSError as exc:
+            # A read-only keys folder (a secret mount) still rereads; it just
+            # cannot be changed from here.
+            logger.debug("keys folder not maintained: %s", exc)
+            await asyncio.to_thread(state.ring.reload)
+
+
+async def _retry_revocations(state: AuthState) -> None:
+    """Write revocations Redis refused, every revocation_retry_seconds; forever."""
+    while True:
+        await asyncio.sleep(state.settings.revocation_retry_seconds)
+        if state.revocations.pending:
+            left = await asyncio.to_thread(state.revocations.retry)
+            if not left:
+                logger.info("held-back revocations published")
 
 
 async def _ensure_admin_until_done(state: AuthState) -> None:
@@ -150,16 +179,20 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         # The first attempt runs before serving, so a service that answers has
         # its admin; a database that is down or unmigrated (a quick error, see
         # db.py) moves the retries to the background instead of blocking start.
-        retries = None
+        tasks = [
+            asyncio.create_task(_maintain_keys(state)),
+            asyncio.create_task(_retry_revocations(state)),
+        ]
         if not await _try_ensure_admin(state):
-            retries = asyncio.create_task(_ensure_admin_until_done(state))
+            tasks.append(asyncio.create_task(_ensure_admin_until_done(state)))
         try:
             yield
         finally:
-            if retries is not None:
-                retries.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await retries
+                    await task
             _close_state(state)
 
     app = create_service_app(

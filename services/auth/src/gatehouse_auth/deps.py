@@ -19,12 +19,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from gatehouse_auth import crud
+from gatehouse_auth import crud, sessions
 from gatehouse_auth.errors import DATABASE_ERRORS, Forbidden, NotAuthenticated
 from gatehouse_auth.keys import KeyRing
 from gatehouse_auth.limits import LoginRateLimiter, SignupRateLimiter
 from gatehouse_auth.models import Account, Role
 from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_auth.revocation import Revocations
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.tokens import InvalidToken, TokenService
 
@@ -43,6 +44,7 @@ class AuthState:
     limiter: LoginRateLimiter
     signups: SignupRateLimiter
     redis: redis.Redis | None
+    revocations: Revocations
 
 
 def get_state(request: Request) -> AuthState:
@@ -68,6 +70,13 @@ def get_session(state: StateDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_revocations(state: StateDep) -> Revocations:
+    return state.revocations
+
+
+RevocationsDep = Annotated[Revocations, Depends(get_revocations)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /login")
 
@@ -140,6 +149,12 @@ def current_account(
     account = crud.get_account(session=session, account_id=account_id)
     if account is None:
         raise NotAuthenticated("the token's account no longer exists")
+    sid = claims.get("sid")
+    # A logged-out session's tokens stop here at once (gateways learn it by push).
+    if isinstance(sid, str) and not sessions.session_is_live(session=session, session_id=sid):
+        raise NotAuthenticated("the bearer token's session has ended")
+    if sessions.is_disabled(account):
+        raise NotAuthenticated("the bearer token is invalid or expired")
     return account
 
 

@@ -4,6 +4,7 @@
     ├── AccountExists        409 email_taken / username_taken
     ├── InvalidCredentials   401 invalid_credentials (one body for every cause)
     ├── NotAuthenticated     401 not_authenticated (missing, bad or expired token)
+    ├── InvalidRefreshToken  401 invalid_refresh_token (one body for every cause)
     ├── Forbidden            403 forbidden
     ├── NotFound             404 not_found
     ├── RateLimited          429 rate_limited, with Retry-After
@@ -55,6 +56,17 @@ class NotAuthenticated(ServiceError):
     def __init__(self, detail: str = "a valid bearer token is required") -> None:
         super().__init__(
             status.HTTP_401_UNAUTHORIZED, "not_authenticated", detail, headers=BEARER_CHALLENGE
+        )
+
+
+class InvalidRefreshToken(ServiceError):
+    """Unknown, used, expired or revoked, or its account disabled: one answer for all."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid_refresh_token",
+            "the refresh token is invalid, expired or revoked; log in again",
         )
 
 

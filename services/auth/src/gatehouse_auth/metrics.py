@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 
 class LoginResult(StrEnum):
@@ -19,3 +19,24 @@ ACCOUNTS_CREATED = Counter("accounts_created_total", "Accounts created through t
 LOGINS = Counter("logins_total", "Login attempts by result.", ["result"])
 for _result in LoginResult:
     LOGINS.labels(result=_result.value)  # every series exists from the start, at 0
+
+REVOCATIONS_PUBLISHED = Counter(
+    "revocations_published_total", "Revocations written to Redis for the gateways.", ["kind"]
+)
+REVOCATION_PUBLISH_FAILURES = Counter(
+    "revocation_publish_failures_total",
+    "Attempts to write a revocation that Redis refused (each is retried).",
+    ["kind"],
+)
+REVOCATIONS_PENDING = Gauge(
+    "revocations_pending", "Revocations waiting for Redis to come back (retried)."
+)
+for _kind in ("jti", "sub"):
+    REVOCATIONS_PUBLISHED.labels(kind=_kind)
+    REVOCATION_PUBLISH_FAILURES.labels(kind=_kind)
+
+REFRESHES = Counter("token_refreshes_total", "Refresh token uses by result.", ["result"])
+for _outcome in ("success", "unknown", "reused", "revoked", "expired", "account"):
+    REFRESHES.labels(result=_outcome)
+SESSIONS_ENDED = Counter("sessions_ended_total", "Sessions ended, by why.", ["reason"])
+SESSIONS_ENDED.labels(reason="logout")

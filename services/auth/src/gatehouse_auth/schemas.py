@@ -42,7 +42,10 @@ class LoginRequest(BaseModel):
 
 
 class TokenResponse(BaseModel):
-    """A signed access token. ``token`` repeats it for clients of the original API."""
+    """A signed access token and the refresh token of its session.
+
+    ``token`` repeats the access token for clients of the original API.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -52,6 +55,8 @@ class TokenResponse(BaseModel):
                     "token_type": "bearer",
                     "expires_in": 900,
                     "token": "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9...",
+                    "refresh_token": "bW9yZSB0aGFuIDI1NiBiaXRzIG9mIHJhbmRvbQ...",
+                    "refresh_expires_in": 1209600,
                 }
             ]
         }
@@ -61,6 +66,32 @@ class TokenResponse(BaseModel):
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
     token: str
+    refresh_token: str = Field(
+        description="Opaque; trade it once at POST /token/refresh for a new pair"
+    )
+    refresh_expires_in: int = Field(description="Seconds the refresh token stays usable")
+
+
+# Refresh tokens are 43 characters; anything much longer is not one.
+REFRESH_TOKEN_MAX_CHARS = 512
+
+
+class RefreshRequest(BaseModel):
+    """The body of ``POST /token/refresh``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(min_length=1, max_length=REFRESH_TOKEN_MAX_CHARS)
+
+
+class LogoutRequest(BaseModel):
+    """The body of ``POST /logout`` (optional when a bearer token is sent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str | None = Field(
+        default=None, min_length=1, max_length=REFRESH_TOKEN_MAX_CHARS
+    )
 
 
 class AccountsPage(BaseModel):
@@ -113,6 +144,25 @@ class LockoutsLifted(BaseModel):
 
     email: str
     lifted: int = Field(description="Lockouts that were in force and are lifted")
+
+
+class OpenIDConfiguration(BaseModel):
+    """OpenID Connect Discovery 1.0 metadata (and RFC 8414's), for Gatehouse's tokens."""
+
+    model_config = ConfigDict(extra="allow")
+
+    issuer: str
+    jwks_uri: str
+    token_endpoint: str
+    revocation_endpoint: str
+    end_session_endpoint: str
+    refresh_endpoint: str
+    response_types_supported: list[str]
+    subject_types_supported: list[str]
+    grant_types_supported: list[str]
+    id_token_signing_alg_values_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    claims_supported: list[str]
 
 
 class JWKS(BaseModel):

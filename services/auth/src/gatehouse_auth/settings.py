@@ -89,6 +89,31 @@ class AuthSettings(ServiceSettings):
     issuer: str = "gatehouse-auth"
     audience: str = "gatehouse"
     token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    # Refresh tokens (sessions.py): each one lives this long unused, and a
+    # session, however often refreshed, ends session_max_seconds after login.
+    refresh_token_ttl_seconds: int = Field(default=14 * 86_400, ge=60, le=365 * 86_400)
+    session_max_seconds: int = Field(default=30 * 86_400, ge=60, le=365 * 86_400)
+    # The URL clients reach this service at (behind the gateway, the gateway's),
+    # for /.well-known/openid-configuration; unset: the URL of the request.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
+
+    # Signing key rotation (rotation.py). A new key is published this long
+    # before it signs: at least the gateways' JWKS cache time (auth.jwks_ttl,
+    # 300 s by default) plus keys_check_seconds, so every verifier has it first.
+    key_publish_ahead_seconds: float = Field(default=600.0, ge=0, le=7 * 86_400)
+    # A scheduled rotation every this many days; 0 (the default) rotates only
+    # with `gatehouse-auth keys rotate`, because deployments often mount the
+    # keys read-only from a secret store that owns rotation (see README).
+    key_rotation_interval_days: float = Field(default=0.0, ge=0, le=3650)
+    # How often each replica rereads the keys folder (keys another replica or
+    # the CLI added) and does the rotation work that is due.
+    keys_check_seconds: float = Field(default=10.0, gt=0, le=3600)
+
+    # Revocations for the gateways (revocation.py), under their own prefix so
+    # gateway and auth share it while tests isolate it.
+    revocation_prefix: str = Field(default="gatehouse:revocation:", min_length=1, max_length=200)
+    # How often revocations that Redis refused are tried again.
+    revocation_retry_seconds: float = Field(default=2.0, gt=0, le=600)
 
     # Passwords. 12 is the floor the design asks for; tests lower it for speed.
     bcrypt_rounds: int = Field(default=12, ge=4, le=31)

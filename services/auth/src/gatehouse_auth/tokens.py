@@ -1,7 +1,8 @@
 """Issuing access tokens, and verifying them for the service's own endpoints.
 
 Claims: iss, aud, sub (the account id as a string), email, roles, iat, nbf,
-exp and jti, signed by the key ring's newest key with its ``kid`` in the
+exp, jti (what a revocation names) and sid (the session, when the token came
+from a login or a refresh), signed by the key ring's newest key with its ``kid`` in the
 header. Other services verify with the published JWKS; this one verifies
 against its own ring directly.
 """
@@ -26,6 +27,8 @@ LEEWAY_SECONDS = 30
 class IssuedToken:
     token: str
     expires_in: int
+    jti: str
+    expires_at: int
 
 
 class InvalidToken(Exception):
@@ -39,7 +42,7 @@ class TokenService:
         self.audience = audience
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, account: Account) -> IssuedToken:
+    def issue(self, account: Account, *, session_id: str | None = None) -> IssuedToken:
         now = int(time.time())
         key = self.ring.signing_key
         if key.private is None:  # KeyRing picks a key with a private half; never here
@@ -55,8 +58,12 @@ class TokenService:
             "exp": now + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
+        if session_id is not None:
+            claims["sid"] = session_id
         token = jwt.encode(claims, key.private, algorithm=key.algorithm, headers={"kid": key.kid})
-        return IssuedToken(token=token, expires_in=self.ttl_seconds)
+        return IssuedToken(
+            token=token, expires_in=self.ttl_seconds, jti=claims["jti"], expires_at=claims["exp"]
+        )
 
     def verify(self, token: str) -> dict[str, Any]:
         """The claims of a token signed by a key of the ring; raises :class:`InvalidToken`."""

@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from gatehouse_auth.models import Account  # noqa: F401  (registers the table)
+from gatehouse_auth.session_models import LoginSession  # noqa: F401  (registers the tables)
 
 # Any constant; replicas migrating at once serialize on it.
 ADVISORY_LOCK_ID = 0x6761_7465  # "gate"

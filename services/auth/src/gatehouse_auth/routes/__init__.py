@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gatehouse_auth.routes import accounts, jwks, lockouts, login
+from gatehouse_auth.routes import accounts, discovery, jwks, lockouts, login, sessions
 
 api_router = APIRouter()
 api_router.include_router(accounts.router)
 api_router.include_router(login.router)
+api_router.include_router(sessions.router)
 api_router.include_router(jwks.router)
+api_router.include_router(discovery.router)
 api_router.include_router(lockouts.router)
 
 __all__ = ["api_router"]
