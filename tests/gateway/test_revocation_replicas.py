@@ -8,6 +8,8 @@ one both replicas are polled until they refuse; any acceptance later than 1 s
 after the revocation fails the test. The measured delays (time of the first
 refusing request's send, per replica) are printed as a distribution.
 
+A logout through the real auth service (PostgreSQL, the shared Redis) reaches
+both replicas the same way (the delay measured from before the logout call).
 The operator API refuses a demoted admin (auth revokes the subject on a role
 change) the same way, and a Redis restarted mid-way (a redis-server of the
 test's own) neither empties the gateways' lists nor loses what was revoked
@@ -21,12 +23,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
 from gateway.operator_support import ADMIN, bearer, wait_until
+from support.auth import PASSWORD, auth_env, launch, signup
 from support.databases import REDIS_URL, drop_redis_prefix, unique_redis_prefix
 from support.gateway import GatewayProcess, Launcher, gateway_route, metric_value
 from support.jwks import KeyServer
@@ -45,15 +49,15 @@ def prefix() -> Iterator[str]:
     drop_redis_prefix(chosen)
 
 
-def document(keys: KeyServer, backend: ServiceProcess) -> dict[str, Any]:
+def document(jwks_url: str, backend: ServiceProcess) -> dict[str, Any]:
     return {
-        "auth": {"jwks_url": keys.url},
+        "auth": {"jwks_url": jwks_url},
         "routes": [gateway_route([backend], auth="required")],
     }
 
 
 def start_pair(
-    launcher: Launcher, keys: KeyServer, backend: ServiceProcess, redis_url: str, prefix: str
+    launcher: Launcher, jwks_url: str, backend: ServiceProcess, redis_url: str, prefix: str
 ) -> list[GatewayProcess]:
     env = {
         "REDIS_URL": redis_url,
@@ -63,7 +67,7 @@ def start_pair(
     }
     with ThreadPoolExecutor(2) as pool:
         futures = [
-            pool.submit(launcher.gateway, document(keys, backend), env=env, name=f"gw-{side}")
+            pool.submit(launcher.gateway, document(jwks_url, backend), env=env, name=f"gw-{side}")
             for side in ("a", "b")
         ]
         return [future.result() for future in futures]
@@ -73,7 +77,7 @@ def start_pair(
 def pair(
     module_launcher: Launcher, keys: KeyServer, backend_pool: list[ServiceProcess], prefix: str
 ) -> list[GatewayProcess]:
-    return start_pair(module_launcher, keys, backend_pool[0], REDIS_URL, prefix)
+    return start_pair(module_launcher, keys.url, backend_pool[0], REDIS_URL, prefix)
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +154,47 @@ def test_no_replica_accepts_a_revoked_token_a_second_later(
         assert metric_value(text, "gatehouse_revocation_entries", kind="jti") >= REVOCATIONS // 2
 
 
+def test_a_logout_through_auth_reaches_both_replicas_within_a_second(
+    launcher: Launcher,
+    backend_pool: list[ServiceProcess],
+    postgres_url: str,
+    tmp_path: Path,
+) -> None:
+    """Real auth publishes the logout; the replicas never saw it before."""
+    prefix = unique_redis_prefix("revocation-auth")
+    try:
+        env = auth_env(
+            tmp_path,
+            database_url=postgres_url,
+            redis_prefix=prefix + "auth:",
+            revocation_prefix=prefix,
+        )
+        auth = launch(tmp_path, "postgres", env)
+        launcher.started.append(auth.process)
+        jwks_url = f"{auth.url}/.well-known/jwks.json"
+        pair = start_pair(launcher, jwks_url, backend_pool[0], REDIS_URL, prefix)
+        clients = [g.client() for g in pair]
+        with auth.client() as client:
+            account = signup(client)
+            login = client.post("/login", json={"email": account["email"], "password": PASSWORD})
+            tokens = login.json()
+            access = tokens["access_token"]
+            assert [status(c, access) for c in clients] == [200, 200]
+            revoked_at = time.time()
+            response = client.post(
+                "/logout", json={"refresh_token": tokens["refresh_token"]}, headers=bearer(access)
+            )
+            assert response.status_code == 204, response.text
+        delays = refusal_delays(clients, access, revoked_at)
+        shown = [round(d * 1000, 1) for d in delays]
+        print(f"\nlogout through auth: the replicas refused it after {shown} ms")
+        assert max(delays) <= BOUND
+        for client in clients:
+            client.close()
+    finally:
+        drop_redis_prefix(prefix)
+
+
 def test_a_new_sign_in_after_a_subject_revocation_is_accepted(
     pair: list[GatewayProcess], keys: KeyServer, revoker: Revoker
 ) -> None:
@@ -197,7 +242,7 @@ def test_redis_restarted_mid_way(
     empty (no persistence): they still refuse it, and pick up by resync a revocation
     written while they were cut off and never announced to them."""
     private_redis.start()
-    pair = start_pair(launcher, keys, backend_pool[0], private_redis.redis_url, "t:")
+    pair = start_pair(launcher, keys.url, backend_pool[0], private_redis.redis_url, "t:")
     old, away = uuid.uuid4().hex, uuid.uuid4().hex
     old_token, away_token = keys.token(jti=old), keys.token(jti=away)
     clients = [g.client() for g in pair]
