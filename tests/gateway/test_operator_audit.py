@@ -57,7 +57,7 @@ def test_a_drain_is_recorded_as_the_admin_who_asked(
     name = f"127.0.0.1:{backend_pool[0].port}"
     (auth1, drained), (auth2, restored) = audit_keys.audit
     assert auth1 == auth2 == f"Bearer {token}"
-    assert drained["action"] == "backend_drained" and restored["action"] == "backend_restored"
+    assert drained["action"] == "backend_drained" and restored["action"] == "backend_undrained"
     assert drained["target"] == f"app/{name}"
     assert drained["detail"] == {"route": "app", "backend": name, "changed": True, "shared": False}
     text = gateway.metrics()

@@ -60,7 +60,7 @@ async def _set(
         result = await operator.drains.set_drained(found, state, drained, actor=admin.name)
     operator.audit.record(
         admin.token,
-        "backend_drained" if drained else "backend_restored",
+        "backend_drained" if drained else "backend_undrained",
         f"{found.name}/{backend}",
         {
             "route": found.name,
