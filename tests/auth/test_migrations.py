@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from gatehouse_auth import session_models  # noqa: F401  (registers the tables)
+from gatehouse_auth import audit, resets, session_models, totp  # noqa: F401  (registers the tables)
 from gatehouse_auth.db import create_db_engine
 from gatehouse_auth.migrations import upgrade
 from gatehouse_auth.settings import AuthSettings

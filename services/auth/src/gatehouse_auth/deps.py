@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 from fastapi import Depends, Request
@@ -134,17 +134,27 @@ def client_address(request: Request, state: StateDep) -> str:
 ClientAddress = Annotated[str, Depends(client_address)]
 
 
-def current_account(
-    session: SessionDep,
+def bearer_claims(
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Account:
+) -> dict[str, Any]:
+    """The verified claims of the request's bearer token (401 without a good one)."""
     if credentials is None:
         raise NotAuthenticated()
     try:
-        claims = state.tokens.verify(credentials.credentials)
+        return state.tokens.verify(credentials.credentials)
+    except InvalidToken:
+        raise NotAuthenticated("the bearer token is invalid or expired") from None
+
+
+BearerClaims = Annotated[dict[str, Any], Depends(bearer_claims)]
+
+
+def current_account(session: SessionDep, claims: BearerClaims) -> Account:
+    try:
         account_id = int(claims["sub"])
-    except (InvalidToken, ValueError):
+        issued_at = float(claims["iat"])
+    except (ValueError, TypeError):
         raise NotAuthenticated("the bearer token is invalid or expired") from None
     account = crud.get_account(session=session, account_id=account_id)
     if account is None:
@@ -153,18 +163,32 @@ def current_account(
     # A logged-out session's tokens stop here at once (gateways learn it by push).
     if isinstance(sid, str) and not sessions.session_is_live(session=session, session_id=sid):
         raise NotAuthenticated("the bearer token's session has ended")
-    if sessions.is_disabled(account):
+    if account.disabled:
         raise NotAuthenticated("the bearer token is invalid or expired")
+    # The rule the gateways apply from the revocation list (iat < the subject's
+    # not-before), kept in the database so it holds here without Redis too.
+    if account.tokens_not_before is not None and issued_at < account.tokens_not_before:
+        raise NotAuthenticated("the bearer token has been revoked")
     return account
 
 
 CurrentAccount = Annotated[Account, Depends(current_account)]
 
 
-def admin_account(account: CurrentAccount) -> Account:
-    """The role is read from the database, so a demoted admin's live token stops working."""
+def admin_account(account: CurrentAccount, state: StateDep) -> Account:
+    """The role is read from the database, so a demoted admin's live token stops working.
+
+    With ``require_admin_totp`` an admin without a confirmed TOTP is refused here
+    (403 ``totp_enrolment_required``) and nowhere else: it can still log in, see
+    itself and enrol (``/me``, ``/account/*``), which are not admin endpoints.
+    """
     if account.role != Role.admin.value:
         raise Forbidden()
+    if state.settings.require_admin_totp and not account.totp_enabled:
+        raise Forbidden(
+            "admins must enrol a TOTP second factor first (POST /account/totp)",
+            code="totp_enrolment_required",
+        )
     return account
 
 

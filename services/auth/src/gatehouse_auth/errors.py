@@ -2,11 +2,14 @@
 
     ServiceError (gatehouse_common.errors)
     ├── AccountExists        409 email_taken / username_taken
+    ├── Conflict             409 (a code per case: last_admin, totp_already_enabled, ...)
     ├── InvalidCredentials   401 invalid_credentials (one body for every cause)
-    ├── NotAuthenticated     401 not_authenticated (missing, bad or expired token)
+    ├── TotpRequired         401 totp_required / invalid_totp_code (password was right)
+    ├── NotAuthenticated     401 not_authenticated (missing, bad, expired or revoked token)
     ├── InvalidRefreshToken  401 invalid_refresh_token (one body for every cause)
-    ├── Forbidden            403 forbidden
+    ├── Forbidden            403 forbidden / totp_enrolment_required / wrong_password
     ├── NotFound             404 not_found
+    ├── BadRequest           400 invalid_reset_token / invalid_totp_code
     ├── RateLimited          429 rate_limited, with Retry-After
     ├── DatabaseUnavailable  503 database_unavailable
     └── LimiterUnavailable   503 rate_limit_store_unavailable (admin's lockout views)
@@ -23,6 +26,7 @@ import logging
 import math
 
 from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -71,8 +75,30 @@ class InvalidRefreshToken(ServiceError):
 
 
 class Forbidden(ServiceError):
-    def __init__(self, detail: str = "this needs the admin role") -> None:
-        super().__init__(status.HTTP_403_FORBIDDEN, "forbidden", detail)
+    def __init__(self, detail: str = "this needs the admin role", code: str = "forbidden") -> None:
+        super().__init__(status.HTTP_403_FORBIDDEN, code, detail)
+
+
+class TotpRequired(ServiceError):
+    """Login needs a (right) TOTP or recovery code: ``code`` says which case."""
+
+    def __init__(self, code: str = "totp_required") -> None:
+        detail = (
+            "this account needs a TOTP code (or a recovery code) in totp_code"
+            if code == "totp_required"
+            else "the TOTP or recovery code is wrong or already used"
+        )
+        super().__init__(status.HTTP_401_UNAUTHORIZED, code, detail, headers=BEARER_CHALLENGE)
+
+
+class Conflict(ServiceError):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(status.HTTP_409_CONFLICT, code, detail)
+
+
+class BadRequest(ServiceError):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(status.HTTP_400_BAD_REQUEST, code, detail)
 
 
 class NotFound(ServiceError):
@@ -109,6 +135,11 @@ class DatabaseUnavailable(ServiceError):
             "the account database is unavailable; retry shortly",
             headers={"Retry-After": "2"},
         )
+
+
+def invalid_field(location: tuple[str, ...], message: str, kind: str = "value_error") -> Exception:
+    """A 422 about one field, shaped like pydantic's own, for checks made in a handler."""
+    return RequestValidationError([{"type": kind, "loc": location, "msg": message, "input": None}])
 
 
 async def _database_error(_: Request, exc: Exception) -> Response:

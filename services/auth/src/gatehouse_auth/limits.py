@@ -72,6 +72,8 @@ class LoginAttempt:
     recorded: list[tuple[str, str]] = field(default_factory=list)
     # The (email, client) window: a success from that address clears it.
     address_window: str | None = None
+    # This attempt filled a window: if it fails, a lockout begins (the audit log says so).
+    locks_out: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ class LoginRateLimiter:
                 if hit.refused:
                     self._take_back(attempt)  # this attempt did not happen
                     return LoginAttempt(hit.wait_ms / 1000)
+                if hit.count >= window.limit:
+                    attempt.locks_out = "address" if scope is not None else "account"
                 attempt.recorded.append((window.key, member))
                 if scope is not None:
                     attempt.address_window = window.key

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import ConfigDict, EmailStr, field_validator
-from sqlalchemy import Column, DateTime, Index, func
+from sqlalchemy import BigInteger, Column, DateTime, Index, func
 from sqlmodel import Field, SQLModel
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,64}$"
@@ -130,6 +130,29 @@ class Account(AccountBase, table=True):
         default_factory=utcnow,
         sa_column=Column(DateTime(timezone=True), nullable=False, index=True),
     )
+    # A disabled account cannot log in, and its tokens are refused here and revoked
+    # at the gateways (see account_admin.py).
+    disabled: bool = Field(default=False)
+    # Unix time: this service refuses the account's tokens issued before it (iat <
+    # this), as the gateways do from the revocation list, so a revocation holds
+    # here even without Redis.
+    tokens_not_before: float | None = Field(default=None)
+    # TOTP (see totp.py): the confirmed secret, one being enrolled, and the last
+    # time step accepted (a code is good once).
+    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_pending_secret: str | None = Field(default=None, max_length=64)
+    totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+    @property
+    def totp_enabled(self) -> bool:
+        return self.totp_secret is not None
+
+    @property
+    def stored_id(self) -> int:
+        """The id of an account read from the database (never None there)."""
+        if self.id is None:
+            raise ValueError("the account is not stored yet")
+        return self.id
 
 
 # "Alice" and "alice" are one name: two of them would let one impersonate the other.
@@ -154,6 +177,8 @@ class AccountPublic(AccountBase):
     id: int
     role: Role
     created_at: datetime
+    disabled: bool = False
+    totp_enabled: bool = False
 
     @field_validator("created_at")
     @classmethod

@@ -29,6 +29,12 @@ class LoginRequest(BaseModel):
 
     email: str = Field(min_length=1, max_length=EMAIL_MAX_LENGTH)
     password: str = Field(min_length=1, max_length=LOGIN_PASSWORD_MAX_CHARS)
+    totp_code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="The TOTP code (or a recovery code) of an account with a second factor",
+    )
 
     @field_validator("email")
     @classmethod

@@ -123,6 +123,20 @@ class AuthSettings(ServiceSettings):
     password_min_score: int = Field(default=3, ge=0, le=4)
     max_body_bytes: int = Field(default=16_384, ge=1024)
 
+    # Account administration (see account_admin.py, resets.py, totp.py).
+    # The accounts page path that takes a password-reset link's token; the link
+    # starts with public_url (default http://localhost:8080, the demo's gateway).
+    password_reset_path: str = Field(
+        default="/accounts_page/password-reset", pattern=r"^/[^\s?#]*$"
+    )
+    password_reset_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86_400)
+    # Admins need a confirmed TOTP second factor before any admin endpoint answers
+    # them (they may still log in and enrol); off in the demo, on in production.
+    require_admin_totp: bool = False
+    totp_issuer: str = Field(default="Gatehouse", min_length=1, max_length=64)
+    # Largest `detail` (JSON bytes) an operator action may carry into the audit log.
+    audit_detail_max_bytes: int = Field(default=4096, ge=256, le=65_536)
+
     # The admin ensured at start (see bootstrap.py).
     admin_email: str = Field(
         default="admin@example.com",

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
+from gatehouse_auth import audit, resets, totp  # noqa: F401  (registers the tables)
 from gatehouse_auth.models import Account  # noqa: F401  (registers the table)
 from gatehouse_auth.session_models import LoginSession  # noqa: F401  (registers the tables)
 

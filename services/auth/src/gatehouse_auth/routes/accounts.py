@@ -6,14 +6,13 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from fastapi.exceptions import RequestValidationError
 
 from gatehouse_auth import crud
 from gatehouse_auth.deps import AdminAccount, ClientAddress, CurrentAccount, SessionDep, StateDep
 from gatehouse_auth.errors import RateLimited
 from gatehouse_auth.metrics import ACCOUNTS_CREATED
 from gatehouse_auth.models import AccountCreate, AccountPublic
-from gatehouse_auth.password_policy import WeakPassword, check_password_strength
+from gatehouse_auth.routes._common import require_strong_password
 from gatehouse_auth.schemas import AccountsPage, error_responses
 
 logger = logging.getLogger(__name__)
@@ -46,16 +45,12 @@ def create_account(
     wait = state.signups.check(client=client)
     if wait:
         raise RateLimited(wait, "sign-ups")
-    try:
-        check_password_strength(
-            account_in.password,
-            email=account_in.email,
-            username=account_in.username,
-            min_score=state.settings.password_min_score,
-        )
-    except WeakPassword as exc:
-        error = {"type": exc.rule, "loc": ("body", "password"), "msg": exc.message, "input": None}
-        raise RequestValidationError([error]) from None
+    require_strong_password(
+        account_in.password,
+        email=account_in.email,
+        username=account_in.username,
+        min_score=state.settings.password_min_score,
+    )
     account = crud.create_account(session=session, account_in=account_in, hasher=state.hasher)
     ACCOUNTS_CREATED.inc()
     logger.info("account %s created", account.id)

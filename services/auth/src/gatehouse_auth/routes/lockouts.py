@@ -11,10 +11,11 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
-from fastapi.exceptions import RequestValidationError
 
-from gatehouse_auth.deps import AdminAccount, StateDep, admin_account
-from gatehouse_auth.errors import LimiterUnavailable, NotFound
+from gatehouse_auth import audit
+from gatehouse_auth.audit import AuditAction
+from gatehouse_auth.deps import AdminAccount, ClientAddress, SessionDep, StateDep, admin_account
+from gatehouse_auth.errors import LimiterUnavailable, NotFound, invalid_field
 from gatehouse_auth.limits import LimiterUnavailableError, Lockout
 from gatehouse_auth.models import EMAIL_MAX_LENGTH, check_text, normalize_email
 from gatehouse_auth.schemas import LockoutPublic, LockoutsLifted, LockoutsList, error_responses
@@ -64,12 +65,17 @@ def list_lockouts(state: StateDep) -> LockoutsList:
     summary="Lift every login lockout of an email (admin)",
     responses=error_responses(401, 403, 404, 422, 503, s404="No lockout of this email is in force"),
 )
-def lift_lockouts(email: EmailPath, state: StateDep, admin: AdminAccount) -> LockoutsLifted:
+def lift_lockouts(
+    email: EmailPath,
+    state: StateDep,
+    admin: AdminAccount,
+    session: SessionDep,
+    client: ClientAddress,
+) -> LockoutsLifted:
     try:
         wanted = normalize_email(check_text(email))
     except ValueError as exc:
-        error = {"type": "value_error", "loc": ("path", "email"), "msg": str(exc), "input": None}
-        raise RequestValidationError([error]) from None
+        raise invalid_field(("path", "email"), str(exc)) from None
     try:
         lifted = state.limiter.lift(wanted)
     except LimiterUnavailableError as exc:
@@ -77,5 +83,13 @@ def lift_lockouts(email: EmailPath, state: StateDep, admin: AdminAccount) -> Loc
         raise LimiterUnavailable() from None
     if not lifted:
         raise NotFound("no lockout of this email is in force")
-    logger.info("admin %s lifted %d lockout(s) of an email", admin.id, lifted)
+    audit.record(
+        session,
+        AuditAction.lockout_lifted,
+        actor=admin,
+        target=wanted,
+        client=client,
+        detail={"lifted": lifted},
+    )
+    session.commit()
     return LockoutsLifted(email=wanted, lifted=lifted)

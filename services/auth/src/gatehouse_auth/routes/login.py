@@ -8,8 +8,9 @@ from fastapi import APIRouter, Header
 
 from gatehouse_auth import crud, sessions
 from gatehouse_auth.deps import ClientAddress, SessionDep, StateDep
-from gatehouse_auth.errors import InvalidCredentials, RateLimited
+from gatehouse_auth.errors import InvalidCredentials, RateLimited, TotpRequired
 from gatehouse_auth.metrics import LOGINS, LoginResult
+from gatehouse_auth.routes import _login_guard
 from gatehouse_auth.routes.sessions import token_response
 from gatehouse_auth.schemas import LoginRequest, TokenResponse, error_responses
 
@@ -20,7 +21,15 @@ router = APIRouter(tags=["login"])
     "/login",
     summary="Exchange an email and password for an access token and a refresh token",
     responses=error_responses(
-        400, 401, 413, 422, 429, 503, s401="Unknown email or wrong password (one answer for both)"
+        400,
+        401,
+        413,
+        422,
+        429,
+        503,
+        s401="Unknown email, wrong password or disabled account (`invalid_credentials`, one "
+        "answer for all); or the account has TOTP and `totp_code` is missing "
+        "(`totp_required`) or wrong or used (`invalid_totp_code`)",
     ),
 )
 def login(
@@ -41,9 +50,22 @@ def login(
         password=credentials.password,
         hasher=state.hasher,
     )
-    if account is None or sessions.is_disabled(account):
+    try:
+        if account is None:
+            _login_guard.refuse(
+                session,
+                email=credentials.email,
+                client=client,
+                reason="invalid_credentials",
+                attempt=attempt,
+            )
+        _login_guard.refuse_disabled(session, account, client=client, attempt=attempt)
+        _login_guard.require_second_factor(
+            session, account, credentials.totp_code, client=client, attempt=attempt
+        )
+    except (InvalidCredentials, TotpRequired):
         LOGINS.labels(result=LoginResult.invalid_credentials.value).inc()
-        raise InvalidCredentials()
+        raise
     state.limiter.succeeded(attempt)
     issued = sessions.open_session(
         session=session,
