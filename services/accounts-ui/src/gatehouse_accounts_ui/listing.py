@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
 
-from gatehouse_accounts_ui.auth_client import AccountPage
+from gatehouse_accounts_ui.auth_models import AccountPage
 from gatehouse_accounts_ui.errors import BadQuery
 from gatehouse_accounts_ui.paths import page_url
 from gatehouse_accounts_ui.settings import PAGE_SIZES
@@ -29,7 +29,7 @@ class ListingQuery:
     search: str
 
 
-def _bounded_int(params: QueryParams, name: str, default: int, low: int, high: int) -> int:
+def bounded_int(params: QueryParams, name: str, default: int, low: int, high: int) -> int:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
@@ -43,8 +43,8 @@ def _bounded_int(params: QueryParams, name: str, default: int, low: int, high: i
 
 def parse_listing(params: QueryParams, default_limit: int) -> ListingQuery:
     """The listing asked for, or :class:`BadQuery` naming the parameter that is wrong."""
-    limit = _bounded_int(params, "limit", default_limit, 1, MAX_LIMIT)
-    offset = _bounded_int(params, "offset", 0, 0, MAX_OFFSET)
+    limit = bounded_int(params, "limit", default_limit, 1, MAX_LIMIT)
+    offset = bounded_int(params, "offset", 0, 0, MAX_OFFSET)
     search = params.get("search", "").strip()
     if len(search) > MAX_SEARCH:
         raise BadQuery(f"search may be at most {MAX_SEARCH} characters.")
