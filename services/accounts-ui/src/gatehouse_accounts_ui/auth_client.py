@@ -3,7 +3,8 @@
 Sign-in (``POST /login``), the session's upkeep (``POST /token/refresh``,
 ``POST /logout``), the listing (``GET /accounts``), the admin actions
 (``/accounts/{id}/...``, ``DELETE /lockouts/{email}``), the audit log
-(``GET /audit``) and the owner's password change (``PUT /account/password``).
+(``GET /audit``), the owner's password change (``PUT /account/password``) and
+the use of a reset link (``POST /password/reset``).
 Every transport failure, timeout or 5xx becomes
 :class:`~gatehouse_accounts_ui.errors.AuthUnavailable` (a 503 page), every answer
 that does not fit the contract :class:`~gatehouse_accounts_ui.errors.AuthBadAnswer`,
@@ -40,6 +41,7 @@ from gatehouse_accounts_ui.errors import (
     NotAdmin,
     PageNotFound,
     PasswordRefused,
+    ResetLinkInvalid,
     SessionExpired,
     TotpRequired,
     WrongPassword,
@@ -267,6 +269,20 @@ class AuthClient:
         if response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT:
             raise PasswordRefused(_field_messages(response) or detail)
         raise _refusal(response, "account")
+
+    async def reset_password(self, token: str, new: str) -> None:
+        """Use a one-time reset link's token (no session needed)."""
+        response = await self._send(
+            "POST", "/password/reset", json={"token": token, "new_password": new}
+        )
+        if response.is_success:
+            return
+        code, detail = _error(response)
+        if response.status_code == status.HTTP_400_BAD_REQUEST and code == "invalid_reset_token":
+            raise ResetLinkInvalid()
+        if response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT:
+            raise PasswordRefused(_field_messages(response) or detail)
+        raise _refusal(response, "reset link")
 
 
 def _field_messages(response: httpx.Response) -> str:

@@ -23,7 +23,8 @@ The page is for people in a browser, so its failures render the error template
     ├── LoginRejected         POST /login said 422 (the email is not an email, say)
     ├── SessionExpired        401 on a call, and no refresh helped: back to sign-in
     ├── WrongPassword         PUT /account/password: the current password is wrong
-    └── PasswordRefused       PUT /account/password said 422 (too weak, say)
+    ├── PasswordRefused       a new password was refused (422: too weak, say)
+    └── ResetLinkInvalid      POST /password/reset said 400 (used, superseded, expired)
 """
 
 from __future__ import annotations
@@ -127,6 +128,10 @@ class TotpRequired(AuthClientError):
 
 
 class WrongPassword(AuthClientError):
+    pass
+
+
+class ResetLinkInvalid(AuthClientError):
     pass
 
 

@@ -17,6 +17,7 @@ NOTICES = {
     "lockout_lifted": "The sign-in lockout is lifted.",
     "no_lockout": "That account had no sign-in lockout in force.",
     "password_changed": "Your password is changed; your other sessions have ended.",
+    "password_reset": "Your new password is set. Sign in with it.",
 }
 
 

@@ -10,6 +10,8 @@ LOGIN_PATH = f"{PREFIX}/login"
 LOGOUT_PATH = f"{PREFIX}/logout"
 AUDIT_PATH = f"{PREFIX}/audit"
 PASSWORD_PATH = f"{PREFIX}/password"
+# Where auth's reset links point (its password_reset_path setting).
+RESET_PATH = f"{PREFIX}/password-reset"
 LIFT_LOCKOUT_PATH = f"{PREFIX}/lockouts/lift"
 
 

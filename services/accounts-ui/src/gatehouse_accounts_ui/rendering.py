@@ -28,6 +28,7 @@ from gatehouse_accounts_ui.paths import (
     LOGOUT_PATH,
     PASSWORD_PATH,
     PREFIX,
+    RESET_PATH,
     STATIC_PREFIX,
     action_path,
 )
@@ -71,6 +72,7 @@ def build_templates() -> Jinja2Templates:
         logout_path=LOGOUT_PATH,
         audit_path=AUDIT_PATH,
         password_path=PASSWORD_PATH,
+        reset_path=RESET_PATH,
         lift_lockout_path=LIFT_LOCKOUT_PATH,
         action_path=action_path,
     )
