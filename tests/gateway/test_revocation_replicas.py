@@ -23,14 +23,23 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 import redis
 from gateway.operator_support import ADMIN, bearer, wait_until
-from support.auth import PASSWORD, auth_env, launch, signup
+from support.auth import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    PASSWORD,
+    AuthService,
+    auth_env,
+    launch,
+    login_token,
+    signup,
+)
 from support.databases import REDIS_URL, drop_redis_prefix, unique_redis_prefix
 from support.gateway import GatewayProcess, Launcher, gateway_route, metric_value
 from support.jwks import KeyServer
@@ -154,27 +163,41 @@ def test_no_replica_accepts_a_revoked_token_a_second_later(
         assert metric_value(text, "gatehouse_revocation_entries", kind="jti") >= REVOCATIONS // 2
 
 
-def test_a_logout_through_auth_reaches_both_replicas_within_a_second(
-    launcher: Launcher,
+@dataclass
+class AuthPair:
+    """Real auth publishing revocations under ``prefix``, and two gateways trusting it."""
+
+    auth: AuthService
+    gateways: list[GatewayProcess]
+
+
+@pytest.fixture(scope="module")
+def auth_pair(
+    module_launcher: Launcher,
     backend_pool: list[ServiceProcess],
     postgres_url: str,
-    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[AuthPair]:
+    prefix = unique_redis_prefix("revocation-auth")
+    data = tmp_path_factory.mktemp("auth-revocation")
+    env = auth_env(
+        data, database_url=postgres_url, redis_prefix=prefix + "auth:", revocation_prefix=prefix
+    )
+    auth = launch(data, "postgres", env)
+    module_launcher.started.append(auth.process)
+    jwks_url = f"{auth.url}/.well-known/jwks.json"
+    gateways = start_pair(module_launcher, jwks_url, backend_pool[0], REDIS_URL, prefix)
+    yield AuthPair(auth, gateways)
+    drop_redis_prefix(prefix)
+
+
+def test_a_logout_through_auth_reaches_both_replicas_within_a_second(
+    auth_pair: AuthPair,
 ) -> None:
     """Real auth publishes the logout; the replicas never saw it before."""
-    prefix = unique_redis_prefix("revocation-auth")
+    clients = [g.client() for g in auth_pair.gateways]
     try:
-        env = auth_env(
-            tmp_path,
-            database_url=postgres_url,
-            redis_prefix=prefix + "auth:",
-            revocation_prefix=prefix,
-        )
-        auth = launch(tmp_path, "postgres", env)
-        launcher.started.append(auth.process)
-        jwks_url = f"{auth.url}/.well-known/jwks.json"
-        pair = start_pair(launcher, jwks_url, backend_pool[0], REDIS_URL, prefix)
-        clients = [g.client() for g in pair]
-        with auth.client() as client:
+        with auth_pair.auth.client() as client:
             account = signup(client)
             login = client.post("/login", json={"email": account["email"], "password": PASSWORD})
             tokens = login.json()
@@ -189,10 +212,48 @@ def test_a_logout_through_auth_reaches_both_replicas_within_a_second(
         shown = [round(d * 1000, 1) for d in delays]
         print(f"\nlogout through auth: the replicas refused it after {shown} ms")
         assert max(delays) <= BOUND
+    finally:
         for client in clients:
             client.close()
+
+
+def test_an_admin_demoted_through_auth_is_refused_by_the_operator_api(
+    auth_pair: AuthPair,
+) -> None:
+    """Auth's role change revokes the subject: the operator API on both replicas refuses the
+    old admin token within a second, and the new token (after the next whole second, as
+    ``iat`` is whole seconds) carries the new role: 403."""
+    auth = auth_pair.auth
+    clients = [httpx.Client(base_url=g.admin_url, timeout=10) for g in auth_pair.gateways]
+    try:
+        with auth.client() as client:
+            root = login_token(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+            account = signup(client)
+            me = client.post("/login", json={"email": account["email"], "password": PASSWORD})
+            ident = client.get("/me", headers=bearer(me.json()["access_token"])).json()["id"]
+            promoted = client.put(
+                f"/accounts/{ident}/role", json={"role": "admin"}, headers=bearer(root)
+            )
+            assert promoted.status_code == 200, promoted.text
+            time.sleep(1.05 - time.time() % 1)  # a token issued after the promotion
+            admin = login_token(client, account["email"], PASSWORD)
+            assert [status(c, admin, ADMIN + "/state") for c in clients] == [200, 200]
+            revoked_at = time.time()
+            demoted = client.put(
+                f"/accounts/{ident}/role", json={"role": "user"}, headers=bearer(root)
+            )
+            assert demoted.status_code == 200, demoted.text
+            delays = refusal_delays(clients, admin, revoked_at, ADMIN + "/state")
+            print(
+                f"\ndemotion through auth: refused after {[round(d * 1000, 1) for d in delays]} ms"
+            )
+            assert max(delays) <= BOUND
+            time.sleep(1.05 - time.time() % 1)
+            again = login_token(client, account["email"], PASSWORD)
+        assert [status(c, again, ADMIN + "/state") for c in clients] == [403, 403]
     finally:
-        drop_redis_prefix(prefix)
+        for client in clients:
+            client.close()
 
 
 def test_a_new_sign_in_after_a_subject_revocation_is_accepted(
