@@ -212,6 +212,16 @@ Try, through the gateway:
   curl -H 'Host: service1.my-company.com' -H "Authorization: Bearer $TOKEN" localhost:8080/hello
   curl -H 'Host: service2.my-company.com' -H "Authorization: Bearer $TOKEN" localhost:8080/hello
   open http://localhost:8080/accounts_page
+Sessions: login also answers a refresh_token; trade it for a new pair, then log out:
+  REFRESH=$(curl -s -X POST localhost:8080/login -H 'content-type: application/json' \\
+       -d '{{"email":"alice@example.com","password":"correct-horse"}}' \\
+       | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')
+  curl -X POST localhost:8080/token/refresh -H 'content-type: application/json' \\
+       -d "{{\\"refresh_token\\":\\"$REFRESH\\"}}"
+  curl -X POST localhost:8080/token/refresh -H 'content-type: application/json' \\
+       -d "{{\\"refresh_token\\":\\"$REFRESH\\"}}"    # used twice: 401, the session is ended
+  curl -i -X POST localhost:8080/logout -H "Authorization: Bearer $TOKEN"    # 204
+  curl localhost:8080/.well-known/openid-configuration
 Ctrl-C stops everything.
 """
 

@@ -5,29 +5,19 @@ and the services log readable lines without health checks unless JSON is asked f
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from support.demo_script import load_demo
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gatehouse_demo", REPO / "scripts" / "demo.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_demo()
+demo = load_demo()
 
 
 @pytest.fixture

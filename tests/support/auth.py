@@ -83,8 +83,15 @@ def auth_env(
     }
     if redis_prefix is not None:
         env["GATEHOUSE_AUTH_REDIS_PREFIX"] = redis_prefix
+        # the shared revocation keys too, so a test never writes the real ones
+        env["GATEHOUSE_AUTH_REVOCATION_PREFIX"] = revocation_prefix(redis_prefix)
     env.update({f"GATEHOUSE_AUTH_{k.upper()}": v for k, v in settings.items()})
     return env
+
+
+def revocation_prefix(redis_prefix: str) -> str:
+    """The revocation keys of an auth instance started with ``redis_prefix``."""
+    return f"{redis_prefix}revocation:"
 
 
 def run_cli(

@@ -18,6 +18,7 @@ import redis
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
+from gatehouse_auth.background import start_background_work
 from gatehouse_auth.bootstrap import ensure_admin_account
 from gatehouse_auth.db import create_db_engine, ping
 from gatehouse_auth.deps import AuthState
@@ -26,7 +27,7 @@ from gatehouse_auth.limits import LoginRateLimiter, SignupRateLimiter
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.ratelimit import LocalWindowStore, RedisWindowStore, WindowStore, connect_redis
 from gatehouse_auth.revocation import Revocations
-from gatehouse_auth.rotation import maintain, retention_seconds, ring_for
+from gatehouse_auth.rotation import retention_seconds, ring_for
 from gatehouse_auth.routes import api_router
 from gatehouse_auth.settings import AuthSettings, get_settings
 from gatehouse_auth.tokens import TokenService
@@ -118,29 +119,6 @@ async def _try_ensure_admin(state: AuthState) -> bool:
     return True
 
 
-async def _maintain_keys(state: AuthState) -> None:
-    """Reread the keys folder, rotate when due, tidy retired keys; forever."""
-    while True:
-        await asyncio.sleep(state.settings.keys_check_seconds)
-        try:
-            await asyncio.to_thread(maintain, state.ring, state.settings)
-        except OSError as exc:
-            # A read-only keys folder (a secret mount) still rereads; it just
-            # cannot be changed from here.
-            logger.debug("keys folder not maintained: %s", exc)
-            await asyncio.to_thread(state.ring.reload)
-
-
-async def _retry_revocations(state: AuthState) -> None:
-    """Write revocations Redis refused, every revocation_retry_seconds; forever."""
-    while True:
-        await asyncio.sleep(state.settings.revocation_retry_seconds)
-        if state.revocations.pending:
-            left = await asyncio.to_thread(state.revocations.retry)
-            if not left:
-                logger.info("held-back revocations published")
-
-
 async def _ensure_admin_until_done(state: AuthState) -> None:
     while not await _try_ensure_admin(state):
         await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
@@ -179,10 +157,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         # The first attempt runs before serving, so a service that answers has
         # its admin; a database that is down or unmigrated (a quick error, see
         # db.py) moves the retries to the background instead of blocking start.
-        tasks = [
-            asyncio.create_task(_maintain_keys(state)),
-            asyncio.create_task(_retry_revocations(state)),
-        ]
+        tasks = start_background_work(state)
         if not await _try_ensure_admin(state):
             tasks.append(asyncio.create_task(_ensure_admin_until_done(state)))
         try:

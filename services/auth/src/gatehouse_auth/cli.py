@@ -1,8 +1,10 @@
-"""``gatehouse-auth``: serve (the default), migrate, create-admin.
+"""``gatehouse-auth``: serve (the default), migrate, create-admin, keys.
 
     gatehouse-auth [serve] [--host H] [--port P] [--workers N] [--migrate]
     gatehouse-auth migrate
     gatehouse-auth create-admin --email E --password P [--username U]
+    gatehouse-auth keys list
+    gatehouse-auth keys rotate
 
 Flags beat the environment (``GATEHOUSE_AUTH_*``, ``DATABASE_URL``, ...),
 which beats the defaults. The password of create-admin may come from
@@ -16,7 +18,9 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,7 +34,7 @@ from gatehouse_common.cli import service_parser, settings_from_args
 from gatehouse_common.logs import configure_logging
 from gatehouse_common.server import serve
 
-COMMANDS = ("serve", "migrate", "create-admin")
+COMMANDS = ("serve", "migrate", "create-admin", "keys")
 logger = logging.getLogger(__name__)
 
 
@@ -40,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The Gatehouse auth service: accounts, login, signed JWTs and JWKS.",
         epilog="Without a command, `serve` runs.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{serve,migrate,create-admin}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,migrate,create-admin,keys}")
     serve_parser = service_parser("Serve the auth API.")
     commands.add_parser(
         "serve", parents=[serve_parser], add_help=False, help="serve the API (default)"
@@ -50,7 +54,55 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", help="default: $GATEHOUSE_ADMIN_PASSWORD")
     admin.add_argument("--username", help="default: the part of the email before '@'")
+    keys = commands.add_parser("keys", help="the signing keys: list them, rotate now")
+    keys_commands = keys.add_subparsers(dest="keys_command", metavar="{list,rotate}", required=True)
+    keys_commands.add_parser("list", help="every key with its stage")
+    keys_commands.add_parser(
+        "rotate",
+        help="add a new key: published at once, signing after "
+        "GATEHOUSE_AUTH_KEY_PUBLISH_AHEAD_SECONDS; retired keys tidied",
+    )
     return parser
+
+
+def _when(moment: float | None) -> str:
+    if moment is None:
+        return "-"
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def run_keys(settings: AuthSettings, command: str) -> int:
+    """``keys list`` / ``keys rotate``: the running replicas pick the change up by themselves."""
+    from gatehouse_auth.keys import KeyRingError
+    from gatehouse_auth.rotation import maintain, ring_for
+
+    try:
+        first = command == "rotate" and not any(settings.keys_dir.glob("*.pem"))
+        ring = ring_for(settings, generate=command == "rotate")
+        if command == "rotate":
+            # In an empty folder the first key is the rotation.
+            done = maintain(ring, settings, force=not first)
+            if not done.created and not first:
+                print("a key is already pending: nothing added (see the list below)")
+            for name in done.created:
+                print(f"new key {name}: published now, signs from", end=" ")
+                stage = next(s for s in ring.stages() if s.key.source == name)
+                print(_when(stage.signs_from))
+            for name in done.reduced:
+                print(f"retired key {name} reduced to its public half")
+            for name in done.deleted:
+                print(f"retired key {name} removed (its last token has expired)")
+    except (KeyRingError, OSError) as exc:
+        print(f"keys: {exc}", file=sys.stderr)
+        return 1
+    now = time.time()
+    print(f"{'kid':<44} {'stage':<10} {'signs from':<24} {'published until':<24} file")
+    for stage in ring.stages(now):
+        print(
+            f"{stage.key.kid:<44} {stage.stage:<10} {_when(stage.signs_from):<24} "
+            f"{_when(stage.published_until):<24} {stage.key.source}"
+        )
+    return 0
 
 
 def run_migrate(settings: AuthSettings) -> int:
@@ -159,4 +211,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(settings.service_name, level="warning", json=settings.log_json)
     if args.command == "migrate":
         sys.exit(run_migrate(settings))
+    if args.command == "keys":
+        sys.exit(run_keys(settings, args.keys_command))
     sys.exit(run_create_admin(settings, args))

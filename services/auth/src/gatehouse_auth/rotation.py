@@ -135,14 +135,19 @@ def tidy(ring: KeyRing, keys_dir: Path, now: float) -> Maintenance:
 
 
 def maintain(ring: KeyRing, settings: AuthSettings, *, force: bool = False) -> Maintenance:
-    """Rotate if due (or ``force``), tidy, and reload ``ring``; see the module's docstring."""
+    """Rotate if due (or ``force``, unless a key is pending), tidy, and reload ``ring``.
+
+    See the module's docstring.
+    """
     keys_dir = settings.keys_dir
     done = Maintenance()
     with rotation_lock(keys_dir):
         ring.reload()
         now = time.time()
         interval = settings.key_rotation_interval_days * DAY_SECONDS
-        if force or rotation_due(ring, interval, now):
+        pending = any(s.stage == "pending" for s in ring.stages(now))
+        # A rotation under way is not started again (two CLI runs, a schedule).
+        if (force and not pending) or rotation_due(ring, interval, now):
             done.created.append(rotate_now(keys_dir, settings.key_algorithm).name)
             ring.reload()
         tidied = tidy(ring, keys_dir, now)

@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, delete, or_, update
 from sqlmodel import Session, col, select
 
 from gatehouse_auth import crud
@@ -91,7 +91,7 @@ def _issue(
     settings: AuthSettings,
     now: datetime,
 ) -> SessionTokens:
-    """A new access token and refresh token for ``login_session``; added, not committed."""
+    """A new access token and refresh token for ``login_session``, committed with it."""
     access = tokens.issue(account, session_id=login_session.id)
     refresh = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
     expires = min(
@@ -108,6 +108,8 @@ def _issue(
             access_expires_at=datetime.fromtimestamp(access.expires_at, UTC),
         )
     )
+    session.add(login_session)
+    session.commit()
     return SessionTokens(
         access=access,
         refresh_token=refresh,
@@ -138,8 +140,7 @@ def open_session(
         client_address=(client_address or None) and client_address[:CLIENT_ADDRESS_CHARS],
         user_agent=(user_agent or None) and user_agent[:USER_AGENT_CHARS],
     )
-    session.add(login_session)
-    issued = _issue(
+    return _issue(
         session=session,
         login_session=login_session,
         account=account,
@@ -147,8 +148,6 @@ def open_session(
         settings=settings,
         now=now,
     )
-    session.commit()
-    return issued
 
 
 def end_session(*, session: Session, login_session: LoginSession, now: datetime) -> Revoked:
@@ -229,13 +228,12 @@ def refresh(
     )
     if marked.rowcount != 1:  # a concurrent request used it first
         session.rollback()
-        return_session = session.get(LoginSession, row.session_id)
-        if return_session is None:
+        reloaded = session.get(LoginSession, row.session_id)
+        if reloaded is None:
             raise RefreshRefused("unknown")
-        raise _reuse(session=session, login_session=return_session, now=now)
+        raise _reuse(session=session, login_session=reloaded, now=now)
     login_session.last_used_at = now
-    session.add(login_session)
-    issued = _issue(
+    return _issue(
         session=session,
         login_session=login_session,
         account=account,
@@ -243,11 +241,31 @@ def refresh(
         settings=settings,
         now=now,
     )
-    session.commit()
-    return issued
 
 
 def session_is_live(*, session: Session, session_id: str) -> bool:
     """False when the session an access token names was ended (logout, reuse, sign-out)."""
     login_session = session.get(LoginSession, session_id)
     return login_session is None or login_session.revoked_at is None
+
+
+def purge_finished(*, session: Session, keep_revoked: timedelta) -> int:
+    """Delete sessions that can matter no more; the number deleted.
+
+    Expired sessions, and sessions revoked longer ago than ``keep_revoked``
+    (the access token lifetime: their tokens have expired, and a refresh
+    token of theirs is refused alike whether the row is there or not).
+    Refresh tokens go first: SQLite does not enforce the cascade.
+    """
+    now = utcnow()
+    finished = or_(
+        col(LoginSession.expires_at) < now,
+        col(LoginSession.revoked_at) < now - keep_revoked,
+    )
+    ids = select(LoginSession.id).where(finished)
+    session.execute(delete(RefreshToken).where(col(RefreshToken.session_id).in_(ids)))
+    deleted: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
+        delete(LoginSession).where(finished)
+    )
+    session.commit()
+    return int(deleted.rowcount)
