@@ -27,6 +27,7 @@ from support.processes import ServiceProcess, free_port, python_module
 
 from gatehouse_auth.keys import load_key
 from gatehouse_auth.models import Account
+from gatehouse_gateway.config.original import AUTH_PATHS
 
 ADMIN_PASSWORD = "admin-password-42"
 VIEWER_EMAIL = "viewer@example.com"
@@ -103,14 +104,7 @@ def ui_gateway_process(config_dir: Path, auth_url: str, ui_url: str) -> ServiceP
             "routes": [
                 {
                     "name": "auth",
-                    "path_prefix": [
-                        "/account",
-                        "/login",
-                        "/logout",
-                        "/token/",
-                        "/password/",
-                        "/.well-known/",
-                    ],
+                    "path_prefix": list(AUTH_PATHS),
                     "backends": [{"url": auth_url}],
                 },
                 {

@@ -15,7 +15,7 @@ from starlette.datastructures import QueryParams
 
 from gatehouse_accounts_ui.auth_models import AuditPage
 from gatehouse_accounts_ui.errors import BadQuery
-from gatehouse_accounts_ui.listing import bounded_int
+from gatehouse_accounts_ui.listing import Pagination, bounded_int, pagination
 from gatehouse_accounts_ui.paths import AUDIT_PATH, page_url
 from gatehouse_accounts_ui.settings import PAGE_SIZES
 
@@ -120,27 +120,11 @@ def parse_audit(params: QueryParams, default_size: int) -> AuditQuery:
     )
 
 
-@dataclass(frozen=True)
-class AuditPager:
-    first: int
-    last: int
-    total: int
-    page: int
-    pages: int
-    previous_url: str | None
-    next_url: str | None
-
-
-def audit_pager(query: AuditQuery, page: AuditPage) -> AuditPager:
-    shown = len(page.items)
-    offset = (query.page - 1) * query.size
-    pages = max(1, -(-page.total // query.size))
-    return AuditPager(
-        first=offset + 1 if shown else 0,
-        last=offset + shown,
+def audit_pager(query: AuditQuery, page: AuditPage) -> Pagination:
+    return pagination(
+        offset=(query.page - 1) * query.size,
+        limit=query.size,
+        shown=len(page.items),
         total=page.total,
-        page=query.page,
-        pages=pages,
-        previous_url=query.url(query.page - 1) if query.page > 1 else None,
-        next_url=query.url(query.page + 1) if offset + shown < page.total and shown else None,
+        url=lambda offset: query.url(offset // query.size + 1),
     )

@@ -8,6 +8,7 @@ a person in a browser cannot act on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
@@ -67,19 +68,27 @@ class Pagination:
     first_page_url: str
 
 
+def pagination(
+    *, offset: int, limit: int, shown: int, total: int, url: Callable[[int], str]
+) -> Pagination:
+    """Counts and links for ``shown`` rows from ``offset``; ``url(offset)`` links a page."""
+    has_next = offset + shown < total and shown > 0
+    return Pagination(
+        first=offset + 1 if shown else 0,
+        last=offset + shown,
+        total=total,
+        page=offset // limit + 1,
+        pages=max(1, -(-total // limit)),
+        previous_url=url(max(0, offset - limit)) if offset > 0 else None,
+        next_url=url(offset + limit) if has_next else None,
+        first_page_url=url(0),
+    )
+
+
 def paginate(query: ListingQuery, page: AccountPage) -> Pagination:
     def url(offset: int) -> str:
         return page_url(search=query.search, limit=query.limit, offset=offset or "")
 
-    shown = len(page.items)
-    has_next = query.offset + shown < page.total and shown > 0
-    return Pagination(
-        first=query.offset + 1 if shown else 0,
-        last=query.offset + shown,
-        total=page.total,
-        page=query.offset // query.limit + 1,
-        pages=max(1, -(-page.total // query.limit)),
-        previous_url=url(max(0, query.offset - query.limit)) if query.offset > 0 else None,
-        next_url=url(query.offset + query.limit) if has_next else None,
-        first_page_url=url(0),
+    return pagination(
+        offset=query.offset, limit=query.limit, shown=len(page.items), total=page.total, url=url
     )

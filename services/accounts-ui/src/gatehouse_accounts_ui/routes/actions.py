@@ -17,12 +17,14 @@ auth's own 404 (no such account) is the same page.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from gatehouse_accounts_ui.auth_client import AuthClient
 from gatehouse_accounts_ui.deps import BrowserSessionDep, RendererDep, verify_csrf
 from gatehouse_accounts_ui.errors import ActionRejected, PageNotFound
 from gatehouse_accounts_ui.paths import LIFT_LOCKOUT_PATH, PREFIX, action_path, page_url
@@ -110,20 +112,47 @@ def _confirm(
     )
 
 
-@router.post("/accounts/{account_id}/disable", summary="Disable an account (confirmed)")
-async def disable(
-    request: Request,
-    account_id: str,
-    session: BrowserSessionDep,
-    renderer: RendererDep,
-    confirm: Confirm = "",
-    label: Label = "",
-) -> Response:
-    ident = account_id_of(account_id)
-    if confirm != "yes":
-        return _confirm(renderer, request, ident, "disable", label)
-    await session.call(lambda token: session.auth.set_disabled(token, ident, True))
-    return session.store(_done("disabled"))
+AccountWork = Callable[[AuthClient, str, int], Awaitable[object]]
+
+
+def _confirmed(action: str, work: AccountWork) -> Callable[..., Awaitable[Response]]:
+    """The endpoint of an action that only asks first, then does ``work`` and says so."""
+
+    async def endpoint(
+        request: Request,
+        account_id: str,
+        session: BrowserSessionDep,
+        renderer: RendererDep,
+        confirm: Confirm = "",
+        label: Label = "",
+    ) -> Response:
+        ident = account_id_of(account_id)
+        if confirm != "yes":
+            return _confirm(renderer, request, ident, action, label)
+        await session.call(lambda token: work(session.auth, token, ident))
+        return session.store(_done(ACTIONS[action].notice))
+
+    return endpoint
+
+
+_CONFIRMED: dict[str, tuple[str, AccountWork]] = {
+    "disable": (
+        "Disable an account (confirmed)",
+        lambda auth, token, ident: auth.set_disabled(token, ident, True),
+    ),
+    "sign-out": (
+        "Sign an account out everywhere (confirmed)",
+        lambda auth, token, ident: auth.sign_out_everywhere(token, ident),
+    ),
+}
+for _action, (_summary, _work) in _CONFIRMED.items():
+    router.add_api_route(
+        f"/accounts/{{account_id}}/{_action}",
+        _confirmed(_action, _work),
+        methods=["POST"],
+        summary=_summary,
+        name=_action,
+    )
 
 
 @router.post("/accounts/{account_id}/enable", summary="Enable a disabled account")
@@ -150,24 +179,6 @@ async def change_role(
         return _confirm(renderer, request, ident, "role", label, {"role": role})
     await session.call(lambda token: session.auth.set_role(token, ident, role))
     return session.store(_done("role_changed"))
-
-
-@router.post(
-    "/accounts/{account_id}/sign-out", summary="Sign an account out everywhere (confirmed)"
-)
-async def sign_out_everywhere(
-    request: Request,
-    account_id: str,
-    session: BrowserSessionDep,
-    renderer: RendererDep,
-    confirm: Confirm = "",
-    label: Label = "",
-) -> Response:
-    ident = account_id_of(account_id)
-    if confirm != "yes":
-        return _confirm(renderer, request, ident, "sign-out", label)
-    await session.call(lambda token: session.auth.sign_out_everywhere(token, ident))
-    return session.store(_done("signed_out_everywhere"))
 
 
 @router.post(
