@@ -46,14 +46,8 @@ commands="$commands +eval +evalsha +eval_ro +evalsha_ro +script|load +script|exi
 {
   echo 'user default off resetpass resetkeys resetchannels -@all'
   echo 'user healthcheck on nopass resetkeys resetchannels -@all +ping'
-  # The revocation list (gatehouse:revocation:*): auth writes and publishes it,
-  # the gateway only reads its keys (%R~) and listens on its channel.
-  revocation_gateway='%R~gatehouse:revocation:* &gatehouse:revocation:*'
-  revocation_auth='~gatehouse:revocation:* &gatehouse:revocation:*'
   for user in gateway auth; do
-    revocation=$revocation_gateway
-    [ "$user" = auth ] && revocation=$revocation_auth
-    echo "user $user on #$(redis_hash $user) resetkeys ~gatehouse:$user:* resetchannels &gatehouse:$user:* $revocation $commands"
+    echo "user $user on #$(redis_hash $user) resetkeys ~gatehouse:$user:* resetchannels &gatehouse:$user:* $commands"
   done
 } >"$dir/redis_users.acl"
 printf 'DATABASE_URL=postgresql://gatehouse:%s@postgres:5432/gatehouse\nGATEHOUSE_ADMIN_PASSWORD=%s\nREDIS_URL=redis://auth:%s@redis:6379/0\n' \

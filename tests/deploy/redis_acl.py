@@ -16,8 +16,6 @@ from support.redis_server import RedisServer
 
 # The key prefixes the services use (GatewaySettings / AuthSettings.redis_prefix).
 PREFIXES = {"gateway": "gatehouse:gateway:", "auth": "gatehouse:auth:"}
-# The shared revocation list (revocation_prefix in both services).
-REVOCATION_PREFIX = "gatehouse:revocation:"
 # What no service may run: each could take Redis (and every replica) down.
 ADMIN_COMMANDS = [
     ("FLUSHALL",),
@@ -29,26 +27,6 @@ ADMIN_COMMANDS = [
 ]
 # A script like the auth service's sliding window: Redis checks the keys it touches.
 _SCRIPT = "redis.call('ZADD', KEYS[1], 1, ARGV[1]); return redis.call('ZCARD', KEYS[1])"
-
-
-def _check_revocation_rights(client: redis.Redis, service: str) -> None:
-    """Auth writes and publishes the revocation list; the gateway reads it and listens."""
-    jti, channel = REVOCATION_PREFIX + "{rev}:jti", REVOCATION_PREFIX + "{rev}:events"
-    if service == "auth":
-        client.zadd(jti, {"a-token-id": 4_000_000_000})
-        client.zremrangebyscore(jti, "-inf", "(1")
-        client.publish(channel, "{}")
-        return
-    client.zrange(jti, 0, -1, withscores=True)
-    pubsub = client.pubsub()
-    pubsub.subscribe(channel)
-    assert pubsub.get_message(timeout=2) is not None  # the subscribe confirmation
-    pubsub.close()
-    # a gateway cannot forge or lift a revocation
-    with pytest.raises(NoPermissionError):
-        client.zadd(jti, {"forged": 1})
-    with pytest.raises(NoPermissionError):
-        client.zrem(jti, "a-token-id")
 
 
 @contextmanager
@@ -115,7 +93,6 @@ def check_service_users(port: int, urls: dict[str, str]) -> None:
                 client.get(prefix + "cursor:service1")
             with pytest.raises(NoPermissionError):
                 script(keys=[prefix + "login:ip:1"], args=["a"])
-        _check_revocation_rights(client, service)
         for command in ADMIN_COMMANDS:
             with pytest.raises(NoPermissionError):
                 client.execute_command(*command)

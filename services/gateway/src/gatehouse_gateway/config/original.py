@@ -66,7 +66,7 @@ def translate_original(
     routes += [
         {
             "name": "auth",
-            "path_prefix": ["/account", "/login", "/token/", "/logout", "/.well-known/"],
+            "path_prefix": ["/account", "/login", "/.well-known/"],
             "backends": [{"url": auth_url}],
         },
         {
