@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import time
 
+import jwt
 import pytest
 import redis
 from prometheus_client import REGISTRY
+from support.auth import PASSWORD, StartAuth, signup
+from support.gateway import metric_value
 from support.redis_server import RedisServer
 
 from gatehouse_auth.ratelimit import connect_redis
@@ -105,3 +108,39 @@ def test_without_redis_nothing_is_published_and_nothing_fails() -> None:
     revocations = Revocations(None, prefix="t:", max_token_lifetime=LIFETIME)
     assert not revocations.revoke_token("x", time.time() + 10)
     assert revocations.pending == 0 and revocations.retry() == 0
+
+
+def test_a_logout_while_redis_is_down_reaches_redis_when_it_returns(
+    private_redis: RedisServer, start_auth: StartAuth
+) -> None:
+    """The session ends at once (the database), and the gateways' list gets it on the retry."""
+    private_redis.start()
+    service = start_auth(
+        name="revocation-outage",
+        redis=False,
+        extra_env={"REDIS_URL": private_redis.redis_url},
+        revocation_retry_seconds="0.5",
+    )
+    with service.client() as client:
+        account = signup(client)
+        login = client.post("/login", json={"email": account["email"], "password": PASSWORD})
+        body = login.json()
+        jti = jwt.decode(body["access_token"], options={"verify_signature": False})["jti"]
+        private_redis.stop()
+
+        logout = client.post("/logout", json={"refresh_token": body["refresh_token"]})
+        assert logout.status_code == 204
+        refresh = client.post("/token/refresh", json={"refresh_token": body["refresh_token"]})
+        assert refresh.status_code == 401  # the database already says so
+        metrics = client.get("/metrics").text
+        assert metric_value(metrics, "revocations_pending") == 1
+        assert metric_value(metrics, "revocation_publish_failures_total", kind="jti") >= 1
+
+        private_redis.start()
+        jti_key = revocation_keys("gatehouse:revocation:")[0]
+        redis_client = private_redis.client()
+        deadline = time.monotonic() + 10
+        while redis_client.zscore(jti_key, jti) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert redis_client.zscore(jti_key, jti) is not None
+        assert metric_value(client.get("/metrics").text, "revocations_pending") == 0

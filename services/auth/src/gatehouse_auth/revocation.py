@@ -58,7 +58,9 @@ class Revocation:
 
     def event(self) -> str:
         field = "exp" if self.kind == "jti" else "nbf"
-        return json.dumps({"kind": self.kind, "id": self.id, field: self.score})
+        # exp is whole seconds as in the token; nbf keeps its fraction
+        score: float | int = int(self.score) if self.score.is_integer() else self.score
+        return json.dumps({"kind": self.kind, "id": self.id, field: score})
 
 
 def revocation_keys(prefix: str) -> tuple[str, str, str]:

@@ -9,6 +9,7 @@ against its own ring directly.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,18 @@ from gatehouse_auth.models import Account
 
 # Clock skew tolerated between this service and its callers' clocks.
 LEEWAY_SECONDS = 30
+
+
+def issued_at(moment: float) -> float:
+    """``iat`` to the millisecond, rounded down (a NumericDate may have a fraction).
+
+    Revoking a subject denies its tokens with ``iat`` before that instant
+    (revocation.py); whole seconds would refuse a login made in the same
+    second just after a sign-out, and rounding up could let a token made just
+    before it through. Down to the millisecond is exact but for a login within
+    one millisecond after a revocation, which is refused (the safe side).
+    """
+    return math.floor(moment * 1000) / 1000
 
 
 @dataclass(frozen=True)
@@ -43,7 +56,8 @@ class TokenService:
         self.ttl_seconds = ttl_seconds
 
     def issue(self, account: Account, *, session_id: str | None = None) -> IssuedToken:
-        now = int(time.time())
+        moment = time.time()
+        now = int(moment)
         key = self.ring.signing_key
         if key.private is None:  # KeyRing picks a key with a private half; never here
             raise RuntimeError(f"signing key {key.kid} has no private key")
@@ -53,7 +67,7 @@ class TokenService:
             "sub": str(account.id),
             "email": account.email,
             "roles": [account.role],
-            "iat": now,
+            "iat": issued_at(moment),
             "nbf": now,
             "exp": now + self.ttl_seconds,
             "jti": uuid.uuid4().hex,

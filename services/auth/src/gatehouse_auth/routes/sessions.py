@@ -30,7 +30,8 @@ _bearer = HTTPBearer(auto_error=False, description="The access token to revoke")
 
 def publish(revocations: Revocations, revoked: sessions.Revoked) -> None:
     """Tell the gateways (after the commit: the database is the record)."""
-    for jti, exp in revoked.tokens:
+    # A bearer token is also among its session's live tokens: once is enough.
+    for jti, exp in dict(revoked.tokens).items():
         revocations.revoke_token(jti, exp)
 
 
