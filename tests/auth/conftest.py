@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from auth.admin_support import AdminStack, admin_headers
+from auth.admin_support import admin_stack as start_admin_stack
 from support.auth import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -121,3 +123,24 @@ def limited_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthSe
     yield service
     service.process.stop()
     drop_redis_prefix(prefix)
+
+
+@pytest.fixture(scope="module")
+def admin_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminStack]:
+    """Auth on PostgreSQL with Redis, revocations under a prefix of its own, a public URL
+    for reset links and a tight per-address login limit (3), shared by a module."""
+    with start_admin_stack(tmp_path_factory.mktemp("auth-admin"), "admin") as stack:
+        yield stack
+
+
+@pytest.fixture
+def api(admin_stack: AdminStack) -> Iterator[httpx.Client]:
+    """A client of the module's ``admin_stack``."""
+    with admin_stack.client() as http:
+        yield http
+
+
+@pytest.fixture
+def admin(api: httpx.Client) -> dict[str, str]:
+    """The bootstrapped admin's bearer header on ``admin_stack``."""
+    return admin_headers(api)

@@ -34,8 +34,16 @@ def test_migrate_creates_the_schema_and_is_idempotent(fresh_env: tuple[str, dict
     url, env = fresh_env
     assert _tables(url) == set()
     first = run_cli(env, "migrate")
-    assert "revision 0002_sessions" in first.stdout
-    tables = {"accounts", "sessions", "refresh_tokens", "alembic_version"}
+    assert "revision 0003_admin" in first.stdout
+    tables = {
+        "accounts",
+        "sessions",
+        "refresh_tokens",
+        "password_resets",
+        "totp_recovery_codes",
+        "audit_events",
+        "alembic_version",
+    }
     assert _tables(url) == tables
     again = AuthSettings(database_url=url)
     assert run_migrate(again) == 0  # a second run changes nothing

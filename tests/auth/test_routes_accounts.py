@@ -24,7 +24,7 @@ from support.auth import (
 from gatehouse_auth.app import create_app
 from gatehouse_auth.settings import AuthSettings
 
-PUBLIC_FIELDS = {"id", "username", "email", "role", "created_at"}
+PUBLIC_FIELDS = {"id", "username", "email", "role", "created_at", "disabled", "totp_enabled"}
 # bcrypt's whole 72 bytes, and strong (72 times one letter is now refused as a repeat)
 STRONG_72 = "k3J9-vL2q8WmZ0rT5yH1-nB6xC4pD7sF2gA9eQ3uI8oP5lK0jM6hN1bV4cX7zR2wE9tY3aS5"
 

@@ -15,6 +15,7 @@ cannot both win.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import status
@@ -90,84 +91,62 @@ def publish_revocation(revocations: Revocations, account: Account) -> None:
     revocations.revoke_subject(str(account.id), now=account.tokens_not_before)
 
 
-def _commit_change(
-    session: Session,
-    account: Account,
-    action: AuditAction,
-    *,
-    admin: Account,
-    client: str,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    audit.record(
-        session,
-        action,
-        actor=admin,
-        target=account.email,
-        client=client,
-        detail={"account_id": account.id, **(detail or {})},
-    )
-    session.add(account)
-    session.commit()
-    session.refresh(account)
+@dataclass(frozen=True)
+class AdminChange:
+    """One admin's change to one account: who, to whom, from where, and where it is written."""
+
+    session: Session
+    account: Account
+    admin: Account
+    client: str
+    revocations: Revocations
+
+    def commit(
+        self, action: AuditAction, *, revoke: bool, detail: dict[str, Any] | None = None
+    ) -> None:
+        """Commit the account with its audit row; with ``revoke``, its tokens revoked too."""
+        account = self.account
+        if revoke:
+            revoke_tokens(self.session, account)
+        audit.record(
+            self.session,
+            action,
+            actor=self.admin,
+            target=account.email,
+            client=self.client,
+            detail={"account_id": account.id, **(detail or {})},
+        )
+        self.session.add(account)
+        self.session.commit()
+        self.session.refresh(account)
+        if revoke:
+            publish_revocation(self.revocations, account)
 
 
-def set_disabled(
-    *,
-    session: Session,
-    account: Account,
-    disabled: bool,
-    admin: Account,
-    client: str,
-    revocations: Revocations,
-) -> bool:
-    """Disable (tokens revoked) or enable ``account``; False when it already was."""
+def set_disabled(change: AdminChange, disabled: bool) -> None:
+    """Disable (tokens revoked) or enable the account; nothing when it already is."""
+    account = change.account
     if account.disabled == disabled:
-        return False
+        return
     if disabled:
-        _check_not_last_admin(session, account)
-        revoke_tokens(session, account)
+        _check_not_last_admin(change.session, account)
     account.disabled = disabled
     action = AuditAction.account_disabled if disabled else AuditAction.account_enabled
-    _commit_change(session, account, action, admin=admin, client=client)
-    if disabled:
-        publish_revocation(revocations, account)
-    return True
+    change.commit(action, revoke=disabled)
 
 
-def set_role(
-    *,
-    session: Session,
-    account: Account,
-    role: Role,
-    admin: Account,
-    client: str,
-    revocations: Revocations,
-) -> bool:
-    """Change the role, revoking the tokens that carry the old one; False when unchanged."""
+def set_role(change: AdminChange, role: Role) -> None:
+    """Change the role, revoking the tokens that carry the old one; nothing when unchanged."""
+    account = change.account
     if account.role == role.value:
-        return False
+        return
     if role != Role.admin:
-        _check_not_last_admin(session, account)
+        _check_not_last_admin(change.session, account)
     detail = {"from": account.role, "to": role.value}
     account.role = role.value
-    revoke_tokens(session, account)
-    _commit_change(
-        session, account, AuditAction.role_changed, admin=admin, client=client, detail=detail
-    )
-    publish_revocation(revocations, account)
-    return True
+    change.commit(AuditAction.role_changed, revoke=True, detail=detail)
 
 
-def sign_out_everywhere(
-    *,
-    session: Session,
-    account: Account,
-    admin: Account,
-    client: str,
-    revocations: Revocations,
-) -> None:
-    """Revoke every token the account holds now."""
-    revoke_tokens(session, account)
-    _commit_change(session, account, AuditAction.signed_out_everywhere, admin=admin, client=client)
-    publish_revocation(revocations, account)
+def sign_out_everywhere(change: AdminChange) -> None:
+    """Revoke every token and session the account holds now."""
+    change.commit(AuditAction.signed_out_everywhere, revoke=True)

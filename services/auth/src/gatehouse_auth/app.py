@@ -29,6 +29,7 @@ from gatehouse_auth.ratelimit import LocalWindowStore, RedisWindowStore, WindowS
 from gatehouse_auth.revocation import Revocations
 from gatehouse_auth.rotation import retention_seconds, ring_for
 from gatehouse_auth.routes import api_router
+from gatehouse_auth.sealing import Sealer
 from gatehouse_auth.settings import AuthSettings, get_settings
 from gatehouse_auth.tokens import TokenService
 from gatehouse_common.app import create_service_app
@@ -47,6 +48,13 @@ Accounts, login and signed tokens for Gatehouse.
   `GET /.well-known/openid-configuration` says where everything is.
 * `GET /accounts` lists accounts for an admin; `GET /me` shows the caller's own.
 * `GET /lockouts` and `DELETE /lockouts/{email}`: an admin sees and lifts login lockouts.
+* `/accounts/{id}/disable`, `/enable`, `/role`, `/sign-out`, `/password-reset`: an admin
+  administers accounts; `POST /password/reset` uses a reset link, `PUT /account/password`
+  changes one's own password.
+* `/account/totp`: a TOTP second factor with recovery codes (required for admins when
+  `GATEHOUSE_AUTH_REQUIRE_ADMIN_TOTP` is on); `POST /login` then takes `totp_code`.
+* `GET /audit` (admin): every admin action and security event; `POST /audit` records the
+  gateway's operator actions.
 
 Errors are JSON: `{"error": "<code>", "detail": "<sentence>"}`.
 """
@@ -94,7 +102,18 @@ def build_state(settings: AuthSettings) -> AuthState:
             prefix=settings.revocation_prefix,
             max_token_lifetime=retention_seconds(settings),
         ),
+        sealer=_sealer(settings),
     )
+
+
+def _sealer(settings: AuthSettings) -> Sealer:
+    keys = [key.get_secret_value() for key in settings.totp_encryption_keys]
+    if not keys:
+        logger.log(
+            logging.WARNING if settings.is_production else logging.INFO,
+            "GATEHOUSE_AUTH_TOTP_ENCRYPTION_KEYS is not set: TOTP secrets are stored readable",
+        )
+    return Sealer(keys)
 
 
 def _close_state(state: AuthState) -> None:

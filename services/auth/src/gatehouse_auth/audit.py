@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any, Literal, get_args
 
 from sqlalchemy import JSON, Column, DateTime, Engine, Index, func
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from gatehouse_auth.models import Account, utcnow
@@ -140,6 +141,19 @@ def record_in(
     with Session(engine) as session:
         record(session, action, target=target, detail=detail)
         session.commit()
+
+
+def record_key_rotations(engine: Engine, created: list[str], *, by: str) -> None:
+    """``key_rotated`` rows for new key files (``by``: ``schedule`` or ``cli``).
+
+    The rotation has happened whatever the database says: a database that
+    cannot take the rows is logged, never raised into the rotation.
+    """
+    for name in created:
+        try:
+            record_in(engine, AuditAction.key_rotated, target=name, detail={"by": by})
+        except SQLAlchemyError as exc:
+            logger.error("key rotation %s not audited (database: %s)", name, exc)
 
 
 def list_events(

@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from gatehouse_auth import sessions
+from gatehouse_auth import audit, sessions
 from gatehouse_auth.deps import AuthState
 from gatehouse_auth.rotation import maintain, retention_seconds
 
@@ -40,7 +40,11 @@ async def _maintain_keys(state: AuthState) -> None:
     while True:
         await asyncio.sleep(state.settings.keys_check_seconds)
         try:
-            await asyncio.to_thread(maintain, state.ring, state.settings)
+            done = await asyncio.to_thread(maintain, state.ring, state.settings)
+            if done.created:
+                await asyncio.to_thread(
+                    audit.record_key_rotations, state.engine, done.created, by="schedule"
+                )
         except OSError as exc:
             # A read-only keys folder (a secret mount) still rereads; it just
             # cannot be changed from here.

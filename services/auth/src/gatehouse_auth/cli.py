@@ -71,6 +71,20 @@ def _when(moment: float | None) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _audit_rotation(settings: AuthSettings, created: list[str]) -> None:
+    """The audit log's ``key_rotated`` rows (logged, not fatal, when the database is away)."""
+    if not created:
+        return
+    from gatehouse_auth.audit import record_key_rotations
+    from gatehouse_auth.db import create_db_engine
+
+    engine = create_db_engine(settings)
+    try:
+        record_key_rotations(engine, created, by="cli")
+    finally:
+        engine.dispose()
+
+
 def run_keys(settings: AuthSettings, command: str) -> int:
     """``keys list`` / ``keys rotate``: the running replicas pick the change up by themselves."""
     from gatehouse_auth.keys import KeyRingError
@@ -82,6 +96,7 @@ def run_keys(settings: AuthSettings, command: str) -> int:
         if command == "rotate":
             # In an empty folder the first key is the rotation.
             done = maintain(ring, settings, force=not first)
+            _audit_rotation(settings, done.created)
             if not done.created and not first:
                 print("a key is already pending: nothing added (see the list below)")
             for name in done.created:

@@ -26,6 +26,7 @@ from gatehouse_auth.limits import LoginRateLimiter, SignupRateLimiter
 from gatehouse_auth.models import Account, Role
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.revocation import Revocations
+from gatehouse_auth.sealing import Sealer
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.tokens import InvalidToken, TokenService
 
@@ -45,6 +46,7 @@ class AuthState:
     signups: SignupRateLimiter
     redis: redis.Redis | None
     revocations: Revocations
+    sealer: Sealer
 
 
 def get_state(request: Request) -> AuthState:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import ConfigDict, EmailStr, field_validator
-from sqlalchemy import BigInteger, Column, DateTime, Index, func
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, func
 from sqlmodel import Field, SQLModel
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,64}$"
@@ -66,6 +66,18 @@ def check_password(value: str) -> str:
             "silently truncated"
         )
     return value
+
+
+def account_id_column() -> Column[int]:
+    """``account_id`` of a table whose rows belong to an account and go with it."""
+    return Column(
+        Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+
+
+def when_column(*, nullable: bool = False) -> Column[datetime]:
+    """A timestamp with its time zone (UTC by convention here)."""
+    return Column(DateTime(timezone=True), nullable=nullable)
 
 
 class AccountBase(SQLModel):
@@ -139,8 +151,9 @@ class Account(AccountBase, table=True):
     tokens_not_before: float | None = Field(default=None)
     # TOTP (see totp.py): the confirmed secret, one being enrolled, and the last
     # time step accepted (a code is good once).
-    totp_secret: str | None = Field(default=None, max_length=64)
-    totp_pending_secret: str | None = Field(default=None, max_length=64)
+    # (sealed with Fernet when keys are set: see sealing.py)
+    totp_secret: str | None = Field(default=None, max_length=255)
+    totp_pending_secret: str | None = Field(default=None, max_length=255)
     totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
     @property

@@ -15,10 +15,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, update
+from sqlalchemy import update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from gatehouse_auth.models import Account, utcnow
+from gatehouse_auth.models import Account, account_id_column, utcnow, when_column
 
 TOKEN_BYTES = 32
 # Long enough for any token this module issues; anything longer is not one.
@@ -31,19 +31,11 @@ class PasswordReset(SQLModel, table=True):
     __tablename__ = "password_resets"
 
     id: int | None = Field(default=None, primary_key=True)
-    account_id: int = Field(
-        sa_column=Column(
-            Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
-        )
-    )
+    account_id: int = Field(sa_column=account_id_column())
     token_hash: str = Field(max_length=64, unique=True)
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
-    )
-    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    used_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=when_column())
+    expires_at: datetime = Field(sa_column=when_column())
+    used_at: datetime | None = Field(default=None, sa_column=when_column(nullable=True))
     created_by: int | None = Field(default=None)
 
 

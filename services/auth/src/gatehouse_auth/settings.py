@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from gatehouse_auth.sealing import check_keys
 from gatehouse_common.settings import ServiceSettings
 
 KeyAlgorithm = Literal["EdDSA", "RS256"]
@@ -134,6 +135,9 @@ class AuthSettings(ServiceSettings):
     # them (they may still log in and enrol); off in the demo, on in production.
     require_admin_totp: bool = False
     totp_issuer: str = Field(default="Gatehouse", min_length=1, max_length=64)
+    # Fernet keys sealing TOTP secrets at rest (see sealing.py); the first seals,
+    # all open. Unset: secrets are stored readable (a warning at start).
+    totp_encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     # Largest `detail` (JSON bytes) an operator action may carry into the audit log.
     audit_detail_max_bytes: int = Field(default=4096, ge=256, le=65_536)
 
@@ -157,6 +161,18 @@ class AuthSettings(ServiceSettings):
         if text.startswith("["):
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
+
+    @field_validator("totp_encryption_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: object) -> object:
+        """Comma-separated Fernet keys, checked here so a bad one fails at start."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            check_keys(
+                [str(v.get_secret_value() if isinstance(v, SecretStr) else v) for v in value]
+            )
+        return value
 
     @model_validator(mode="after")
     def _keys_under_data_dir(self) -> AuthSettings:

@@ -1,5 +1,6 @@
 """TOTP second factor (RFC 6238, via pyotp) and its single-use recovery codes.
 
+Secrets are sealed at rest when keys are set (see :mod:`gatehouse_auth.sealing`).
 Enrolment is two steps: a pending secret is handed out once (with its
 ``otpauth://`` URI for an authenticator app) and becomes the account's only
 when a code made from it is confirmed; the secret is never shown again.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -25,11 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pyotp
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, delete, func, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from gatehouse_auth.models import Account, utcnow
+from gatehouse_auth.models import Account, account_id_column, utcnow, when_column
+from gatehouse_auth.sealing import Sealer, SealError
 
+logger = logging.getLogger(__name__)
 RECOVERY_CODES = 10
 # A TOTP code, or a recovery code as shown (xxxxx-xxxxx) with or without its dash.
 CODE_MAX_CHARS = 32
@@ -45,15 +49,9 @@ class RecoveryCode(SQLModel, table=True):
     __tablename__ = "totp_recovery_codes"
 
     id: int | None = Field(default=None, primary_key=True)
-    account_id: int = Field(
-        sa_column=Column(
-            Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
-        )
-    )
+    account_id: int = Field(sa_column=account_id_column())
     code_hash: str = Field(max_length=64, unique=True)
-    used_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    used_at: datetime | None = Field(default=None, sa_column=when_column(nullable=True))
 
 
 @dataclass(frozen=True)
@@ -62,10 +60,10 @@ class Enrolment:
     otpauth_uri: str
 
 
-def start_enrolment(*, account: Account, issuer: str) -> Enrolment:
+def start_enrolment(*, account: Account, issuer: str, sealer: Sealer) -> Enrolment:
     """A new pending secret for ``account`` (replacing any unconfirmed one). The caller commits."""
     secret = pyotp.random_base32()
-    account.totp_pending_secret = secret
+    account.totp_pending_secret = sealer.seal(secret)
     uri = pyotp.TOTP(secret).provisioning_uri(name=account.email, issuer_name=issuer)
     return Enrolment(secret=secret, otpauth_uri=uri)
 
@@ -84,6 +82,16 @@ def _matching_step(secret: str, code: str, *, after: int | None, now: float) -> 
     return None
 
 
+def _open(sealer: Sealer, stored: str) -> str | None:
+    """The secret, or None (logged) when no configured key opens it: codes are then refused,
+    recovery codes still work, and the log says which key setting to fix."""
+    try:
+        return sealer.open(stored)
+    except SealError as exc:
+        logger.error("cannot check a TOTP code: %s", exc)
+        return None
+
+
 def _claim_step(session: Session, account: Account, step: int) -> bool:
     """Record ``step`` as used unless a request got there first (same transaction)."""
     result = session.connection().execute(
@@ -100,7 +108,7 @@ def _claim_step(session: Session, account: Account, step: int) -> bool:
     return True
 
 
-def confirm(*, session: Session, account: Account, code: str) -> list[str] | None:
+def confirm(*, session: Session, account: Account, code: str, sealer: Sealer) -> list[str] | None:
     """Make the pending secret the account's when ``code`` fits; its recovery codes, or None.
 
     The caller commits.
@@ -108,7 +116,10 @@ def confirm(*, session: Session, account: Account, code: str) -> list[str] | Non
     pending = account.totp_pending_secret
     if pending is None:
         return None
-    step = _matching_step(pending, code.strip(), after=None, now=time.time())
+    secret = _open(sealer, pending)
+    if secret is None:
+        return None
+    step = _matching_step(secret, code.strip(), after=None, now=time.time())
     if step is None:
         return None
     account.totp_secret = pending
@@ -145,17 +156,19 @@ class CodeCheck:
     RECOVERY = "recovery"
 
 
-def check_code(*, session: Session, account: Account, code: str) -> str | None:
+def check_code(*, session: Session, account: Account, code: str, sealer: Sealer) -> str | None:
     """``"totp"`` or ``"recovery"`` when ``code`` passes (and is now spent), else None.
 
     The caller commits; until then the spent step or recovery code is held by
     this transaction, so a racing request waits and then fails.
     """
-    secret = account.totp_secret
-    if secret is None:
+    if account.totp_secret is None:
         return None
+    secret = _open(sealer, account.totp_secret)
     code = code.strip()
     if _TOTP_CODE.fullmatch(code):
+        if secret is None:
+            return None
         step = _matching_step(secret, code, after=account.totp_last_step, now=time.time())
         if step is not None and _claim_step(session, account, step):
             return CodeCheck.TOTP

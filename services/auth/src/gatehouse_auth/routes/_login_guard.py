@@ -15,6 +15,7 @@ from gatehouse_auth.audit import AuditAction
 from gatehouse_auth.errors import InvalidCredentials, TotpRequired
 from gatehouse_auth.limits import LoginAttempt
 from gatehouse_auth.models import Account
+from gatehouse_auth.sealing import Sealer
 
 
 def refuse(
@@ -48,7 +49,13 @@ def refuse_disabled(
 
 
 def require_second_factor(
-    session: Session, account: Account, code: str | None, *, client: str, attempt: LoginAttempt
+    session: Session,
+    account: Account,
+    code: str | None,
+    *,
+    client: str,
+    attempt: LoginAttempt,
+    sealer: Sealer,
 ) -> None:
     """401 ``totp_required`` without a code, ``invalid_totp_code`` with a wrong or used one.
 
@@ -59,7 +66,7 @@ def require_second_factor(
         return
     if not code:
         raise TotpRequired()
-    used = totp.check_code(session=session, account=account, code=code)
+    used = totp.check_code(session=session, account=account, code=code, sealer=sealer)
     if used is None:
         try:
             refuse(

@@ -7,11 +7,12 @@ already in changes nothing and records nothing.
 
 from __future__ import annotations
 
-import logging
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
 from gatehouse_auth import account_admin, audit, resets
+from gatehouse_auth.account_admin import AdminChange
 from gatehouse_auth.admin_schemas import PasswordResetIssued, RoleChange
 from gatehouse_auth.audit import AuditAction
 from gatehouse_auth.deps import AdminAccount, ClientAddress, SessionDep, StateDep, admin_account
@@ -19,7 +20,6 @@ from gatehouse_auth.models import AccountPublic
 from gatehouse_auth.routes._common import AccountIdPath, account_or_404
 from gatehouse_auth.schemas import error_responses
 
-logger = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/accounts/{account_id}",
     tags=["account administration"],
@@ -30,8 +30,23 @@ DEFAULT_PUBLIC_URL = "http://localhost:8080"
 _LAST_ADMIN = "It would leave no enabled admin (`last_admin`)"
 
 
-def _public(account: object) -> AccountPublic:
-    return AccountPublic.model_validate(account, from_attributes=True)
+def admin_change(
+    account_id: AccountIdPath,
+    session: SessionDep,
+    state: StateDep,
+    admin: AdminAccount,
+    client: ClientAddress,
+) -> AdminChange:
+    """The account named by the path (404 when none) and the admin changing it."""
+    account = account_or_404(session, account_id)
+    return AdminChange(session, account, admin, client, state.revocations)
+
+
+ChangeDep = Annotated[AdminChange, Depends(admin_change)]
+
+
+def _public(change: AdminChange) -> AccountPublic:
+    return AccountPublic.model_validate(change.account, from_attributes=True)
 
 
 @router.post(
@@ -39,23 +54,9 @@ def _public(account: object) -> AccountPublic:
     summary="Disable an account: no login, its tokens and sessions revoked (admin)",
     responses=error_responses(401, 403, 404, 409, 422, 503, s409=_LAST_ADMIN),
 )
-def disable(
-    account_id: AccountIdPath,
-    session: SessionDep,
-    state: StateDep,
-    admin: AdminAccount,
-    client: ClientAddress,
-) -> AccountPublic:
-    account = account_or_404(session, account_id)
-    account_admin.set_disabled(
-        session=session,
-        account=account,
-        disabled=True,
-        admin=admin,
-        client=client,
-        revocations=state.revocations,
-    )
-    return _public(account)
+def disable(change: ChangeDep) -> AccountPublic:
+    account_admin.set_disabled(change, True)
+    return _public(change)
 
 
 @router.post(
@@ -63,23 +64,9 @@ def disable(
     summary="Enable a disabled account (admin)",
     responses=error_responses(401, 403, 404, 422, 503),
 )
-def enable(
-    account_id: AccountIdPath,
-    session: SessionDep,
-    state: StateDep,
-    admin: AdminAccount,
-    client: ClientAddress,
-) -> AccountPublic:
-    account = account_or_404(session, account_id)
-    account_admin.set_disabled(
-        session=session,
-        account=account,
-        disabled=False,
-        admin=admin,
-        client=client,
-        revocations=state.revocations,
-    )
-    return _public(account)
+def enable(change: ChangeDep) -> AccountPublic:
+    account_admin.set_disabled(change, False)
+    return _public(change)
 
 
 @router.put(
@@ -87,24 +74,9 @@ def enable(
     summary="Change an account's role; its tokens are revoked so the new role applies now (admin)",
     responses=error_responses(401, 403, 404, 409, 422, 503, s409=_LAST_ADMIN),
 )
-def change_role(
-    account_id: AccountIdPath,
-    change: RoleChange,
-    session: SessionDep,
-    state: StateDep,
-    admin: AdminAccount,
-    client: ClientAddress,
-) -> AccountPublic:
-    account = account_or_404(session, account_id)
-    account_admin.set_role(
-        session=session,
-        account=account,
-        role=change.role,
-        admin=admin,
-        client=client,
-        revocations=state.revocations,
-    )
-    return _public(account)
+def change_role(role_change: RoleChange, change: ChangeDep) -> AccountPublic:
+    account_admin.set_role(change, role_change.role)
+    return _public(change)
 
 
 @router.post(
@@ -113,17 +85,8 @@ def change_role(
     summary="Sign an account out everywhere: every token and session revoked (admin)",
     responses=error_responses(401, 403, 404, 422, 503),
 )
-def sign_out(
-    account_id: AccountIdPath,
-    session: SessionDep,
-    state: StateDep,
-    admin: AdminAccount,
-    client: ClientAddress,
-) -> Response:
-    account = account_or_404(session, account_id)
-    account_admin.sign_out_everywhere(
-        session=session, account=account, admin=admin, client=client, revocations=state.revocations
-    )
+def sign_out(change: ChangeDep) -> Response:
+    account_admin.sign_out_everywhere(change)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -132,32 +95,26 @@ def sign_out(
     summary="Issue a one-time password-reset link to hand to the owner (admin)",
     responses=error_responses(401, 403, 404, 422, 503),
 )
-def issue_password_reset(
-    account_id: AccountIdPath,
-    session: SessionDep,
-    state: StateDep,
-    admin: AdminAccount,
-    client: ClientAddress,
-) -> PasswordResetIssued:
+def issue_password_reset(change: ChangeDep, state: StateDep) -> PasswordResetIssued:
     """The link works once, until `expires_at`, and only while it is the account's newest.
     It is not sent anywhere: the admin passes it on. The token is stored only hashed."""
     settings = state.settings
-    account = account_or_404(session, account_id)
+    account = change.account
     issued = resets.issue(
-        session=session,
+        session=change.session,
         account=account,
-        admin=admin,
+        admin=change.admin,
         ttl_seconds=settings.password_reset_ttl_seconds,
     )
     audit.record(
-        session,
+        change.session,
         AuditAction.password_reset_issued,
-        actor=admin,
+        actor=change.admin,
         target=account.email,
-        client=client,
+        client=change.client,
         detail={"account_id": account.id, "expires_at": issued.expires_at.isoformat()},
     )
-    session.commit()
+    change.session.commit()
     base = (settings.public_url or DEFAULT_PUBLIC_URL).rstrip("/")
     url = f"{base}{settings.password_reset_path}?token={issued.token}"
     return PasswordResetIssued(reset_url=url, expires_at=issued.expires_at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -20,7 +20,7 @@ from gatehouse_auth.schemas import error_responses
 router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[Depends(admin_account)])
 _NO_NUL = r"^[^\x00]*$"
 # A date far enough out for any audit; later ones are refused rather than overflowing.
-_LATEST = datetime(9000, 1, 1).astimezone()
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 _DETAIL_DEPTH = 4
 
 
@@ -46,7 +46,11 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
         raise invalid_field(("query", name), "give a time zone (Z or +hh:mm)")
     if value > _LATEST:
         raise invalid_field(("query", name), "too far in the future")
-    return value
+    # In UTC: PostgreSQL takes offsets up to 15:59, ISO 8601 writes up to 23:59.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise invalid_field(("query", name), "before the year 1 in UTC") from None
 
 
 @router.get(

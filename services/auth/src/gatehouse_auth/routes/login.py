@@ -61,7 +61,12 @@ def login(
             )
         _login_guard.refuse_disabled(session, account, client=client, attempt=attempt)
         _login_guard.require_second_factor(
-            session, account, credentials.totp_code, client=client, attempt=attempt
+            session,
+            account,
+            credentials.totp_code,
+            client=client,
+            attempt=attempt,
+            sealer=state.sealer,
         )
     except (InvalidCredentials, TotpRequired):
         LOGINS.labels(result=LoginResult.invalid_credentials.value).inc()

@@ -32,14 +32,17 @@ def _account_id() -> sa.Column[int]:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("accounts") as batch:
-        batch.add_column(
-            sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(sa.Column("tokens_not_before", sa.Float(), nullable=True))
-        batch.add_column(sa.Column("totp_secret", sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column("totp_pending_secret", sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
+    # Plain ADD COLUMN (SQLite has it too): no table copy, which would reflect
+    # the accounts table and trip over its expression index on SQLite.
+    op.add_column(
+        "accounts", sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
+    op.add_column("accounts", sa.Column("tokens_not_before", sa.Float(), nullable=True))
+    op.add_column("accounts", sa.Column("totp_secret", sa.String(length=255), nullable=True))
+    op.add_column(
+        "accounts", sa.Column("totp_pending_secret", sa.String(length=255), nullable=True)
+    )
+    op.add_column("accounts", sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
 
     op.create_table(
         "password_resets",
