@@ -10,6 +10,8 @@ refusing request's send, per replica) are printed as a distribution.
 
 A logout through the real auth service (PostgreSQL, the shared Redis) reaches
 both replicas the same way (the delay measured from before the logout call).
+A drain asked of the operator API lands in that auth's audit log under the
+admin who asked.
 The operator API refuses a demoted admin (auth revokes the subject on a role
 change) the same way, and a Redis restarted mid-way (a redis-server of the
 test's own) neither empties the gateways' lists nor loses what was revoked
@@ -66,9 +68,15 @@ def document(jwks_url: str, backend: ServiceProcess) -> dict[str, Any]:
 
 
 def start_pair(
-    launcher: Launcher, jwks_url: str, backend: ServiceProcess, redis_url: str, prefix: str
+    launcher: Launcher,
+    jwks_url: str,
+    backend: ServiceProcess,
+    redis_url: str,
+    prefix: str,
+    **extra_env: str,
 ) -> list[GatewayProcess]:
     env = {
+        **extra_env,
         "REDIS_URL": redis_url,
         "GATEHOUSE_GATEWAY_REDIS_PREFIX": prefix + "gw:",
         "GATEHOUSE_GATEWAY_REVOCATION_PREFIX": prefix,
@@ -186,7 +194,14 @@ def auth_pair(
     auth = launch(data, "postgres", env)
     module_launcher.started.append(auth.process)
     jwks_url = f"{auth.url}/.well-known/jwks.json"
-    gateways = start_pair(module_launcher, jwks_url, backend_pool[0], REDIS_URL, prefix)
+    gateways = start_pair(
+        module_launcher,
+        jwks_url,
+        backend_pool[0],
+        REDIS_URL,
+        prefix,
+        GATEHOUSE_GATEWAY_AUTH_URL=auth.url,
+    )
     yield AuthPair(auth, gateways)
     drop_redis_prefix(prefix)
 
@@ -328,3 +343,30 @@ def test_redis_restarted_mid_way(
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_drain_is_in_auth_audit_log_under_the_admin_who_asked(
+    auth_pair: AuthPair, backend_pool: list[ServiceProcess]
+) -> None:
+    """The operator API records the drain at auth (POST /audit) with the admin's token."""
+    backend = f"127.0.0.1:{backend_pool[0].port}"
+    with auth_pair.auth.client() as client:
+        root = login_token(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+        for action in ("drain", "restore"):
+            response = httpx.post(
+                f"{auth_pair.gateways[0].admin_url}{ADMIN}/routes/app/backends/{backend}/{action}",
+                headers=bearer(root),
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+
+        def recorded() -> list[dict[str, Any]]:
+            rows = client.get(
+                "/audit", params={"target": f"app/{backend}"}, headers=bearer(root)
+            ).json()["items"]
+            return list(rows)
+
+        wait_until(lambda: len(recorded()) >= 2, "the drain and the restore in the audit log")
+        rows = recorded()
+    assert {row["action"] for row in rows[:2]} == {"backend_drained", "backend_undrained"}
+    assert all(row["actor_email"] == ADMIN_EMAIL for row in rows[:2])
