@@ -43,17 +43,21 @@ redis_hash() { redis_password "$1" | sha256sum | cut -d' ' -f1; }
 # touches against the same patterns.
 commands='-@all +@read +@write +@keyspace +@transaction +@pubsub +@connection -@dangerous'
 commands="$commands +eval +evalsha +eval_ro +evalsha_ro +script|load +script|exists"
+# The revocation denylist is shared: auth writes and announces it, the gateway
+# only reads and listens (read-only keys, no PUBLISH), so a gateway cannot
+# forge a revocation nor lift one.
+shared() {
+  case $1 in
+    gateway) echo '%R~gatehouse:revocation:* &gatehouse:revocation:*' ;;
+    auth) echo '~gatehouse:revocation:* &gatehouse:revocation:*' ;;
+  esac
+}
+denied() { [ "$1" = gateway ] && echo ' -publish -spublish'; }
 {
   echo 'user default off resetpass resetkeys resetchannels -@all'
   echo 'user healthcheck on nopass resetkeys resetchannels -@all +ping'
-  # The revocation list (gatehouse:revocation:*): auth writes and publishes it,
-  # the gateway only reads its keys (%R~) and listens on its channel.
-  revocation_gateway='%R~gatehouse:revocation:* &gatehouse:revocation:*'
-  revocation_auth='~gatehouse:revocation:* &gatehouse:revocation:*'
   for user in gateway auth; do
-    revocation=$revocation_gateway
-    [ "$user" = auth ] && revocation=$revocation_auth
-    echo "user $user on #$(redis_hash $user) resetkeys ~gatehouse:$user:* resetchannels &gatehouse:$user:* $revocation $commands"
+    echo "user $user on #$(redis_hash $user) resetkeys ~gatehouse:$user:* resetchannels &gatehouse:$user:* $(shared $user) $commands$(denied $user)"
   done
 } >"$dir/redis_users.acl"
 printf 'DATABASE_URL=postgresql://gatehouse:%s@postgres:5432/gatehouse\nGATEHOUSE_ADMIN_PASSWORD=%s\nREDIS_URL=redis://auth:%s@redis:6379/0\n' \

@@ -7,11 +7,42 @@ only read the accounts and sign in and out.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from accounts_ui.stack import SEEDED, Stack, seed, ui_auth_process, ui_gateway_process, ui_process
 from support.databases import temporary_database
-from support.processes import free_port, started_together
+from support.processes import ServiceProcess, free_port, started_together
+
+
+@dataclass
+class ActionStack:
+    """Auth and the page over a database of their own, for tests that change accounts."""
+
+    auth: ServiceProcess
+    ui: ServiceProcess
+    keys_dir: Path
+
+
+@pytest.fixture(scope="module")
+def action_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActionStack]:
+    """Separate from ``stack``, whose account count other tests rely on. Auth's reset
+    links point straight at this page (``public_url``)."""
+    work = tmp_path_factory.mktemp("accounts-ui-actions")
+    auth_port = free_port()
+    with temporary_database("accounts_ui_actions") as database_url:
+        ui = ui_process(f"http://127.0.0.1:{auth_port}", "accounts-ui-actions")
+        auth = ui_auth_process(
+            database_url,
+            work,
+            port=auth_port,
+            public_url=ui.url,
+            # low, so a test can lock an account out and lift it
+            rate_limit_per_email_client="5",
+        )
+        with started_together(auth, ui):
+            yield ActionStack(auth=auth, ui=ui, keys_dir=work / "keys")
 
 
 @pytest.fixture(scope="session")

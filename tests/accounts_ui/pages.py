@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 
-from gatehouse_accounts_ui.auth_client import Account, AccountPage
+from gatehouse_accounts_ui.auth_models import Account, AccountPage
 from gatehouse_accounts_ui.listing import ListingQuery, paginate
 from gatehouse_accounts_ui.rendering import PageRenderer, build_templates
+from gatehouse_accounts_ui.routes.page import ROLES
 from gatehouse_accounts_ui.settings import PAGE_SIZES, AccountsUISettings
 
 
@@ -40,6 +41,8 @@ def render_listing(accounts: list[Account], search: str = "") -> str:
             "query": query,
             "pagination": paginate(query, page),
             "page_sizes": list(PAGE_SIZES),
+            "roles": ROLES,
+            "notice": "",
         },
     )
     return bytes(response.body).decode()

@@ -27,6 +27,7 @@ from support.processes import ServiceProcess, free_port, python_module
 
 from gatehouse_auth.keys import load_key
 from gatehouse_auth.models import Account
+from gatehouse_gateway.config.original import AUTH_PATHS
 
 ADMIN_PASSWORD = "admin-password-42"
 VIEWER_EMAIL = "viewer@example.com"
@@ -59,20 +60,25 @@ class Stack:
         return f"{self.ui.url}/accounts_page"
 
 
-def ui_auth_process(database_url: str, data_dir: Path) -> ServiceProcess:
+def ui_auth_process(
+    database_url: str, data_dir: Path, *, port: int | None = None, **settings: str
+) -> ServiceProcess:
     """The auth service behind the pages, with the admin the pages sign in as."""
+    defaults = {
+        "rate_limit_per_email": "200",
+        "rate_limit_per_email_client": "200",
+        # the page's tests seed more accounts than one client may sign up
+        "signup_rate_limit_per_client": "0",
+        "log_level": "warning",
+    }
     env = auth_env(
         data_dir,
         database_url=database_url,
         redis_prefix=None,  # in-process rate limiter: no shared keys to clean
         admin_password=ADMIN_PASSWORD,
-        rate_limit_per_email="200",
-        rate_limit_per_email_client="200",
-        # the page's tests seed more accounts than one client may sign up
-        signup_rate_limit_per_client="0",
-        log_level="warning",
+        **{**defaults, **settings},
     )
-    return auth_process(env, name="auth-for-ui")
+    return auth_process(env, name="auth-for-ui", port=port)
 
 
 def ui_process(
@@ -98,7 +104,7 @@ def ui_gateway_process(config_dir: Path, auth_url: str, ui_url: str) -> ServiceP
             "routes": [
                 {
                     "name": "auth",
-                    "path_prefix": ["/account", "/login", "/.well-known/"],
+                    "path_prefix": list(AUTH_PATHS),
                     "backends": [{"url": auth_url}],
                 },
                 {

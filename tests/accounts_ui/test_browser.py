@@ -7,9 +7,12 @@ The sync API runs in plain test functions, outside any asyncio loop.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
+from accounts_ui.conftest import ActionStack
 from accounts_ui.pages import account, render_listing
 from accounts_ui.stack import (
     ADMIN_EMAIL,
@@ -20,10 +23,12 @@ from accounts_ui.stack import (
     VIEWER_EMAIL,
     VIEWER_PASSWORD,
     Stack,
+    admin_token,
 )
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    Locator,
     Page,
     expect,
 )
@@ -34,6 +39,8 @@ pytestmark = pytest.mark.browser
 # Generous waits: CI shares two cores with every other suite. A step that
 # really fails still fails, only later.
 TIMEOUT_MS = 20_000
+PASSWORD = "correct horse battery"
+NEW_PASSWORD = "a brand new passphrase 77"
 expect.set_options(timeout=TIMEOUT_MS)
 
 
@@ -108,7 +115,7 @@ def test_admin_signs_in_searches_pages_and_signs_out(stack: Stack, watched: Watc
     expect(page.locator("#range")).to_contain_text("page 2 of 3")
     assert usernames(page) == second_page
 
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("You have signed out.")
     assert "gatehouse_session" not in {c["name"] for c in page.context.cookies()}
     page.goto(f"{stack.ui.url}/accounts_page")
@@ -178,7 +185,7 @@ def test_a_non_admin_sees_a_403_page(stack: Stack, watched: Watched) -> None:
     response = page.reload()
     assert response is not None and response.status == 403
     expect(page.locator("#accounts")).to_have_count(0)
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
@@ -202,7 +209,193 @@ def test_the_page_works_through_the_gateway(stack: Stack, watched: Watched) -> N
     expect(page.locator("#total")).to_have_text("6 total")
     assert page.url.startswith(f"{gateway.url}/accounts_page?")
     page.screenshot(path=str(ARTIFACTS / "accounts_page_via_gateway.png"), full_page=True)
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("You have signed out.")
     assert page.url.startswith(f"{gateway.url}/accounts_page")
     assert watched.dialogs == [] and watched.errors == []
+
+
+# The page acting on accounts (auth and the page over a database of their own).
+
+
+def new_account(stack: ActionStack) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:10]
+    body = {"username": f"br_{tag}", "email": f"br.{tag}@example.com", "password": PASSWORD}
+    response = httpx.post(stack.auth.url + "/account", json=body, timeout=30)
+    assert response.status_code == 201, response.text
+    return body
+
+
+def row_of(page: Page, base: str, username: str) -> Locator:
+    """The account's row, found with the page's own search."""
+    page.goto(f"{base}/accounts_page?search={username}")
+    row = page.locator("#accounts tbody tr", has=page.locator("td.username", has_text=username))
+    expect(row).to_have_count(1)
+    return row
+
+
+def confirm(page: Page, question: str, button: str) -> None:
+    """The confirmation step: a page of its own, then its one button."""
+    expect(page.get_by_role("heading", name=question)).to_be_visible()
+    page.get_by_role("button", name=button).click()
+
+
+def test_every_admin_action_in_the_browser(action_stack: ActionStack, watched: Watched) -> None:
+    page, base = watched.page, action_stack.ui.url
+    account = new_account(action_stack)
+    name = account["username"]
+    sign_in(page, base, ADMIN_EMAIL, ADMIN_PASSWORD)
+    expect(page.locator("#accounts")).to_be_visible()
+
+    # Disable: cancelled first (nothing happens), then confirmed.
+    row_of(page, base, name).get_by_role("button", name="Disable").click()
+    expect(page.locator("#confirm-account")).to_contain_text(account["email"])
+    page.get_by_role("link", name="Cancel").click()
+    expect(row_of(page, base, name).locator("td.status")).to_have_text("Active")
+    row_of(page, base, name).get_by_role("button", name="Disable").click()
+    confirm(page, "Disable the account?", "Yes, disable")
+    expect(page.locator("#notice")).to_contain_text("The account is disabled")
+    expect(row_of(page, base, name).locator("td.status")).to_have_text("Disabled")
+    # Enable: no confirmation needed.
+    row_of(page, base, name).get_by_role("button", name="Enable").click()
+    expect(page.locator("#notice")).to_contain_text("enabled again")
+    expect(row_of(page, base, name).locator("td.status")).to_have_text("Active")
+
+    # Change role.
+    row = row_of(page, base, name)
+    row.get_by_label(f"Role of {name}").select_option("admin")
+    row.get_by_role("button", name="Change role").click()
+    expect(page.locator("#confirm-role")).to_have_text("admin")
+    confirm(page, "Change the role?", "Yes, change role")
+    expect(page.locator("#notice")).to_contain_text("The role is changed")
+    expect(row_of(page, base, name).locator(".role")).to_have_text("admin")
+
+    # Sign out everywhere.
+    row_of(page, base, name).get_by_role("button", name="Sign out everywhere").click()
+    confirm(page, "Sign out everywhere?", "Yes, sign out everywhere")
+    expect(page.locator("#notice")).to_contain_text("signed out everywhere")
+
+    # Lift lockout (there is none: said so).
+    row_of(page, base, name).get_by_role("button", name="Lift lockout").click()
+    expect(page.locator("#notice")).to_contain_text("had no sign-in lockout")
+
+    # A reset link, shown once; its owner uses it in a browser of their own.
+    row_of(page, base, name).get_by_role("button", name="Reset link").click()
+    confirm(page, "Issue a password-reset link?", "Yes, issue link")
+    link = page.locator("#reset-url").input_value()
+    assert link.startswith(f"{base}/accounts_page/password-reset?token=")
+    owner = page.context.browser.new_context() if page.context.browser else None
+    assert owner is not None
+    try:
+        their = owner.new_page()
+        their.goto(link)
+        their.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+        their.get_by_label("New password again").fill(NEW_PASSWORD)
+        their.get_by_role("button", name="Set password").click()
+        expect(their.get_by_role("status")).to_have_text(
+            "Your new password is set. Sign in with it."
+        )
+        sign_in(their, base, account["email"], NEW_PASSWORD)
+        expect(their.locator("#accounts")).to_be_visible()  # an admin now
+    finally:
+        owner.close()
+
+    # Every action is in the audit view, filtered by the account.
+    page.get_by_role("link", name="Audit log").click()
+    page.get_by_label("Target").fill(account["email"])
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit")).to_be_visible()
+    actions = set(page.locator("#audit td.action").all_inner_texts())
+    assert {
+        "account_disabled",
+        "account_enabled",
+        "role_changed",
+        "signed_out_everywhere",
+        "password_reset_issued",
+        "password_reset_used",
+    } <= actions, actions
+    page.get_by_label("Action").select_option("role_changed")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit td.action")).to_have_text(["role_changed"])
+    assert watched.dialogs == [] and watched.errors == []
+
+
+def test_a_user_changes_their_own_password_in_the_browser(
+    action_stack: ActionStack, watched: Watched
+) -> None:
+    page, base = watched.page, action_stack.ui.url
+    account = new_account(action_stack)
+    sign_in(page, base, account["email"], PASSWORD)
+    expect(page.get_by_role("heading", name="Administrators only")).to_be_visible()
+    page.get_by_role("link", name="Change password").click()
+    page.get_by_label("Current password").fill("not the password")
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("alert")).to_have_text("Your current password is not right.")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#notice")).to_contain_text("Your password is changed")
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    sign_in(page, base, account["email"], NEW_PASSWORD)
+    expect(page.get_by_role("heading", name="Administrators only")).to_be_visible()
+    # the 403 answers (not an admin, a wrong current password) are the only errors
+    assert watched.dialogs == []
+    assert all("status of 403" in error for error in watched.errors), watched.errors
+
+
+def test_hostile_audit_values_render_as_inert_text(
+    action_stack: ActionStack, watched: Watched
+) -> None:
+    page, base = watched.page, action_stack.ui.url
+    login = httpx.post(
+        action_stack.auth.url + "/login",
+        json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+        timeout=30,
+    ).json()
+    recorded = httpx.post(
+        action_stack.auth.url + "/audit",
+        json={"action": "canary_weights_changed", "target": HOSTILE, "detail": {"x": HOSTILE}},
+        headers={"Authorization": f"Bearer {login['access_token']}"},
+        timeout=30,
+    )
+    assert recorded.status_code == 201, recorded.text
+    sign_in(page, base, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.goto(f"{base}/accounts_page/audit?action=canary_weights_changed")
+    expect(page.locator("#audit td.target").first).to_have_text(HOSTILE)
+    expect(page.locator("#audit td.detail").first).to_contain_text(HOSTILE)
+    assert page.locator("main script, main img").count() == 0
+    assert watched.dialogs == [] and watched.errors == []
+
+
+def test_the_session_is_renewed_when_the_access_token_expires(
+    action_stack: ActionStack, watched: Watched
+) -> None:
+    """The access cookie is swapped for an expired token: the next page renews it with
+    the refresh cookie, and both cookies stay HttpOnly and out of the script's reach."""
+    page, base = watched.page, action_stack.ui.url
+    sign_in(page, base, ADMIN_EMAIL, ADMIN_PASSWORD)
+    expect(page.locator("#accounts")).to_be_visible()
+    before = {c["name"]: c for c in page.context.cookies()}
+    expired = admin_token(action_stack.keys_dir, expires_in=-120)
+    page.context.add_cookies([{**before["gatehouse_session"], "value": expired}])
+    page.reload()
+    expect(page.locator("#accounts")).to_be_visible()
+    after = {c["name"]: c for c in page.context.cookies()}
+    assert after["gatehouse_session"]["value"] not in (
+        expired,
+        before["gatehouse_session"]["value"],
+    )
+    assert after["gatehouse_refresh"]["value"] != before["gatehouse_refresh"]["value"]
+    assert (
+        after["gatehouse_refresh"]["httpOnly"]
+        and after["gatehouse_refresh"]["sameSite"] == "Strict"
+    )
+    assert page.evaluate("document.cookie") == ""
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("You have signed out.")
+    assert not {"gatehouse_session", "gatehouse_refresh"} & {
+        c["name"] for c in page.context.cookies()
+    }

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from starlette.datastructures import QueryParams
 
-from gatehouse_accounts_ui.auth_client import Account, AccountPage
+from gatehouse_accounts_ui.auth_models import Account, AccountPage
 from gatehouse_accounts_ui.errors import BadQuery
 from gatehouse_accounts_ui.listing import ListingQuery, paginate, parse_listing
 

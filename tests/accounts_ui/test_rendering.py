@@ -22,7 +22,9 @@ HOSTILE = "<script>alert(1)</script>"
 def test_every_column_and_the_search_are_escaped(value: str) -> None:
     html = render_listing([account(value, f"{value}@example.com", role=value)], search=value)
     assert value not in html  # nowhere raw: not in a cell, not in the search box
-    assert html.count(str(escape(value))) == 4  # username, email, role, search box
+    # username, email, role, search box; then the row's action forms: the label
+    # (username and email) of four, the role menu's label, the lockout's email
+    assert html.count(str(escape(value))) == 4 + 4 * 2 + 1 + 1
 
 
 def test_the_hostile_username_is_shown_as_its_text() -> None:

@@ -35,7 +35,7 @@ def test_bearer_token(header: str | bytes | None, token: str | None) -> None:
 
 
 def test_token_error_reasons_are_a_fixed_set() -> None:
-    assert len(TOKEN_ERROR_REASONS) == len(set(TOKEN_ERROR_REASONS)) == 10
+    assert len(TOKEN_ERROR_REASONS) == len(set(TOKEN_ERROR_REASONS)) == 11
     for reason in TOKEN_ERROR_REASONS:
         error = TokenError(reason)
         assert error.reason == reason and error.detail

@@ -73,6 +73,7 @@ def test_watched_metrics_are_exported_by_the_services() -> None:
     exported = {
         gateway_metrics.BACKEND_UP._name,
         gateway_metrics.CURSOR_STATE._name,
+        gateway_metrics.REVOCATION_STORE_UP._name,
         gateway_metrics.HTTP_REQUESTS._name + "_total",
         gateway_metrics.HTTP_DURATION._name,
         JWKS_FETCHES._name + "_total",
@@ -81,6 +82,7 @@ def test_watched_metrics_are_exported_by_the_services() -> None:
     for metric in (
         "gateway_backend_up",
         "gateway_cursor_state",
+        "gatehouse_revocation_store_up",
         "http_requests_total",
         "http_request_duration_seconds",
         "gatehouse_jwks_fetches_total",

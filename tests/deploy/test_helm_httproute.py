@@ -93,7 +93,15 @@ def test_httproute_is_the_default_and_routes_the_original_hosts_and_paths() -> N
     (rule,) = api["rules"]
     assert [m["path"] for m in rule["matches"]] == [
         {"type": "PathPrefix", "value": p}
-        for p in ("/account", "/login", "/token", "/logout", "/.well-known", "/accounts_page")
+        for p in (
+            "/account",
+            "/login",
+            "/logout",
+            "/token",
+            "/password",
+            "/.well-known",
+            "/accounts_page",
+        )
     ]
     assert rule["backendRefs"] == [PUBLIC]
     for spec in routes.values():

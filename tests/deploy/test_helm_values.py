@@ -111,8 +111,9 @@ def test_ingress_routes_the_original_hosts_and_paths_to_the_gateway() -> None:
         ("service2.my-company.com", "/"),
         ("gatehouse.local", "/account"),
         ("gatehouse.local", "/login"),
-        ("gatehouse.local", "/token"),
         ("gatehouse.local", "/logout"),
+        ("gatehouse.local", "/token"),
+        ("gatehouse.local", "/password"),
         ("gatehouse.local", "/.well-known"),
         ("gatehouse.local", "/accounts_page"),
     }

@@ -53,7 +53,14 @@ def test_original_format_maps_onto_routes(tmp_path: Path) -> None:
     assert service1.strategy == "round_robin" and service2.strategy == "random"
     assert [b.url for b in service1.backends] == ["http://backend1:9090", "http://backend2:9090"]
     assert service1.auth == "required"
-    assert auth.path_prefix == ["/account", "/login", "/token/", "/logout", "/.well-known/"]
+    assert auth.path_prefix == [
+        "/account",
+        "/login",
+        "/logout",
+        "/token/",
+        "/password/",
+        "/.well-known/",
+    ]
     assert auth.backends[0].url == "http://auth:1" and auth.auth == "none"
     assert accounts.path_prefix == ["/accounts_page"]
     assert accounts.backends[0].url == "http://ui:2"
@@ -170,6 +177,9 @@ def test_original_format_config_routes_end_to_end(
         ("localhost:8080", "/login"): "backend-2",
         ("localhost:8080", "/account"): "backend-2",
         ("localhost:8080", "/.well-known/jwks.json"): "backend-2",
+        ("localhost:8080", "/token/refresh"): "backend-2",
+        ("localhost:8080", "/logout"): "backend-2",
+        ("localhost:8080", "/password/reset"): "backend-2",
         ("localhost:8080", "/accounts_page"): "backend-3",
     }
     for (host, path), instance in expected.items():

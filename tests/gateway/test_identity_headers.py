@@ -10,12 +10,14 @@ from support.jwks import KeyServer
 from gatehouse_common.jwt import TokenError
 from gatehouse_gateway.auth import Authenticator
 from gatehouse_gateway.config.schema import AuthConfig
+from gatehouse_gateway.revocation import RevocationList
 
 
 @pytest.fixture
 async def keys_and_auth() -> AsyncIterator[tuple[KeyServer, Authenticator]]:
     keys = KeyServer()
-    auth = Authenticator(AuthConfig(jwks_url=keys.url, algorithms=["EdDSA"]))
+    revocations = RevocationList(redis_url=None, prefix="", timeout=1, retry_interval=1)
+    auth = Authenticator(AuthConfig(jwks_url=keys.url, algorithms=["EdDSA"]), revocations)
     try:
         yield keys, auth
     finally:

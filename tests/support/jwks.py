@@ -1,5 +1,10 @@
 """A signing key and its JWKS served over real HTTP: the tokens auth would issue.
 
+It also takes ``POST /audit`` as auth does (the records the gateway's operator
+API sends): each is kept in :attr:`KeyServer.audit` with its Authorization
+header; ``audit_status`` is the answer, and ``audit_gate``, while cleared,
+holds the answer back (an audit log that hangs).
+
 The ``keys`` fixture (tests/conftest.py) serves one per module; a test that
 takes the key server away (an auth outage) starts its own :class:`KeyServer`.
 """
@@ -29,6 +34,10 @@ class KeyServer:
         self.key = Ed25519PrivateKey.generate()
         public = jwt.algorithms.OKPAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
         self.jwks = {"keys": [{**public, "kid": KID, "alg": "EdDSA", "use": "sig"}]}
+        self.audit: list[tuple[str | None, Any]] = []
+        self.audit_status = 201
+        self.audit_gate = threading.Event()
+        self.audit_gate.set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,13 +49,27 @@ class KeyServer:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                record = json.loads(self.rfile.read(length) or b"null")
+                server.audit_gate.wait(timeout=30)
+                if self.path == "/audit":
+                    server.audit.append((self.headers.get("Authorization"), record))
+                    status = server.audit_status
+                else:
+                    status = 404
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def log_message(self, *_: Any) -> None:
                 return None
 
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{self.base_url}/.well-known/jwks.json"
 
     def token(self, key: Ed25519PrivateKey | None = None, kid: str = KID, **claims: Any) -> str:
         now = int(time.time())
@@ -71,5 +94,6 @@ class KeyServer:
         return key
 
     def close(self) -> None:
+        self.audit_gate.set()
         self.server.shutdown()
         self.server.server_close()

@@ -50,12 +50,15 @@ class ServiceError(Exception):
         detail: str,
         *,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.code = code
         self.detail = detail
         self.headers = dict(headers or {})
+        # more fields of the body, e.g. a refused token's "reason"
+        self.extra = dict(extra or {})
 
 
 def error_body(code: str, detail: str, **extra: Any) -> bytes:
@@ -109,7 +112,7 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 async def _service_error(_: Request, exc: Exception) -> Response:
     if not isinstance(exc, ServiceError):  # pragma: no cover - registration guarantees it
         raise exc
-    return error_response(exc.status_code, exc.code, exc.detail, headers=exc.headers)
+    return error_response(exc.status_code, exc.code, exc.detail, headers=exc.headers, **exc.extra)
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

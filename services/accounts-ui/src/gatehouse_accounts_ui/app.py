@@ -13,11 +13,12 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from gatehouse_accounts_ui.auth_client import AuthClient
-from gatehouse_accounts_ui.errors import PageError
+from gatehouse_accounts_ui.cookies import delete_cookie
+from gatehouse_accounts_ui.errors import PageError, SessionExpired
 from gatehouse_accounts_ui.headers import SecurityHeadersMiddleware
 from gatehouse_accounts_ui.paths import STATIC_PREFIX
 from gatehouse_accounts_ui.rendering import PageRenderer, build_templates
-from gatehouse_accounts_ui.routes import page, session
+from gatehouse_accounts_ui.routes import actions, audit, page, password, reset, session
 from gatehouse_accounts_ui.settings import AccountsUISettings, get_settings
 from gatehouse_common.app import create_service_app
 from gatehouse_common.bodylimit import install_body_limit
@@ -69,9 +70,23 @@ def create_app(settings: AccountsUISettings | None = None) -> FastAPI:
             raise exc
         return renderer.error(request, exc)
 
+    async def session_expired(request: Request, exc: Exception) -> Response:
+        """Auth refused the tokens and renewing them failed: sign in again."""
+        response = renderer.signin(
+            request, error="Your session has expired. Please sign in again.", signed_in=False
+        )
+        for name in (settings.session_cookie, settings.refresh_cookie):
+            delete_cookie(response, request, settings, name)
+        return response
+
     app.add_exception_handler(PageError, page_error)
+    app.add_exception_handler(SessionExpired, session_expired)
     app.include_router(page.router)
     app.include_router(session.router)
+    app.include_router(actions.router)
+    app.include_router(audit.router)
+    app.include_router(password.router)
+    app.include_router(reset.router)
     app.mount(
         STATIC_PREFIX,
         StaticFiles(directory=str(files("gatehouse_accounts_ui") / "static")),

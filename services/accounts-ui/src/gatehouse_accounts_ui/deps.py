@@ -13,12 +13,13 @@ from fastapi import Depends, Request
 
 from gatehouse_accounts_ui import csrf
 from gatehouse_accounts_ui.auth_client import AuthClient
+from gatehouse_accounts_ui.browser_session import BrowserSession
 from gatehouse_accounts_ui.errors import CsrfRejected, FormTooLarge, LengthRequired
 from gatehouse_accounts_ui.rendering import PageRenderer
 from gatehouse_accounts_ui.settings import AccountsUISettings
 
-# Sign-in needs an email, a password and a token: a few hundred bytes. Anything
-# far beyond is refused before it is parsed.
+# The page's forms (sign-in, a password change, an admin action) need a few
+# hundred bytes. Anything far beyond is refused before it is parsed.
 MAX_FORM_BYTES = 16 * 1024
 
 
@@ -42,15 +43,14 @@ AuthClientDep = Annotated[AuthClient, Depends(get_auth_client)]
 RendererDep = Annotated[PageRenderer, Depends(get_renderer)]
 
 
-def get_session_token(request: Request, settings: SettingsDep) -> str | None:
-    """The admin's bearer token from the session cookie, if the browser sent a sane one."""
-    token = request.cookies.get(settings.session_cookie)
-    if not token or len(token) > 8192 or not token.isascii():
-        return None
-    return token
+def get_browser_session(
+    request: Request, settings: SettingsDep, auth: AuthClientDep
+) -> BrowserSession:
+    """The person's tokens from their cookies (either may be missing)."""
+    return BrowserSession(request, settings, auth)
 
 
-SessionTokenDep = Annotated[str | None, Depends(get_session_token)]
+BrowserSessionDep = Annotated[BrowserSession, Depends(get_browser_session)]
 
 
 async def verify_csrf(request: Request, settings: SettingsDep) -> None:
@@ -61,7 +61,7 @@ async def verify_csrf(request: Request, settings: SettingsDep) -> None:
     if length is None or not length.isascii() or not length.isdigit():
         raise LengthRequired("A form post must state its length (Content-Length).")
     if int(length) > MAX_FORM_BYTES:
-        raise FormTooLarge("This form post is far larger than the sign-in form sends.")
+        raise FormTooLarge("This form post is far larger than the page's forms send.")
     origin = request.headers.get("origin")
     if origin is not None and not csrf.origin_allowed(
         origin, request.headers, settings.trusted_origins

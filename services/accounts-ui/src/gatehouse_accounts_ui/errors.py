@@ -5,19 +5,26 @@ The page is for people in a browser, so its failures render the error template
 
     PageError                 rendered as error.html with its status
     ├── BadQuery              400: a listing parameter is out of bounds
+    ├── ActionRejected        400: auth refused an admin action's input (422/400)
     ├── CsrfRejected          403: form token missing/wrong, or a foreign Origin
     ├── NotAdmin              403: signed in, but the auth service says not an admin
-    ├── PageNotFound          404: an address under the prefix the page does not have
+    ├── PageNotFound          404: an address (or account id) the page does not have
+    ├── ActionConflict        409: auth refused the change (it would leave no admin)
     ├── LengthRequired        411: a form post that does not say its size
-    ├── FormTooLarge          413: a form post far bigger than sign-in needs
+    ├── FormTooLarge          413: a form post far bigger than the page's forms send
+    ├── ActionThrottled       429: auth rate-limited the call (carries Retry-After)
     ├── AuthBadAnswer         502: the auth service answered something unexpected
     └── AuthUnavailable       503: the auth service cannot be reached in time
 
     AuthClientError           raised by AuthClient, handled by the routes
     ├── InvalidCredentials    POST /login said 401
+    ├── TotpRequired          POST /login said 401 totp_required / invalid_totp_code
     ├── LoginThrottled        POST /login said 429 (carries Retry-After)
     ├── LoginRejected         POST /login said 422 (the email is not an email, say)
-    └── SessionExpired        GET /accounts said 401: back to the sign-in form
+    ├── SessionExpired        401 on a call, and no refresh helped: back to sign-in
+    ├── WrongPassword         PUT /account/password: the current password is wrong
+    ├── PasswordRefused       a new password was refused (422: too weak, say)
+    └── ResetLinkInvalid      POST /password/reset said 400 (used, superseded, expired)
 """
 
 from __future__ import annotations
@@ -40,6 +47,21 @@ class PageError(Exception):
 class BadQuery(PageError):
     status_code = status.HTTP_400_BAD_REQUEST
     title = "Bad request"
+
+
+class ActionRejected(PageError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    title = "Request refused"
+
+
+class ActionConflict(PageError):
+    status_code = status.HTTP_409_CONFLICT
+    title = "Change refused"
+
+
+class ActionThrottled(PageError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    title = "Too many attempts"
 
 
 class CsrfRejected(PageError):
@@ -97,3 +119,23 @@ class LoginRejected(AuthClientError):
 
 class SessionExpired(AuthClientError):
     pass
+
+
+class TotpRequired(AuthClientError):
+    def __init__(self, *, wrong: bool) -> None:
+        super().__init__("totp code wrong" if wrong else "totp code required")
+        self.wrong = wrong
+
+
+class WrongPassword(AuthClientError):
+    pass
+
+
+class ResetLinkInvalid(AuthClientError):
+    pass
+
+
+class PasswordRefused(AuthClientError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -8,11 +8,12 @@ a person in a browser cannot act on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
 
-from gatehouse_accounts_ui.auth_client import AccountPage
+from gatehouse_accounts_ui.auth_models import AccountPage
 from gatehouse_accounts_ui.errors import BadQuery
 from gatehouse_accounts_ui.paths import page_url
 from gatehouse_accounts_ui.settings import PAGE_SIZES
@@ -29,7 +30,7 @@ class ListingQuery:
     search: str
 
 
-def _bounded_int(params: QueryParams, name: str, default: int, low: int, high: int) -> int:
+def bounded_int(params: QueryParams, name: str, default: int, low: int, high: int) -> int:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
@@ -43,8 +44,8 @@ def _bounded_int(params: QueryParams, name: str, default: int, low: int, high: i
 
 def parse_listing(params: QueryParams, default_limit: int) -> ListingQuery:
     """The listing asked for, or :class:`BadQuery` naming the parameter that is wrong."""
-    limit = _bounded_int(params, "limit", default_limit, 1, MAX_LIMIT)
-    offset = _bounded_int(params, "offset", 0, 0, MAX_OFFSET)
+    limit = bounded_int(params, "limit", default_limit, 1, MAX_LIMIT)
+    offset = bounded_int(params, "offset", 0, 0, MAX_OFFSET)
     search = params.get("search", "").strip()
     if len(search) > MAX_SEARCH:
         raise BadQuery(f"search may be at most {MAX_SEARCH} characters.")
@@ -67,19 +68,27 @@ class Pagination:
     first_page_url: str
 
 
+def pagination(
+    *, offset: int, limit: int, shown: int, total: int, url: Callable[[int], str]
+) -> Pagination:
+    """Counts and links for ``shown`` rows from ``offset``; ``url(offset)`` links a page."""
+    has_next = offset + shown < total and shown > 0
+    return Pagination(
+        first=offset + 1 if shown else 0,
+        last=offset + shown,
+        total=total,
+        page=offset // limit + 1,
+        pages=max(1, -(-total // limit)),
+        previous_url=url(max(0, offset - limit)) if offset > 0 else None,
+        next_url=url(offset + limit) if has_next else None,
+        first_page_url=url(0),
+    )
+
+
 def paginate(query: ListingQuery, page: AccountPage) -> Pagination:
     def url(offset: int) -> str:
         return page_url(search=query.search, limit=query.limit, offset=offset or "")
 
-    shown = len(page.items)
-    has_next = query.offset + shown < page.total and shown > 0
-    return Pagination(
-        first=query.offset + 1 if shown else 0,
-        last=query.offset + shown,
-        total=page.total,
-        page=query.offset // query.limit + 1,
-        pages=max(1, -(-page.total // query.limit)),
-        previous_url=url(max(0, query.offset - query.limit)) if query.offset > 0 else None,
-        next_url=url(query.offset + query.limit) if has_next else None,
-        first_page_url=url(0),
+    return pagination(
+        offset=query.offset, limit=query.limit, shown=len(page.items), total=page.total, url=url
     )

@@ -8,6 +8,7 @@ cookie yet, the response sets one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,17 @@ from starlette.responses import HTMLResponse
 from gatehouse_accounts_ui import csrf
 from gatehouse_accounts_ui.cookies import set_cookie
 from gatehouse_accounts_ui.errors import PageError
-from gatehouse_accounts_ui.paths import LOGIN_PATH, LOGOUT_PATH, PREFIX, STATIC_PREFIX
+from gatehouse_accounts_ui.paths import (
+    AUDIT_PATH,
+    LIFT_LOCKOUT_PATH,
+    LOGIN_PATH,
+    LOGOUT_PATH,
+    PASSWORD_PATH,
+    PREFIX,
+    RESET_PATH,
+    STATIC_PREFIX,
+    action_path,
+)
 from gatehouse_accounts_ui.settings import AccountsUISettings
 
 
@@ -37,6 +48,15 @@ def format_iso(moment: datetime) -> str:
     return _as_utc(moment).isoformat()
 
 
+MAX_DETAIL_CHARS = 500
+
+
+def as_json(value: Any) -> str:
+    """An audit row's detail as compact JSON text, cut short (escaped by the template)."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= MAX_DETAIL_CHARS else text[:MAX_DETAIL_CHARS] + "…"
+
+
 def build_templates() -> Jinja2Templates:
     env = Environment(
         loader=PackageLoader("gatehouse_accounts_ui", "templates"),
@@ -46,9 +66,17 @@ def build_templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.globals.update(
-        prefix=PREFIX, static=STATIC_PREFIX, login_path=LOGIN_PATH, logout_path=LOGOUT_PATH
+        prefix=PREFIX,
+        static=STATIC_PREFIX,
+        login_path=LOGIN_PATH,
+        logout_path=LOGOUT_PATH,
+        audit_path=AUDIT_PATH,
+        password_path=PASSWORD_PATH,
+        reset_path=RESET_PATH,
+        lift_lockout_path=LIFT_LOCKOUT_PATH,
+        action_path=action_path,
     )
-    env.filters.update(utc=format_utc, iso=format_iso)
+    env.filters.update(utc=format_utc, iso=format_iso, as_json=as_json)
     return Jinja2Templates(env=env)
 
 
@@ -71,7 +99,10 @@ class PageRenderer:
         cookie = request.cookies.get(self.settings.csrf_cookie)
         fresh = cookie is None or not csrf.valid_nonce(cookie)
         nonce = csrf.new_nonce() if cookie is None or fresh else cookie
-        signed_in = bool(request.cookies.get(self.settings.session_cookie))
+        signed_in = bool(
+            request.cookies.get(self.settings.session_cookie)
+            or request.cookies.get(self.settings.refresh_cookie)
+        )
         response = self.templates.TemplateResponse(
             request,
             template,
@@ -86,6 +117,26 @@ class PageRenderer:
         if fresh:
             set_cookie(response, request, self.settings, self.settings.csrf_cookie, nonce)
         return response
+
+    def signin(
+        self,
+        request: Request,
+        *,
+        notice: str = "",
+        error: str = "",
+        email: str = "",
+        totp: bool = False,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        signed_in: bool | None = None,
+    ) -> HTMLResponse:
+        """The sign-in form; ``totp`` asks for the authenticator code as well."""
+        context: dict[str, Any] = {"notice": notice, "error": error, "email": email, "totp": totp}
+        if signed_in is not None:
+            context["signed_in"] = signed_in
+        return self.render(
+            request, "signin.html", context, status_code=status_code, headers=headers
+        )
 
     def error(self, request: Request, exc: PageError) -> HTMLResponse:
         return self.render(

@@ -35,7 +35,9 @@ class AccountsUISettings(ServiceSettings):
     auth_url: str = "http://127.0.0.1:8001"
     # Seconds one call to the auth service may take before the page says 503.
     auth_timeout: float = Field(default=5.0, gt=0, le=60)
+    # The access token (every call to auth) and the refresh token (only to renew it).
     session_cookie: str = Field(default="gatehouse_session", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    refresh_cookie: str = Field(default="gatehouse_refresh", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     csrf_cookie: str = Field(default="gatehouse_csrf", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     # "auto": Secure when the request came over TLS (scheme or X-Forwarded-Proto).
     cookie_secure: Literal["auto", "always", "never"] = "auto"

@@ -4,26 +4,51 @@ Tokens come as ``Authorization: Bearer <jwt>`` or, as the original app took
 them, a bare token. Verification is local against the auth service's JWKS
 (cached, refetched on an unknown kid at most once per interval, last good keys
 kept while auth is down) and its result is cached per token until expiry, so
-a repeated token costs a dictionary lookup.
+a repeated token costs a dictionary lookup. A verified token is then looked
+up in the revocation list (:mod:`gatehouse_gateway.revocation`), from memory
+too, since a cached verification says nothing about a logout since.
 """
 
 from __future__ import annotations
 
 from gatehouse_common.errors import error_body
-from gatehouse_common.jwt import JWKSClient, TokenError, TokenVerifier, bearer_token
+from gatehouse_common.jwt import (
+    TOKEN_ERROR_REASONS,
+    JWKSClient,
+    TokenError,
+    TokenErrorReason,
+    TokenVerifier,
+    VerifiedToken,
+    bearer_token,
+)
 from gatehouse_gateway.config.schema import AuthConfig
 from gatehouse_gateway.metrics import AUTH_FAILURES
+from gatehouse_gateway.revocation import RevocationList
 
 CHALLENGE = b'Bearer realm="gatehouse"'
+# RFC 6750 section 3.1: a token that was sent and refused is an "invalid_token";
+# no token, or keys the gateway cannot fetch, are not the token's fault.
+_CHALLENGES: dict[str, bytes] = {
+    reason: CHALLENGE
+    if reason in ("missing", "jwks_unavailable")
+    else CHALLENGE + b', error="invalid_token"'
+    for reason in TOKEN_ERROR_REASONS
+}
+
+
+def challenge(reason: TokenErrorReason) -> bytes:
+    """The ``WWW-Authenticate`` value of a 401 refusing a token for ``reason``."""
+    return _CHALLENGES[reason]
 
 
 class Authenticator:
     """Owns the JWKS client and verifier; one per config (rebuilt when ``auth`` changes)."""
 
-    def __init__(self, config: AuthConfig) -> None:
+    def __init__(self, config: AuthConfig, revocations: RevocationList) -> None:
         if not config.jwks_url:
             raise ValueError("auth.jwks_url is not set")
         self.config = config
+        self.revocations = revocations
         self.jwks = JWKSClient(
             config.jwks_url,
             ttl=config.jwks_ttl,
@@ -43,10 +68,7 @@ class Authenticator:
         Values are UTF-8 bytes as they go on the wire; one with a line break (a
         signed claim, but still) is refused rather than split into two headers.
         """
-        token = bearer_token(authorization)
-        if not token:
-            raise TokenError("missing")
-        verified = await self.verifier.verify(token)
+        verified = await self.verify(authorization)
         headers = [
             (b"x-auth-subject", verified.subject.encode()),
             (b"x-auth-roles", ",".join(verified.roles).encode()),
@@ -57,6 +79,16 @@ class Authenticator:
             if b"\r" in value or b"\n" in value:
                 raise TokenError("malformed", "a claim holds a line break")
         return headers
+
+    async def verify(self, authorization: bytes | str | None) -> VerifiedToken:
+        """The verified, unrevoked token of an ``Authorization`` value; else :class:`TokenError`."""
+        token = bearer_token(authorization)
+        if not token:
+            raise TokenError("missing")
+        verified = await self.verifier.verify(token)
+        if self.revocations.is_revoked(verified.token_id, verified.subject, verified.issued_at):
+            raise TokenError("revoked")
+        return verified
 
     def refusal(self, error: TokenError) -> bytes:
         """Count the refusal and return its JSON body (never echoing the token)."""

@@ -87,6 +87,40 @@ DRAINS = Counter(
     ["action"],
 )
 
+# The revocation denylist (revocation.py). With several workers each keeps
+# its own list: "up" is the worst worker's view, entries the fullest one's.
+REVOCATION_STORE_UP = Gauge(
+    "gatehouse_revocation_store_up",
+    "1 while the revocation list is in step with Redis, 0 when Redis is unreachable or unset.",
+    multiprocess_mode="livemin",
+)
+REVOCATION_ENTRIES = Gauge(
+    "gatehouse_revocation_entries",
+    "Revoked token ids (jti) and subjects (sub) this gateway refuses from memory.",
+    ["kind"],
+    multiprocess_mode="livemax",
+)
+REVOCATION_EVENTS = Counter(
+    "gatehouse_revocation_events_total",
+    "Revocation events received from auth through Redis and applied, by kind.",
+    ["kind"],
+)
+REVOCATION_RESYNCS = Counter(
+    "gatehouse_revocation_resyncs_total",
+    "Full reads of the revocation sets from Redis (one per connect).",
+)
+REVOCATION_REFUSALS = Counter(
+    "gatehouse_revocation_refusals_total",
+    "Requests refused because their token was revoked, by what revoked it (token or subject).",
+    ["reason"],
+)
+
+AUDIT_RECORDS = Counter(
+    "gateway_audit_records_total",
+    "Operator actions sent to auth's audit log (POST /audit), by outcome.",
+    ["outcome"],
+)
+
 
 def method_label(method: str) -> str:
     """Methods outside the usual set share one label, so clients cannot add series."""

@@ -29,7 +29,7 @@ from gatehouse_common.http_protocol import SMALL_BODY
 from gatehouse_common.jwt import TokenError
 from gatehouse_common.request_id import new_request_id
 from gatehouse_gateway import answers
-from gatehouse_gateway.auth import CHALLENGE
+from gatehouse_gateway.auth import challenge
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.edge import rewrite
 from gatehouse_gateway.edge.head import HOP_BY_HOP, Refusal, RequestHead
@@ -228,7 +228,7 @@ class Proxy:
                     else answers.unauthorized(exc)
                 )
                 return await answers.send_json(
-                    send, 401, refusal, rid, (b"www-authenticate", CHALLENGE)
+                    send, 401, refusal, rid, (b"www-authenticate", challenge(exc.reason))
                 )
         headers.extend(self.gateway.edge.forwarding_headers(head, scope, rid))
         target = head.path

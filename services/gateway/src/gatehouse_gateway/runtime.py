@@ -23,6 +23,7 @@ from gatehouse_gateway.edge.head import HeadRules
 from gatehouse_gateway.heap import freeze_long_lived
 from gatehouse_gateway.metrics import CONFIG_RELOADS
 from gatehouse_gateway.operator.service import Operator
+from gatehouse_gateway.revocation import RevocationList
 from gatehouse_gateway.routing import Route, RouteTable, build_table
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_gateway.upstream.h1 import UpstreamClient
@@ -52,6 +53,14 @@ class Gateway:
         self.table: RouteTable = build_table(loaded.config, self.cursor, tls=self.tls)
         self.edge = HeadRules(loaded.config.edge)
         self.authenticator: Authenticator | None = None
+        # Revoked tokens and subjects, pushed by auth through Redis.
+        self.revocations = RevocationList(
+            redis_url=settings.redis_url,
+            prefix=settings.revocation_prefix,
+            timeout=settings.redis_timeout,
+            retry_interval=settings.redis_retry_interval,
+            max_token_lifetime=settings.revocation_max_token_lifetime,
+        )
         # The one client to backends (upstream/h1/): proxied requests and health checks.
         self._upstream: UpstreamClient | None = None
         self._health: HealthMonitor | None = None
@@ -76,6 +85,7 @@ class Gateway:
             max_response_head_bytes=self.settings.upstream_max_response_head_bytes,
         )
         await self.cursor.start()
+        await self.revocations.start()
         self._set_authenticator(self.loaded)
         self._health = HealthMonitor(self._upstream, self._routes)
         self._health.sync()
@@ -95,6 +105,7 @@ class Gateway:
         if self.authenticator is not None:
             await self.authenticator.aclose()
         await self.cursor.close()
+        await self.revocations.close()
         if self._upstream is not None:
             await self._upstream.close()
 
@@ -109,7 +120,7 @@ class Gateway:
         if self.authenticator is not None and self.authenticator.config == auth:
             return
         previous = self.authenticator
-        self.authenticator = Authenticator(auth)
+        self.authenticator = Authenticator(auth, self.revocations)
         # Warm the key cache without holding up start-up: auth may start later.
         self._background(self.authenticator.jwks.refresh())
         if previous is not None:

@@ -34,10 +34,21 @@ class GatewaySettings(ServiceSettings):
     # failure it is retried in the background at this interval.
     redis_timeout: float = Field(default=0.25, gt=0, le=10)
     redis_retry_interval: float = Field(default=1.0, gt=0, le=60)
+    # The revocation denylist auth writes and announces (shared with auth's
+    # setting of the same name); read only when redis_url is set. Without
+    # Redis no revocation reaches the gateway: tokens live until they expire.
+    revocation_prefix: str = "gatehouse:revocation:"
+    # How long a subject's "not before" matters: the longest access token
+    # lifetime auth may be configured with (its token_ttl_seconds allows a day).
+    revocation_max_token_lifetime: float = Field(default=86_400, gt=0)
     # Routes in the original (Flask) config format get these for the auth
     # service's and the accounts page's paths.
     auth_url: str = "http://127.0.0.1:8001"
     accounts_ui_url: str = "http://127.0.0.1:8002"
+    # Drains and restores are recorded in auth's audit log (POST <auth_url>/audit,
+    # as the acting admin), in the background within this timeout.
+    operator_audit: bool = True
+    operator_audit_timeout: float = Field(default=2.0, gt=0, le=30)
     # Pooled keep-alive connections to all backends together, per worker.
     upstream_connection_limit: int = Field(default=1000, ge=1, le=100_000)
     # ... and to each backend, per worker: one slow backend cannot take every place.

@@ -112,5 +112,6 @@ def admin_state(gateway: Gateway) -> dict[str, Any]:
         },
         "jwks": view["jwks"],
         "drains": gateway.operator.drains.snapshot(),
+        "revocations": gateway.revocations.snapshot(),
         "routes": view["routes"],
     }

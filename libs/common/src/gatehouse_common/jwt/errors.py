@@ -22,6 +22,7 @@ TokenErrorReason = Literal[
     "unknown_kid",
     "disallowed_algorithm",
     "jwks_unavailable",
+    "revoked",
 ]
 
 TOKEN_ERROR_REASONS: Final[tuple[TokenErrorReason, ...]] = get_args(TokenErrorReason)
@@ -37,6 +38,7 @@ _DETAILS: Final[dict[str, str]] = {
     "unknown_kid": "the token was signed with a key the issuer does not publish",
     "disallowed_algorithm": "the token's algorithm is not allowed",
     "jwks_unavailable": "the issuer's signing keys could not be fetched",
+    "revoked": "the token has been revoked",
 }
 
 

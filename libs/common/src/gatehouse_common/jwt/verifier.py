@@ -66,6 +66,9 @@ class VerifiedToken:
     # exp, in epoch seconds
     expires_at: float
     claims: Mapping[str, Any] = field(compare=False, hash=False, repr=False)
+    # jti and iat, for revocation checks (a token id or a subject's "not before")
+    token_id: str | None = None
+    issued_at: float | None = None
 
 
 class TokenVerifier:
@@ -232,6 +235,9 @@ def _identity(claims: dict[str, Any], expires_at: float) -> VerifiedToken:
     email = claims.get("email")
     if email is not None and not isinstance(email, str):
         raise TokenError("malformed", "the email claim is not a string")
+    token_id = claims.get("jti")
+    if token_id is not None and not isinstance(token_id, str):
+        raise TokenError("malformed", "the jti claim is not a string")
     roles = claims.get("roles", ())
     if isinstance(roles, str):
         roles = (roles,)
@@ -243,4 +249,6 @@ def _identity(claims: dict[str, Any], expires_at: float) -> VerifiedToken:
         roles=tuple(roles),
         expires_at=expires_at,
         claims=MappingProxyType(claims),
+        token_id=token_id,
+        issued_at=_timestamp(claims, "iat"),
     )

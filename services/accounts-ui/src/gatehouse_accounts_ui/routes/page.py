@@ -5,16 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from gatehouse_accounts_ui.cookies import delete_cookie
-from gatehouse_accounts_ui.deps import AuthClientDep, RendererDep, SessionTokenDep, SettingsDep
-from gatehouse_accounts_ui.errors import PageNotFound, SessionExpired
+from gatehouse_accounts_ui.deps import BrowserSessionDep, RendererDep, SettingsDep
+from gatehouse_accounts_ui.errors import PageNotFound
 from gatehouse_accounts_ui.listing import paginate, parse_listing
+from gatehouse_accounts_ui.notices import notice_of
 from gatehouse_accounts_ui.paths import PREFIX
 from gatehouse_accounts_ui.settings import PAGE_SIZES
 
 router = APIRouter(prefix=PREFIX, tags=["page"])
 
-_NOTICES = {"signed_out": "You have signed out."}
+ROLES = ("user", "admin")
 
 
 @router.get("", response_class=HTMLResponse, summary="The accounts page")
@@ -22,32 +22,18 @@ _NOTICES = {"signed_out": "You have signed out."}
 async def accounts_page(
     request: Request,
     settings: SettingsDep,
-    auth: AuthClientDep,
     renderer: RendererDep,
-    token: SessionTokenDep,
+    session: BrowserSessionDep,
 ) -> HTMLResponse:
     query = parse_listing(request.query_params, settings.default_page_size)
-    if token is None:
-        notice = _NOTICES.get(request.query_params.get("notice", ""), "")
-        return renderer.render(request, "signin.html", {"notice": notice, "error": "", "email": ""})
-    try:
-        page = await auth.list_accounts(
+    if not session.signed_in:
+        return renderer.signin(request, notice=notice_of(request))
+    page = await session.call(
+        lambda token: session.auth.list_accounts(
             token, limit=query.limit, offset=query.offset, search=query.search
         )
-    except SessionExpired:
-        response = renderer.render(
-            request,
-            "signin.html",
-            {
-                "notice": "",
-                "error": "Your session has expired. Please sign in again.",
-                "email": "",
-                "signed_in": False,
-            },
-        )
-        delete_cookie(response, request, settings, settings.session_cookie)
-        return response
-    return renderer.render(
+    )
+    response = renderer.render(
         request,
         "accounts.html",
         {
@@ -55,8 +41,11 @@ async def accounts_page(
             "query": query,
             "pagination": paginate(query, page),
             "page_sizes": sorted({*PAGE_SIZES, query.limit}),
+            "roles": ROLES,
+            "notice": notice_of(request),
         },
     )
+    return session.store(response)
 
 
 @router.get("/login", include_in_schema=False)
@@ -72,5 +61,6 @@ not_found_router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
 @not_found_router.get("/{rest:path}")
+@not_found_router.post("/{rest:path}")
 async def not_found() -> None:
     raise PageNotFound("There is no page at this address.")

@@ -49,6 +49,12 @@ def _service_route(index: int, service: Any, auth_required: bool) -> Any:
     return route
 
 
+# What the auth service answers through the gateway: sign-up and the caller's
+# own account, sign-in, sessions (refresh, logout), reset links, the JWKS and
+# OpenID discovery. Account administration stays off the public route.
+AUTH_PATHS = ("/account", "/login", "/logout", "/token/", "/password/", "/.well-known/")
+
+
 def translate_original(
     data: dict[str, Any], *, auth_url: str, accounts_ui_url: str
 ) -> dict[str, Any]:
@@ -66,7 +72,7 @@ def translate_original(
     routes += [
         {
             "name": "auth",
-            "path_prefix": ["/account", "/login", "/token/", "/logout", "/.well-known/"],
+            "path_prefix": list(AUTH_PATHS),
             "backends": [{"url": auth_url}],
         },
         {

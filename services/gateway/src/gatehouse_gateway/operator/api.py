@@ -55,10 +55,20 @@ async def _set(
     drained: bool,
 ) -> dict[str, Any]:
     found, states = _find(gateway, route, backend)
-    actor = admin.email or f"sub:{admin.subject}"
     result: dict[str, Any] = {}
     for state in states:  # one, unless the config lists the same backend twice
-        result = await operator.drains.set_drained(found, state, drained, actor=actor)
+        result = await operator.drains.set_drained(found, state, drained, actor=admin.name)
+    operator.audit.record(
+        admin.token,
+        "backend_drained" if drained else "backend_undrained",
+        f"{found.name}/{backend}",
+        {
+            "route": found.name,
+            "backend": backend,
+            "changed": result.get("changed"),
+            "shared": result.get("shared"),
+        },
+    )
     return result
 
 

@@ -3,7 +3,8 @@
 :class:`Operator` is made by :class:`gatehouse_gateway.runtime.Gateway` and
 started and closed with it, so its Redis client lives exactly as long as the
 gateway (lifespan). One task does both periodic jobs: read the shared drains
-and sample the per-backend history.
+and sample the per-backend history. Drains are also recorded in auth's audit
+log (:mod:`.audit`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from gatehouse_gateway.operator.audit import AuditRecorder
 from gatehouse_gateway.operator.drain import DrainCoordinator
 from gatehouse_gateway.operator.history import History
 from gatehouse_gateway.routing import Route
@@ -32,6 +34,10 @@ class Operator:
             timeout=settings.redis_timeout,
         )
         self.history = History()
+        self.audit = AuditRecorder(
+            f"{settings.auth_url.rstrip('/')}/audit" if settings.operator_audit else None,
+            timeout=settings.operator_audit_timeout,
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -46,6 +52,7 @@ class Operator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.drains.close()
+        await self.audit.close()
 
     async def _run(self) -> None:
         while True:

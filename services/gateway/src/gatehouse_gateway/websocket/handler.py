@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection
 from gatehouse_common.errors import error_body
 from gatehouse_common.jwt import TokenError
 from gatehouse_common.request_id import new_request_id
-from gatehouse_gateway.auth import CHALLENGE
+from gatehouse_gateway.auth import challenge
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.edge.head import Refusal, RequestHead
 from gatehouse_gateway.routing import Route
@@ -214,7 +214,9 @@ class WebSocketProxy:
                 if authenticator is not None
                 else error_body("unauthorized", exc.detail, reason=exc.reason)
             )
-            raise _Refused(401, body, "unauthorized", (b"www-authenticate", CHALLENGE)) from None
+            raise _Refused(
+                401, body, "unauthorized", (b"www-authenticate", challenge(exc.reason))
+            ) from None
 
     async def _open(
         self,
