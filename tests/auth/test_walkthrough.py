@@ -30,12 +30,16 @@ def _demo_routes() -> dict[str, dict[str, object]]:
 
 def _walkthrough_script(gateway_url: str) -> str:
     text = demo.walkthrough({"GATEHOUSE_ADMIN_EMAIL": "admin@example.com"}, ["gateway"], "-")
-    lines = text[text.index("Try, through the gateway:") : text.index("Ctrl-C")].splitlines()
+    # The HTTP steps; the WebSocket and TLS steps have tests of their own
+    # (tests/gateway/test_websocket*.py, tests/gateway/test_listeners.py).
+    section = text[text.index("Try, through the gateway:") : text.index("\nTLS:")]
     commands = [
-        line
-        for line in lines[1:]
-        if line.startswith("  ") and "localhost:9001" not in line and "open http" not in line
+        command
+        for command in section.replace("\\\n", "\\\x00").splitlines()[1:]
+        if command.startswith("  ")
+        and not any(skip in command for skip in ("localhost:9001", "open http", "ws_client"))
     ]
+    commands = [command.replace("\\\x00", "\\\n") for command in commands]
     host = gateway_url.removeprefix("http://")
     return "\n".join(commands).replace("localhost:8080", host) + "\n"
 
