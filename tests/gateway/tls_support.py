@@ -2,7 +2,8 @@
 
 The backend is a real TLS server (Python's ``ssl`` over a socket, one thread
 per connection, keep-alive): it answers every request with a JSON body naming
-the client certificate it was shown, so a test can see mTLS arrive.
+the client certificate it was shown, so a test can see mTLS arrive. The
+WebSocket backend does the same over ``wss``, then echoes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from websockets.sync.server import ServerConnection
+from websockets.sync.server import serve as ws_serve
 
 
 @dataclass
@@ -172,3 +175,37 @@ class TLSBackend:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+class TLSWebSocketBackend:
+    """A ``wss`` echo on 127.0.0.1 (the ``websockets`` library's threaded server).
+
+    Its first message names the client certificate it was shown, as
+    :class:`TLSBackend` does; after that every message comes back unchanged.
+    With ``client_ca`` it requires a client certificate that CA signed.
+    """
+
+    def __init__(self, server: Issued, client_ca: TestCA | None = None) -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(server.cert_file, server.key_file)
+        if client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(client_ca.cert_file)
+        self.server = ws_serve(self._echo, "127.0.0.1", 0, ssl=context)
+        self.url = f"https://127.0.0.1:{self.server.socket.getsockname()[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def _echo(connection: ServerConnection) -> None:
+        peer = (
+            connection.socket.getpeercert()
+            if isinstance(connection.socket, ssl.SSLSocket)
+            else None
+        )
+        subject = dict(item[0] for item in peer["subject"]) if peer else {}
+        connection.send(json.dumps({"event": "connected", "client_cn": subject.get("commonName")}))
+        for message in connection:
+            connection.send(message)
+
+    def close(self) -> None:
+        self.server.shutdown()
