@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from common.tls_servers import make_certs
-from gateway.tls_support import TestCA, TLSWebSocketBackend
+from gateway.tls_support import TLSBackends, TLSWebSocketBackend, tls_route
 from support.gateway import HOST, GatewayProcess, Launcher, gateway_route
 from support.processes import free_port
 from support.websocket import greeting, header_map, recv, ws_connect
@@ -44,47 +44,26 @@ async def test_wss_echoes_through_the_tls_listener(launcher: Launcher, tmp_path:
         assert await recv(socket) == b"\x01\x02"
 
 
-class Backends:
-    """wss echo backends signed by a throwaway CA; one wants a client certificate."""
-
-    def __init__(self, directory: Path) -> None:
-        self.ca = TestCA(directory, "backends")
-        self.other_ca = TestCA(directory, "elsewhere")
-        self.clients_ca = TestCA(directory, "gateways")
-        server = self.ca.issue("backend", dns=("localhost",), ips=("127.0.0.1",))
-        named = self.ca.issue("named", dns=("backend.internal",))
-        self.client_cert = self.clients_ca.issue("gateway-1")
-        self.plain = TLSWebSocketBackend(server)
-        self.mtls = TLSWebSocketBackend(server, client_ca=self.clients_ca)
-        self.named = TLSWebSocketBackend(named)
-
-    def close(self) -> None:
-        for backend in (self.plain, self.mtls, self.named):
-            backend.close()
+Backends = TLSBackends[TLSWebSocketBackend]
 
 
 @pytest.fixture(scope="module")
 def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
-    made = Backends(tmp_path_factory.mktemp("wss"))
+    made = Backends(tmp_path_factory.mktemp("wss"), TLSWebSocketBackend)
     yield made
     made.close()
-
-
-def _route(name: str, url: str, **tls: Any) -> dict[str, Any]:
-    return gateway_route([url], name=name, hosts=[f"{name}.test"], tls=tls, retries={"attempts": 0})
 
 
 @pytest.fixture(scope="module")
 def gateway(module_launcher: Launcher, backends: Backends) -> GatewayProcess:
     ca = str(backends.ca.cert_file)
-    client = {"cert_file": str(backends.client_cert.cert_file),
-              "key_file": str(backends.client_cert.key_file)}  # fmt: skip
+    client = backends.client_files()
     routes = [
-        _route("trusted", backends.plain.url, ca_file=ca),
-        _route("wrong-ca", backends.plain.url, ca_file=str(backends.other_ca.cert_file)),
-        _route("mtls", backends.mtls.url, ca_file=ca, **client),
-        _route("mtls-without-cert", backends.mtls.url, ca_file=ca),
-        _route("named", backends.named.url, ca_file=ca, server_name="backend.internal"),
+        tls_route("trusted", backends.plain.url, ca_file=ca),
+        tls_route("wrong-ca", backends.plain.url, ca_file=str(backends.other_ca.cert_file)),
+        tls_route("mtls", backends.mtls.url, ca_file=ca, **client),
+        tls_route("mtls-without-cert", backends.mtls.url, ca_file=ca),
+        tls_route("named", backends.named.url, ca_file=ca, server_name="backend.internal"),
     ]
     return module_launcher.gateway({"routes": routes})
 
