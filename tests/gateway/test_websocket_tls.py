@@ -108,10 +108,11 @@ async def test_the_routes_client_certificate_is_offered_to_a_wss_backend(
 async def test_a_wss_backend_wanting_a_client_certificate_refuses_none(
     gateway: GatewayProcess,
 ) -> None:
-    # with TLS 1.3 the refusal comes after the client's handshake, as a closed
-    # socket where the 101 should be: a 502 all the same
+    # with TLS 1.3 the refusal comes after the client's side of the handshake,
+    # where the 101 should be: still named a TLS failure
     status, body = await _refusal(gateway, "mtls-without-cert")
     assert status == 502, body
+    assert body["error"] == "upstream_tls_failed", body
 
 
 async def test_server_name_is_the_name_a_wss_backend_is_checked_against(

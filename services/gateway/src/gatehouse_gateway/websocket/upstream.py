@@ -71,6 +71,34 @@ class Unreachable(Exception):
         self.error = error
 
 
+class _BackendConnection(ClientConnection):
+    """The library's connection, keeping a TLS failure that ends a handshake.
+
+    With TLS 1.3 a backend refuses a client certificate after the client's
+    side of the handshake is done: the connection is then lost with the
+    ``SSLError`` while the library waits for the 101, and it raises "no valid
+    response" caused by an EOF, which would hide why. The TLS error is made its
+    cause here, so the client is answered ``upstream_tls_failed`` as on the
+    HTTP path.
+    """
+
+    # what the connection was lost with (recorded here: websockets 15.0 keeps no copy)
+    lost_with: BaseException | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_with = exc
+        super().connection_lost(exc)
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().handshake(*args, **kwargs)
+        except InvalidHandshake as exc:
+            lost = self.lost_with
+            if isinstance(lost, ssl.SSLError):  # the cause, not the EOF it made
+                raise exc from lost
+            raise
+
+
 def websocket_url(backend: BackendState, target: bytes) -> str:
     base = backend.base_url.rstrip("/")
     if base.startswith("https://"):
@@ -115,6 +143,7 @@ async def open_backend(
             max_size=max_message_bytes,
             max_queue=_MAX_QUEUE,
             write_limit=_WRITE_LIMIT,
+            create_connection=_BackendConnection,
             **tls,
         )
     except InvalidURI as exc:
