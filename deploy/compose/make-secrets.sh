@@ -2,7 +2,9 @@
 # Makes the compose stack's secrets, once: the database password, an Ed25519
 # JWT signing key, the admin password, the accounts page's CSRF secret and a
 # Redis password per service (gateway, auth), with the Redis ACL file that
-# holds their SHA-256 hashes. Existing files are kept, so tokens and the
+# holds their SHA-256 hashes, and a local CA with the certificate the
+# gateway's TLS listener (8443) serves (localhost, 127.0.0.1, gateway-1/2;
+# trust gateway_ca.pem to call it without -k). Existing files are kept, so tokens and the
 # database survive a re-run; the env files and the ACL file are rewritten from
 # them every run, so they always agree.
 #   deploy/compose/make-secrets.sh [DIR]    (default: $GATEHOUSE_SECRETS_DIR or deploy/compose/.secrets)
@@ -31,6 +33,24 @@ for user in gateway auth; do
     random 24 >"$dir/redis_${user}_password"
   fi
 done
+# The gateway's TLS listener: a local CA (ECDSA P-256, 10 years) and a server
+# certificate it signs (825 days, the longest clients accept), made once.
+if [ ! -s "$dir/gateway_ca.pem" ]; then
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+    -subj "/CN=Gatehouse compose local CA" -keyout "$dir/gateway_ca-key.pem" -out "$dir/gateway_ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  rm -f "$dir/gateway_tls.pem"
+fi
+if [ ! -s "$dir/gateway_tls.pem" ]; then
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout "$dir/gateway_tls-key.pem" -out "$dir/gateway_tls.csr" 2>/dev/null
+  printf '%s\n' 'basicConstraints=critical,CA:FALSE' 'keyUsage=critical,digitalSignature' \
+    'extendedKeyUsage=serverAuth' 'subjectAltName=DNS:localhost,DNS:gateway-1,DNS:gateway-2,IP:127.0.0.1' \
+    >"$dir/gateway_tls.ext"
+  openssl x509 -req -in "$dir/gateway_tls.csr" -CA "$dir/gateway_ca.pem" -CAkey "$dir/gateway_ca-key.pem" \
+    -CAcreateserial -days 825 -extfile "$dir/gateway_tls.ext" -out "$dir/gateway_tls.pem" 2>/dev/null
+  rm -f "$dir/gateway_tls.csr" "$dir/gateway_tls.ext" "$dir/gateway_ca.srl"
+fi
 
 # Rewritten every run from the files above, so they always agree.
 redis_password() { tr -d '\n' <"$dir/redis_$1_password"; }
@@ -67,4 +87,4 @@ if [ ! -s "$dir/accounts-ui.env" ]; then
   printf 'GATEHOUSE_ACCOUNTS_UI_CSRF_SECRET=%s\n' "$(random 32)" >"$dir/accounts-ui.env"
 fi
 chmod 0644 "$dir"/*
-echo "secrets in $dir (admin password: $dir/admin_password)"
+echo "secrets in $dir (admin password: $dir/admin_password; CA of https://localhost:8443: $dir/gateway_ca.pem)"

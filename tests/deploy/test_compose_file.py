@@ -5,11 +5,13 @@ admin listener, Prometheus, Redis, the fake backends' fault endpoints) does."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 import json
 import os
 import re
+import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -214,7 +216,7 @@ def test_gateway_admin_listener_serves_checks_and_scrapes_never_the_edge() -> No
         assert gateway["environment"]["GATEHOUSE_GATEWAY_ADMIN_PORT"] == str(ADMIN_PORT)
         check = " ".join(gateway["healthcheck"]["test"])
         assert f"http://127.0.0.1:{ADMIN_PORT}/-/readyz" in check, check
-        assert [p["container"] for p in _published(gateway)] == [str(ADMIN_PORT)]
+        assert [p["container"] for p in _published(gateway)] == [str(ADMIN_PORT), "8443"]
     lines = (COMPOSE / "edge.conf").read_text().splitlines()
     edge = "\n".join(line for line in lines if not line.strip().startswith("#"))
     servers = re.findall(r"^\s*server\s+(\S+?);", edge, flags=re.MULTILINE)
@@ -289,3 +291,30 @@ def test_auth_believes_forwarded_for_from_the_proxies_in_front_only(
         ipaddress.ip_network(f"{proxies['edge']}/32")
     ]
     assert (config.admin.address, config.admin.port) == ("0.0.0.0", ADMIN_PORT)
+
+
+def test_the_gateway_serves_tls_on_8443_with_the_local_cas_certificate(
+    compose: dict[str, Any], secrets_dir: Path
+) -> None:
+    config = yaml.safe_load((COMPOSE / "gateway.yaml").read_text())
+    (listener,) = config["listeners"]
+    assert listener["port"] == 8443
+    (certificate,) = listener["tls"]["certificates"]
+    mounted = {f"/run/secrets/{s.get('target') or s['source'] if isinstance(s, dict) else s}"
+               for s in compose["services"]["gateway-1"]["secrets"]}  # fmt: skip
+    assert {certificate["cert_file"], certificate["key_file"]} <= mounted
+    # the pair make-secrets.sh wrote loads, and a client trusting its CA accepts
+    # it for localhost
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(secrets_dir / "gateway_tls.pem", secrets_dir / "gateway_tls-key.pem")
+    client = ssl.create_default_context(cafile=str(secrets_dir / "gateway_ca.pem"))
+    client_side, server_side = ssl.MemoryBIO(), ssl.MemoryBIO()
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    del client_side, server_side
+    c = client.wrap_bio(to_client, to_server, server_hostname="localhost")
+    s = server.wrap_bio(to_server, to_client, server_side=True)
+    for _ in range(10):
+        for side in (c, s):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+    assert c.getpeercert()["subjectAltName"]

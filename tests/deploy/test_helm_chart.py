@@ -35,6 +35,7 @@ REQUIRED_SCENARIOS = {
     "keda",
     "prometheus-operator",
     "ingress",
+    "gateway-tls",
     "exposure-none",
     "network-policy-off",
 }

@@ -183,6 +183,9 @@ def test_existing_secrets_replace_the_generated_ones() -> None:
         ({"auth": {"trustedProxies": ["everyone"]}}, "/trustedProxies/0"),
         ({"networkPolicy": {"enabled": "yes"}}, "/networkPolicy/enabled"),
         ({"gateway": {"service": {"adminPort": 0}}}, "/service/adminPort"),
+        ({"gateway": {"tls": {"enabled": True}}}, "/tls/secretName"),
+        ({"gateway": {"tls": {"secretName": "Not A Name"}}}, "/tls/secretName"),
+        ({"gateway": {"tls": {"servicePort": 0}}}, "/tls/servicePort"),
     ],
 )
 def test_bad_values_are_refused_by_the_schema(values: dict[str, Any], message: str) -> None:

@@ -8,61 +8,40 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from gateway.tls_support import TestCA, TLSBackend
-from support.gateway import GatewayProcess, Launcher, gateway_route
+from gateway.tls_support import TLSBackend, TLSBackends, tls_route
+from support.gateway import GatewayProcess, Launcher
 
 from gatehouse_gateway.balancing.cursor import LocalCursor
 from gatehouse_gateway.config.loader import ConfigError, parse_config
 from gatehouse_gateway.routing import build_table
 from gatehouse_gateway.upstream.tls import TLSContexts
 
-
-class Setup:
-    def __init__(self, directory: Path) -> None:
-        self.ca = TestCA(directory, "backends")
-        self.other_ca = TestCA(directory, "elsewhere")
-        self.clients_ca = TestCA(directory, "gateways")
-        server = self.ca.issue("backend", dns=("localhost",), ips=("127.0.0.1",))
-        named = self.ca.issue("named", dns=("backend.internal",))
-        self.client_cert = self.clients_ca.issue("gateway-1")
-        self.plain = TLSBackend(server)
-        self.mtls = TLSBackend(server, client_ca=self.clients_ca)
-        self.named = TLSBackend(named)
-
-    def close(self) -> None:
-        for backend in (self.plain, self.mtls, self.named):
-            backend.close()
+Setup = TLSBackends[TLSBackend]
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    setup = Setup(tmp_path_factory.mktemp("tls"))
+    setup = Setup(tmp_path_factory.mktemp("tls"), TLSBackend)
     yield setup
     setup.close()
-
-
-def _route(name: str, url: str, **tls: Any) -> dict[str, Any]:
-    return gateway_route([url], name=name, hosts=[f"{name}.test"], tls=tls, retries={"attempts": 0})
 
 
 @pytest.fixture(scope="module")
 def gateway(module_launcher: Launcher, setup: Setup) -> GatewayProcess:
     ca = str(setup.ca.cert_file)
-    client = {"cert_file": str(setup.client_cert.cert_file),
-              "key_file": str(setup.client_cert.key_file)}  # fmt: skip
+    client = setup.client_files()
     routes = [
-        _route("trusted", setup.plain.url, ca_file=ca),
-        _route("system-store", setup.plain.url),
-        _route("wrong-ca", setup.plain.url, ca_file=str(setup.other_ca.cert_file)),
-        _route("mtls", setup.mtls.url, ca_file=ca, **client),
-        _route("mtls-without-cert", setup.mtls.url, ca_file=ca),
-        _route("named", setup.named.url, ca_file=ca, server_name="backend.internal"),
-        _route("misnamed", setup.named.url, ca_file=ca),
-        _route("unverified", setup.plain.url, verify=False),
+        tls_route("trusted", setup.plain.url, ca_file=ca),
+        tls_route("system-store", setup.plain.url),
+        tls_route("wrong-ca", setup.plain.url, ca_file=str(setup.other_ca.cert_file)),
+        tls_route("mtls", setup.mtls.url, ca_file=ca, **client),
+        tls_route("mtls-without-cert", setup.mtls.url, ca_file=ca),
+        tls_route("named", setup.named.url, ca_file=ca, server_name="backend.internal"),
+        tls_route("misnamed", setup.named.url, ca_file=ca),
+        tls_route("unverified", setup.plain.url, verify=False),
     ]
     return module_launcher.gateway({"routes": routes})
 
@@ -116,16 +95,16 @@ def test_verify_false_reaches_any_backend_and_says_so(gateway: GatewayProcess) -
 def test_tls_settings_are_checked_when_the_config_loads(setup: Setup, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="key_file needs cert_file"):
         parse_config(
-            {"routes": [_route("r", setup.plain.url, key_file=str(setup.client_cert.key_file))]}
+            {"routes": [tls_route("r", setup.plain.url, key_file=str(setup.client_cert.key_file))]}
         )
     missing = parse_config(
-        {"routes": [_route("r", setup.plain.url, ca_file=str(tmp_path / "none.pem"))]}
+        {"routes": [tls_route("r", setup.plain.url, ca_file=str(tmp_path / "none.pem"))]}
     )
     with pytest.raises(ConfigError, match="route 'r': tls"):
         build_table(missing.config, LocalCursor())
     # an http:// backend never reads the files
     plain = parse_config(
-        {"routes": [_route("r", "http://127.0.0.1:1", ca_file=str(tmp_path / "none.pem"))]}
+        {"routes": [tls_route("r", "http://127.0.0.1:1", ca_file=str(tmp_path / "none.pem"))]}
     )
     assert build_table(plain.config, LocalCursor()).routes[0].backends[0].tls is None
 
@@ -136,12 +115,12 @@ def test_a_reload_keeping_a_tls_block_keeps_its_context(setup: Setup) -> None:
     contexts = TLSContexts()
     ca = str(setup.ca.cert_file)
     first = build_table(
-        parse_config({"routes": [_route("r", setup.plain.url, ca_file=ca)]}).config,
+        parse_config({"routes": [tls_route("r", setup.plain.url, ca_file=ca)]}).config,
         LocalCursor(),
         tls=contexts,
     )
     same = build_table(
-        parse_config({"routes": [_route("r", setup.plain.url, ca_file=ca)]}).config,
+        parse_config({"routes": [tls_route("r", setup.plain.url, ca_file=ca)]}).config,
         LocalCursor(),
         previous=first,
         tls=contexts,
@@ -149,7 +128,7 @@ def test_a_reload_keeping_a_tls_block_keeps_its_context(setup: Setup) -> None:
     kept = first.routes[0].backends[0].tls
     assert kept is not None and same.routes[0].backends[0].tls is kept
     changed = build_table(
-        parse_config({"routes": [_route("r", setup.plain.url, verify=False)]}).config,
+        parse_config({"routes": [tls_route("r", setup.plain.url, verify=False)]}).config,
         LocalCursor(),
         previous=same,
         tls=contexts,

@@ -7,6 +7,7 @@ browser must send it), and WebSocket turned off.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ from support.gateway import HOST, GatewayProcess, Launcher, gateway_route, metri
 from support.jwks import AUDIENCE, ISSUER, KeyServer
 from support.processes import ServiceProcess, free_port
 from support.websocket import (
+    WAIT,
     closed,
     greeting,
     header_map,
@@ -86,6 +88,36 @@ async def test_text_and_binary_echo_with_the_http_forwarding_rules(
         assert await recv(socket) == "hello"
         await socket.send(b"\x00\xffbinary")
         assert await recv(socket) == b"\x00\xffbinary"
+
+
+async def test_headers_the_client_names_in_connection_stop_at_the_gateway(
+    gateway: GatewayProcess,
+) -> None:
+    # hop-by-hop by naming (RFC 9110 section 7.6.1), as on the HTTP path. Written
+    # by hand: a WebSocket client sends its own "Connection: Upgrade" line.
+    host, port = gateway.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            b"GET /ws HTTP/1.1\r\nHost: %b\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade, X-Secret-Hop\r\nX-Secret-Hop: 1\r\nX-Kept: 2\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            % HOST.encode()
+        )
+        async with asyncio.timeout(WAIT):
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101 "), head
+            # the backend's greeting: one unmasked text frame, 16-bit length if long
+            first, second = await reader.readexactly(2)
+            assert first == 0x81 and second & 0x7F <= 126
+            size = second & 0x7F
+            if size == 126:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+            seen = header_map(json.loads(await reader.readexactly(size)))
+    finally:
+        writer.close()
+    assert "x-secret-hop" not in seen
+    assert seen["x-kept"] == "2"
 
 
 async def test_header_token_is_checked_at_the_handshake(

@@ -2,7 +2,8 @@
 
 The backend is a real TLS server (Python's ``ssl`` over a socket, one thread
 per connection, keep-alive): it answers every request with a JSON body naming
-the client certificate it was shown, so a test can see mTLS arrive.
+the client certificate it was shown, so a test can see mTLS arrive. The
+WebSocket backend does the same over ``wss``, then echoes.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ import json
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from support.gateway import gateway_route
+from websockets.sync.server import ServerConnection
+from websockets.sync.server import serve as ws_serve
 
 
 @dataclass
@@ -116,16 +122,66 @@ class TestCA:
         return issued
 
 
+def server_context(server: Issued, client_ca: TestCA | None) -> ssl.SSLContext:
+    """A backend's context; with ``client_ca`` it requires a certificate that CA signed."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server.cert_file, server.key_file)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca.cert_file)
+    return context
+
+
+class _Backend(Protocol):
+    url: str
+
+    def close(self) -> None: ...
+
+
+B = TypeVar("B", bound=_Backend)
+
+
+class TLSBackends(Generic[B]):
+    """The CAs, certificates and backends both upstream TLS test modules use, made anew.
+
+    ``ca`` signs the backends' certificates; ``plain`` shows one for
+    localhost/127.0.0.1, ``mtls`` the same and wants a client certificate
+    ``clients_ca`` signed (``client_files``), ``named`` one for
+    ``backend.internal`` only; ``other_ca`` signs nothing a backend shows.
+    """
+
+    def __init__(self, directory: Path, backend: Callable[[Issued, TestCA | None], B]) -> None:
+        self.ca = TestCA(directory, "backends")
+        self.other_ca = TestCA(directory, "elsewhere")
+        self.clients_ca = TestCA(directory, "gateways")
+        server = self.ca.issue("backend", dns=("localhost",), ips=("127.0.0.1",))
+        self.client_cert = self.clients_ca.issue("gateway-1")
+        self.plain = backend(server, None)
+        self.mtls = backend(server, self.clients_ca)
+        self.named = backend(self.ca.issue("named", dns=("backend.internal",)), None)
+
+    def client_files(self) -> dict[str, str]:
+        """The client certificate as a route's ``tls`` block names it."""
+        return {
+            "cert_file": str(self.client_cert.cert_file),
+            "key_file": str(self.client_cert.key_file),
+        }
+
+    def close(self) -> None:
+        for backend in (self.plain, self.mtls, self.named):
+            backend.close()
+
+
+def tls_route(name: str, url: str, **tls: Any) -> dict[str, Any]:
+    """A route for host ``<name>.test`` to ``url`` with this ``tls`` block, never retried."""
+    return gateway_route([url], name=name, hosts=[f"{name}.test"], tls=tls, retries={"attempts": 0})
+
+
 class TLSBackend:
     """An HTTPS backend on 127.0.0.1; with ``client_ca`` it requires a client certificate."""
 
     def __init__(self, server: Issued, client_ca: TestCA | None = None) -> None:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(server.cert_file, server.key_file)
-        if client_ca is not None:
-            context.verify_mode = ssl.CERT_REQUIRED
-            context.load_verify_locations(client_ca.cert_file)
-        self.context = context
+        self.context = server_context(server, client_ca)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}"
         self.handshake_failures: list[str] = []
@@ -172,3 +228,32 @@ class TLSBackend:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+class TLSWebSocketBackend:
+    """A ``wss`` echo on 127.0.0.1 (the ``websockets`` library's threaded server).
+
+    Its first message names the client certificate it was shown, as
+    :class:`TLSBackend` does; after that every message comes back unchanged.
+    With ``client_ca`` it requires a client certificate that CA signed.
+    """
+
+    def __init__(self, server: Issued, client_ca: TestCA | None = None) -> None:
+        self.server = ws_serve(self._echo, "127.0.0.1", 0, ssl=server_context(server, client_ca))
+        self.url = f"https://127.0.0.1:{self.server.socket.getsockname()[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def _echo(connection: ServerConnection) -> None:
+        peer = (
+            connection.socket.getpeercert()
+            if isinstance(connection.socket, ssl.SSLSocket)
+            else None
+        )
+        subject = dict(item[0] for item in peer["subject"]) if peer else {}
+        connection.send(json.dumps({"event": "connected", "client_cn": subject.get("commonName")}))
+        for message in connection:
+            connection.send(message)
+
+    def close(self) -> None:
+        self.server.shutdown()

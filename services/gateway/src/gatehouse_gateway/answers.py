@@ -1,5 +1,8 @@
 """Every JSON error answer the proxy sends: fixed bodies, and those an outcome makes.
 
+The WebSocket handshake (:mod:`gatehouse_gateway.websocket.handler`) answers
+from here too, so a refusal reads the same whatever the request upgrades to.
+
 The shape is :func:`gatehouse_common.errors.error_body`'s (``error`` code and
 ``detail`` sentence, plus ``route`` where one was matched). Bodies that never
 change are built once, here, at import; an outcome's body names the route
@@ -23,6 +26,8 @@ NO_ROUTE = error_body("no_route", "no route matches this host and path")
 HEADERS_TOO_LARGE = error_body("headers_too_large", "the request headers are too large")
 BODY_TOO_LARGE = error_body("body_too_large", "the request body is too large")
 BAD_LENGTH = error_body("bad_request", "the Content-Length header is not a number")
+BAD_TARGET = error_body("bad_request", "the request target cannot be forwarded")
+WEBSOCKET_DISABLED = error_body("websocket_disabled", "this route does not proxy WebSocket")
 
 
 async def send_json(
@@ -48,6 +53,12 @@ async def send_json(
 def unauthorized(error: TokenError) -> bytes:
     """A 401 body when no authenticator could check the token (its keys never loaded)."""
     return error_body("unauthorized", error.detail, reason=error.reason)
+
+
+def handshake_timeout(route: Route) -> bytes:
+    """A 504 body when a backend did not finish a WebSocket handshake in time."""
+    detail = "the backend did not answer the WebSocket handshake in time"
+    return error_body(Outcome.TIMEOUT.code, detail, route=route.name)
 
 
 def failure_body(outcome: Outcome, route: Route, error: BaseException | None) -> bytes:

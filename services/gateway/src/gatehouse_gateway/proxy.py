@@ -11,7 +11,8 @@ stops reading from the backend while the client is behind).
 
 Everything that can be done once is done at load time (route table,
 timeouts, label children, fixed error bodies, header sets). The two header
-seams are :func:`upstream_headers` and :func:`client_headers`. Nothing here
+seams are :func:`~gatehouse_gateway.edge.head.upstream_headers` (shared with
+the WebSocket handshake) and :func:`client_headers`. Nothing here
 logs at info level or touches pydantic.
 """
 
@@ -32,7 +33,7 @@ from gatehouse_gateway import answers
 from gatehouse_gateway.auth import challenge
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.edge import rewrite
-from gatehouse_gateway.edge.head import HOP_BY_HOP, Refusal, RequestHead
+from gatehouse_gateway.edge.head import HOP_BY_HOP, Refusal, RequestHead, upstream_headers
 from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.outcome import Outcome, Retry, outcome_of
 from gatehouse_gateway.request_body import RequestBody
@@ -89,20 +90,6 @@ class Attempt:
     # the whole body, when it was small and in before the hold ran out
     payload: bytes | None = None
     error: BaseException | None = None
-
-
-def upstream_headers(head: RequestHead) -> list[tuple[bytes, bytes]]:
-    """The client's headers as the backend gets them, minus hop-by-hop ones.
-
-    Identity and forwarding headers are added after this; the list is the
-    request's own, so later steps may extend it.
-    """
-    out = head.headers
-    if head.connection is not None:
-        # Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
-        named = {t.strip().lower() for t in head.connection.split(b",")}
-        out = [(k, v) for k, v in out if k.lower() not in named]
-    return out
 
 
 def client_headers(

@@ -139,6 +139,20 @@ class RequestHead:
         self.client = b""
 
 
+def upstream_headers(head: RequestHead) -> list[tuple[bytes, bytes]]:
+    """The client's headers as the backend gets them, minus hop-by-hop ones.
+
+    Identity and forwarding headers are added after this; the list is the
+    request's own, so later steps may extend it.
+    """
+    out = head.headers
+    if head.connection is not None:
+        # Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
+        named = {t.strip().lower() for t in head.connection.split(b",")}
+        out = [(k, v) for k, v in out if k.lower() not in named]
+    return out
+
+
 class HeadRules:
     """The edge config compiled for the hot path; rebuilt with every config."""
 

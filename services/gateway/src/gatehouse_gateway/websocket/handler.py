@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection
 
-from gatehouse_common.errors import error_body
 from gatehouse_common.jwt import TokenError
 from gatehouse_common.request_id import new_request_id
+from gatehouse_gateway import answers
 from gatehouse_gateway.auth import challenge
 from gatehouse_gateway.backend_state import BackendState
-from gatehouse_gateway.edge.head import Refusal, RequestHead
+from gatehouse_gateway.edge.head import Refusal, RequestHead, upstream_headers
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.websocket import metrics
 from gatehouse_gateway.websocket.bridge import Bridge
@@ -63,9 +63,6 @@ _ANSWER_DROP = _OWN | {
     b"x-request-id",
 }
 _HTTP_SCHEMES = {"ws": "http", "wss": "https"}
-_WS_OFF = error_body("websocket_disabled", "this route does not proxy WebSocket")
-_NO_ROUTE = error_body("no_route", "no route matches this host and path")
-_HEADERS_TOO_LARGE = error_body("headers_too_large", "the request headers are too large")
 
 
 class _Refused(Exception):
@@ -147,14 +144,16 @@ class WebSocketProxy:
         rid = rules.request_id(head).encode()
         route = gateway.table.match(head.host, head.path.decode("latin-1"))
         if route is None:
-            raise _Refused(404, _NO_ROUTE, "no_route")
+            raise _Refused(404, answers.NO_ROUTE, "no_route")
         if not route.config.websocket:
-            raise _Refused(403, _WS_OFF, "websocket_disabled")
+            raise _Refused(403, answers.WEBSOCKET_DISABLED, "websocket_disabled")
         if head.header_bytes > route.max_header_bytes:
-            raise _Refused(431, _HEADERS_TOO_LARGE, "headers_too_large")
+            raise _Refused(431, answers.HEADERS_TOO_LARGE, "headers_too_large")
         sources = route.config.websocket_token_sources
         found = find_token(sources, head.authorization, list(scope.get("subprotocols", [])), query)
-        headers = self._backend_headers(head)
+        # hop-by-hop and Connection-named headers dropped as for HTTP, then the
+        # handshake's own, which the backend connection writes itself
+        headers = [(k, v) for k, v in upstream_headers(head) if k not in _OWN]
         if route.auth_required:
             headers.extend(await self._identity(found.token))
         headers.extend(rules.forwarding_headers(head, http_scope, rid))
@@ -195,13 +194,6 @@ class WebSocketProxy:
             socket_metrics.active.dec()
             backend.in_flight -= 1
 
-    def _backend_headers(self, head: RequestHead) -> list[tuple[bytes, bytes]]:
-        out = [(k, v) for k, v in head.headers if k not in _OWN]
-        if head.connection is not None:
-            named = {t.strip().lower() for t in head.connection.split(b",")}
-            out = [(k, v) for k, v in out if k not in named]
-        return out
-
     async def _identity(self, token: bytes | None) -> list[tuple[bytes, bytes]]:
         authenticator = self.gateway.authenticator
         try:
@@ -212,7 +204,7 @@ class WebSocketProxy:
             body = (
                 authenticator.refusal(exc)
                 if authenticator is not None
-                else error_body("unauthorized", exc.detail, reason=exc.reason)
+                else answers.unauthorized(exc)
             )
             raise _Refused(
                 401, body, "unauthorized", (b"www-authenticate", challenge(exc.reason))
@@ -231,7 +223,7 @@ class WebSocketProxy:
         origin = next((v for k, v in head.headers if k == b"origin"), None)
         backend = await route.balancer.pick() or route.balancer.panic_pick()
         tried: list[BackendState] = []
-        last = "no backend"
+        failed: Unreachable | None = None
         while backend is not None and len(tried) < route.max_attempts:
             try:
                 upstream = await open_backend(
@@ -246,35 +238,31 @@ class WebSocketProxy:
                     ping_timeout=self.ping_timeout,
                 )
             except BadTarget:
-                body = error_body("bad_request", "the request target cannot be forwarded")
-                raise _Refused(400, body, "bad_request") from None
+                raise _Refused(400, answers.BAD_TARGET, "bad_request") from None
             except Rejected as exc:
                 backend.metrics.count(exc.status)
                 raise _Refused(exc.status, exc.body, "backend_refused", *exc.headers) from None
             except TimeoutError:
                 backend.metrics.count("timeout")
                 backend.record_failure("timeout")
-                detail = "the backend did not answer the WebSocket handshake in time"
-                body = error_body("upstream_timeout", detail, route=route.name)
-                raise _Refused(504, body, "upstream_timeout") from None
+                raise _Refused(504, answers.handshake_timeout(route), "upstream_timeout") from None
             except Unreachable as exc:
-                backend.metrics.count("connect_error")
-                backend.record_failure("connect_error")
-                last = str(exc)
+                backend.metrics.count(exc.outcome.label)
+                backend.record_failure(exc.outcome.label)
+                failed = exc
                 tried.append(backend)
                 backend = route.balancer.pick_other(tried)
                 continue
             backend.metrics.count(101)
             backend.record_success()
             return backend, upstream
-        if not tried:
+        if failed is None:
             raise _Refused(503, route.no_backend_body, "no_healthy_backend")
-        detail = f"cannot open a WebSocket to a backend: {last}"
-        raise _Refused(
-            502,
-            error_body("upstream_unreachable", detail, route=route.name),
-            "upstream_unreachable",
-        )
+        # the HTTP path's answer for the same failure: 502 upstream_unreachable,
+        # or upstream_tls_failed naming OpenSSL's reason (CERTIFICATE_VERIFY_FAILED)
+        outcome = failed.outcome
+        body = answers.failure_body(outcome, route, failed.error)
+        raise _Refused(outcome.status, body, outcome.code)
 
 
 async def _refuse(scope: Scope, send: Send, refusal: _Refused, rid: bytes) -> None:

@@ -12,17 +12,26 @@ Extensions are negotiated per hop: the gateway terminates the client's
 WebSocket and opens its own to the backend, so it offers the backend no
 per-message-deflate (compressing on one hop only would cost the gateway CPU
 for nothing the client sees).
+
+A ``wss`` backend is reached with its route's ``tls`` block, the very
+context the HTTP path's pools use (:mod:`gatehouse_gateway.upstream.tls`): the
+route's CA bundle, client certificate and ``server_name``, so a route's trust
+is one setting whatever the request upgrades to.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Origin, Subprotocol
 
 from gatehouse_gateway.backend_state import BackendState
+from gatehouse_gateway.outcome import Outcome
+from gatehouse_gateway.upstream.h1.connection import tls_error
 
 # Received frames held per socket before the library stops reading the backend.
 _MAX_QUEUE = 4
@@ -30,6 +39,8 @@ _MAX_QUEUE = 4
 _WRITE_LIMIT = 64 * 1024
 # A backend's refusal body relayed to the client at most this long.
 MAX_REFUSAL_BODY = 16 * 1024
+# Links of an exception's cause chain searched for a TLS failure (a chain may loop).
+_MAX_CAUSES = 8
 
 
 class Rejected(Exception):
@@ -47,7 +58,45 @@ class BadTarget(Exception):
 
 
 class Unreachable(Exception):
-    """No connection, or no valid handshake answer, from the backend."""
+    """No connection, or no valid handshake answer, from the backend.
+
+    ``outcome`` is the HTTP path's for the same failure (``CONNECT_FAILED`` or
+    ``TLS_FAILED``), so both paths count and answer it alike; ``error`` is
+    what :func:`gatehouse_gateway.answers.failure_body` names in the answer.
+    """
+
+    def __init__(self, outcome: Outcome, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.outcome = outcome
+        self.error = error
+
+
+class _BackendConnection(ClientConnection):
+    """The library's connection, keeping a TLS failure that ends a handshake.
+
+    With TLS 1.3 a backend refuses a client certificate after the client's
+    side of the handshake is done: the connection is then lost with the
+    ``SSLError`` while the library waits for the 101, and it raises "no valid
+    response" caused by an EOF, which would hide why. The TLS error is made its
+    cause here, so the client is answered ``upstream_tls_failed`` as on the
+    HTTP path.
+    """
+
+    # what the connection was lost with (recorded here: websockets 15.0 keeps no copy)
+    lost_with: BaseException | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_with = exc
+        super().connection_lost(exc)
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().handshake(*args, **kwargs)
+        except InvalidHandshake as exc:
+            lost = self.lost_with
+            if isinstance(lost, ssl.SSLError):  # the cause, not the EOF it made
+                raise exc from lost
+            raise
 
 
 def websocket_url(backend: BackendState, target: bytes) -> str:
@@ -73,6 +122,11 @@ async def open_backend(
 ) -> ClientConnection:
     """Open the WebSocket to ``backend``; raises :class:`Rejected`, :class:`Unreachable`,
     :class:`BadTarget` or ``TimeoutError``."""
+    tls: dict[str, Any] = {}
+    if backend.tls is not None:  # set for https:// backends only, so the URI is wss
+        tls["ssl"] = backend.tls.context
+        if backend.tls.server_name:
+            tls["server_hostname"] = backend.tls.server_name
     try:
         connecting = connect(
             websocket_url(backend, target),
@@ -89,6 +143,8 @@ async def open_backend(
             max_size=max_message_bytes,
             max_queue=_MAX_QUEUE,
             write_limit=_WRITE_LIMIT,
+            create_connection=_BackendConnection,
+            **tls,
         )
     except InvalidURI as exc:
         raise BadTarget(str(exc)) from None
@@ -104,4 +160,17 @@ async def open_backend(
         body = bytes(response.body or b"")[:MAX_REFUSAL_BODY]
         raise Rejected(response.status_code, kept, body) from None
     except (OSError, InvalidHandshake) as exc:
-        raise Unreachable(type(exc).__name__) from exc
+        raise _unreachable(exc) from exc
+
+
+def _unreachable(exc: BaseException) -> Unreachable:
+    """A TLS failure (raised, or the cause of a broken handshake answer: with TLS 1.3
+    a refused client certificate arrives after the handshake) or a connect failure."""
+    cause: BaseException | None = exc
+    for _ in range(_MAX_CAUSES):
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLError):
+            return Unreachable(Outcome.TLS_FAILED, tls_error(cause))
+        cause = cause.__cause__ or cause.__context__
+    return Unreachable(Outcome.CONNECT_FAILED, exc)

@@ -2,8 +2,10 @@
 The ClusterIP Service and the ServiceMonitor every Gatehouse service has,
 rendered from the including chart's context:
   include "common.service" (dict "context" . "component" "")
+  include "common.service" (dict "context" . "extraPorts" (list (dict "name" "https" "port" 8443)))
   include "common.serviceMonitor" (dict "context" . "path" "/metrics")
-The Service's port is named http and targets the container port named http.
+The Service's port is named http and targets the container port named http;
+each of "extraPorts" (name, port) targets the container port of its name.
 The ServiceMonitor scrapes the Service port named "port" (default http) of the
 Services matching "selector" (default the chart's selector labels).
 */}}
@@ -25,6 +27,12 @@ spec:
       port: {{ $ctx.Values.service.port }}
       targetPort: http
       protocol: TCP
+    {{- range .extraPorts }}
+    - name: {{ .name }}
+      port: {{ .port }}
+      targetPort: {{ .name }}
+      protocol: TCP
+    {{- end }}
 {{- end -}}
 
 {{- define "common.serviceMonitor" -}}

@@ -24,6 +24,9 @@
 {{- if and .Values.keda.enabled (gt (int .Values.keda.minReplicas) (int .Values.keda.maxReplicas)) -}}
 {{- $errors = append $errors "gateway.keda.minReplicas must not exceed maxReplicas" -}}
 {{- end -}}
+{{- if and .Values.tls.enabled (not .Values.tls.secretName) -}}
+{{- $errors = append $errors "gateway.tls.secretName must name a kubernetes.io/tls Secret when gateway.tls.enabled" -}}
+{{- end -}}
 {{- if not .Values.config.routes -}}
 {{- $errors = append $errors "gateway.config.routes must list at least one route" -}}
 {{- end -}}
