@@ -18,7 +18,8 @@ no-store``). A wrong or malformed code is a form message, not an error page.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -37,6 +38,7 @@ from gatehouse_accounts_ui.paths import (
 from gatehouse_accounts_ui.qr import qr_svg
 from gatehouse_accounts_ui.rendering import PageRenderer
 
+T = TypeVar("T")
 router = APIRouter(tags=["two-factor"])
 posts = APIRouter(tags=["two-factor"], dependencies=[Depends(verify_csrf)])
 
@@ -44,6 +46,8 @@ posts = APIRouter(tags=["two-factor"], dependencies=[Depends(verify_csrf)])
 MAX_CODE = 32
 NO_STORE = {"Cache-Control": "no-store"}
 WRONG_CODE = "That code is wrong or was already used. Try the newest code from your app."
+NO_CODE = "Enter the 6-digit code from your app (or, to turn it off, a recovery code)."
+BAD, CONFLICT = status.HTTP_400_BAD_REQUEST, status.HTTP_409_CONFLICT
 Code = Annotated[str, Form()]
 
 
@@ -122,10 +126,34 @@ async def start(request: Request, renderer: RendererDep, session: BrowserSession
     try:
         enrolment = await session.call(session.auth.start_totp)
     except TotpStateChanged as exc:
-        return await _overview(renderer, request, session, exc.message, status.HTTP_409_CONFLICT)
+        return await _overview(renderer, request, session, exc.message, CONFLICT)
     return _confirm_form(
         renderer, request, session, secret=enrolment.secret, uri=enrolment.otpauth_uri
     )
+
+
+class CodeRefused(Exception):
+    """A code the form cannot use (empty, or auth said wrong): ``message`` says which."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def _with_code(
+    session: BrowserSession, raw: str, work: Callable[[str, str], Awaitable[T]]
+) -> T:
+    """``work(token, code)`` with the cleaned code; :class:`CodeRefused` when it cannot pass.
+
+    :class:`TotpStateChanged` goes up as it is: that is no fault of the code.
+    """
+    cleaned = clean_code(raw)
+    if not cleaned:
+        raise CodeRefused(NO_CODE)
+    try:
+        return await session.call(lambda token: work(token, cleaned))
+    except WrongTotpCode:
+        raise CodeRefused(WRONG_CODE) from None
 
 
 @posts.post(TOTP_CONFIRM_PATH, summary="Turn TOTP on with a code; shows the recovery codes once")
@@ -134,22 +162,12 @@ async def confirm(
 ) -> Response:
     if not session.signed_in:
         return renderer.signin(request, error="Sign in first.", status_code=401)
-    cleaned = clean_code(code)
-    bad = status.HTTP_400_BAD_REQUEST
-    if not cleaned:
-        return _confirm_form(
-            renderer,
-            request,
-            session,
-            error="Enter the 6-digit code from your app.",
-            status_code=bad,
-        )
     try:
-        codes = await session.call(lambda token: session.auth.confirm_totp(token, cleaned))
-    except WrongTotpCode:
-        return _confirm_form(renderer, request, session, error=WRONG_CODE, status_code=bad)
+        codes = await _with_code(session, code, session.auth.confirm_totp)
+    except CodeRefused as exc:
+        return _confirm_form(renderer, request, session, error=exc.message, status_code=BAD)
     except TotpStateChanged as exc:
-        return await _overview(renderer, request, session, exc.message, status.HTTP_409_CONFLICT)
+        return await _overview(renderer, request, session, exc.message, CONFLICT)
     return _page(renderer, request, session, "totp_codes.html", {"codes": codes})
 
 
@@ -159,18 +177,12 @@ async def disable(
 ) -> Response:
     if not session.signed_in:
         return renderer.signin(request, error="Sign in first.", status_code=401)
-    cleaned = clean_code(code)
-    bad = status.HTTP_400_BAD_REQUEST
-    if not cleaned:
-        return await _overview(
-            renderer, request, session, "Enter a code from your app or a recovery code.", bad
-        )
     try:
-        await session.call(lambda token: session.auth.disable_totp(token, cleaned))
-    except WrongTotpCode:
-        return await _overview(renderer, request, session, WRONG_CODE, bad)
+        await _with_code(session, code, session.auth.disable_totp)
+    except CodeRefused as exc:
+        return await _overview(renderer, request, session, exc.message, BAD)
     except TotpStateChanged as exc:
-        return await _overview(renderer, request, session, exc.message, status.HTTP_409_CONFLICT)
+        return await _overview(renderer, request, session, exc.message, CONFLICT)
     done = RedirectResponse(
         page_url(TOTP_PATH, notice="totp_disabled"), status_code=status.HTTP_303_SEE_OTHER
     )
