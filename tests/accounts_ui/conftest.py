@@ -45,6 +45,21 @@ def action_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActionSta
             yield ActionStack(auth=auth, ui=ui, keys_dir=work / "keys")
 
 
+@pytest.fixture(scope="module")
+def totp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActionStack]:
+    """Auth requiring a second factor of admins (``require_admin_totp``), and the page.
+
+    Its own database: the admin here enrols and signs in with codes.
+    """
+    work = tmp_path_factory.mktemp("accounts-ui-totp")
+    auth_port = free_port()
+    with temporary_database("accounts_ui_totp") as database_url:
+        ui = ui_process(f"http://127.0.0.1:{auth_port}", "accounts-ui-totp")
+        auth = ui_auth_process(database_url, work, port=auth_port, require_admin_totp="true")
+        with started_together(auth, ui):
+            yield ActionStack(auth=auth, ui=ui, keys_dir=work / "keys")
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("accounts-ui")

@@ -101,3 +101,11 @@ def test_a_sign_in_auth_refuses_as_invalid_is_explained(
         response = sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert response.status_code == 400
     assert "That does not look like an email address." in response.text
+
+
+def test_a_two_factor_answer_of_the_wrong_shape_gives_a_502_page(ui: ServiceProcess) -> None:
+    response = httpx.get(
+        f"{ui.url}/accounts_page/two-factor", cookies={"gatehouse_session": "a.b.c"}, timeout=10
+    )
+    assert response.status_code == 502
+    assert "The auth service answered in an unexpected way." in response.text

@@ -7,12 +7,15 @@ The sync API runs in plain test functions, outside any asyncio loop.
 
 from __future__ import annotations
 
-import uuid
+import re
+import time
 from collections.abc import Iterator
 
 import httpx
+import pyotp
 import pytest
 from accounts_ui.conftest import ActionStack
+from accounts_ui.forms import PASSWORD, new_account
 from accounts_ui.pages import account, render_listing
 from accounts_ui.stack import (
     ADMIN_EMAIL,
@@ -39,7 +42,6 @@ pytestmark = pytest.mark.browser
 # Generous waits: CI shares two cores with every other suite. A step that
 # really fails still fails, only later.
 TIMEOUT_MS = 20_000
-PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new passphrase 77"
 expect.set_options(timeout=TIMEOUT_MS)
 
@@ -218,14 +220,6 @@ def test_the_page_works_through_the_gateway(stack: Stack, watched: Watched) -> N
 # The page acting on accounts (auth and the page over a database of their own).
 
 
-def new_account(stack: ActionStack) -> dict[str, str]:
-    tag = uuid.uuid4().hex[:10]
-    body = {"username": f"br_{tag}", "email": f"br.{tag}@example.com", "password": PASSWORD}
-    response = httpx.post(stack.auth.url + "/account", json=body, timeout=30)
-    assert response.status_code == 201, response.text
-    return body
-
-
 def row_of(page: Page, base: str, username: str) -> Locator:
     """The account's row, found with the page's own search."""
     page.goto(f"{base}/accounts_page?search={username}")
@@ -399,3 +393,62 @@ def test_the_session_is_renewed_when_the_access_token_expires(
     assert not {"gatehouse_session", "gatehouse_refresh"} & {
         c["name"] for c in page.context.cookies()
     }
+
+
+def sign_in_with_code(page: Page, base: str, email: str, password: str, code: str) -> None:
+    """Sign in where auth asks for a second factor: the form comes back asking for it."""
+    sign_in(page, base, email, password)
+    expect(page.get_by_label("Authenticator code")).to_be_visible()
+    page.get_by_label("Password").fill(password)
+    page.get_by_label("Authenticator code").fill(code)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_an_admin_enrols_signs_in_with_a_code_and_a_recovery_code_and_turns_it_off(
+    totp_stack: ActionStack, watched: Watched
+) -> None:
+    """Where admins must have a second factor: sent to enrol, then every way of signing in."""
+    page, base = watched.page, totp_stack.ui.url
+    sign_in(page, base, ADMIN_EMAIL, ADMIN_PASSWORD)
+    expect(page.get_by_role("heading", name="Turn on two-factor sign-in first")).to_be_visible()
+    page.get_by_role("link", name="Set up two-factor sign-in").click()
+    expect(page.locator("#totp-state")).to_contain_text("Two-factor sign-in is off")
+    page.get_by_role("button", name="Set up two-factor sign-in").click()
+
+    expect(page.get_by_role("heading", name="Set up two-factor sign-in")).to_be_visible()
+    expect(page.get_by_role("img", name="QR code of the secret").locator("svg")).to_be_visible()
+    secret = page.get_by_label("Secret", exact=True).input_value()
+    expect(page.get_by_label("Or as a link (otpauth)")).to_have_value(
+        re.compile(rf"^otpauth://totp/.*secret={secret}")
+    )
+    page.get_by_label("Code from your app").fill("000000")
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_role("alert")).to_contain_text("wrong or was already used")
+    page.get_by_label("Code from your app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_role("heading", name="Two-factor sign-in is on")).to_be_visible()
+    codes = page.locator("#recovery-codes code").all_inner_texts()
+    assert len(codes) == 10
+
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    following = pyotp.TOTP(secret).at(time.time() + 30)  # the current step is spent
+    sign_in_with_code(page, base, ADMIN_EMAIL, ADMIN_PASSWORD, following)
+    expect(page.locator("#accounts")).to_be_visible()
+
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    sign_in_with_code(page, base, ADMIN_EMAIL, ADMIN_PASSWORD, codes[0])
+    expect(page.locator("#accounts")).to_be_visible()
+
+    page.get_by_role("link", name="Two-factor").click()
+    expect(page.locator("#totp-state")).to_contain_text("Two-factor sign-in is on")
+    page.get_by_label("Code from your app, or a recovery code").fill(codes[0])  # spent
+    page.get_by_role("button", name="Turn off two-factor sign-in").click()
+    expect(page.get_by_role("alert")).to_contain_text("wrong or was already used")
+    page.get_by_label("Code from your app, or a recovery code").fill(codes[1])
+    page.get_by_role("button", name="Turn off two-factor sign-in").click()
+    expect(page.locator("#notice")).to_contain_text("Two-factor sign-in is off")
+    page.goto(f"{base}/accounts_page")
+    expect(page.get_by_role("heading", name="Turn on two-factor sign-in first")).to_be_visible()
+    # the refusals the flow provokes (a code asked for, wrong codes, enrolment due) only
+    assert watched.dialogs == []
+    assert all(re.search(r"status of 40[013]", error) for error in watched.errors), watched.errors

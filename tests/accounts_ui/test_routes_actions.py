@@ -9,7 +9,6 @@ never a 500, never JSON.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,11 +16,11 @@ import httpx
 import pyotp
 import pytest
 from accounts_ui.conftest import ActionStack
+from accounts_ui.forms import PASSWORD, is_page, new_account, post, token_of
 from accounts_ui.stack import ADMIN_PASSWORD, admin_token, csrf_token, sign_in
 from support.auth import ADMIN_EMAIL
 
 NEW_PASSWORD = "a brand new passphrase 77"
-PASSWORD = "correct horse battery"
 
 
 def auth_admin(stack: ActionStack) -> httpx.Client:
@@ -35,15 +34,6 @@ def auth_admin(stack: ActionStack) -> httpx.Client:
     return httpx.Client(
         base_url=stack.auth.url, timeout=30, headers={"Authorization": f"Bearer {token}"}
     )
-
-
-def new_account(stack: ActionStack) -> dict[str, Any]:
-    """A fresh account (sign-up through auth) and its id."""
-    tag = uuid.uuid4().hex[:10]
-    body = {"username": f"act_{tag}", "email": f"act.{tag}@example.com", "password": PASSWORD}
-    created = httpx.post(stack.auth.url + "/account", json=body, timeout=30)
-    assert created.status_code == 201, created.text
-    return {**body, "id": created.json()["id"]}
 
 
 def account_state(stack: ActionStack, email: str) -> dict[str, Any]:
@@ -61,19 +51,6 @@ def admin(action_stack: ActionStack) -> Iterator[httpx.Client]:
     assert sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 303
     yield client
     client.close()
-
-
-def token_of(client: httpx.Client, path: str = "/accounts_page") -> str:
-    return csrf_token(client.get(path).text)
-
-
-def post(client: httpx.Client, path: str, **form: str) -> httpx.Response:
-    return client.post(path, data={"csrf_token": token_of(client), **form})
-
-
-def is_page(response: httpx.Response, status: int) -> None:
-    assert response.status_code == status, response.text[:500]
-    assert response.headers["content-type"].startswith("text/html")
 
 
 def test_disable_asks_first_then_disables_and_enable_undoes_it(

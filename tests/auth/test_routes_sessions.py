@@ -296,3 +296,95 @@ def test_an_expired_access_token_cannot_log_out(client: httpx.Client) -> None:
     claims["exp"] = int(time.time()) - 3600
     forged = jwt.encode(claims, "not-the-key-" * 4, algorithm="HS256")
     assert client.post("/logout", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def _revocation_rows(service: AuthService, email: str) -> list[dict[str, Any]]:
+    """The ``token_revoked`` audit rows naming ``email``, oldest first, every column."""
+    settings = AuthSettings(
+        database_url=service.env["DATABASE_URL"] or None, data_dir=service.data_dir
+    )
+    engine = create_engine(settings.sqlalchemy_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT * FROM audit_events WHERE action = 'token_revoked' "
+                    "AND target = :email ORDER BY id"
+                ),
+                {"email": email},
+            )
+            found = [dict(row._mapping) for row in rows]
+    finally:
+        engine.dispose()
+    for row in found:  # SQLite hands JSON back as text
+        if isinstance(row["detail"], str):
+            row["detail"] = json.loads(row["detail"])
+    return found
+
+
+def _holds_no_token(rows: list[dict[str, Any]], *bodies: dict[str, Any]) -> None:
+    text_of_rows = repr(rows)
+    for body in bodies:
+        for secret in (
+            body["access_token"],
+            body["refresh_token"],
+            _claims(body["access_token"])["jti"],
+        ):
+            assert secret not in text_of_rows
+    assert "eyJ" not in text_of_rows
+
+
+def test_logout_writes_one_token_revoked_row_without_the_tokens(
+    client: httpx.Client, auth_service: AuthService
+) -> None:
+    account = signup(client)
+    body = client.post("/login", json={"email": account["email"], "password": PASSWORD}).json()
+    assert client.post("/logout", json={"refresh_token": body["refresh_token"]}).status_code == 204
+    rows = _revocation_rows(auth_service, account["email"])
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["actor_email"] == account["email"]  # the owner asked
+    assert row["actor_id"] == int(_claims(body["access_token"])["sub"])
+    assert row["client_address"] == "127.0.0.1"
+    assert row["detail"] == {
+        "reason": "logout",
+        "account_id": row["actor_id"],
+        "revoked_count": 1,
+    }
+    _holds_no_token(rows, body)
+    # ending an ended session again is no new revocation
+    assert client.post("/logout", json={"refresh_token": body["refresh_token"]}).status_code == 204
+    assert len(_revocation_rows(auth_service, account["email"])) == 1
+
+
+def test_a_bearer_logout_writes_a_token_revoked_row(
+    client: httpx.Client, auth_service: AuthService
+) -> None:
+    account = signup(client)
+    body = client.post("/login", json={"email": account["email"], "password": PASSWORD}).json()
+    response = client.post("/logout", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert response.status_code == 204
+    rows = _revocation_rows(auth_service, account["email"])
+    assert [r["detail"]["reason"] for r in rows] == ["logout"]
+    _holds_no_token(rows, body)
+
+
+def test_refresh_reuse_writes_a_token_revoked_row_without_the_tokens(
+    client: httpx.Client, auth_service: AuthService
+) -> None:
+    account = signup(client)
+    first = client.post("/login", json={"email": account["email"], "password": PASSWORD}).json()
+    second = _refresh(client, first["refresh_token"]).json()
+    assert _revocation_rows(auth_service, account["email"]) == []  # a rotation revokes nothing
+    assert _refresh(client, first["refresh_token"]).status_code == 401
+    rows = _revocation_rows(auth_service, account["email"])
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["actor_id"] is None and row["actor_email"] is None  # nobody asked: detection did
+    assert row["client_address"] == "127.0.0.1"
+    assert row["detail"]["reason"] == "refresh_token_reused"
+    assert row["detail"]["revoked_count"] == 2  # both live access tokens of the family
+    _holds_no_token(rows, first, second)
+    # presenting it yet again ends nothing new, so no second row
+    assert _refresh(client, first["refresh_token"]).status_code == 401
+    assert len(_revocation_rows(auth_service, account["email"])) == 1

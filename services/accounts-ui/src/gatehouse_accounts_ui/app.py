@@ -18,7 +18,7 @@ from gatehouse_accounts_ui.errors import PageError, SessionExpired
 from gatehouse_accounts_ui.headers import SecurityHeadersMiddleware
 from gatehouse_accounts_ui.paths import STATIC_PREFIX
 from gatehouse_accounts_ui.rendering import PageRenderer, build_templates
-from gatehouse_accounts_ui.routes import actions, audit, page, password, reset, session
+from gatehouse_accounts_ui.routes import actions, audit, page, password, reset, session, totp
 from gatehouse_accounts_ui.settings import AccountsUISettings, get_settings
 from gatehouse_common.app import create_service_app
 from gatehouse_common.bodylimit import install_body_limit
@@ -87,6 +87,8 @@ def create_app(settings: AccountsUISettings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(password.router)
     app.include_router(reset.router)
+    app.include_router(totp.router)
+    app.include_router(totp.posts)
     app.mount(
         STATIC_PREFIX,
         StaticFiles(directory=str(files("gatehouse_accounts_ui") / "static")),

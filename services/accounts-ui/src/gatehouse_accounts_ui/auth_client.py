@@ -3,8 +3,9 @@
 Sign-in (``POST /login``), the session's upkeep (``POST /token/refresh``,
 ``POST /logout``), the listing (``GET /accounts``), the admin actions
 (``/accounts/{id}/...``, ``DELETE /lockouts/{email}``), the audit log
-(``GET /audit``), the owner's password change (``PUT /account/password``) and
-the use of a reset link (``POST /password/reset``).
+(``GET /audit``), the owner's password change (``PUT /account/password``),
+their second factor (``GET /me``, ``/account/totp``) and the use of a reset
+link (``POST /password/reset``).
 Every transport failure, timeout or 5xx becomes
 :class:`~gatehouse_accounts_ui.errors.AuthUnavailable` (a 503 page), every answer
 that does not fit the contract :class:`~gatehouse_accounts_ui.errors.AuthBadAnswer`,
@@ -26,8 +27,10 @@ from gatehouse_accounts_ui.auth_models import (
     Account,
     AccountPage,
     AuditPage,
+    RecoveryCodes,
     ResetLink,
     TokenPair,
+    TotpEnrolment,
 )
 from gatehouse_accounts_ui.errors import (
     ActionConflict,
@@ -43,8 +46,11 @@ from gatehouse_accounts_ui.errors import (
     PasswordRefused,
     ResetLinkInvalid,
     SessionExpired,
+    TotpEnrolmentRequired,
     TotpRequired,
+    TotpStateChanged,
     WrongPassword,
+    WrongTotpCode,
 )
 from gatehouse_common.request_id import REQUEST_ID_HEADER, current_request_id
 
@@ -85,7 +91,9 @@ def _refusal(response: httpx.Response, what: str) -> Exception:
     if code == status.HTTP_401_UNAUTHORIZED:
         return SessionExpired()
     if code == status.HTTP_403_FORBIDDEN:
-        return NotAdmin("Your account can sign in, but only administrators may do this.")
+        return _forbidden(
+            response, "Your account can sign in, but only administrators may do this."
+        )
     if code == status.HTTP_404_NOT_FOUND:
         return PageNotFound(detail or f"There is no such {what}.")
     if code == status.HTTP_409_CONFLICT:
@@ -100,6 +108,14 @@ def _refusal(response: httpx.Response, what: str) -> Exception:
         )
     logger.warning("auth service answered %d to a %s call", code, what)
     return AuthBadAnswer("The auth service refused this request unexpectedly.")
+
+
+def _forbidden(response: httpx.Response, message: str) -> Exception:
+    """Auth's 403 on an admin call: not an admin, or an admin who must enrol TOTP first."""
+    code, _ = _error(response)
+    if code == "totp_enrolment_required":
+        return TotpEnrolmentRequired()
+    return NotAdmin(message)
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -210,7 +226,9 @@ class AuthClient:
         if response.status_code == status.HTTP_401_UNAUTHORIZED:
             raise SessionExpired()
         if response.status_code == status.HTTP_403_FORBIDDEN:
-            raise NotAdmin("Your account can sign in, but only administrators may see accounts.")
+            raise _forbidden(
+                response, "Your account can sign in, but only administrators may see accounts."
+            )
         logger.warning("auth service answered %d to an accounts listing", response.status_code)
         raise AuthBadAnswer("The auth service refused the listing unexpectedly.")
 
@@ -269,6 +287,50 @@ class AuthClient:
         if response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT:
             raise PasswordRefused(_field_messages(response) or detail)
         raise _refusal(response, "account")
+
+    async def me(self, token: str) -> Account:
+        """The signed-in person's own account (whether TOTP is on, say)."""
+        response = await self._send("GET", "/me", headers=_bearer(token))
+        if response.is_success:
+            return self._parse(Account, response)
+        raise _refusal(response, "account")
+
+    async def start_totp(self, token: str) -> TotpEnrolment:
+        """A new pending TOTP secret (it counts only once a code confirms it)."""
+        response = await self._totp("POST", "/account/totp", token)
+        return self._parse(TotpEnrolment, response)
+
+    async def confirm_totp(self, token: str, code: str) -> list[str]:
+        """Turn TOTP on with a code from the app; the recovery codes, to show once."""
+        response = await self._totp("POST", "/account/totp/confirm", token, code)
+        return self._parse(RecoveryCodes, response).recovery_codes
+
+    async def disable_totp(self, token: str, code: str) -> None:
+        """Turn TOTP off with a current code or a recovery code."""
+        await self._totp("DELETE", "/account/totp", token, code)
+
+    async def _totp(
+        self, method: str, path: str, token: str, code: str | None = None
+    ) -> httpx.Response:
+        """A call to ``/account/totp*``: what a person can fix in the form is a form error."""
+        body = {"json": {"code": code}} if code is not None else {}
+        response = await self._send(method, path, headers=_bearer(token), **body)
+        if response.is_success:
+            return response
+        error, _ = _error(response)
+        if response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT or (
+            response.status_code == status.HTTP_400_BAD_REQUEST and error == "invalid_totp_code"
+        ):
+            raise WrongTotpCode()
+        if response.status_code == status.HTTP_409_CONFLICT:
+            raise TotpStateChanged(
+                "Two-factor sign-in is already on."
+                if error == "totp_already_enabled"
+                else "Start the set-up again: there is no pending secret to confirm."
+            )
+        if response.status_code == status.HTTP_404_NOT_FOUND:
+            raise TotpStateChanged("Two-factor sign-in is already off.")
+        raise _refusal(response, "second factor")
 
     async def reset_password(self, token: str, new: str) -> None:
         """Use a one-time reset link's token (no session needed)."""

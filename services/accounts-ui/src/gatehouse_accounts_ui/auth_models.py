@@ -19,6 +19,7 @@ class Account(BaseModel):
     role: str = ""
     created_at: datetime
     disabled: bool = False
+    totp_enabled: bool = False
 
 
 class AccountPage(BaseModel):
@@ -41,6 +42,19 @@ class ResetLink(BaseModel):
 
     reset_url: str
     expires_at: datetime
+
+
+class TotpEnrolment(BaseModel):
+    """``POST /account/totp``: a pending secret, shown to its owner once."""
+
+    secret: str = Field(min_length=1, max_length=256)
+    otpauth_uri: str = Field(min_length=1, max_length=2048)
+
+
+class RecoveryCodes(BaseModel):
+    """``POST /account/totp/confirm``: the single-use recovery codes, shown once."""
+
+    recovery_codes: list[str] = Field(max_length=100)
 
 
 class AuditRow(BaseModel):

@@ -8,6 +8,7 @@ The page is for people in a browser, so its failures render the error template
     ├── ActionRejected        400: auth refused an admin action's input (422/400)
     ├── CsrfRejected          403: form token missing/wrong, or a foreign Origin
     ├── NotAdmin              403: signed in, but the auth service says not an admin
+    ├── TotpEnrolmentRequired 403: an admin must turn on two-factor sign-in first
     ├── PageNotFound          404: an address (or account id) the page does not have
     ├── ActionConflict        409: auth refused the change (it would leave no admin)
     ├── LengthRequired        411: a form post that does not say its size
@@ -24,6 +25,8 @@ The page is for people in a browser, so its failures render the error template
     ├── SessionExpired        401 on a call, and no refresh helped: back to sign-in
     ├── WrongPassword         PUT /account/password: the current password is wrong
     ├── PasswordRefused       a new password was refused (422: too weak, say)
+    ├── WrongTotpCode         /account/totp*: the code is wrong, used or malformed (400/422)
+    ├── TotpStateChanged      /account/totp*: already on, not started, not on (409/404)
     └── ResetLinkInvalid      POST /password/reset said 400 (used, superseded, expired)
 """
 
@@ -31,12 +34,17 @@ from __future__ import annotations
 
 from fastapi import status
 
+from gatehouse_accounts_ui.paths import TOTP_PATH
+
 
 class PageError(Exception):
     """A failure shown to the user as a page of its own."""
 
     status_code: int = status.HTTP_500_INTERNAL_SERVER_ERROR
     title: str = "Something went wrong"
+    # Where the page sends the person next, when that is not the accounts page.
+    next_url: str = ""
+    next_label: str = ""
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -72,6 +80,21 @@ class CsrfRejected(PageError):
 class NotAdmin(PageError):
     status_code = status.HTTP_403_FORBIDDEN
     title = "Administrators only"
+
+
+class TotpEnrolmentRequired(PageError):
+    """Auth's 403 ``totp_enrolment_required``: the way out is the two-factor page."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    title = "Turn on two-factor sign-in first"
+    next_url = TOTP_PATH
+    next_label = "Set up two-factor sign-in"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Administrators here must use two-factor sign-in (an authenticator app) "
+            "before they can see or change accounts. Set it up, then come back."
+        )
 
 
 class PageNotFound(PageError):
@@ -139,3 +162,15 @@ class PasswordRefused(AuthClientError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class WrongTotpCode(AuthClientError):
+    pass
+
+
+class TotpStateChanged(AuthClientError):
+    """Two-factor is not in the state the form assumed (another tab changed it, say)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -18,6 +18,7 @@ NOTICES = {
     "no_lockout": "That account had no sign-in lockout in force.",
     "password_changed": "Your password is changed; your other sessions have ended.",
     "password_reset": "Your new password is set. Sign in with it.",
+    "totp_disabled": "Two-factor sign-in is off: signing in takes only your password now.",
 }
 
 

@@ -13,6 +13,11 @@ PASSWORD_PATH = f"{PREFIX}/password"
 # Where auth's reset links point (its password_reset_path setting).
 RESET_PATH = f"{PREFIX}/password-reset"
 LIFT_LOCKOUT_PATH = f"{PREFIX}/lockouts/lift"
+# The signed-in person's own second factor, and its three form posts.
+TOTP_PATH = f"{PREFIX}/two-factor"
+TOTP_START_PATH = f"{TOTP_PATH}/start"
+TOTP_CONFIRM_PATH = f"{TOTP_PATH}/confirm"
+TOTP_DISABLE_PATH = f"{TOTP_PATH}/disable"
 
 
 def action_path(account_id: int | str, action: str) -> str:

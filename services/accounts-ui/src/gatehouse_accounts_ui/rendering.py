@@ -30,6 +30,10 @@ from gatehouse_accounts_ui.paths import (
     PREFIX,
     RESET_PATH,
     STATIC_PREFIX,
+    TOTP_CONFIRM_PATH,
+    TOTP_DISABLE_PATH,
+    TOTP_PATH,
+    TOTP_START_PATH,
     action_path,
 )
 from gatehouse_accounts_ui.settings import AccountsUISettings
@@ -74,6 +78,10 @@ def build_templates() -> Jinja2Templates:
         password_path=PASSWORD_PATH,
         reset_path=RESET_PATH,
         lift_lockout_path=LIFT_LOCKOUT_PATH,
+        totp_path=TOTP_PATH,
+        totp_start_path=TOTP_START_PATH,
+        totp_confirm_path=TOTP_CONFIRM_PATH,
+        totp_disable_path=TOTP_DISABLE_PATH,
         action_path=action_path,
     )
     env.filters.update(utc=format_utc, iso=format_iso, as_json=as_json)
@@ -142,7 +150,13 @@ class PageRenderer:
         return self.render(
             request,
             "error.html",
-            {"title": exc.title, "message": exc.message, "status_code": exc.status_code},
+            {
+                "title": exc.title,
+                "message": exc.message,
+                "status_code": exc.status_code,
+                "next_url": exc.next_url,
+                "next_label": exc.next_label,
+            },
             status_code=exc.status_code,
             headers=exc.headers,
         )

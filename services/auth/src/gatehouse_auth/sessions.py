@@ -14,7 +14,9 @@ token exactly one wins; the loser is a reuse.
 
 Nothing here publishes: functions return the access tokens to revoke
 (:class:`Revoked`), and the route publishes them after the commit, so the
-database (the record) is never behind the gateways (the cache).
+database (the record) is never behind the gateways (the cache). Ending a live
+session writes a ``token_revoked`` audit row in the same transaction
+(:func:`audit_ended`): its count of tokens, never a token.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import CursorResult, delete, or_, update
 from sqlmodel import Session, col, select
 
-from gatehouse_auth import crud
+from gatehouse_auth import audit, crud
 from gatehouse_auth.models import Account, utcnow
 from gatehouse_auth.session_models import (
     CLIENT_ADDRESS_CHARS,
@@ -188,19 +190,65 @@ def find_session(*, session: Session, refresh_token: str) -> LoginSession | None
     return None if row is None else session.get(LoginSession, row.session_id)
 
 
-def _reuse(*, session: Session, login_session: LoginSession, now: datetime) -> RefreshRefused:
+def audit_ended(
+    *,
+    session: Session,
+    account_id: int,
+    reason: str,
+    revoked: Revoked,
+    client: str | None,
+    by_owner: bool,
+) -> None:
+    """A ``token_revoked`` row for ended sessions (not committed).
+
+    ``by_owner``: the account itself asked (logout), so it is the actor; a
+    reuse is no one's request. The detail holds counts, never a token or jti.
+    """
+    account = crud.get_account(session=session, account_id=account_id)
+    audit.record(
+        session,
+        audit.AuditAction.token_revoked,
+        actor=account if by_owner else None,
+        target=account.email if account is not None else str(account_id),
+        client=client,
+        detail={
+            "reason": reason,
+            "account_id": account_id,
+            "revoked_count": len(dict(revoked.tokens)),
+        },
+    )
+
+
+def _reuse(
+    *, session: Session, login_session: LoginSession, now: datetime, client: str | None
+) -> RefreshRefused:
+    was_live = login_session.revoked_at is None
     revoked = end_session(session=session, login_session=login_session, now=now)
+    if was_live:
+        audit_ended(
+            session=session,
+            account_id=login_session.account_id,
+            reason="refresh_token_reused",
+            revoked=revoked,
+            client=client,
+            by_owner=False,
+        )
     session.commit()
     return RefreshRefused("reused", revoked)
 
 
 def refresh(
-    *, session: Session, refresh_token: str, tokens: TokenService, settings: AuthSettings
+    *,
+    session: Session,
+    refresh_token: str,
+    tokens: TokenService,
+    settings: AuthSettings,
+    client: str | None = None,
 ) -> SessionTokens:
     """Trade a refresh token for a new pair; raises :class:`RefreshRefused`.
 
-    A reused token ends its session (committed here) and the refusal carries
-    the access tokens to revoke.
+    A reused token ends its session (committed here, with its audit row from
+    ``client``) and the refusal carries the access tokens to revoke.
     """
     now = utcnow()
     row = session.get(RefreshToken, hash_token(refresh_token))
@@ -210,7 +258,7 @@ def refresh(
     if login_session is None:
         raise RefreshRefused("unknown")
     if row.used_at is not None:
-        raise _reuse(session=session, login_session=login_session, now=now)
+        raise _reuse(session=session, login_session=login_session, now=now, client=client)
     if login_session.revoked_at is not None:
         raise RefreshRefused("revoked")
     if _aware(row.expires_at) <= now or _aware(login_session.expires_at) <= now:
@@ -231,7 +279,7 @@ def refresh(
         reloaded = session.get(LoginSession, row.session_id)
         if reloaded is None:
             raise RefreshRefused("unknown")
-        raise _reuse(session=session, login_session=reloaded, now=now)
+        raise _reuse(session=session, login_session=reloaded, now=now, client=client)
     login_session.last_used_at = now
     return _issue(
         session=session,

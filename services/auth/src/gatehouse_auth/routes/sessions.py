@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Depends, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gatehouse_auth import sessions
-from gatehouse_auth.deps import RevocationsDep, SessionDep, StateDep
+from gatehouse_auth.deps import ClientAddress, RevocationsDep, SessionDep, StateDep
 from gatehouse_auth.errors import InvalidRefreshToken, NotAuthenticated
 from gatehouse_auth.metrics import REFRESHES, SESSIONS_ENDED
 from gatehouse_auth.models import utcnow
@@ -63,6 +63,7 @@ def refresh(
     session: SessionDep,
     state: StateDep,
     revocations: RevocationsDep,
+    client: ClientAddress,
 ) -> TokenResponse:
     try:
         issued = sessions.refresh(
@@ -70,6 +71,7 @@ def refresh(
             refresh_token=body.refresh_token,
             tokens=state.tokens,
             settings=state.settings,
+            client=client,
         )
     except sessions.RefreshRefused as refused:
         REFRESHES.labels(result=refused.reason).inc()
@@ -87,18 +89,19 @@ def refresh(
 
 def _bearer_session(
     session: SessionDep, state: StateDep, token: str
-) -> tuple[sessions.Revoked, LoginSession | None]:
-    """The bearer token to revoke (jti, exp) and the session it names."""
+) -> tuple[sessions.Revoked, LoginSession | None, int | None]:
+    """The bearer token to revoke (jti, exp), the session it names and its account id."""
     try:
         claims = state.tokens.verify(token)
     except InvalidToken:
         raise NotAuthenticated("the bearer token is invalid or expired") from None
     revoked = sessions.Revoked()
-    jti, exp, sid = claims.get("jti"), claims.get("exp"), claims.get("sid")
+    jti, exp, sid, sub = claims.get("jti"), claims.get("exp"), claims.get("sid"), claims.get("sub")
     if isinstance(jti, str) and isinstance(exp, int):
         revoked.tokens.append((jti, exp))
     login_session = session.get(LoginSession, sid) if isinstance(sid, str) else None
-    return revoked, login_session
+    account_id = int(sub) if isinstance(sub, str) and sub.isdecimal() else None
+    return revoked, login_session, account_id
 
 
 @router.post(
@@ -121,34 +124,55 @@ def logout(
     state: StateDep,
     revocations: RevocationsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    client: ClientAddress,
     body: Annotated[LogoutRequest | None, Body()] = None,
 ) -> Response:
     """Every credential given is checked before anything ends, so a typo ends nothing.
 
     The session is ended (its refresh tokens stop working, its access tokens
     are revoked), and so is the bearer token itself even when it names no
-    session. Logging out of a session already ended is a 204 again.
+    session. Logging out of a session already ended is a 204 again. What ended
+    (or the bearer token alone) is a ``token_revoked`` audit row; a repeat that
+    ends nothing new writes none.
     """
     refresh_token = body.refresh_token if body is not None else None
     if credentials is None and refresh_token is None:
         raise NotAuthenticated("send the refresh token, or the access token as a bearer")
     revoked = sessions.Revoked()
     ending: list[LoginSession] = []
+    bearer_account: int | None = None
     if credentials is not None:
-        revoked, by_bearer = _bearer_session(session, state, credentials.credentials)
+        revoked, by_bearer, bearer_account = _bearer_session(
+            session, state, credentials.credentials
+        )
         if by_bearer is not None:
             ending.append(by_bearer)
+            bearer_account = None  # the session's own row covers it
     if refresh_token is not None:
         by_refresh = sessions.find_session(session=session, refresh_token=refresh_token)
         if by_refresh is None:
             raise InvalidRefreshToken()
         ending.append(by_refresh)
     now = utcnow()
+    ended_accounts: set[int] = set()
     for login_session in {s.id: s for s in ending}.values():
+        if login_session.revoked_at is None:
+            ended_accounts.add(login_session.account_id)
         revoked.tokens += sessions.end_session(
             session=session, login_session=login_session, now=now
         ).tokens
         SESSIONS_ENDED.labels(reason="logout").inc()
+    if bearer_account is not None:
+        ended_accounts.add(bearer_account)  # a bearer token that names no session
+    for account_id in sorted(ended_accounts):
+        sessions.audit_ended(
+            session=session,
+            account_id=account_id,
+            reason="logout",
+            revoked=revoked,
+            client=client,
+            by_owner=True,
+        )
     session.commit()
     publish(revocations, revoked)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
