@@ -155,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def wanted_targets(args: argparse.Namespace) -> list[str]:
+    """``--only``'s targets, else the default ones and, with ``--servers``, the comparison."""
+    if args.only:
+        return list(args.only)
+    return [*DEFAULT_TARGETS, *(SERVER_TARGETS if args.servers else ())]
+
+
 def gateway_available() -> bool:
     return importlib.util.find_spec("gatehouse_gateway.__main__") is not None
 
@@ -431,7 +438,7 @@ def run(args: argparse.Namespace) -> str:
         duration_s=args.duration,
         warmup_s=args.warmup,
     )
-    wanted = args.only or [*DEFAULT_TARGETS, *(SERVER_TARGETS if args.servers else ())]
+    wanted = wanted_targets(args)
     workdir = Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
     with ExitStack() as stack:
         bench = Bench(args, stack, workdir)
