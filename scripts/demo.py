@@ -13,6 +13,12 @@ what the demo shows. The generated admin password is kept in
 .data/admin-password (mode 0600) and printed once, when it is made; later
 starts name the file instead, so the password does not pile up in logs.
 
+The gateway also answers on https://localhost:8443 (TLS, HTTP/2 by ALPN) and
+takes HTTP/2 with prior knowledge on 8080. Its certificate, for localhost,
+127.0.0.1 and the demo's host names, is signed by a local CA made under
+.data/tls on the first start and kept afterwards (so a trust given once
+lasts); the walkthrough prints how to trust it.
+
 Logs are for people here: each service writes one readable line per event
 (time, service, level, message, request id), coloured when the terminal is
 one, and leaves out the access lines of answered health checks (the gateway
@@ -39,9 +45,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from gatehouse_common.devcerts import LocalTls, ensure_local_tls
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".data"
 GATEWAY_CONFIG = ROOT / "services" / "gateway" / "config" / "demo.yaml"
+# The local CA and the certificate of https://localhost:8443, made on first start.
+TLS_DIR = DATA / "tls"
+TLS_PORT = 8443
+TLS_NAMES = (
+    "localhost",
+    "127.0.0.1",
+    "::1",
+    "service1.my-company.com",
+    "service2.my-company.com",
+)
 ADMIN_HOST = "127.0.0.1"
 ADMIN_PORT = 9901
 ADMIN_URL = f"http://{ADMIN_HOST}:{ADMIN_PORT}"
@@ -85,7 +103,18 @@ SERVICES = [
     Service(
         "gateway",
         "gatehouse_gateway",
-        ("--config", str(GATEWAY_CONFIG), "--port", "8080"),
+        (
+            "--config",
+            str(GATEWAY_CONFIG),
+            "--port",
+            "8080",
+            "--tls-port",
+            str(TLS_PORT),
+            "--tls-cert",
+            str(TLS_DIR / "server.pem"),
+            "--tls-key",
+            str(TLS_DIR / "server-key.pem"),
+        ),
         f"{ADMIN_URL}/-/healthz",
         env={
             "GATEHOUSE_GATEWAY_ADMIN_HOST": ADMIN_HOST,
@@ -189,12 +218,33 @@ def stop_all(children: list[tuple[Service, subprocess.Popen[bytes]]]) -> None:
             child.wait()
 
 
+def local_tls() -> LocalTls:
+    """The demo's CA and certificate under .data/tls, made once (cryptography)."""
+    return ensure_local_tls(TLS_DIR, TLS_NAMES)
+
+
+def trust_lines(ca_file: Path) -> str:
+    """How to make clients trust the demo's local CA."""
+    return f"""TLS: https://localhost:{TLS_PORT} (HTTP/2 by ALPN) is signed by the demo's own CA:
+  curl --cacert {ca_file} https://localhost:{TLS_PORT}/accounts_page
+  curl --cacert {ca_file} --resolve service1.my-company.com:{TLS_PORT}:127.0.0.1 \\
+       -H "Authorization: Bearer $TOKEN" https://service1.my-company.com:{TLS_PORT}/hello
+  trust it system-wide (Debian/Ubuntu), and remove it again the same way:
+    sudo cp {ca_file} /usr/local/share/ca-certificates/gatehouse-demo.crt
+    sudo update-ca-certificates
+  macOS: sudo security add-trusted-cert -d -r trustRoot \\
+    -k /Library/Keychains/System.keychain {ca_file}
+  Firefox keeps its own list: Settings > Certificates > Import {ca_file}"""
+
+
 def walkthrough(env: Mapping[str, str], running: list[str], password: str) -> str:
     """The text printed once everything is up; ``password`` is :func:`password_line`'s."""
     email = env["GATEHOUSE_ADMIN_EMAIL"]
     return f"""
 Gatehouse demo is up: {", ".join(running)}
-  gateway     http://localhost:8080      (metrics: http://localhost:8080/metrics)
+  gateway     http://localhost:8080      (metrics: http://localhost:8080/metrics;
+              HTTP/1.1, and HTTP/2 with prior knowledge: curl --http2-prior-knowledge)
+              https://localhost:{TLS_PORT}     (TLS, HTTP/2 by ALPN; see TLS below)
   admin       {ADMIN_URL}      (the gateway's own endpoints, this machine only:
               {ADMIN_URL}/-/dashboard, /-/config, /-/metrics, /-/readyz)
   auth        http://localhost:8001/docs
@@ -212,6 +262,7 @@ Try, through the gateway:
   curl -H 'Host: service1.my-company.com' -H "Authorization: Bearer $TOKEN" localhost:8080/hello
   curl -H 'Host: service2.my-company.com' -H "Authorization: Bearer $TOKEN" localhost:8080/hello
   open http://localhost:8080/accounts_page
+{trust_lines(TLS_DIR / "ca.pem")}
 Ctrl-C stops everything.
 """
 
@@ -220,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     json_logs = json_logs_wanted(argv)
     DATA.mkdir(mode=0o700, exist_ok=True)
     password, source = admin_password()
+    tls = local_tls()
+    if tls.created:
+        print(f"demo: made a local CA and a certificate for {', '.join(TLS_NAMES)} in {TLS_DIR}")
     env = demo_environment(password, json_logs=json_logs)
     services = [s for s in SERVICES if s.available]
     missing = [s.name for s in SERVICES if not s.available]

@@ -27,6 +27,8 @@ class EdgeLimits:
     max_connections: int = 4096
     linger_bytes: int = 64 * 1024 * 1024
     linger_timeout: float = 2.0
+    http2_max_concurrent_streams: int = 100
+    http2_max_resets: int = 200
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> EdgeLimits:
@@ -40,4 +42,6 @@ class EdgeLimits:
             max_connections=settings.max_connections,
             linger_bytes=settings.linger_bytes,
             linger_timeout=settings.linger_timeout,
+            http2_max_concurrent_streams=settings.http2_max_concurrent_streams,
+            http2_max_resets=settings.http2_max_resets,
         )

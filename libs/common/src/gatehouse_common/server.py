@@ -10,6 +10,15 @@ and handed to every worker: each serves the same app on all of them, and the
 app tells them apart by ``scope["server"][1]``, the port the connection came in
 on.
 
+Further listeners can speak more than plain HTTP/1.1 (:class:`ListenerSpec`:
+TLS with certificates chosen by SNI, HTTP/2 by ALPN or prior knowledge, an
+HTTPS redirect, HSTS): then every connection starts in
+:class:`gatehouse_common.listener_protocol.ListenerProtocol`, which picks the
+protocol for the listener and steps aside. Each worker reads the certificates
+when it loads the app; SIGHUP (forwarded by the supervisor to every worker
+instead of uvicorn's restart of all workers) makes the next handshake read
+them again, as a change of the files' modification times does.
+
 Graceful shutdown is uvicorn's: on SIGTERM (or SIGINT) it closes the listening
 sockets, lets in-flight requests finish for up to ``graceful_timeout`` seconds,
 runs the app's lifespan shutdown, then exits. With several workers the parent
@@ -21,10 +30,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import socket
+import ssl
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -33,6 +46,8 @@ from uvicorn.supervisors import Multiprocess
 
 from gatehouse_common.edge_limits import EdgeLimits
 from gatehouse_common.edge_protocol import CoalescingEdgeHttpToolsProtocol, EdgeHttpToolsProtocol
+from gatehouse_common.listener_protocol import ListenerProtocol, ListenerRuntime, build_runtimes
+from gatehouse_common.listeners import ListenerSpec
 from gatehouse_common.settings import ServiceSettings
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -41,11 +56,79 @@ logger = logging.getLogger("uvicorn.error")
 
 
 class EdgeConfig(uvicorn.Config):
-    """A uvicorn config that carries the :class:`EdgeLimits` its protocol reads."""
+    """A uvicorn config that carries the :class:`EdgeLimits` its protocol reads,
+    and the further listeners (:class:`ListenerSpec`) with what they speak."""
 
-    def __init__(self, app: Any, *, edge_limits: EdgeLimits, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        edge_limits: EdgeLimits,
+        listeners: Sequence[ListenerSpec] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(app, **kwargs)
         self.edge_limits = edge_limits
+        self.listeners = tuple(listeners)
+        self._runtimes: dict[int, ListenerRuntime] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # TLS contexts do not pickle: each worker reads the certificates itself (load())
+        state = self.__dict__.copy()
+        state["_runtimes"] = None
+        return state
+
+    def load(self) -> None:
+        super().load()
+        # the HTTP/1.1 protocol; ListenerProtocol in front of it when a listener needs one
+        self.h1_protocol_class = self.http_protocol_class
+        if any(not spec.plain_http1 for spec in self.listeners):
+            self.http_protocol_class = ListenerProtocol
+        if not self.listeners:
+            return
+        try:
+            self._runtimes = build_runtimes(self.listeners, self.loaded_app)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            logger.error("cannot read a listener's certificates: %s", exc)
+            sys.exit(STARTUP_FAILURE)
+        stores = [r.store for r in self._runtimes.values() if r.store is not None]
+        if stores and threading.current_thread() is threading.main_thread():
+
+            def reload_certificates(_sig: int, _frame: FrameType | None) -> None:
+                for store in stores:
+                    store.request_reload()
+
+            signal.signal(signal.SIGHUP, reload_certificates)
+
+    def listener_runtimes(self) -> dict[int, ListenerRuntime]:
+        """The listeners by port, as this worker serves them (built by :meth:`load`)."""
+        if self._runtimes is None:
+            self._runtimes = build_runtimes(self.listeners, self.loaded_app)
+        return self._runtimes
+
+    def has_tls(self) -> bool:
+        return any(spec.tls is not None for spec in self.listeners)
+
+
+class EdgeMultiprocess(Multiprocess):
+    """uvicorn's supervisor; with TLS listeners SIGHUP goes on to every worker.
+
+    uvicorn's own SIGHUP restarts every worker, which closes their idle
+    keep-alive connections; a worker reloads its certificates in place instead.
+    """
+
+    def __init__(self, config: EdgeConfig, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets=sockets)
+        self._tls = config.has_tls()
+
+    def handle_hup(self) -> None:
+        if not self._tls:
+            super().handle_hup()
+            return
+        logger.info("Received SIGHUP, reloading the workers' TLS certificates.")
+        for process in self.processes:
+            if process.pid is not None:
+                os.kill(process.pid, signal.SIGHUP)
 
 
 def _prepare_multiprocess_metrics(workers: int) -> None:
@@ -71,11 +154,18 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def edge_config(app_factory: str, settings: ServiceSettings, *, fast: bool = False) -> EdgeConfig:
+def edge_config(
+    app_factory: str,
+    settings: ServiceSettings,
+    *,
+    fast: bool = False,
+    listeners: Sequence[ListenerSpec] = (),
+) -> EdgeConfig:
     """The uvicorn config :func:`serve` runs ``app_factory`` with."""
     return EdgeConfig(
         app_factory,
         edge_limits=EdgeLimits.from_settings(settings),
+        listeners=listeners,
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -105,12 +195,28 @@ def edge_config(app_factory: str, settings: ServiceSettings, *, fast: bool = Fal
     )
 
 
+def _check_certificates(listeners: Sequence[ListenerSpec]) -> None:
+    from gatehouse_common.listener_protocol import alpn_for
+    from gatehouse_common.tls import CertificateStore
+
+    for spec in listeners:
+        if spec.tls is None:
+            continue
+        try:
+            CertificateStore(spec.tls, alpn=alpn_for(spec))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            logger.error("cannot read the certificates of %s:%d: %s", spec.host, spec.port, exc)
+            sys.exit(STARTUP_FAILURE)
+
+
 def serve(
     app_factory: str,
     settings: ServiceSettings,
     *,
     fast: bool = False,
     extra_listeners: Sequence[tuple[str, int]] = (),
+    listeners: Sequence[ListenerSpec] = (),
+    main_h2c: bool = False,
 ) -> None:
     """Serve ``app_factory`` (an import string ``module:function``) with ``settings``.
 
@@ -118,16 +224,28 @@ def serve(
     the fastest event loop uvicorn offers, and writes a small response's head
     and body together (:mod:`gatehouse_common.http_protocol`), for the services
     on the request path. ``extra_listeners`` are more ``(host, port)`` sockets
-    served by the same app in every worker (the gateway's admin listener).
+    served by the same app in every worker (the gateway's admin listener);
+    ``listeners`` are more sockets that may speak TLS, HTTP/2 or redirect
+    (:class:`ListenerSpec`). Their certificates are read here first, so a bad
+    file stops the start with its reason. ``main_h2c`` makes the main port take
+    HTTP/2 with prior knowledge besides HTTP/1.1.
     """
     _prepare_multiprocess_metrics(settings.workers)
-    config = edge_config(app_factory, settings, fast=fast)
+    _check_certificates(listeners)
     sockets = [bind_listener(settings.host, settings.port)]
     sockets += [bind_listener(host, port) for host, port in extra_listeners]
+    bound: list[ListenerSpec] = []
+    if main_h2c:
+        bound.append(ListenerSpec(settings.host, sockets[0].getsockname()[1], h2c=True))
+    for spec in listeners:
+        sock = bind_listener(spec.host, spec.port)
+        sockets.append(sock)
+        bound.append(spec.bound_to(sock.getsockname()[1]))
+    config = edge_config(app_factory, settings, fast=fast, listeners=bound)
     server = uvicorn.Server(config)
     try:
         if config.workers > 1:
-            Multiprocess(config, sockets=sockets).run()
+            EdgeMultiprocess(config, sockets=sockets).run()
         else:
             server.run(sockets=sockets)
     except KeyboardInterrupt:

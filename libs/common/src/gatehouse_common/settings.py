@@ -58,6 +58,11 @@ class ServiceSettings(BaseSettings):
     max_connections: int = Field(default=4096, ge=1)
     linger_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     linger_timeout: float = Field(default=2.0, ge=0)
+    # HTTP/2 (gatehouse_common.h2_protocol): streams a client may have open at once on
+    # one connection, and stream resets it may send per 10 s before the connection is
+    # closed (CVE-2023-44487, "rapid reset").
+    http2_max_concurrent_streams: int = Field(default=100, ge=1, le=10_000)
+    http2_max_resets: int = Field(default=200, ge=1)
 
     @property
     def is_production(self) -> bool:

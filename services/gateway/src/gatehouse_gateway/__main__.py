@@ -3,7 +3,9 @@
 The config path comes from ``--config``, else ``GATEHOUSE_CONFIG``; it is
 checked before uvicorn starts, so a bad file fails fast with the key path
 and the reason. ``--host``/``--port`` (or their environment variables)
-override the config's ``listen``.
+override the config's ``listen``. ``--tls-port`` with ``--tls-cert`` and
+``--tls-key`` adds a TLS listener (HTTP/2 by ALPN) to the config's
+``listeners`` without editing the file (the bench starts the gateway so).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gatehouse_common.cli import service_parser, settings_from_args
+from gatehouse_common.listeners import CertificateFiles, ListenerSpec, TlsSpec
 from gatehouse_common.server import serve
+from gatehouse_gateway.config.listeners import listener_specs
 from gatehouse_gateway.config.loader import ConfigError, load_config
 from gatehouse_gateway.settings import GatewaySettings
 
@@ -33,7 +37,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=int,
         help="the admin listener's port (default: the config's admin.port)",
     )
+    parser.add_argument("--tls-port", type=int, help="add a TLS listener on this port")
+    parser.add_argument("--tls-cert", help="the TLS listener's certificate chain (PEM)")
+    parser.add_argument("--tls-key", help="the TLS listener's private key (PEM)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.tls_port is not None and not (args.tls_cert and args.tls_key):
+        parser.error("--tls-port needs --tls-cert and --tls-key")
     if args.config:
         os.environ["GATEHOUSE_CONFIG"] = args.config
     # The gateway is the edge: X-Forwarded-For from a client is appended to,
@@ -72,11 +81,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     if (admin_host, admin_port) == (settings.host, settings.port):
         print("gatehouse-gateway: the admin listener needs a port of its own", file=sys.stderr)
         sys.exit(2)
+    listeners = listener_specs(loaded.config.listeners, Path(loaded.source))
+    if args.tls_port is not None:
+        certificate = CertificateFiles(Path(args.tls_cert).resolve(), Path(args.tls_key).resolve())
+        listeners.append(ListenerSpec(settings.host, args.tls_port, tls=TlsSpec((certificate,))))
+    taken = {settings.port, admin_port}
+    clashing = sorted({s.port for s in listeners if s.port and s.port in taken})
+    if clashing:
+        print(f"gatehouse-gateway: listeners on ports already taken: {clashing}", file=sys.stderr)
+        sys.exit(2)
     serve(
         "gatehouse_gateway.app:create_app",
         settings,
         fast=True,
         extra_listeners=[(admin_host, admin_port)],
+        listeners=listeners,
+        main_h2c=loaded.config.listen.h2c,
     )
 
 

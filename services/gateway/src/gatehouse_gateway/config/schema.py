@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
+from gatehouse_gateway.config.listeners import ListenerConfig
 from gatehouse_gateway.edge.forwarding import parse_networks
 from gatehouse_gateway.edge.path import BadPath, normalise_path
 
@@ -25,6 +26,8 @@ class _Strict(BaseModel):
 class ListenConfig(_Strict):
     address: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # HTTP/2 with prior knowledge on the main port too (HTTP/1.1 keeps working)
+    h2c: bool = False
 
 
 class AdminListenConfig(_Strict):
@@ -246,6 +249,8 @@ class RouteConfig(_Strict):
 class GatewayConfig(_Strict):
     listen: ListenConfig = ListenConfig()
     admin: AdminListenConfig = AdminListenConfig()
+    # more public listeners: TLS, HTTP/2, HTTPS redirect, HSTS (config/listeners.py)
+    listeners: list[ListenerConfig] = Field(default_factory=list)
     # /metrics on the public listener, as the original app served it; the
     # admin listener's /-/metrics is always there.
     public_metrics: bool = False
@@ -256,6 +261,10 @@ class GatewayConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> GatewayConfig:
+        ports = [self.listen.port, self.admin.port] + [x.port for x in self.listeners if x.port]
+        taken = sorted({p for p in ports if ports.count(p) > 1})
+        if taken:
+            raise ValueError(f"listen, admin and listeners need a port each; repeated: {taken}")
         names = [route.name for route in self.routes]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

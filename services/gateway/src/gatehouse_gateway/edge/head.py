@@ -85,7 +85,8 @@ _SCHEMES = {"http": b"http", "https": b"https"}
 # credentials back to a script (cross-site tracing): neither is forwarded.
 _REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
 _ALLOWED = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-_VERSIONS = frozenset({"1.0", "1.1"})
+# "2": HTTP/2 clients (gatehouse_common.h2_protocol); upstream stays HTTP/1.1
+_VERSIONS = frozenset({"1.0", "1.1", "2"})
 
 
 class Refusal(Exception):
@@ -157,7 +158,7 @@ class HeadRules:
                 (b"allow", _ALLOWED),
             )
         if scope.get("http_version", "1.1") not in _VERSIONS:
-            raise Refusal(505, "http_version_not_supported", "HTTP/1.0 and HTTP/1.1 only")
+            raise Refusal(505, "http_version_not_supported", "HTTP/1.0, 1.1 and 2 only")
         head = RequestHead()
         out = head.headers
         special = _SPECIAL
