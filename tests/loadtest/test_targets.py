@@ -153,3 +153,13 @@ def test_nginx_accepts_the_tls_proxy_config_with_the_runs_certificate(tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     assert "listen 127.0.0.1:3 ssl;" in config.read_text()
+
+
+def test_tls_config_is_one_the_gateway_accepts(tmp_path: Path) -> None:
+    files = write_self_signed(tmp_path)
+    setting = GatewaySetting(tls=files)
+    document = gateway_config(setting, port=8000, backends=BACKENDS, jwks_url=JWKS, tls_port=8443)
+    listener = parse_config(document).config.listeners[0]
+    assert listener.port == 8443
+    assert listener.tls is not None
+    assert listener.tls.certificates[0].cert_file == str(files.cert)
