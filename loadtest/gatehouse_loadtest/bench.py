@@ -44,7 +44,7 @@ from gatehouse_loadtest.report import (
 )
 from gatehouse_loadtest.rounds import LoadShape, Target, measure, run_rounds
 from gatehouse_loadtest.servers import BARE_SERVERS, start_bare_server
-from gatehouse_loadtest.tls import CertFiles, write_self_signed
+from gatehouse_loadtest.tls import CertFiles, make_certificates
 from gatehouse_loadtest.user_gateway import start_user_gateway
 
 logger = logging.getLogger("gatehouse_loadtest")
@@ -204,7 +204,7 @@ class Bench:
     def certs(self) -> CertFiles:
         """The run's self-signed certificate, made on first use."""
         if self._certs is None:
-            self._certs = write_self_signed(self.workdir / "tls")
+            self._certs = make_certificates(self.workdir / "tls")
         return self._certs
 
     def own(self, process: ManagedProcess) -> ManagedProcess:
@@ -316,7 +316,7 @@ class Bench:
             return None
         if setting.auth:
             headers["Authorization"] = f"Bearer {self.token}"
-        ca_file = setting.tls.cert if setting.tls is not None else None
+        ca_file = setting.tls.ca if setting.tls is not None else None
         return Target(name, description, url + "/", headers, [process.pid], ca_file=ca_file)
 
     def nginx_target(self, name: str) -> Target:
@@ -332,7 +332,7 @@ class Bench:
         template = "proxy-tls.conf" if tls else "proxy.conf"
         proxy = self.own(start_nginx(name, template, values, workdir=self.workdir))
         url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
-        ca_file = self.certs.cert if tls else None
+        ca_file = self.certs.ca if tls else None
         proxy.wait_http(url, timeout_s=10, ca_file=ca_file)
         return Target(name, DESCRIPTIONS[name], url, cpu_pids=[proxy.pid], ca_file=ca_file)
 

@@ -148,7 +148,7 @@ def start_gateway(
         if setting.tls is not None:
             url = f"https://127.0.0.1:{tls_port}"
             process.wait_http(
-                url + "/", timeout_s=30, headers={"Host": BENCH_HOST}, ca_file=setting.tls.cert
+                url + "/", timeout_s=30, headers={"Host": BENCH_HOST}, ca_file=setting.tls.ca
             )
     except BaseException:
         process.stop()

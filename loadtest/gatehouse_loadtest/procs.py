@@ -113,6 +113,18 @@ class ManagedProcess:
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} not ready at {url}: {last}\n{self.log_tail()}")
 
+    def start_ready(
+        self, url: str, *, timeout_s: float = 60.0, headers: Mapping[str, str] | None = None
+    ) -> ManagedProcess:
+        """Start, then wait until ``url`` answers; a process that never does is stopped."""
+        self.start()
+        try:
+            self.wait_http(url, timeout_s=timeout_s, headers=headers)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
             return ""

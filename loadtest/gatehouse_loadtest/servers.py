@@ -57,16 +57,10 @@ def bare_server_env() -> dict[str, str]:
 
 def start_bare_server(name: str, *, python: str, port: int, workdir: Path) -> ManagedProcess:
     """Start the bare app under server ``name`` and wait until it answers."""
-    process = ManagedProcess(
+    return ManagedProcess(
         name,
         bare_server_command(name, str(Path(python).absolute()), port),
         log_path=workdir / f"{name}.log",
         env=bare_server_env(),
         cwd=LOADTEST,
-    ).start()
-    try:
-        process.wait_http(f"http://127.0.0.1:{port}/", timeout_s=60)
-    except BaseException:
-        process.stop()
-        raise
-    return process
+    ).start_ready(f"http://127.0.0.1:{port}/")

@@ -76,10 +76,5 @@ def start_user_gateway(
         log_path=workdir / f"{name}.log",
         env={"GATEHOUSE_GATEWAY_ADMIN_PORT": str(admin_port), **(env or {})},
         cwd=workdir,
-    ).start()
-    try:
-        process.wait_http(f"http://127.0.0.1:{admin_port}{READY_PATH}", timeout_s=60)
-    except BaseException:
-        process.stop()
-        raise
+    ).start_ready(f"http://127.0.0.1:{admin_port}{READY_PATH}")
     return process, f"http://127.0.0.1:{port}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,8 @@ from gatehouse_loadtest.bench import (
     wanted_targets,
 )
 from gatehouse_loadtest.gateway import BENCH_HOST, GatewaySetting, gateway_config, granian_command
-from gatehouse_loadtest.nginx import CONFIGS, nginx_binary, render
 from gatehouse_loadtest.servers import bare_server_command
-from gatehouse_loadtest.tls import CertFiles, write_self_signed
+from gatehouse_loadtest.tls import CertFiles, make_certificates
 from gatehouse_loadtest.user_gateway import console_script, original_config
 
 from gatehouse_gateway.config.loader import parse_config
@@ -57,7 +55,7 @@ def test_console_script_is_the_one_beside_the_venvs_python() -> None:
 
 
 def test_tls_setting_adds_a_listener_with_the_certificate(tmp_path: Path) -> None:
-    certs = CertFiles(cert=tmp_path / "c.pem", key=tmp_path / "k.pem")
+    certs = CertFiles(cert=tmp_path / "c.pem", key=tmp_path / "k.pem", ca=tmp_path / "ca.pem")
     document = gateway_config(
         GatewaySetting(tls=certs), port=8000, backends=BACKENDS, jwks_url=JWKS, tls_port=8443
     )
@@ -117,8 +115,8 @@ def test_server_comparison_is_opt_in() -> None:
     ]
 
 
-def test_self_signed_certificate_serves_127_0_0_1(tmp_path: Path) -> None:
-    files = write_self_signed(tmp_path)
+def test_run_certificate_serves_127_0_0_1_and_is_trusted_by_its_ca(tmp_path: Path) -> None:
+    files = make_certificates(tmp_path)
     cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "localhost" in names.get_values_for_type(x509.DNSName)
@@ -128,35 +126,13 @@ def test_self_signed_certificate_serves_127_0_0_1(tmp_path: Path) -> None:
     assert files.key.stat().st_mode & 0o077 == 0
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(files.cert, files.key)  # the pair matches
-    client = ssl.create_default_context(cafile=str(files.cert))
-    assert client.verify_mode == ssl.CERT_REQUIRED
-
-
-def test_nginx_accepts_the_tls_proxy_config_with_the_runs_certificate(tmp_path: Path) -> None:
-    files = write_self_signed(tmp_path / "tls")
-    values = {
-        "BACKEND_A_PORT": 1,
-        "BACKEND_B_PORT": 2,
-        "PROXY_PORT": 3,
-        "TLS_CERT": files.cert,
-        "TLS_KEY": files.key,
-        "PREFIX": tmp_path,
-    }
-    config = tmp_path / "nginx.conf"
-    config.write_text(render((CONFIGS / "proxy-tls.conf").read_text(), values))
-    done = subprocess.run(
-        [nginx_binary(), "-t", "-q", "-p", str(tmp_path), "-c", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "listen 127.0.0.1:3 ssl;" in config.read_text()
+    ca = x509.load_pem_x509_certificate(files.ca.read_bytes())
+    assert cert.issuer == ca.subject
+    cert.verify_directly_issued_by(ca)
 
 
 def test_tls_config_is_one_the_gateway_accepts(tmp_path: Path) -> None:
-    files = write_self_signed(tmp_path)
+    files = make_certificates(tmp_path)
     setting = GatewaySetting(tls=files)
     document = gateway_config(setting, port=8000, backends=BACKENDS, jwks_url=JWKS, tls_port=8443)
     listener = parse_config(document).config.listeners[0]
