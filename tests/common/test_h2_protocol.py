@@ -321,3 +321,17 @@ def test_expect_100_continue_is_answered_when_the_app_reads(h2c: RawH2) -> None:
     h2c.flush()
     status, body = h2c.response(stream)
     assert status == 200 and json_body(body)["body_size"] == len(b"after the go-ahead")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/a b"), ("GET", "/a#frag"), ("G T", "/"), ("GET", "no-slash")],
+    ids=["space-in-path", "fragment", "space-in-method", "not-origin-form"],
+)
+def test_a_head_no_request_line_could_carry_is_400(h2c: RawH2, method: str, path: str) -> None:
+    # a proxy writes :method and :path into an HTTP/1.1 request line: a space there
+    # would split it, and the backend would read a different request
+    stream = h2c.request(path, method=method)
+    status, body = h2c.response(stream)
+    assert status == 400
+    assert json_body(body)["error"] == "bad_request"

@@ -63,7 +63,11 @@ def gateway(
         {"port": ports["h2c"], "h2c": True},
     ]
     return module_launcher.gateway(
-        {"listeners": listeners, "routes": [gateway_route([backend_pool[0]])]}
+        {
+            "listen": {"h2c": True},  # the main port: HTTP/1.1 and h2 with prior knowledge
+            "listeners": listeners,
+            "routes": [gateway_route([backend_pool[0]])],
+        }
     )
 
 
@@ -104,7 +108,10 @@ def test_http2_requests_are_counted_and_limited_like_http1(
 def test_main_port_and_admin_listener_are_unchanged(gateway: GatewayProcess) -> None:
     with gateway.client() as client:
         response = client.get("/x")
+    assert response.http_version == "HTTP/1.1"
     assert response.json()["headers"]["x-forwarded-proto"] == "http"
+    with gateway.client(http1=False, http2=True) as client:  # listen.h2c: prior knowledge too
+        assert client.get("/x").http_version == "HTTP/2"
     assert "strict-transport-security" not in response.headers
     assert httpx.get(gateway.admin_url + "/-/healthz").status_code == 200
 

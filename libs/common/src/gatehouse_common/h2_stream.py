@@ -12,6 +12,7 @@ timeout is measured from.
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
 _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
+
+
+# What may stand in an HTTP/1.1 request line, which a proxy writes these into:
+# a method is a token (RFC 9110 section 5.6.2); a target is visible ASCII with
+# no fragment. h2 only keeps CR, LF and NUL out of values, so a space in
+# :path would otherwise split the request line the backend reads.
+_METHOD = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TARGET = re.compile(rb"/[\x21-\x22\x24-\x7e]*")
 
 
 class BadRequest(Exception):
@@ -89,7 +98,7 @@ def request_scope(
         regular.insert(0, (b"host", authority))
     if len(regular) > max_header_count:
         raise OverflowError
-    if method == b"CONNECT" or not path.startswith(b"/"):
+    if method == b"CONNECT" or not _METHOD.fullmatch(method) or not _TARGET.fullmatch(path):
         # CONNECT (and asterisk-form OPTIONS) name no resource a service has
         raise BadRequest
     raw_path, _, query = path.partition(b"?")
