@@ -10,6 +10,8 @@ UV         := $(TOOLS)/uv/bin/uv
 VENV       := .venv
 # The gateway alone, with only its own dependencies (as its image has): what make bench measures
 GATEWAY_VENV := .venv-gateway
+# ... plus granian, for make bench's server comparison (loadtest/README.md)
+SERVERS_VENV := .venv-bench-servers
 PY         := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
@@ -105,13 +107,25 @@ TARGET     ?= http://127.0.0.1:8080
 BENCH_ARGS ?=
 BENCH_WS_ARGS ?=
 
-.PHONY: bench
+.PHONY: bench bench-servers
 $(GATEWAY_VENV)/.synced: $(UV) $(PACKAGE_FILES) Makefile
 	UV_PROJECT_ENVIRONMENT=$(GATEWAY_VENV) $(UV) sync --frozen --package gatehouse-gateway --no-dev --compile-bytecode
 	@touch $@
 
-bench: system-deps services venv $(GATEWAY_VENV)/.synced ## wrk: a backend, nginx and the gateway side by side (loadtest/results/)
-	$(PY) loadtest/bench.py --gateway-python $(GATEWAY_VENV)/bin/python $(BENCH_ARGS)
+# The gateway's venv plus granian (the gateway's `bench-servers` group, locked in
+# uv.lock), for the server comparison only: granian is in no image.
+$(SERVERS_VENV)/.synced: $(UV) $(PACKAGE_FILES) Makefile
+	UV_PROJECT_ENVIRONMENT=$(SERVERS_VENV) $(UV) sync --frozen --package gatehouse-gateway --no-dev --group bench-servers --compile-bytecode
+	@touch $@
+
+BENCH_VENVS := --gateway-python $(GATEWAY_VENV)/bin/python --servers-python $(SERVERS_VENV)/bin/python
+
+bench: system-deps services venv $(GATEWAY_VENV)/.synced $(SERVERS_VENV)/.synced ## wrk: a backend, nginx and the gateway side by side (loadtest/results/)
+	$(PY) loadtest/bench.py $(BENCH_VENVS) $(BENCH_ARGS)
+
+bench-servers: system-deps services venv $(GATEWAY_VENV)/.synced $(SERVERS_VENV)/.synced ## the server comparison alone: uvicorn vs granian ASGI/RSGI, bare and with the gateway, beside nginx
+	$(PY) loadtest/bench.py $(BENCH_VENVS) --no-memory --only nginx gateway-plain \
+		server-uvicorn-edge server-granian-asgi server-granian-rsgi gateway-plain-granian $(BENCH_ARGS)
 
 .PHONY: bench-ws
 bench-ws: system-deps venv $(GATEWAY_VENV)/.synced ## WebSocket echo through the gateway beside nginx, and idle sockets' memory
@@ -135,4 +149,4 @@ fmt: venv ## format and autofix with ruff
 
 .PHONY: clean
 clean: ## remove the venv, tools and local data
-	rm -rf $(VENV) $(GATEWAY_VENV) $(LOWEST_VENV) $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(GATEWAY_VENV) $(SERVERS_VENV) $(LOWEST_VENV) $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache

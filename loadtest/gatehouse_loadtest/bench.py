@@ -26,7 +26,12 @@ from pathlib import Path
 import redis
 
 from gatehouse_loadtest import memory
-from gatehouse_loadtest.gateway import BENCH_HOST, GatewaySetting, start_gateway
+from gatehouse_loadtest.gateway import (
+    BENCH_HOST,
+    GatewaySetting,
+    GatewayUnavailable,
+    start_gateway,
+)
 from gatehouse_loadtest.jwks import BenchKey
 from gatehouse_loadtest.nginx import start_nginx
 from gatehouse_loadtest.procs import ManagedProcess, free_port, raise_open_files_limit
@@ -38,6 +43,9 @@ from gatehouse_loadtest.report import (
     render_report,
 )
 from gatehouse_loadtest.rounds import LoadShape, Target, measure, run_rounds
+from gatehouse_loadtest.servers import BARE_SERVERS, start_bare_server
+from gatehouse_loadtest.tls import CertFiles, make_certificates
+from gatehouse_loadtest.user_gateway import start_user_gateway
 
 logger = logging.getLogger("gatehouse_loadtest")
 
@@ -66,7 +74,26 @@ GATEWAY_SETTINGS: dict[str, tuple[str, GatewaySetting]] = {
         GatewaySetting(auth=True, cursor="redis", workers=2),
     ),
 }
-ALL_TARGETS = ("direct", "nginx", *GATEWAY_SETTINGS)
+# The server comparison (--servers): the bare app under each server, and the
+# gateway's plain route under granian ASGI beside gateway-plain (uvicorn).
+GRANIAN_GATEWAY = "gateway-plain-granian"
+SERVER_TARGETS = (*BARE_SERVERS, GRANIAN_GATEWAY)
+GRANIAN_GATEWAY_SETTING = GatewaySetting(
+    auth=False, cursor="local", redis=False, server="granian-asgi"
+)
+USER_GATEWAY = "gateway-user"
+GATEWAY_TLS = "gateway-tls"
+TLS_TARGETS = ("nginx-tls", GATEWAY_TLS)
+DEFAULT_TARGETS = ("direct", "nginx", *GATEWAY_SETTINGS, USER_GATEWAY, *TLS_TARGETS)
+ALL_TARGETS = (*DEFAULT_TARGETS, *SERVER_TARGETS)
+DESCRIPTIONS = {
+    "nginx": "nginx, 1 worker, round robin, keepalive upstreams",
+    "nginx-tls": "nginx over HTTPS (TLS 1.2+, ECDSA P-256), 1 worker, keep-alive clients",
+    USER_GATEWAY: "gateway as a user starts it: `gatehouse-gateway --config`,"
+    " original-format config, plain route, every default",
+    GRANIAN_GATEWAY: "gateway, 1 worker, plain route, under granian ASGI",
+    GATEWAY_TLS: "gateway over HTTPS (its TLS listener, same certificate), 1 worker, plain route",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +106,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=50, help="wrk connections (-c)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per target")
     parser.add_argument(
-        "--only", nargs="+", choices=ALL_TARGETS, help="run only these targets (default all)"
+        "--only",
+        nargs="+",
+        choices=ALL_TARGETS,
+        help="run only these targets (default: all but the server comparison)",
+    )
+    parser.add_argument(
+        "--servers",
+        action="store_true",
+        help="add the server comparison: a bare 200 app under uvicorn (edge protocol),"
+        " granian ASGI and RSGI, and the gateway's plain route under granian ASGI",
+    )
+    parser.add_argument(
+        "--servers-python",
+        default=str(REPO_ROOT / ".venv-bench-servers" / "bin" / "python"),
+        help="the Python the server comparison runs under: the gateway's dependencies"
+        " plus granian (`make bench-servers` syncs it)",
+    )
+    parser.add_argument(
+        "--user-python",
+        help="the venv (its python) whose `gatehouse-gateway` script the gateway-user"
+        " target runs (default: --gateway-python's)",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory runs")
     parser.add_argument(
@@ -106,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         " own dependencies, as its image has; default: this one)",
     )
     return parser
+
+
+def wanted_targets(args: argparse.Namespace) -> list[str]:
+    """``--only``'s targets, else the default ones and, with ``--servers``, the comparison."""
+    if args.only:
+        return list(args.only)
+    return [*DEFAULT_TARGETS, *(SERVER_TARGETS if args.servers else ())]
 
 
 def gateway_available() -> bool:
@@ -144,6 +198,14 @@ class Bench:
         self.backend_nginx: ManagedProcess | None = None
         self.notes: list[str] = []
         self.started_gateways: list[ManagedProcess] = []
+        self._certs: CertFiles | None = None
+
+    @property
+    def certs(self) -> CertFiles:
+        """The run's self-signed certificate, made on first use."""
+        if self._certs is None:
+            self._certs = make_certificates(self.workdir / "tls")
+        return self._certs
 
     def own(self, process: ManagedProcess) -> ManagedProcess:
         self.stack.callback(process.stop)
@@ -171,6 +233,7 @@ class Bench:
         }
 
     def start_gateway(self, name: str, setting: GatewaySetting) -> tuple[ManagedProcess, str]:
+        granian = setting.server != "uvicorn"
         process, url = start_gateway(
             name,
             setting,
@@ -179,7 +242,7 @@ class Bench:
             jwks_url=self.jwks_url,
             env=self.gateway_env(setting),
             repo_root=REPO_ROOT,
-            python=self.args.gateway_python,
+            python=self.args.servers_python if granian else self.args.gateway_python,
         )
         self.own(process)
         self.started_gateways.append(process)
@@ -190,43 +253,88 @@ class Bench:
             raise RuntimeError("backends first")
         targets = []
         for name in wanted:
-            if name == "direct":
-                targets.append(
-                    Target(
-                        "direct",
-                        "direct to one nginx backend (no proxy)",
-                        self.backends[0] + "/",
-                        cpu_pids=[self.backend_nginx.pid],
-                    )
-                )
-            elif name == "nginx":
-                port = free_port()
-                values = {
-                    "BACKEND_A_PORT": self.backend_ports[0],
-                    "BACKEND_B_PORT": self.backend_ports[1],
-                    "PROXY_PORT": port,
-                }
-                proxy = self.own(start_nginx("proxy", "proxy.conf", values, workdir=self.workdir))
-                url = f"http://127.0.0.1:{port}/"
-                proxy.wait_http(url, timeout_s=10)
-                targets.append(
-                    Target(
-                        "nginx",
-                        "nginx, 1 worker, round robin, keepalive upstreams",
-                        url,
-                        cpu_pids=[proxy.pid],
-                    )
-                )
-            elif not gateway_available():
-                self.notes.append(f"{name}: skipped, the gateway package has no entry point yet")
-            else:
-                description, setting = GATEWAY_SETTINGS[name]
-                process, url = self.start_gateway(name, setting)
-                headers = {"Host": BENCH_HOST}
-                if setting.auth:
-                    headers["Authorization"] = f"Bearer {self.token}"
-                targets.append(Target(name, description, url + "/", headers, [process.pid]))
+            target = self.target(name)
+            if target is not None:
+                targets.append(target)
         return targets
+
+    def target(self, name: str) -> Target | None:
+        """Start what ``name`` needs; its Target, or None (and a note) when it cannot run."""
+        if self.backend_nginx is None:
+            raise RuntimeError("backends first")
+        if name == "direct":
+            return Target(
+                "direct",
+                "direct to one nginx backend (no proxy)",
+                self.backends[0] + "/",
+                cpu_pids=[self.backend_nginx.pid],
+            )
+        if name in ("nginx", "nginx-tls"):
+            return self.nginx_target(name)
+        if name in BARE_SERVERS:
+            if not Path(self.args.servers_python).exists():
+                self.notes.append(f"{name}: skipped, no {self.args.servers_python}")
+                return None
+            port = free_port()
+            process = self.own(
+                start_bare_server(
+                    name, python=self.args.servers_python, port=port, workdir=self.workdir
+                )
+            )
+            url = f"http://127.0.0.1:{port}/"
+            return Target(name, BARE_SERVERS[name].description, url, cpu_pids=[process.pid])
+        if not gateway_available():
+            self.notes.append(f"{name}: skipped, the gateway package has no entry point yet")
+            return None
+        headers = {"Host": BENCH_HOST}
+        if name == USER_GATEWAY:
+            process, url = start_user_gateway(
+                name,
+                python=self.args.user_python or self.args.gateway_python,
+                workdir=self.workdir,
+                backends=self.backends,
+            )
+            self.own(process)
+            self.started_gateways.append(process)
+            return Target(name, DESCRIPTIONS[name], url + "/", headers, [process.pid])
+        if name == GRANIAN_GATEWAY:
+            if not Path(self.args.servers_python).exists():
+                self.notes.append(f"{name}: skipped, no {self.args.servers_python}")
+                return None
+            description, setting = DESCRIPTIONS[name], GRANIAN_GATEWAY_SETTING
+        elif name == GATEWAY_TLS:
+            description = DESCRIPTIONS[name]
+            setting = GatewaySetting(auth=False, cursor="local", redis=False, tls=self.certs)
+        else:
+            description, setting = GATEWAY_SETTINGS[name]
+        try:
+            process, url = self.start_gateway(name, setting)
+        except GatewayUnavailable as exc:
+            self.notes.append(
+                f"{name}: unavailable, not measured: the gateway refused its config ({exc})"
+            )
+            return None
+        if setting.auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        ca_file = setting.tls.ca if setting.tls is not None else None
+        return Target(name, description, url + "/", headers, [process.pid], ca_file=ca_file)
+
+    def nginx_target(self, name: str) -> Target:
+        port = free_port()
+        values: dict[str, object] = {
+            "BACKEND_A_PORT": self.backend_ports[0],
+            "BACKEND_B_PORT": self.backend_ports[1],
+            "PROXY_PORT": port,
+        }
+        tls = name == "nginx-tls"
+        if tls:
+            values |= {"TLS_CERT": self.certs.cert, "TLS_KEY": self.certs.key}
+        template = "proxy-tls.conf" if tls else "proxy.conf"
+        proxy = self.own(start_nginx(name, template, values, workdir=self.workdir))
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
+        ca_file = self.certs.ca if tls else None
+        proxy.wait_http(url, timeout_s=10, ca_file=ca_file)
+        return Target(name, DESCRIPTIONS[name], url, cpu_pids=[proxy.pid], ca_file=ca_file)
 
     def memory_runs(
         self,
@@ -330,7 +438,7 @@ def run(args: argparse.Namespace) -> str:
         duration_s=args.duration,
         warmup_s=args.warmup,
     )
-    wanted = args.only or list(ALL_TARGETS)
+    wanted = wanted_targets(args)
     workdir = Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
     with ExitStack() as stack:
         bench = Bench(args, stack, workdir)

@@ -1,23 +1,34 @@
 """The gateway as the benchmark runs it: a config file per setting, a process per config.
 
 Config files follow ``services/gateway/config/demo.yaml``. The gateway is
-started through its console entry (``python -m gatehouse_gateway``) exactly as
-an operator would, with its own log file; the harness never imports it.
+started through its module entry (``python -m gatehouse_gateway``) with the
+bench's own flags and environment (log level warning, no access log), or, for
+the ``granian`` settings, by granian's command line on the same app factory;
+the harness never imports it. :mod:`gatehouse_loadtest.user_gateway` starts it
+the way a user does instead.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from gatehouse_loadtest.procs import ManagedProcess, free_port
+from gatehouse_loadtest.tls import CertFiles
 
 BENCH_HOST = "bench.gatehouse.test"
 READY_PATH = "/-/healthz"
+APP_FACTORY = "gatehouse_gateway.app:create_app"
+
+# uvicorn: `python -m gatehouse_gateway` (uvicorn with the gatehouse edge protocol,
+# as shipped); granian-asgi: granian's ASGI interface on the same app factory.
+Server = Literal["uvicorn", "granian-asgi"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,13 @@ class GatewaySetting:
     # REDIS_URL given to the process: a gateway without it loads no Redis client at all
     redis: bool = True
     extra_routes: Sequence[Mapping[str, object]] = field(default_factory=tuple)
+    server: Server = "uvicorn"
+    # a TLS listener (config ``listeners:``) with this certificate; wrk is sent there
+    tls: CertFiles | None = None
+
+
+class GatewayUnavailable(RuntimeError):
+    """This gateway cannot run the setting (its config check refused it); the reason."""
 
 
 def gateway_config(
@@ -38,8 +56,13 @@ def gateway_config(
     port: int,
     backends: Sequence[str],
     jwks_url: str,
+    tls_port: int | None = None,
 ) -> dict[str, object]:
-    """The YAML document (as a dict) for ``setting`` over ``backends``."""
+    """The YAML document (as a dict) for ``setting`` over ``backends``.
+
+    With ``setting.tls``, one more listener on ``tls_port`` terminates TLS with
+    that certificate (the gateway's ``listeners:`` section), beside the plain one.
+    """
     bench_route: dict[str, object] = {
         "name": "bench",
         "hosts": [BENCH_HOST],
@@ -49,7 +72,7 @@ def gateway_config(
         "backends": [{"url": url} for url in backends],
         "health_check": {"path": "/", "interval": 5},
     }
-    return {
+    document: dict[str, object] = {
         "listen": {"address": "127.0.0.1", "port": port},
         "auth": {
             "jwks_url": jwks_url,
@@ -60,6 +83,14 @@ def gateway_config(
         "cursor": {"store": setting.cursor},
         "routes": [*setting.extra_routes, bench_route],
     }
+    if setting.tls is not None:
+        if tls_port is None:
+            raise ValueError("a TLS setting needs a port for its listener")
+        certificate = {"cert_file": str(setting.tls.cert), "key_file": str(setting.tls.key)}
+        document["listeners"] = [
+            {"address": "127.0.0.1", "port": tls_port, "tls": {"certificates": [certificate]}}
+        ]
+    return document
 
 
 def start_gateway(
@@ -72,22 +103,85 @@ def start_gateway(
     env: Mapping[str, str],
     repo_root: Path,
     python: str = sys.executable,
-    tls: tuple[Path, Path] | None = None,
 ) -> tuple[ManagedProcess, str]:
     """Write the config, start the gateway, wait for its health endpoint; (process, url).
 
     ``python`` is the interpreter of the environment the gateway runs in.
-    ``tls`` (certificate chain, key) adds a TLS listener (``--tls-port``, HTTP/2
-    by ALPN) and the url returned is its https one; the main port still
-    answers plain HTTP. ``gatehouse_common.devcerts.ensure_local_tls`` makes
-    such files (and the CA a client needs to trust them).
     """
     port = free_port()
     admin_port = free_port()
+    tls_port = free_port() if setting.tls is not None else None
     config_path = workdir / f"{name}.yaml"
-    document = gateway_config(setting, port=port, backends=backends, jwks_url=jwks_url)
+    document = gateway_config(
+        setting, port=port, backends=backends, jwks_url=jwks_url, tls_port=tls_port
+    )
     config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-    command = [
+    if setting.tls is not None:
+        check_config(python, config_path, repo_root)
+    if setting.server == "uvicorn":
+        command = uvicorn_command(python, config_path, port, admin_port, setting.workers)
+        # the gateway's own endpoints answer on its admin listener only
+        ready_url, ready_headers = f"http://127.0.0.1:{admin_port}{READY_PATH}", {}
+    else:
+        command = granian_command(python, "asgi", APP_FACTORY, port, setting.workers)
+        # granian binds one socket: no admin listener, so ask the bench route itself
+        ready_url, ready_headers = f"http://127.0.0.1:{port}/", {"Host": BENCH_HOST}
+    process = ManagedProcess(
+        name,
+        command,
+        log_path=workdir / f"{name}.log",
+        env={
+            "GATEHOUSE_CONFIG": str(config_path),
+            # what `python -m gatehouse_gateway` sets for its workers; the app
+            # factory reads its settings from the environment under granian too
+            "GATEHOUSE_GATEWAY_PORT": str(port),
+            "GATEHOUSE_GATEWAY_ADMIN_PORT": str(admin_port),
+            "GATEHOUSE_GATEWAY_LOG_LEVEL": "warning",
+            "FORWARDED_ALLOW_IPS": "",
+            **env,
+        },
+        cwd=repo_root,
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_http(ready_url, timeout_s=60, headers=ready_headers)
+        if setting.tls is not None:
+            url = f"https://127.0.0.1:{tls_port}"
+            process.wait_http(
+                url + "/", timeout_s=30, headers={"Host": BENCH_HOST}, ca_file=setting.tls.ca
+            )
+    except BaseException:
+        process.stop()
+        raise
+    return process, url
+
+
+def check_config(python: str, config_path: Path, repo_root: Path) -> None:
+    """``gatehouse-gateway --check`` on the file; :class:`GatewayUnavailable` if refused.
+
+    A gateway without a feature the setting needs (a TLS listener) refuses
+    the key by name, and the bench reports the target as unavailable.
+    """
+    done = subprocess.run(
+        [python, "-m", "gatehouse_gateway", "--config", str(config_path), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=repo_root,
+    )
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        reason = lines[-1] if lines else f"--check exited {done.returncode}"
+        # the report is committed: the run's temporary folder stays out of it
+        raise GatewayUnavailable(reason.replace(str(config_path), config_path.name))
+
+
+def uvicorn_command(
+    python: str, config_path: Path, port: int, admin_port: int, workers: int
+) -> list[str]:
+    """``python -m gatehouse_gateway`` with the bench's flags (log level warning)."""
+    return [
         python,
         "-m",
         "gatehouse_gateway",
@@ -100,32 +194,47 @@ def start_gateway(
         "--admin-port",
         str(admin_port),
         "--workers",
-        str(setting.workers),
+        str(workers),
         "--log-level",
         "warning",
     ]
-    tls_port = free_port() if tls is not None else None
-    if tls is not None:
-        command += [
-            "--tls-port",
-            str(tls_port),
-            "--tls-cert",
-            str(tls[0]),
-            "--tls-key",
-            str(tls[1]),
-        ]
-    process = ManagedProcess(
-        name,
-        command,
-        log_path=workdir / f"{name}.log",
-        env={"GATEHOUSE_CONFIG": str(config_path), **env},
-        cwd=repo_root,
-    ).start()
-    url = f"http://127.0.0.1:{port}" if tls_port is None else f"https://127.0.0.1:{tls_port}"
-    try:
-        # the gateway's own endpoints answer on its admin listener only
-        process.wait_http(f"http://127.0.0.1:{admin_port}{READY_PATH}", timeout_s=60)
-    except BaseException:
-        process.stop()
-        raise
-    return process, url
+
+
+def granian_command(
+    python: str,
+    interface: Literal["asgi", "rsgi"],
+    target: str,
+    port: int,
+    workers: int = 1,
+    *,
+    factory: bool = True,
+) -> list[str]:
+    """granian serving ``target`` on ``port``: uvloop, one runtime thread, no WebSocket.
+
+    One runtime thread per worker is granian's default; it is spelled out so
+    a granian worker uses what a uvicorn worker does: one Python thread
+    serving, Rust I/O beside it.
+    """
+    command = [
+        python,
+        "-m",
+        "granian",
+        "--interface",
+        interface,
+        "--loop",
+        "uvloop",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--runtime-threads",
+        "1",
+        "--no-ws",
+        "--log-level",
+        "warning",
+    ]
+    if factory:
+        command.append("--factory")
+    return [*command, target]

@@ -13,6 +13,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -83,18 +84,27 @@ class ManagedProcess:
         return self
 
     def wait_http(
-        self, url: str, *, timeout_s: float = 30.0, headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        *,
+        timeout_s: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+        ca_file: Path | None = None,
     ) -> None:
-        """Wait until ``url`` answers below 500, or fail with the log's tail."""
+        """Wait until ``url`` answers below 500, or fail with the log's tail.
+
+        ``ca_file``: an https URL's certificate is verified against it.
+        """
         deadline = time.monotonic() + timeout_s
         last = "never answered"
+        verify = tls_verify(ca_file)
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(
                     f"{self.name} exited {self.process.returncode}:\n{self.log_tail()}"
                 )
             try:
-                response = httpx.get(url, timeout=1.0, headers=dict(headers or {}))
+                response = httpx.get(url, timeout=1.0, headers=dict(headers or {}), verify=verify)
                 if response.status_code < 500:
                     return
                 last = f"{response.status_code} {response.text[:200]}"
@@ -102,6 +112,18 @@ class ManagedProcess:
                 last = repr(exc)
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} not ready at {url}: {last}\n{self.log_tail()}")
+
+    def start_ready(
+        self, url: str, *, timeout_s: float = 60.0, headers: Mapping[str, str] | None = None
+    ) -> ManagedProcess:
+        """Start, then wait until ``url`` answers; a process that never does is stopped."""
+        self.start()
+        try:
+            self.wait_http(url, timeout_s=timeout_s, headers=headers)
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
@@ -120,6 +142,11 @@ class ManagedProcess:
                 _signal_group(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         _signal_group(self.process.pid, signal.SIGKILL)
+
+
+def tls_verify(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for a target: its own CA file, else the system's."""
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else True
 
 
 def _signal_group(pid: int, signum: int) -> None:

@@ -12,10 +12,11 @@ import logging
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
-from gatehouse_loadtest.procs import cpu_seconds
+from gatehouse_loadtest.procs import cpu_seconds, tls_verify
 from gatehouse_loadtest.wrk import WrkResult, run_wrk
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ class Target:
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
     cpu_pids: Sequence[int] = ()
+    # an https target's certificate (self-signed by the run); wrk does not verify
+    ca_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,9 @@ class LoadShape:
 
 def check_target(target: Target) -> None:
     """One request first: a target that answers 401 or 404 would benchmark its error page."""
-    response = httpx.get(target.url, headers=dict(target.headers), timeout=10.0)
+    response = httpx.get(
+        target.url, headers=dict(target.headers), timeout=10.0, verify=tls_verify(target.ca_file)
+    )
     if response.status_code != 200:
         raise RuntimeError(
             f"{target.name}: GET {target.url} answered {response.status_code}:"

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from gatehouse_loadtest.jwks import BenchKey
 from gatehouse_loadtest.nginx import CONFIGS, nginx_binary, render
+from gatehouse_loadtest.tls import make_certificates
 
 
 def test_render_fills_every_slot() -> None:
@@ -36,11 +37,16 @@ def test_nginx_own_braces_and_variables_are_left_alone() -> None:
         ),
         ("proxy.conf", {"BACKEND_A_PORT": 1, "BACKEND_B_PORT": 2, "PROXY_PORT": 3}),
         ("websocket.conf", {"BACKEND_PORT": 1, "PROXY_PORT": 3}),
+        # nginx -t loads the certificate and key: the run's own, made here
+        ("proxy-tls.conf", {"BACKEND_A_PORT": 1, "BACKEND_B_PORT": 2, "PROXY_PORT": 3}),
     ],
 )
 def test_nginx_accepts_the_rendered_config(
     template: str, values: dict[str, object], tmp_path: Path
 ) -> None:
+    if template == "proxy-tls.conf":
+        files = make_certificates(tmp_path / "tls")
+        values = {**values, "TLS_CERT": files.cert, "TLS_KEY": files.key}
     config = tmp_path / "nginx.conf"
     config.write_text(render((CONFIGS / template).read_text(), {**values, "PREFIX": tmp_path}))
     done = subprocess.run(
