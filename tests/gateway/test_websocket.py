@@ -31,6 +31,7 @@ SECURE = "secure.gatehouse.test"
 BROWSER = "browser.gatehouse.test"
 NO_WS = "nows.gatehouse.test"
 DEAD = "dead.gatehouse.test"
+OWN_HOST = "own-host.gatehouse.test"
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,7 @@ def gateway(module_launcher: Launcher, keys: KeyServer, backend: ServiceProcess)
             ),
             gateway_route([backend], name="nows", hosts=[NO_WS], websocket=False),
             gateway_route([nobody], name="dead", hosts=[DEAD]),
+            gateway_route([backend], name="own-host", hosts=[OWN_HOST], preserve_host=False),
         ],
     }
     return module_launcher.gateway(document)
@@ -88,6 +90,19 @@ async def test_text_and_binary_echo_with_the_http_forwarding_rules(
         assert await recv(socket) == "hello"
         await socket.send(b"\x00\xffbinary")
         assert await recv(socket) == b"\x00\xffbinary"
+
+
+async def test_the_backend_sees_the_host_the_route_says_as_on_http(
+    gateway: GatewayProcess, backend: ServiceProcess
+) -> None:
+    async with ws_connect(gateway.url, host=HOST) as socket:
+        sent = [value for name, value in (await greeting(socket))["headers"] if name == "host"]
+        assert sent == [HOST]  # preserve_host (the default): the client's, once
+    async with ws_connect(gateway.url, host=OWN_HOST) as socket:
+        hello = await greeting(socket)
+        sent = [value for name, value in hello["headers"] if name == "host"]
+        assert sent == [backend.url.removeprefix("http://")]
+        assert header_map(hello)["x-forwarded-host"] == OWN_HOST
 
 
 async def test_headers_the_client_names_in_connection_stop_at_the_gateway(

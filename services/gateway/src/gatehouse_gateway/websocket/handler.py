@@ -157,6 +157,8 @@ class WebSocketProxy:
         if route.auth_required:
             headers.extend(await self._identity(found.token))
         headers.extend(rules.forwarding_headers(head, http_scope, rid))
+        if route.preserve_host and head.host:  # as on HTTP; else the backend's own host:port
+            headers.append((b"host", head.host))
         target = head.path + (b"?" + found.query if found.query else b"")
         backend, upstream = await self._open(route, head, headers, found.subprotocols, target)
         answer = [(b"x-request-id", rid)] + [

@@ -27,6 +27,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.http11 import Request
 from websockets.typing import Origin, Subprotocol
 
 from gatehouse_gateway.backend_state import BackendState
@@ -89,9 +90,26 @@ class _BackendConnection(ClientConnection):
         self.lost_with = exc
         super().connection_lost(exc)
 
-    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+    async def handshake(
+        self, additional_headers: Any = None, user_agent_header: str | None = None
+    ) -> None:
+        """The library's handshake, with a ``Host`` among the headers sent *instead*
+        of the URI's (a route that preserves the client's), not as a second one."""
+        extra = list(additional_headers or ())
+        host = next((value for name, value in extra if name.lower() == "host"), None)
+        if host is not None:
+            extra = [(name, value) for name, value in extra if name.lower() != "host"]
+            build = self.protocol.connect
+
+            def connect_as_host() -> Request:
+                request = build()
+                del request.headers["Host"]
+                request.headers["Host"] = host
+                return request
+
+            self.protocol.connect = connect_as_host  # type: ignore[method-assign]
         try:
-            await super().handshake(*args, **kwargs)
+            await super().handshake(extra, user_agent_header)
         except InvalidHandshake as exc:
             lost = self.lost_with
             if isinstance(lost, ssl.SSLError):  # the cause, not the EOF it made
