@@ -57,8 +57,9 @@ demo: venv ## run every service as a local process in the foreground (Ctrl-C sto
 	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 .PHONY: test
+# --durations: the slowest tests named in every run, to keep the suite well under 20 minutes
 test: system-deps services venv lint test-lowest ## lint, the unit tests on the lowest bounds, then the whole suite against real processes, Postgres and Redis
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=20 $(PYTEST_ARGS)
 
 .PHONY: test-fast
 test-fast: venv ## the unit tests only (-m unit): in-process, no servers, in seconds
