@@ -4,7 +4,6 @@ holding a fast backend back."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import socket
 import threading
@@ -14,6 +13,7 @@ from typing import Any
 
 import psutil
 import pytest
+from adversarial.backends import ScriptedBackend
 from support.gateway import GatewayProcess, Launcher, gateway_route
 from support.processes import ServiceProcess
 
@@ -102,52 +102,16 @@ def test_100mb_download_streams_with_flat_memory(gateway: GatewayProcess) -> Non
     assert growth < MAX_GROWTH, f"RSS grew by {growth / 2**20:.1f} MB"
 
 
-class ScriptedBackend:
-    """A raw-socket backend: each connection runs ``script(conn)`` in a thread.
-
-    For answers whose timing a test controls step by step: a head now and the
-    body when the test says so, or a stream as fast as the socket takes it.
-    """
-
-    def __init__(self, script: Callable[[socket.socket], None]) -> None:
-        self.script = script
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
-
-    def _run(self, conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):  # the gateway hung up: the stream's end
-            conn.settimeout(30)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            self.script(conn)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
 @pytest.fixture
 def scripted(
     launcher: Launcher,
 ) -> Iterator[Callable[[Callable[[socket.socket], None]], GatewayProcess]]:
-    """A gateway in front of a :class:`ScriptedBackend` running the given script."""
+    """A gateway in front of a raw-socket backend running ``script`` on each connection
+    once its request head is in (:class:`adversarial.backends.ScriptedBackend`)."""
     started: list[ScriptedBackend] = []
 
     def start(script: Callable[[socket.socket], None]) -> GatewayProcess:
-        backend = ScriptedBackend(script)
+        backend = ScriptedBackend(lambda conn, _head: script(conn))
         started.append(backend)
         route = gateway_route([backend.url], retries={"attempts": 0})
         return launcher.gateway({"routes": [route]})
