@@ -175,7 +175,10 @@ def test_more_streams_than_advertised_are_refused(h2c: RawH2) -> None:
 
 
 def test_sending_past_the_flow_control_window_ends_the_connection(h2c: RawH2) -> None:
-    stream = h2c.request("/hold", method="POST", end=False)
+    # /sleep reads no body while it sleeps, so nothing is acknowledged; /hold reads
+    # (and drops) the body, and on a loaded machine its reads could open the window
+    # between the client's writes, so the overrun never came
+    stream = h2c.request("/sleep?s=5", method="POST", end=False)
     for _ in range(6):  # 6 x 16 KiB: past the 64 KiB stream window nobody acknowledged
         frame = DataFrame(stream)
         frame.data = b"d" * 16384
