@@ -63,8 +63,16 @@ class Authenticator:
         )
 
     async def identity_headers(self, authorization: bytes | None) -> list[tuple[bytes, bytes]]:
-        """Headers naming the verified caller; raises :class:`TokenError` when refused.
+        """Headers naming the verified caller; raises :class:`TokenError` when refused."""
+        return (await self.identify(authorization))[1]
 
+    async def identify(
+        self, authorization: bytes | None
+    ) -> tuple[VerifiedToken, list[tuple[bytes, bytes]]]:
+        """The verified token and the headers naming its caller; else :class:`TokenError`.
+
+        The token itself goes to the per-consumer policies (rate limits,
+        quotas, sticky canaries, header rules), the headers to the backend.
         Values are UTF-8 bytes as they go on the wire; one with a line break (a
         signed claim, but still) is refused rather than split into two headers.
         """
@@ -78,7 +86,7 @@ class Authenticator:
         for _, value in headers:
             if b"\r" in value or b"\n" in value:
                 raise TokenError("malformed", "a claim holds a line break")
-        return headers
+        return verified, headers
 
     async def verify(self, authorization: bytes | str | None) -> VerifiedToken:
         """The verified, unrevoked token of an ``Authorization`` value; else :class:`TokenError`."""

@@ -21,13 +21,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
 from gatehouse_common.http_protocol import SMALL_BODY
-from gatehouse_common.jwt import TokenError
+from gatehouse_common.jwt import TokenError, VerifiedToken
 from gatehouse_common.request_id import new_request_id
 from gatehouse_gateway import answers
 from gatehouse_gateway.auth import challenge
@@ -58,6 +58,9 @@ UNMATCHED = RouteMetrics("none")
 # head back: the head leaves and the body streams.
 SMALL_BODY_HOLD = 0.05
 
+# a default that is never appended to
+_NONE_ADDED: list[tuple[bytes, bytes]] = []
+
 _FLUSH_HEAD = {"type": "http.response.body", "body": b"", "more_body": True}
 
 
@@ -79,6 +82,13 @@ class ProxyRequest:
     host: bytes | None
     # scheme://host as the client reached the gateway: backend URLs are rewritten to it
     origin: bytes
+    # the client's head as the gateway read it, and its address as the gateway vouches for it
+    head: RequestHead
+    client: bytes
+    # the verified token on a route with ``auth: required``; else None
+    identity: VerifiedToken | None = None
+    # headers the route's policies add to the client's answer, relayed or made here
+    response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -93,10 +103,15 @@ class Attempt:
 
 
 def client_headers(
-    raw_headers: list[tuple[bytes, bytes]], request_id: bytes, backend_url: str, origin: bytes
+    raw_headers: list[tuple[bytes, bytes]],
+    request_id: bytes,
+    backend_url: str,
+    origin: bytes,
+    added: list[tuple[bytes, bytes]] | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """The backend's response headers as the client gets them: hop-by-hop dropped,
-    URLs naming the backend rewritten to the client's origin (:mod:`.edge.rewrite`)."""
+    URLs naming the backend rewritten to the client's origin (:mod:`.edge.rewrite`),
+    then the headers the route's policies ``added``."""
     headers = [(b"x-request-id", request_id)]
     for name, value in raw_headers:
         lower = name.lower()
@@ -104,6 +119,8 @@ def client_headers(
             if lower in rewrite.URL_HEADERS:
                 value = rewrite.url_header(lower, value, backend_url, origin)
             headers.append((lower, value))
+    if added:
+        headers.extend(added)
     return headers
 
 
@@ -202,12 +219,14 @@ class Proxy:
                 return await answers.send_json(send, 413, answers.BODY_TOO_LARGE, rid)
             has_body = declared > 0
         headers = upstream_headers(head)
+        identity: VerifiedToken | None = None
         if route.auth_required:
             authenticator = self.gateway.authenticator
             try:
                 if authenticator is None:
                     raise TokenError("jwks_unavailable")
-                headers.extend(await authenticator.identity_headers(head.authorization))
+                identity, identified = await authenticator.identify(head.authorization)
+                headers.extend(identified)
             except TokenError as exc:
                 refusal = (
                     authenticator.refusal(exc)
@@ -243,6 +262,9 @@ class Proxy:
             receive,
             head.host if route.preserve_host and head.host else None,
             rewrite.client_origin(scope, head.host),
+            head,
+            self.gateway.edge.client_address(head),
+            identity,
         )
 
     async def _forward(self, request: ProxyRequest, send: Send) -> int:
@@ -251,7 +273,9 @@ class Proxy:
         route.budget.deposit()
         backend = await route.balancer.pick() or route.balancer.panic_pick()
         if backend is None:
-            return await answers.send_json(send, 503, route.no_backend_body, request.request_id)
+            return await answers.send_json(
+                send, 503, route.no_backend_body, request.request_id, *request.response_headers
+            )
         tried: list[BackendState] = []
         attempt = 1
         while True:
@@ -275,8 +299,9 @@ class Proxy:
                 if response is not None:  # a 502/503 with no retry left: the client gets it
                     return await self._relay(send, request, current, response, result.payload)
                 return await self._answer_failure(
-                    send, route, result.outcome, result.error, request.request_id
-                )
+                    send, route, result.outcome, result.error, request.request_id,
+                    request.response_headers,
+                )  # fmt: skip
             finally:
                 current.in_flight -= 1
 
@@ -345,11 +370,12 @@ class Proxy:
         outcome: Outcome,
         error: BaseException | None,
         rid: bytes,
+        added: list[tuple[bytes, bytes]] = _NONE_ADDED,
     ) -> int:
         if outcome is Outcome.CLIENT_GONE:
             return outcome.status  # nobody to answer
         body = answers.failure_body(outcome, route, error)
-        return await answers.send_json(send, outcome.status, body, rid)
+        return await answers.send_json(send, outcome.status, body, rid, *added)
 
     async def _relay(
         self,
@@ -369,7 +395,11 @@ class Proxy:
         """
         status = response.status
         headers = client_headers(
-            response.raw_headers, request.request_id, backend.base_url, request.origin
+            response.raw_headers,
+            request.request_id,
+            backend.base_url,
+            request.origin,
+            request.response_headers,
         )
         try:
             await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -80,6 +80,8 @@ _SPECIAL.update(
 # A host name, IPv4 or bracketed IPv6 address, and an optional port: nothing
 # that could break out of a header or a Forwarded quoted-string.
 _VALID_HOST = re.compile(rb"^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+# an IPv4 or IPv6 address as X-Forwarded-For lists it (no port, no brackets)
+_VALID_ADDRESS = re.compile(rb"^(?:[0-9.]{7,15}|[0-9A-Fa-f:.]{2,45})$")
 _SCHEMES = {"http": b"http", "https": b"https"}
 # CONNECT would make the gateway a tunnel to anywhere, TRACE echoes a request's
 # credentials back to a script (cross-site tracing): neither is forwarded.
@@ -274,6 +276,28 @@ class HeadRules:
             (b"forwarded", element),
             (b"x-real-ip", client),
         ]
+
+    def client_address(self, head: RequestHead) -> bytes:
+        """The client's address as the gateway vouches for it (rate limits key on it).
+
+        The peer's, unless the peer is a trusted proxy: then the rightmost
+        ``X-Forwarded-For`` hop that is not itself a trusted proxy (nginx's
+        ``real_ip_recursive``), since every hop left of it could be forged by
+        the client. A malformed hop ends the walk at the last good one.
+        """
+        peer = head.client
+        chain = head.x_forwarded_for
+        if not chain or not self.trusted or not self.trusted.trusts(peer.decode()):
+            return peer
+        vouched = peer
+        for hop in reversed(chain.split(b",")):
+            address = hop.strip()
+            if not _VALID_ADDRESS.match(address):
+                break
+            vouched = address
+            if not self.trusted.trusts(address.decode()):
+                break
+        return vouched
 
     @staticmethod
     def request_id(head: RequestHead) -> str:
