@@ -9,8 +9,6 @@ WebSocket backend does the same over ``wss``, then echoes.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import json
 import socket
 import ssl
@@ -20,13 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from support.gateway import gateway_route
 from websockets.sync.server import ServerConnection
 from websockets.sync.server import serve as ws_serve
+
+from gatehouse_common import devcerts
 
 
 @dataclass
@@ -35,90 +31,33 @@ class Issued:
     key_file: Path
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
-_CA_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
-
-
 class TestCA:
-    """A self-signed CA in ``directory`` that issues server and client certificates."""
+    """A self-signed CA in ``directory`` (gatehouse_common.devcerts) that issues
+    leaf certificates good for server and client authentication."""
 
     __test__ = False  # not a test class, whatever its name
 
     def __init__(self, directory: Path, name: str) -> None:
         self.directory = directory
-        self.name = name
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(name))
-            .issuer_name(_name(name))
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_CA_USAGE, critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.cert_file = directory / f"{name}-ca.pem"
-        self.cert_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        self.local = devcerts.make_ca(directory, name, days=1, stem=f"{name}-ca")
+        self.cert_file = self.local.cert_file
 
     def issue(
         self, common_name: str, *, dns: tuple[str, ...] = (), ips: tuple[str, ...] = ()
     ) -> Issued:
-        """A leaf certificate for ``common_name``, good for server and client auth."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-        )
-        if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        cert = builder.sign(self.key, hashes.SHA256())
+        """A leaf certificate for ``common_name`` naming ``dns`` and ``ips``."""
         issued = Issued(
             self.directory / f"{common_name}.pem", self.directory / f"{common_name}-key.pem"
         )
-        issued.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_key(key, issued.key_file)
+        devcerts.issue(
+            self.local,
+            [*dns, *ips],
+            issued.cert_file,
+            issued.key_file,
+            days=1,
+            common_name=common_name,
+            client_auth=True,
+        )
         return issued
 
 

@@ -49,8 +49,10 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     path.write_bytes(pem)
 
 
-def make_ca(directory: Path, name: str = "Gatehouse local CA", days: int = 3650) -> LocalCA:
-    """A new self-signed CA in ``directory`` (``ca.pem``, ``ca-key.pem``)."""
+def make_ca(
+    directory: Path, name: str = "Gatehouse local CA", days: int = 3650, *, stem: str = "ca"
+) -> LocalCA:
+    """A new self-signed CA in ``directory`` (``<stem>.pem``, ``<stem>-key.pem``)."""
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -81,7 +83,7 @@ def make_ca(directory: Path, name: str = "Gatehouse local CA", days: int = 3650)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    ca = LocalCA(directory / "ca.pem", directory / "ca-key.pem")
+    ca = LocalCA(directory / f"{stem}.pem", directory / f"{stem}-key.pem")
     _write_key(ca.key_file, key)
     ca.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return ca
@@ -93,10 +95,17 @@ def issue(
     cert_file: Path,
     key_file: Path,
     days: int = 825,
+    *,
+    common_name: str | None = None,
+    client_auth: bool = False,
 ) -> None:
     """A server certificate for ``names`` (DNS names, wildcards and IP addresses)
-    signed by ``ca``, written as ``cert_file`` (leaf then CA) and ``key_file``."""
-    if not names:
+    signed by ``ca``, written as ``cert_file`` (leaf then CA) and ``key_file``.
+
+    ``client_auth`` makes it good for client authentication too (mTLS to a
+    backend), where it may name no host: then ``common_name`` names it.
+    """
+    if not names and not common_name:
         raise ValueError("a certificate needs at least one name")
     ca_cert, ca_key = ca._load()
     key = ec.generate_private_key(ec.SECP256R1())
@@ -106,23 +115,27 @@ def issue(
             alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
             alt_names.append(x509.DNSName(name))
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH]
+    if client_auth:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name or names[0])]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _DAY)
         .not_valid_after(now + days * _DAY)
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
-        .sign(ca_key, hashes.SHA256())
     )
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     cert_file.parent.mkdir(parents=True, exist_ok=True)
     _write_key(key_file, key)
     cert_file.write_bytes(
