@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 from collections.abc import Callable
+
+from support.socket_server import ThreadedSocketServer
 
 Script = Callable[[socket.socket, bytes], None]
 
@@ -26,33 +27,15 @@ def read_head(conn: socket.socket, limit: int = 1 << 20) -> bytes:
     return data
 
 
-class ScriptedBackend:
+class ScriptedBackend(ThreadedSocketServer):
     """A listening socket; every connection runs ``script(conn, head)`` in a thread."""
 
     def __init__(self, script: Script) -> None:
         self.script = script
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.stopped = threading.Event()
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
-
-    def _run(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:  # type: ignore[override]
         # OSError: the gateway hung up, which is what these backends are for.
         with conn, contextlib.suppress(OSError):
             conn.settimeout(30)
             self.script(conn, read_head(conn))
-
-    def close(self) -> None:
-        self.stopped.set()
-        with contextlib.suppress(OSError):
-            self.sock.close()

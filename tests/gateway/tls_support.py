@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from support.gateway import gateway_route
+from support.socket_server import ThreadedSocketServer
 from websockets.sync.server import ServerConnection
 from websockets.sync.server import serve as ws_serve
 
@@ -116,25 +117,17 @@ def tls_route(name: str, url: str, **tls: Any) -> dict[str, Any]:
     return gateway_route([url], name=name, hosts=[f"{name}.test"], tls=tls, retries={"attempts": 0})
 
 
-class TLSBackend:
+class TLSBackend(ThreadedSocketServer):
     """An HTTPS backend on 127.0.0.1; with ``client_ca`` it requires a client certificate."""
+
+    scheme = "https"
 
     def __init__(self, server: Issued, client_ca: TestCA | None = None) -> None:
         self.context = server_context(server, client_ca)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}"
         self.handshake_failures: list[str] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, raw: socket.socket) -> None:
+    def handle(self, raw: socket.socket) -> None:  # type: ignore[override]
         raw.settimeout(30)
         try:
             conn = self.context.wrap_socket(raw, server_side=True)
@@ -163,10 +156,6 @@ class TLSBackend:
                     data += chunk
                 data = data.split(b"\r\n\r\n", 1)[1]  # requests here carry no body
                 conn.sendall(answer)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
 
 
 class TLSWebSocketBackend:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 import httptools
+from support.socket_server import ThreadedSocketServer
 
 LINGER = 0.3
 
@@ -35,27 +36,20 @@ class _Done:
         self.complete = True
 
 
-class RecordingBackend:
+class RecordingBackend(ThreadedSocketServer):
     def __init__(self, name: str) -> None:
         self.name = name
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.records: list[Recorded] = []
         self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            record = Recorded(self.name)
-            with self.lock:
-                self.records.append(record)
-            threading.Thread(target=self._serve, args=(conn, record), daemon=True).start()
+    def accepted(self, conn: socket.socket) -> tuple[socket.socket, Recorded]:
+        record = Recorded(self.name)
+        with self.lock:
+            self.records.append(record)
+        return conn, record
 
-    def _serve(self, conn: socket.socket, record: Recorded) -> None:
+    def handle(self, conn: socket.socket, record: Recorded) -> None:  # type: ignore[override]
         try:
             with conn, contextlib.suppress(OSError):
                 self._exchange(conn, record)
@@ -106,7 +100,3 @@ class RecordingBackend:
     def count(self) -> int:
         with self.lock:
             return len(self.records)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()

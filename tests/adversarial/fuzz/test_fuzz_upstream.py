@@ -17,7 +17,6 @@ import contextlib
 import random
 import socket
 import struct
-import threading
 import time
 from collections.abc import Iterator
 
@@ -29,6 +28,7 @@ from adversarial.fuzz.hostile_responses import _httptools as lenient_reading
 from adversarial.raw import NoResponse, RawResponse, get, rss_bytes
 from adversarial.support import route
 from support.gateway import GatewayProcess, Launcher
+from support.socket_server import ThreadedSocketServer
 
 HOST = "up.fuzz.test"
 READ_TIMEOUT = 2.0
@@ -37,24 +37,14 @@ MAX_RSS_GROWTH = 64 * 1024 * 1024
 MAX_FAILURES = 3
 
 
-class MutatingBackend:
+class MutatingBackend(ThreadedSocketServer):
     """Answers every request with the current case; the test sets it before each request."""
 
     def __init__(self) -> None:
         self.case = ResponseCase()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:  # type: ignore[override]
         # "keep" and "hold" both serve the next request on the connection; "hold"
         # closes it after 2 s idle, as a server's keep-alive timeout would.
         with conn, contextlib.suppress(OSError):
@@ -70,10 +60,6 @@ class MutatingBackend:
                 if case.after == "close":
                     return
                 conn.settimeout(2 if case.after == "hold" else 15)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
 
 
 @pytest.fixture(scope="module")
