@@ -82,7 +82,7 @@ def gateway(
                             "x-caller": "{subject}@{client_address}",
                         },
                         "add": {"x-request-copy": "{request_id}"},
-                        "remove": ["cookie"],
+                        "remove": ["cookie", "authorization"],
                     },
                     "response": {
                         "set": {"x-served-by": "gatehouse {{edge}}"},
@@ -266,6 +266,8 @@ def test_request_rules_fill_values_from_the_verified_token(
     assert seen["x-tenant"] == "acme"
     assert seen["x-caller"] == "42@127.0.0.1"
     assert "cookie" not in seen
+    # checked at the gateway, then kept from the backend
+    assert "authorization" not in seen and seen["x-auth-subject"] == "42"
     # add appends to what the client sent; the template's value is the gateway's request id
     assert seen["x-request-copy"] == f"forged, {seen['x-request-id']}"
     assert response.headers["x-served-by"] == "gatehouse {edge}"

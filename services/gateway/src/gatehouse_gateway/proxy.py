@@ -213,12 +213,13 @@ class Proxy:
         added: list[tuple[bytes, bytes]] = []
         rules = route.rules
         if rules is not None:  # CORS, header rules, path rewrite (policy/route_rules.py)
-            preflight = await rules.preflight(send, scope["method"], head, rid, client)
-            if preflight is not None:
-                return preflight
             added = rules.answer_headers(head, rid, client)
         if head.header_bytes > route.max_header_bytes:
             return await answers.send_json(send, 431, answers.HEADERS_TOO_LARGE, rid, *added)
+        if rules is not None:
+            preflight = await rules.preflight(send, scope["method"], head, rid, client)
+            if preflight is not None:
+                return preflight
         limit = route.max_body_bytes
         declared: int | None = None
         has_body = head.chunked

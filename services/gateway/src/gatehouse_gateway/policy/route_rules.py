@@ -2,12 +2,13 @@
 
 :meth:`RouteRules.compile` returns None for a route with none of them, so the
 proxy's whole cost on such a route is one ``is None`` check; everything else
-(sets, header values, prefixes) is built here once per config. The proxy and
-the WebSocket handshake call, in order:
+(sets, header values, prefixes) is built here once per config. The proxy calls,
+in order (the WebSocket handshake only the last two):
 
-1. :meth:`RouteRules.preflight`, before auth: a CORS preflight is answered here;
-2. :meth:`RouteRules.answer_headers`: what every answer of the request carries
+1. :meth:`RouteRules.answer_headers`: what every answer of the request carries
    (CORS, response rules that need no token), refusals made here included;
+2. :meth:`RouteRules.preflight`, after the route's header size limit and before
+   auth: a CORS preflight is answered here;
 3. :meth:`RouteRules.after_auth`: request rules on the backend's headers, and
    the response rules that read the verified token;
 4. :meth:`RouteRules.target`: the path the backend sees.
