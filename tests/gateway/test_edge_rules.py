@@ -7,13 +7,16 @@ redirects into its own path space, which the gateway must replace and map back.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-from support.gateway import GatewayProcess, Launcher, RawBackend, gateway_route
+from support.gateway import GatewayProcess, Launcher, RawBackend, gateway_route, write_yaml
 from support.jwks import AUDIENCE, ISSUER, KeyServer
-from support.processes import ServiceProcess
+from support.processes import REPO_ROOT, ServiceProcess
 from support.websocket import greeting, header_map, ws_connect
 
 APP = "https://app.example.com"
@@ -361,3 +364,53 @@ async def test_websocket_handshake_gets_claims(gateway: GatewayProcess, keys: Ke
     seen = header_map(hello)
     assert seen["x-tenant"] == "acme"
     assert seen["x-caller"] == "42@127.0.0.1"
+
+
+# --- hostile config ----------------------------------------------------------------
+
+
+def test_hostile_edge_rules_stop_the_gateway_with_the_key_paths(tmp_path: Path) -> None:
+    backend = ["http://127.0.0.1:1"]
+    document = {
+        "routes": [
+            gateway_route(
+                backend, name="a", cors={"allow_origins": ["*"], "allow_credentials": True}
+            ),
+            gateway_route(
+                backend,
+                name="b",
+                hosts=["b.test"],
+                headers={"request": {"set": {"X-Auth-Roles": "admin"}}},
+            ),
+            gateway_route(
+                backend,
+                name="c",
+                hosts=["c.test"],
+                headers={"response": {"add": {"x-v": "a\r\nb"}}},
+            ),
+            gateway_route(
+                backend,
+                name="d",
+                hosts=["d.test"],
+                path_prefix="/api",
+                path_rewrite={"strip_prefix": "api"},
+            ),
+        ]
+    }
+    config = tmp_path / "bad.yaml"
+    write_yaml(config, document)
+    result = subprocess.run(
+        [sys.executable, "-m", "gatehouse_gateway", "--config", str(config), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    for where in [
+        "routes[0].cors: Value error, allow_credentials",
+        "routes[1].headers.request.set: Value error, 'X-Auth-Roles' is the gateway's own",
+        "routes[2].headers.response.add: Value error, x-v:",
+        "routes[3].path_rewrite.strip_prefix: Value error, 'api' must be an absolute path",
+    ]:
+        assert where in result.stderr, result.stderr
