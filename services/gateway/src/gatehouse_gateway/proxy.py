@@ -12,7 +12,9 @@ stops reading from the backend while the client is behind).
 Everything that can be done once is done at load time (route table,
 timeouts, label children, fixed error bodies, header sets). The two header
 seams are :func:`~gatehouse_gateway.edge.head.upstream_headers` (shared with
-the WebSocket handshake) and :func:`client_headers`. Nothing here
+the WebSocket handshake) and :func:`client_headers`; a route's edge rules
+(CORS, header rules, path rewrite: ``route.rules``, None on most routes) act
+through both. Nothing here
 logs at info level or touches pydantic.
 """
 

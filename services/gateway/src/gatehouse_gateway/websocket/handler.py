@@ -4,7 +4,9 @@ Everything before the upgrade is the HTTP path's own rules: the head goes
 through the same :class:`~gatehouse_gateway.edge.head.HeadRules` (one Host,
 one Authorization, identity and forwarding headers never from the client,
 the normalised path), the route is matched on Host and that path, and the
-backend gets the same identity and forwarding headers. A handshake the
+backend gets the same identity and forwarding headers, and the route's
+request header rules and path rewrite
+(:mod:`gatehouse_gateway.policy.route_rules`). A handshake the
 gateway will not take is answered with an HTTP status before any upgrade,
 through the ASGI ``websocket.http.response`` extension (which uvicorn's
 protocol offers): 400/431 for a bad head, 404 for no route, 403 for a route
@@ -168,7 +170,8 @@ class WebSocketProxy:
         headers.extend(rules.forwarding_headers(head, http_scope, rid))
         if route.preserve_host and head.host:  # as on HTTP; else the backend's own host:port
             headers.append((b"host", head.host))
-        target += b"?" + found.query if found.query else b""
+        if found.query:
+            target += b"?" + found.query
         backend, upstream = await self._open(route, head, headers, found.subprotocols, target)
         answer = [(b"x-request-id", rid)] + [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
