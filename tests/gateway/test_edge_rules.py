@@ -14,7 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.gateway import GatewayProcess, Launcher, RawBackend, gateway_route, write_yaml
+from support.gateway import (
+    GatewayProcess,
+    Launcher,
+    RawBackend,
+    gateway_route,
+    metric_value,
+    write_yaml,
+)
 from support.jwks import AUDIENCE, ISSUER, KeyServer
 from support.processes import REPO_ROOT, ServiceProcess
 from support.websocket import greeting, header_map, ws_connect
@@ -125,6 +132,12 @@ def cors_headers(response: httpx.Response) -> dict[str, str]:
     return {k: v for k, v in response.headers.items() if k.startswith("access-control-")}
 
 
+def preflights(gateway: GatewayProcess, outcome: str) -> float:
+    return metric_value(
+        gateway.metrics(), "gateway_cors_preflights_total", route="cors", outcome=outcome
+    )
+
+
 def bearer(keys: KeyServer, **claims: object) -> dict[str, str]:
     return {"Authorization": f"Bearer {keys.token(**claims)}"}
 
@@ -145,6 +158,7 @@ def test_preflight_is_answered_at_the_gateway_before_auth(gateway: GatewayProces
         response = http.options("/items", headers=preflight(APP, "PUT", "Content-Type, X-Trace"))
     assert response.status_code == 204, response.text
     assert response.content == b""
+    assert preflights(gateway, "allowed") >= 1
     assert cors_headers(response) == {
         "access-control-allow-origin": APP,
         "access-control-allow-credentials": "true",
@@ -210,10 +224,13 @@ def test_two_origin_headers_are_not_allowed(gateway: GatewayProcess) -> None:
 def test_preflight_refuses_what_is_not_listed(
     gateway: GatewayProcess, method: str, requested: str | None, error: str
 ) -> None:
+    outcome = error.removeprefix("cors_")
+    before = preflights(gateway, outcome)
     with client(gateway, CORS) as http:
         response = http.options("/items", headers=preflight(APP, method, requested))
     assert response.status_code == 403
     assert response.json()["error"] == error
+    assert preflights(gateway, outcome) == before + 1
     assert cors_headers(response) == {}
 
 
@@ -285,12 +302,20 @@ def test_request_rules_fill_values_from_the_verified_token(
 def test_a_missing_or_unsafe_claim_leaves_the_header_unset(
     gateway: GatewayProcess, keys: KeyServer, claims: dict[str, object]
 ) -> None:
+    def unset() -> float:
+        text = gateway.metrics()
+        return metric_value(
+            text, "gateway_header_rule_unset_total", route="rules", header="x-tenant"
+        )
+
+    before = unset()
     with client(gateway, RULES) as http:
         response = http.get("/me", headers={"X-Tenant": "forged", **bearer(keys, **claims)})
     assert response.status_code == 200, response.text
     seen = response.json()["headers"]
     assert "x-tenant" not in seen  # neither the claim nor the client's forged value
     assert seen["x-auth-roles"] == "user"
+    assert unset() == before + 1  # counted, so an operator can see why
 
 
 def test_response_rules_apply_to_the_gateways_own_answers(gateway: GatewayProcess) -> None:

@@ -62,15 +62,28 @@ HEADERS_REFUSED = error_body(
 )
 
 
+PREFLIGHT_OUTCOMES = ("allowed", "origin_not_allowed", "method_not_allowed", "headers_not_allowed")
+
+
 class Preflight:
-    """A preflight's answer: ``status`` 204 with ``headers``, or 403 with a JSON ``body``."""
+    """A preflight's answer: ``status`` 204 with ``headers``, or 403 with a JSON ``body``.
 
-    __slots__ = ("body", "headers", "status")
+    ``outcome`` is one of :data:`PREFLIGHT_OUTCOMES`, for the metric.
+    """
 
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+    __slots__ = ("body", "headers", "outcome", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes = b"",
+        outcome: str = "allowed",
+    ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.outcome = outcome
 
 
 class CorsPolicy:
@@ -128,12 +141,12 @@ class CorsPolicy:
         """The answer to a preflight from ``origin`` asking for ``method`` and ``requested``."""
         allowed = self.allow_origin(origin)
         if allowed is None:
-            return Preflight(403, [_PREFLIGHT_VARY], ORIGIN_REFUSED)
+            return Preflight(403, [_PREFLIGHT_VARY], ORIGIN_REFUSED, "origin_not_allowed")
         if method not in self._methods:
-            return Preflight(403, [_PREFLIGHT_VARY], METHOD_REFUSED)
+            return Preflight(403, [_PREFLIGHT_VARY], METHOD_REFUSED, "method_not_allowed")
         names = self._requested(requested)
         if names is None:
-            return Preflight(403, [_PREFLIGHT_VARY], HEADERS_REFUSED)
+            return Preflight(403, [_PREFLIGHT_VARY], HEADERS_REFUSED, "headers_not_allowed")
         headers = [(b"access-control-allow-origin", allowed), *self._preflight_tail]
         if names:
             headers.append((b"access-control-allow-headers", b", ".join(names)))

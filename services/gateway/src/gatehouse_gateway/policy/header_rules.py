@@ -15,11 +15,28 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from prometheus_client import Counter
+
 from gatehouse_common.jwt import VerifiedToken
 from gatehouse_gateway.config.header_rules import HeaderOps, Part, parse_template
 
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 Header = tuple[bytes, bytes]
+
+UNSET = Counter(
+    "gateway_header_rule_unset_total",
+    "Header rule values left unset: a placeholder with nothing behind it (no such claim, "
+    "an object claim) or a value holding a control character, by route and header.",
+    ["route", "header"],
+)
+
+
+class _Unset:
+    """Stands in for a counter where no route is named (unit use)."""
+
+    @staticmethod
+    def inc() -> None:
+        return None
 
 
 def _claim_text(claims: Mapping[str, Any], name: str) -> str | None:
@@ -38,9 +55,11 @@ def _claim_text(claims: Mapping[str, Any], name: str) -> str | None:
 class Template:
     """One header value: literal text, or parts filled per request."""
 
-    __slots__ = ("identity", "literal", "parts")
+    __slots__ = ("identity", "literal", "parts", "unset")
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, unset: Counter | None = None) -> None:
+        # the counter child bumped when a request leaves this value unset
+        self.unset: Counter | _Unset = unset if unset is not None else _Unset()
         self.parts: tuple[Part, ...] = parse_template(source)
         self.literal: bytes | None = (
             source.replace("{{", "{").replace("}}", "}").encode("utf-8")
@@ -83,11 +102,14 @@ class HeaderEdits:
 
     __slots__ = ("added", "removed", "with_identity", "without_identity")
 
-    def __init__(self, ops: HeaderOps) -> None:
+    def __init__(self, ops: HeaderOps, route: str | None = None) -> None:
         # ``set`` is remove-then-add: the backend's or client's values never survive it
         self.removed = frozenset(name.encode("ascii") for name in [*ops.remove, *ops.set])
         self.added: tuple[tuple[bytes, Template], ...] = tuple(
-            (name.encode("ascii"), Template(value))
+            (
+                name.encode("ascii"),
+                Template(value, UNSET.labels(route=route, header=name) if route else None),
+            )
             for name, value in [*ops.set.items(), *ops.add.items()]
         )
         self.without_identity = tuple(item for item in self.added if not item[1].identity)
@@ -122,4 +144,6 @@ def render(
         value = template.render(identity, request_id, client)
         if value is not None:
             out.append((name, value))
+        else:
+            template.unset.inc()
     return out

@@ -20,6 +20,7 @@ drops plus the rules' removals and, on a CORS route, every backend
 
 from __future__ import annotations
 
+from prometheus_client import Counter
 from starlette.types import Send
 
 from gatehouse_common.jwt import VerifiedToken
@@ -31,6 +32,13 @@ from gatehouse_gateway.policy.header_rules import Header, HeaderEdits, render
 from gatehouse_gateway.policy.path_rewrite import PathRewrite
 
 _JSON = (b"content-type", b"application/json")
+
+PREFLIGHTS = Counter(
+    "gateway_cors_preflights_total",
+    "CORS preflights answered at the gateway, by route and outcome (allowed, "
+    "origin_not_allowed, method_not_allowed, headers_not_allowed).",
+    ["route", "outcome"],
+)
 
 
 def _preflight_parts(
@@ -66,6 +74,7 @@ class RouteRules:
     __slots__ = (
         "_claimed",
         "_plain",
+        "_preflights",
         "cors",
         "request",
         "response_drop",
@@ -73,11 +82,17 @@ class RouteRules:
     )
 
     def __init__(self, config: RouteConfig) -> None:
+        name = config.name
         self.cors = CorsPolicy(config.cors) if config.cors is not None else None
+        self._preflights = (
+            {o: PREFLIGHTS.labels(route=name, outcome=o) for o in cors_policy.PREFLIGHT_OUTCOMES}
+            if self.cors is not None
+            else {}
+        )
         rules = config.headers
-        request = HeaderEdits(rules.request) if rules is not None else None
+        request = HeaderEdits(rules.request, name) if rules is not None else None
         self.request = request if request else None
-        response = HeaderEdits(rules.response) if rules is not None else None
+        response = HeaderEdits(rules.response, name) if rules is not None else None
         self._plain = response.without_identity if response is not None else ()
         self._claimed = response.with_identity if response is not None else ()
         dropped = set(response.removed) if response is not None else set()
@@ -105,6 +120,7 @@ class RouteRules:
         if origin is None or wanted is None:
             return None  # a plain OPTIONS request: the backend's to answer
         answer = cors.preflight(origin, wanted, requested)
+        self._preflights[answer.outcome].inc()
         extra = render(self._plain, None, request_id, client)
         if answer.status == 204:
             headers = [(b"x-request-id", request_id), *answer.headers, *extra]
