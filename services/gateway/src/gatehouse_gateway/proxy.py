@@ -12,7 +12,9 @@ stops reading from the backend while the client is behind).
 Everything that can be done once is done at load time (route table,
 timeouts, label children, fixed error bodies, header sets). The two header
 seams are :func:`~gatehouse_gateway.edge.head.upstream_headers` (shared with
-the WebSocket handshake) and :func:`client_headers`. Nothing here
+the WebSocket handshake) and :func:`client_headers`; a route's edge rules
+(CORS, header rules, path rewrite: ``route.rules``, None on most routes) act
+through both. Nothing here
 logs at info level or touches pydantic.
 """
 
@@ -33,9 +35,10 @@ from gatehouse_gateway import answers
 from gatehouse_gateway.auth import challenge
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.edge import rewrite
-from gatehouse_gateway.edge.head import HOP_BY_HOP, Refusal, RequestHead, upstream_headers
+from gatehouse_gateway.edge.head import RESPONSE_DROP, Refusal, RequestHead, upstream_headers
 from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.outcome import Outcome, Retry, outcome_of
+from gatehouse_gateway.policy.route_rules import RouteRules
 from gatehouse_gateway.request_body import RequestBody
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.runtime import Gateway
@@ -44,9 +47,6 @@ from gatehouse_gateway.upstream.retry import IDEMPOTENT_METHODS, RETRYABLE_STATU
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("gatehouse.access")
-
-# uvicorn writes its own Date; the request id is the gateway's to set.
-_RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id", b"date"}
 
 # Requests no route claims are counted too, under one bounded label.
 UNMATCHED = RouteMetrics("none")
@@ -108,16 +108,22 @@ def client_headers(
     backend_url: str,
     origin: bytes,
     added: list[tuple[bytes, bytes]] | None = None,
+    rules: RouteRules | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """The backend's response headers as the client gets them: hop-by-hop dropped,
     URLs naming the backend rewritten to the client's origin (:mod:`.edge.rewrite`),
-    then the headers the route's policies ``added``."""
+    then the headers the route's policies ``added``. A route's ``rules`` drop
+    more (response rules' removals, a CORS route's backend ``Access-Control-*``)
+    and map a ``Location`` back through its path rewrite."""
     headers = [(b"x-request-id", request_id)]
+    drop = RESPONSE_DROP if rules is None else rules.response_drop
     for name, value in raw_headers:
         lower = name.lower()
-        if lower not in _RESPONSE_DROP:
+        if lower not in drop:
             if lower in rewrite.URL_HEADERS:
                 value = rewrite.url_header(lower, value, backend_url, origin)
+                if rules is not None and rules.rewrite is not None:
+                    value = rules.rewrite.client_url(lower, value, origin)
             headers.append((lower, value))
     if added:
         headers.extend(added)
@@ -205,8 +211,17 @@ class Proxy:
         rid: bytes,
     ) -> ProxyRequest | int:
         """The request for ``route``, or the status of the refusal already answered."""
+        client = self.gateway.edge.client_address(head)
+        added: list[tuple[bytes, bytes]] = []
+        rules = route.rules
+        if rules is not None:  # CORS, header rules, path rewrite (policy/route_rules.py)
+            added = rules.answer_headers(head, rid, client)
         if head.header_bytes > route.max_header_bytes:
-            return await answers.send_json(send, 431, answers.HEADERS_TOO_LARGE, rid)
+            return await answers.send_json(send, 431, answers.HEADERS_TOO_LARGE, rid, *added)
+        if rules is not None:
+            preflight = await rules.preflight(send, scope["method"], head, rid, client)
+            if preflight is not None:
+                return preflight
         limit = route.max_body_bytes
         declared: int | None = None
         has_body = head.chunked
@@ -214,9 +229,9 @@ class Proxy:
             try:
                 declared = int(head.length)
             except ValueError:
-                return await answers.send_json(send, 400, answers.BAD_LENGTH, rid)
+                return await answers.send_json(send, 400, answers.BAD_LENGTH, rid, *added)
             if limit is not None and declared > limit:
-                return await answers.send_json(send, 413, answers.BODY_TOO_LARGE, rid)
+                return await answers.send_json(send, 413, answers.BODY_TOO_LARGE, rid, *added)
             has_body = declared > 0
         headers = upstream_headers(head)
         identity: VerifiedToken | None = None
@@ -234,10 +249,13 @@ class Proxy:
                     else answers.unauthorized(exc)
                 )
                 return await answers.send_json(
-                    send, 401, refusal, rid, (b"www-authenticate", challenge(exc.reason))
+                    send, 401, refusal, rid, (b"www-authenticate", challenge(exc.reason)), *added
                 )
-        headers.extend(self.gateway.edge.forwarding_headers(head, scope, rid))
         target = head.path
+        if rules is not None:
+            headers = rules.after_auth(headers, identity, rid, client, added)
+            target = rules.target(target)
+        headers.extend(self.gateway.edge.forwarding_headers(head, scope, rid))
         query: bytes = scope.get("query_string", b"")
         if query:
             target = target + b"?" + query
@@ -249,7 +267,7 @@ class Proxy:
                 # a client trickling it in then holds no backend connection.
                 problem = await body.buffer()
                 if problem is not None:
-                    return await self._answer_failure(send, route, problem, None, rid)
+                    return await self._answer_failure(send, route, problem, None, rid, added)
         method: str = scope["method"]
         return ProxyRequest(
             route,
@@ -263,8 +281,9 @@ class Proxy:
             head.host if route.preserve_host and head.host else None,
             rewrite.client_origin(scope, head.host),
             head,
-            self.gateway.edge.client_address(head),
+            client,
             identity,
+            added,
         )
 
     async def _forward(self, request: ProxyRequest, send: Send) -> int:
@@ -400,6 +419,7 @@ class Proxy:
             backend.base_url,
             request.origin,
             request.response_headers,
+            request.route.rules,
         )
         try:
             await send({"type": "http.response.start", "status": status, "headers": headers})

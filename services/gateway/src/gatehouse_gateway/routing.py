@@ -18,6 +18,7 @@ from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
 from gatehouse_gateway.config.loader import ConfigError
 from gatehouse_gateway.config.schema import GatewayConfig, RouteConfig
 from gatehouse_gateway.metrics import RouteMetrics
+from gatehouse_gateway.policy.route_rules import RouteRules
 from gatehouse_gateway.upstream.retry import RetryBudget
 from gatehouse_gateway.upstream.tls import TLSContexts, UpstreamTLS
 
@@ -41,6 +42,8 @@ class Route:
         self.max_body_bytes = config.limits.max_body_bytes
         self.buffer_body_bytes = config.limits.buffer_body_bytes
         self.metrics = RouteMetrics(config.name)
+        # CORS, header rules, path rewrite; None (most routes): nothing to do
+        self.rules = RouteRules.compile(config)
         self.no_backend_body = error_body(
             "no_healthy_backend",
             f"route {config.name!r} has no healthy backend",

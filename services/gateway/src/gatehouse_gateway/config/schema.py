@@ -12,7 +12,11 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
+from gatehouse_gateway.config.cors import CorsConfig
+from gatehouse_gateway.config.header_rules import HeaderRulesConfig
 from gatehouse_gateway.config.listeners import ListenerConfig
+from gatehouse_gateway.config.rewrite import PathRewriteConfig
+from gatehouse_gateway.config.route_rules import check_route_rules
 from gatehouse_gateway.edge.forwarding import parse_networks
 from gatehouse_gateway.edge.path import BadPath, normalise_path
 
@@ -255,6 +259,22 @@ class RouteConfig(_Strict):
         default_factory=lambda: list[TokenSource](["header"]), min_length=1
     )
     websocket_idle_timeout: float | None = Field(default=None, gt=0, le=86400)
+    # Edge rules (gatehouse_gateway.policy.route_rules): CORS answered at the
+    # gateway, header rules, and a path rewrite; absent, a route pays nothing.
+    cors: CorsConfig | None = None
+    headers: HeaderRulesConfig | None = None
+    path_rewrite: PathRewriteConfig | None = None
+
+    @model_validator(mode="after")
+    def _edge_rules(self) -> RouteConfig:
+        check_route_rules(
+            auth_required=self.auth == "required",
+            path_prefixes=self.path_prefix,
+            cors=self.cors,
+            headers=self.headers,
+            path_rewrite=self.path_rewrite,
+        )
+        return self
 
     @field_validator("backends")
     @classmethod

@@ -38,6 +38,9 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
+# Response headers a client never gets from a backend: uvicorn writes its own
+# Date, and the request id is the gateway's to set.
+RESPONSE_DROP = HOP_BY_HOP | {b"x-request-id", b"date"}
 # Identity headers the gateway sets from a verified token.
 IDENTITY_HEADERS = frozenset({b"x-auth-subject", b"x-auth-email", b"x-auth-roles"})
 # Everything the gateway sets on a forwarded request: never taken from a client as is.

@@ -4,7 +4,9 @@ Everything before the upgrade is the HTTP path's own rules: the head goes
 through the same :class:`~gatehouse_gateway.edge.head.HeadRules` (one Host,
 one Authorization, identity and forwarding headers never from the client,
 the normalised path), the route is matched on Host and that path, and the
-backend gets the same identity and forwarding headers. A handshake the
+backend gets the same identity and forwarding headers, and the route's
+request header rules and path rewrite
+(:mod:`gatehouse_gateway.policy.route_rules`). A handshake the
 gateway will not take is answered with an HTTP status before any upgrade,
 through the ASGI ``websocket.http.response`` extension (which uvicorn's
 protocol offers): 400/431 for a bad head, 404 for no route, 403 for a route
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection
 
-from gatehouse_common.jwt import TokenError
+from gatehouse_common.jwt import TokenError, VerifiedToken
 from gatehouse_common.request_id import new_request_id
 from gatehouse_gateway import answers
 from gatehouse_gateway.auth import challenge
@@ -151,15 +153,25 @@ class WebSocketProxy:
             raise _Refused(431, answers.HEADERS_TOO_LARGE, "headers_too_large")
         sources = route.config.websocket_token_sources
         found = find_token(sources, head.authorization, list(scope.get("subprotocols", [])), query)
+        identity: VerifiedToken | None = None
+        identified: list[tuple[bytes, bytes]] = []
+        if route.auth_required:
+            identity, identified = await self._identity(found.token)
+        base = upstream_headers(head)
+        target = head.path
+        edge_rules = route.rules  # header rules and path rewrite, as on HTTP
+        if edge_rules is not None:
+            base = edge_rules.after_auth(base, identity, rid, rules.client_address(head), [])
+            target = edge_rules.target(target)
         # hop-by-hop and Connection-named headers dropped as for HTTP, then the
         # handshake's own, which the backend connection writes itself
-        headers = [(k, v) for k, v in upstream_headers(head) if k not in _OWN]
-        if route.auth_required:
-            headers.extend(await self._identity(found.token))
+        headers = [(k, v) for k, v in base if k not in _OWN]
+        headers.extend(identified)
         headers.extend(rules.forwarding_headers(head, http_scope, rid))
         if route.preserve_host and head.host:  # as on HTTP; else the backend's own host:port
             headers.append((b"host", head.host))
-        target = head.path + (b"?" + found.query if found.query else b"")
+        if found.query:
+            target += b"?" + found.query
         backend, upstream = await self._open(route, head, headers, found.subprotocols, target)
         answer = [(b"x-request-id", rid)] + [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
@@ -196,12 +208,14 @@ class WebSocketProxy:
             socket_metrics.active.dec()
             backend.in_flight -= 1
 
-    async def _identity(self, token: bytes | None) -> list[tuple[bytes, bytes]]:
+    async def _identity(
+        self, token: bytes | None
+    ) -> tuple[VerifiedToken, list[tuple[bytes, bytes]]]:
         authenticator = self.gateway.authenticator
         try:
             if authenticator is None:
                 raise TokenError("jwks_unavailable")
-            return await authenticator.identity_headers(token)
+            return await authenticator.identify(token)
         except TokenError as exc:
             body = (
                 authenticator.refusal(exc)
