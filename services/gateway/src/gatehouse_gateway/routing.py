@@ -12,6 +12,8 @@ paths by accident. A route can ask for plain string prefixes
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gatehouse_common.errors import error_body
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
@@ -20,6 +22,9 @@ from gatehouse_gateway.config.schema import GatewayConfig, RouteConfig
 from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.upstream.retry import RetryBudget
 from gatehouse_gateway.upstream.tls import TLSContexts, UpstreamTLS
+
+if TYPE_CHECKING:
+    from gatehouse_gateway.policy.quota import RouteQuotas
 
 # (prefix, the same ending in "/" or "" for string matching, route), longest first
 _Entries = tuple[tuple[str, str, "Route"], ...]
@@ -41,6 +46,8 @@ class Route:
         self.max_body_bytes = config.limits.max_body_bytes
         self.buffer_body_bytes = config.limits.buffer_body_bytes
         self.metrics = RouteMetrics(config.name)
+        # set by the gateway's QuotaKeeper when the route has quotas
+        self.quotas: RouteQuotas | None = None
         self.no_backend_body = error_body(
             "no_healthy_backend",
             f"route {config.name!r} has no healthy backend",

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
 from gatehouse_gateway.config.listeners import ListenerConfig
+from gatehouse_gateway.config.quota import QuotaList
 from gatehouse_gateway.edge.forwarding import parse_networks
 from gatehouse_gateway.edge.path import BadPath, normalise_path
 
@@ -255,6 +256,8 @@ class RouteConfig(_Strict):
         default_factory=lambda: list[TokenSource](["header"]), min_length=1
     )
     websocket_idle_timeout: float | None = Field(default=None, gt=0, le=86400)
+    # requests per consumer per UTC day or month, shared through Redis (config/quota.py)
+    quotas: QuotaList = Field(default_factory=list)
 
     @field_validator("backends")
     @classmethod
