@@ -24,9 +24,11 @@ import httpx
 import pytest
 import redis
 from gateway.operator_support import ADMIN, bearer, wait_until
+from playwright.sync_api import expect
+from support.browser import Watched, launch_chromium
 from support.gateway import GatewayProcess, Launcher, gateway_route, metric_value
 from support.jwks import KeyServer
-from support.processes import ServiceProcess
+from support.processes import ARTIFACTS, ServiceProcess
 from support.redis_server import RedisServer
 
 FLUSH = "0.05"
@@ -132,6 +134,38 @@ def test_spent_quota_is_refused_with_headers_and_shown_to_the_operator(
     metrics = gateway.metrics()
     assert metric_value(metrics, "gateway_quota_refusals_total", route="app", quota="daily") == 1
     assert metric_value(metrics, "gateway_quota_store_state", state="redis") == 1
+
+
+@pytest.mark.browser
+def test_the_dashboard_shows_top_consumers_and_those_near_their_quota(
+    gateway: GatewayProcess, keys: KeyServer
+) -> None:
+    with gateway.client() as client:
+        for subject, count in (("ada", 4), ("bob", 1)):
+            for _ in range(count):
+                assert client.get("/x", headers=bearer(keys.token(sub=subject))).status_code == 200
+    with launch_chromium() as browser:
+        context = browser.new_context()
+        context.set_default_timeout(10_000)
+        watched = Watched(context.new_page())
+        page = watched.page
+        try:
+            page.goto(gateway.admin_url + "/-/dashboard")
+            page.locator("summary").click()
+            page.locator("#token").fill(keys.token(roles=["admin"], sub="1"))
+            page.get_by_role("button", name="Use token").click()
+
+            row = page.locator('tr[data-quota="app/daily"]')
+            expect(row.locator("td.top")).to_have_text("ada 4 (80%), bob 1 (20%)")
+            expect(row.locator("td.near")).to_have_text("ada 4 (80%)")
+            expect(row).to_have_attribute("data-near", "true")
+            expect(page.locator('tr[data-quota="app/monthly"] td.top')).to_have_text("route 5 (1%)")
+            expect(page.locator("#quota-store")).to_have_text("shared through Redis (redis)")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "quota_dashboard.png"), full_page=True)
+            assert watched.errors == []
+        finally:
+            context.close()
 
 
 # ---- two replicas under load ---------------------------------------------------------
