@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from pydantic import ValidationError
+from redis.crc import key_slot
 
 from gatehouse_common.jwt import VerifiedToken
 from gatehouse_gateway.balancing.cursor import LocalCursor
@@ -303,3 +304,24 @@ async def test_consumers_past_the_cap_pass_uncounted(keepers: Keepers) -> None:
     assert ask(route, "c")[0] is None  # uncounted, so never refused
     assert QUOTA_UNTRACKED._value.get() - before == 2
     assert ask(route, "a")[0] is not None  # the tracked ones still are
+
+
+@pytest.mark.unit
+def test_a_consumer_value_cannot_choose_the_cluster_slot() -> None:
+    """Count keys carry their own hash tag: a header value with braces in it does not
+    become the tag, so it cannot gather every quota's keys into one slot."""
+    clock = Clock("2026-12-01T08:00:00")
+    keeper = QuotaKeeper(
+        None, prefix="p:", timeout=1, flush_interval=1, max_consumers=9, clock=clock
+    )
+    route = routes(
+        {"name": "one", "limit": 5, "period": "day"},
+        {"name": "two", "limit": 5, "period": "day"},
+    )[0]
+    keeper.compile([route])
+    quotas = route.quotas
+    assert quotas is not None
+    keys = [state.window.key("{victim}").encode() for state in quotas.states]
+    assert keys[0] == b"p:quota:{app/one/2026-12-01/{victim}}"
+    assert key_slot(keys[0]) != key_slot(b"victim")
+    assert key_slot(keys[0]) != key_slot(keys[1])
