@@ -234,12 +234,15 @@ def test_two_replicas_share_one_count_within_the_bound(
     per_replica = [sum(1 for a in admitted if a.replica == r) for r in (0, 1)]
     assert min(per_replica) > 0
     assert len(admitted) >= LIMIT  # never refused early
+    # every admission past the quota's came from a request sent within WINDOW of
+    # the moment the quota ran out, on either replica
     spent_at = admitted[LIMIT - 1].done
-    in_window = sum(1 for a in admitted if spent_at <= a.sent <= spent_at + WINDOW)
-    over = len(admitted) - LIMIT
-    print(f"\nadmitted {len(admitted)} of {LIMIT} (per replica {per_replica}); over {over}, "
-          f"admitted within {WINDOW}s after the quota ran out: {in_window}")  # fmt: skip
-    assert over <= in_window
+    late = [round(a.sent - spent_at, 3) for a in admitted[LIMIT:]]
+    rate = len(answers) / (max(a.done for a in answers) - min(a.sent for a in answers))
+    print(f"\n{rate:.0f} requests/s; admitted {len(admitted)} of {LIMIT} (per replica "
+          f"{per_replica}); the {len(late)} over were sent this many seconds after the "
+          f"quota ran out: {late}")  # fmt: skip
+    assert all(delay <= WINDOW for delay in late)
     # Redis holds exactly what each replica admitted, each under its own field.
     client = redis.Redis.from_url(redis_url)
     key = f"{redis_prefix}quota:{{app/daily/{today()}/acme}}"

@@ -325,3 +325,27 @@ def test_a_consumer_value_cannot_choose_the_cluster_slot() -> None:
     assert keys[0] == b"p:quota:{app/one/2026-12-01/{victim}}"
     assert key_slot(keys[0]) != key_slot(b"victim")
     assert key_slot(keys[0]) != key_slot(keys[1])
+
+
+async def test_a_count_redis_lost_is_written_again(
+    keepers: Keepers, redis_url: str, redis_prefix: str
+) -> None:
+    clock = Clock("2026-12-01T08:00:00")
+    route = routes({"name": "daily", "limit": 10, "period": "day"})[0]
+    keeper = keepers(clock)
+    keeper.compile([route])
+    await keeper.start()
+    for _ in range(3):
+        assert ask(route, "ada")[0] is None
+    await keeper.flush()
+    key = f"{redis_prefix}quota:{{app/daily/2026-12-01/ada}}"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(key)  # a Redis restarted without its data
+        await keeper.flush()  # ada unchanged: read only, and the loss shows
+        await keeper.flush()
+        assert hash_total(redis_url, key) == 3
+    finally:
+        client.close()
+    _, headers = ask(route, "ada")
+    assert headers[b"ratelimit"] == [b'"daily";r=6;t=57600']

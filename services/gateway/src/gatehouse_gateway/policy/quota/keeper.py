@@ -188,16 +188,20 @@ class QuotaKeeper:
         if client is None:
             self._forget()
             return
-        batch: list[tuple[Window, str, Count, int]] = []
+        # (window, consumer, count, the value written or None: read only)
+        batch: list[tuple[Window, str, Count, int | None]] = []
         for state in self._all_states():
             for window in state.windows():
                 for consumer, count in window.counts.items():
-                    if count.touched:
+                    asked = count.touched
+                    if asked:
                         count.touched = False
                         count.recent = self._recent
-                    if count.recent > 0 or count.mine != count.flushed:
-                        count.recent -= 1
+                    if asked or count.mine != count.flushed:
                         batch.append((window, consumer, count, count.mine))
+                    elif count.recent > 0:
+                        count.recent -= 1
+                        batch.append((window, consumer, count, None))
         try:
             if batch:
                 tops = await self._exchange(client, batch)
@@ -214,21 +218,31 @@ class QuotaKeeper:
         self._forget()
 
     async def _exchange(
-        self, client: Redis, batch: list[tuple[Window, str, Count, int]]
+        self, client: Redis, batch: list[tuple[Window, str, Count, int | None]]
     ) -> dict[Window, dict[str, int]]:
+        """Counts that changed or were asked about are written (``HSET``, ``EXPIREAT``)
+        and read back; those asked about in the last minute only read back."""
         async with client.pipeline(transaction=False) as pipe:
             for window, consumer, count, value in batch:
                 key = window.key(consumer)
-                pipe.hset(key, count.field, value)
-                pipe.expireat(key, int(window.bounds.end) + KEEP_AFTER)
+                if value is not None:
+                    pipe.hset(key, count.field, value)
+                    pipe.expireat(key, int(window.bounds.end) + KEEP_AFTER)
                 pipe.hvals(key)
             replies = await pipe.execute()
         tops: dict[Window, dict[str, int]] = {}
-        for index, (window, consumer, count, value) in enumerate(batch):
-            total = sum(int(part) for part in replies[3 * index + 2])
-            count.flushed = value
-            count.others = total - value
-            tops.setdefault(window, {})[consumer] = total
+        index = 0
+        for window, consumer, count, value in batch:
+            if value is not None:
+                index += 2
+            total = sum(int(part) for part in replies[index])
+            index += 1
+            if value is not None:
+                count.flushed = value
+                tops.setdefault(window, {})[consumer] = total
+            elif total < count.flushed:  # Redis lost this process's field: write it again
+                count.flushed = -1
+            count.others = max(0, total - count.flushed) if count.flushed >= 0 else total
         return tops
 
     async def _rank(self, client: Redis, tops: dict[Window, dict[str, int]]) -> None:
@@ -269,7 +283,7 @@ class QuotaKeeper:
                     state.field = self._field()
         QUOTA_UNFLUSHED.set(
             sum(
-                count.mine - count.flushed
+                count.mine - max(count.flushed, 0)
                 for state in self._all_states()
                 for window in state.windows()
                 for count in window.counts.values()
