@@ -53,6 +53,15 @@ def seconds_to_midnight() -> float:
     return (midnight - now).total_seconds()
 
 
+@pytest.fixture(autouse=True)
+def same_day() -> None:
+    """These tests name today's window: one started in the last minute before
+    midnight UTC waits for the new day rather than straddle two windows."""
+    wait = seconds_to_midnight()
+    if wait < 60:
+        time.sleep(wait + 0.5)
+
+
 def hash_fields(client: redis.Redis, key: str) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in client.hgetall(key).items()}
 
