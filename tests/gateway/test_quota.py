@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ import redis
 from gateway.operator_support import ADMIN, bearer, wait_until
 from playwright.sync_api import expect
 from support.browser import Watched, launch_chromium
+from support.databases import REDIS_URL, drop_redis_prefix, unique_redis_prefix
 from support.gateway import GatewayProcess, Launcher, gateway_route, metric_value
 from support.jwks import KeyServer
 from support.processes import ARTIFACTS, ServiceProcess
@@ -69,23 +71,35 @@ def hash_fields(client: redis.Redis, key: str) -> dict[str, int]:
 # ---- one gateway, tokens, the operator's view -------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def module_prefix() -> Iterator[str]:
+    chosen = unique_redis_prefix("quota")
+    yield chosen
+    drop_redis_prefix(chosen)
+
+
+@pytest.fixture(scope="module")
 def gateway(
-    launcher: Launcher,
+    module_launcher: Launcher,
     keys: KeyServer,
-    backends: list[ServiceProcess],
-    redis_url: str,
-    redis_prefix: str,
+    backend_pool: list[ServiceProcess],
+    module_prefix: str,
 ) -> GatewayProcess:
+    """Routes ``app`` (the 429 test) and ``board`` (the dashboard test), the same quotas."""
     quotas = [
         {"name": "daily", "limit": 5, "period": "day"},
         {"name": "monthly", "limit": 1000, "period": "month", "key": {"by": "route"}},
     ]
     document = {
         "auth": {"jwks_url": keys.url},
-        "routes": [gateway_route(backends[:1], auth="required", quotas=quotas)],
+        "routes": [
+            gateway_route(backend_pool[:1], auth="required", quotas=quotas),
+            gateway_route(
+                backend_pool[:1], name="board", hosts=["board.test"], auth="required", quotas=quotas
+            ),
+        ],
     }
-    return launcher.gateway(document, env=env(redis_url, redis_prefix))
+    return module_launcher.gateway(document, env=env(REDIS_URL, module_prefix))
 
 
 def test_spent_quota_is_refused_with_headers_and_shown_to_the_operator(
@@ -123,7 +137,7 @@ def test_spent_quota_is_refused_with_headers_and_shown_to_the_operator(
 
     def listed() -> dict[str, Any] | None:
         quotas = httpx.get(url, headers=admin, timeout=10).json()["quotas"]
-        daily = next(q for q in quotas if q["name"] == "daily")
+        daily = next(q for q in quotas if (q["route"], q["name"]) == ("app", "daily"))
         return daily if daily["top"] and daily["top"][0]["used"] == 5 else None
 
     wait_until(lambda: listed() is not None, "the flush to reach the top list")
@@ -149,7 +163,7 @@ def test_spent_quota_is_refused_with_headers_and_shown_to_the_operator(
 def test_the_dashboard_shows_top_consumers_and_those_near_their_quota(
     gateway: GatewayProcess, keys: KeyServer
 ) -> None:
-    with gateway.client() as client:
+    with gateway.client(headers={"Host": "board.test"}) as client:
         for subject, count in (("ada", 4), ("bob", 1)):
             for _ in range(count):
                 assert client.get("/x", headers=bearer(keys.token(sub=subject))).status_code == 200
@@ -164,11 +178,13 @@ def test_the_dashboard_shows_top_consumers_and_those_near_their_quota(
             page.locator("#token").fill(keys.token(roles=["admin"], sub="1"))
             page.get_by_role("button", name="Use token").click()
 
-            row = page.locator('tr[data-quota="app/daily"]')
+            row = page.locator('tr[data-quota="board/daily"]')
             expect(row.locator("td.top")).to_have_text("ada 4 (80%), bob 1 (20%)")
             expect(row.locator("td.near")).to_have_text("ada 4 (80%)")
             expect(row).to_have_attribute("data-near", "true")
-            expect(page.locator('tr[data-quota="app/monthly"] td.top')).to_have_text("route 5 (1%)")
+            expect(page.locator('tr[data-quota="board/monthly"] td.top')).to_have_text(
+                "route 5 (1%)"
+            )
             expect(page.locator("#quota-store")).to_have_text("shared through Redis (redis)")
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "quota_dashboard.png"), full_page=True)
