@@ -2,8 +2,9 @@
 
 One :class:`QuotaKeeper` per gateway process. It gives each route of a new
 route table its :class:`~.counts.RouteQuotas` (keeping the counts of quotas
-a reload keeps), and every ``quota_flush_interval`` it writes and reads the
-counts in one pipelined round trip:
+a reload keeps), and every ``quota_flush_interval`` it writes the counts that
+changed and reads back those asked about in the last :data:`RECENT_SECONDS`,
+in one pipelined round trip (the top lists in a second one):
 
 - ``HSET <prefix>quota:{<route>/<quota>/<window>/<consumer>} <field> <mine>``:
   each process has its own field in each count's hash and writes its own
@@ -183,7 +184,7 @@ class QuotaKeeper:
         return [*self._states.values(), *self._leaving]
 
     async def flush(self) -> None:
-        """Write this process's counts, read every replica's totals back (one round trip)."""
+        """Write this process's counts, read every replica's totals back."""
         client = self._client
         if client is None:
             self._forget()
@@ -205,7 +206,8 @@ class QuotaKeeper:
         try:
             if batch:
                 tops = await self._exchange(client, batch)
-                await self._rank(client, tops)
+                if tops:
+                    await self._rank(client, tops)
             else:
                 await client.ping()  # a probe, so the state tells the truth when idle
         except self._errors as exc:
