@@ -251,6 +251,12 @@ class Proxy:
                 return await answers.send_json(
                     send, 401, refusal, rid, (b"www-authenticate", challenge(exc.reason)), *added
                 )
+        # quotas
+        quotas = route.quotas
+        if quotas is not None:
+            spent = quotas.admit(identity, head, client, added)
+            if spent is not None:
+                return await answers.send_json(send, 429, spent.body, rid, *spent.headers, *added)
         target = head.path
         if rules is not None:
             headers = rules.after_auth(headers, identity, rid, client, added)

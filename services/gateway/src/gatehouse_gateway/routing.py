@@ -12,6 +12,8 @@ paths by accident. A route can ask for plain string prefixes
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gatehouse_common.errors import error_body
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
@@ -21,6 +23,9 @@ from gatehouse_gateway.metrics import RouteMetrics
 from gatehouse_gateway.policy.route_rules import RouteRules
 from gatehouse_gateway.upstream.retry import RetryBudget
 from gatehouse_gateway.upstream.tls import TLSContexts, UpstreamTLS
+
+if TYPE_CHECKING:
+    from gatehouse_gateway.policy.quota import RouteQuotas
 
 # (prefix, the same ending in "/" or "" for string matching, route), longest first
 _Entries = tuple[tuple[str, str, "Route"], ...]
@@ -44,6 +49,8 @@ class Route:
         self.metrics = RouteMetrics(config.name)
         # CORS, header rules, path rewrite; None (most routes): nothing to do
         self.rules = RouteRules.compile(config)
+        # set by the gateway's QuotaKeeper when the route has quotas
+        self.quotas: RouteQuotas | None = None
         self.no_backend_body = error_body(
             "no_healthy_backend",
             f"route {config.name!r} has no healthy backend",

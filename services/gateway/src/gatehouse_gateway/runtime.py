@@ -23,6 +23,7 @@ from gatehouse_gateway.edge.head import HeadRules
 from gatehouse_gateway.heap import freeze_long_lived
 from gatehouse_gateway.metrics import CONFIG_RELOADS
 from gatehouse_gateway.operator.service import Operator
+from gatehouse_gateway.policy.quota import QuotaKeeper
 from gatehouse_gateway.revocation import RevocationList
 from gatehouse_gateway.routing import Route, RouteTable, build_table
 from gatehouse_gateway.settings import GatewaySettings
@@ -51,6 +52,15 @@ class Gateway:
         # SSL contexts to https:// backends, kept across reloads (upstream/tls.py)
         self.tls = TLSContexts()
         self.table: RouteTable = build_table(loaded.config, self.cursor, tls=self.tls)
+        # Quota counts, shared through Redis; each table's routes get theirs from it.
+        self.quotas = QuotaKeeper(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            timeout=settings.redis_timeout,
+            flush_interval=settings.quota_flush_interval,
+            max_consumers=settings.quota_max_consumers,
+        )
+        self.quotas.compile(self.table.routes)
         self.edge = HeadRules(loaded.config.edge)
         self.authenticator: Authenticator | None = None
         # Revoked tokens and subjects, pushed by auth through Redis.
@@ -85,6 +95,7 @@ class Gateway:
             max_response_head_bytes=self.settings.upstream_max_response_head_bytes,
         )
         await self.cursor.start()
+        await self.quotas.start()
         await self.revocations.start()
         self._set_authenticator(self.loaded)
         self._health = HealthMonitor(self._upstream, self._routes)
@@ -105,6 +116,7 @@ class Gateway:
         if self.authenticator is not None:
             await self.authenticator.aclose()
         await self.cursor.close()
+        await self.quotas.close()
         await self.revocations.close()
         if self._upstream is not None:
             await self._upstream.close()
@@ -159,6 +171,7 @@ class Gateway:
                 self.loaded.config.admin,
             ):
                 logger.warning("listeners change only on restart; keeping the running ones")
+            self.quotas.compile(table.routes)
             self.table = table
             self.edge = HeadRules(loaded.config.edge)
             self._set_authenticator(loaded)

@@ -60,6 +60,14 @@ class GatewaySettings(ServiceSettings):
     # How often a replica reads the drained backends every replica shares in
     # Redis (and samples the dashboard's per-backend history).
     drain_sync_interval: float = Field(default=1.0, gt=0, le=60)
+    # Quotas (policy/quota/): every replica writes its counts to Redis and reads
+    # the totals back this often. Between two flushes replicas do not see each
+    # other's requests: a quota can be overrun by what every replica admits in
+    # one interval, at most.
+    quota_flush_interval: float = Field(default=0.5, ge=0.01, le=10)
+    # Consumers whose counts one process holds in memory at most; past it a new
+    # consumer's request is let through uncounted (gateway_quota_untracked_total).
+    quota_max_consumers: int = Field(default=100_000, ge=100, le=10_000_000)
 
     # WebSocket proxying (gatehouse_gateway.websocket; the per-message limits are
     # the ws_* settings every service shares). Off: an Upgrade request is plain HTTP.

@@ -15,6 +15,7 @@ from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
 from gatehouse_gateway.config.cors import CorsConfig
 from gatehouse_gateway.config.header_rules import HeaderRulesConfig
 from gatehouse_gateway.config.listeners import ListenerConfig
+from gatehouse_gateway.config.quota import QuotaList
 from gatehouse_gateway.config.rewrite import PathRewriteConfig
 from gatehouse_gateway.config.route_rules import check_route_rules
 from gatehouse_gateway.edge.forwarding import parse_networks
@@ -275,6 +276,9 @@ class RouteConfig(_Strict):
             path_rewrite=self.path_rewrite,
         )
         return self
+
+    # requests per consumer per UTC day or month, shared through Redis (config/quota.py)
+    quotas: QuotaList = Field(default_factory=list)
 
     @field_validator("backends")
     @classmethod

@@ -96,9 +96,11 @@
     if (!token() || polling) return;
     polling = true;
     try {
-      const [state, history] = await Promise.all([api("state"), api("history")]);
-      if (state && history) {
+      const [state, history, quotas] = await Promise.all(
+        [api("state"), api("history"), api("quotas?top=5")]);
+      if (state && history && quotas) {
         render(state, history);
+        renderQuotas(quotas);
         $("board-error").textContent = "";
       }
     } catch (e) {
@@ -250,6 +252,41 @@
     for (const section of document.querySelectorAll("section.route")) {
       if (!sections.has(section)) section.remove();
     }
+  }
+
+  function duration(seconds) {
+    if (seconds >= 86400) return Math.floor(seconds / 86400) + " d " + Math.floor(seconds % 86400 / 3600) + " h";
+    if (seconds >= 3600) return Math.floor(seconds / 3600) + " h " + Math.floor(seconds % 3600 / 60) + " min";
+    return Math.ceil(seconds / 60) + " min";
+  }
+
+  function usage(consumers) {
+    if (!consumers.length) return "none";
+    return consumers.map(function (c) {
+      return c.consumer + " " + c.used + " (" + Math.round(c.share * 100) + "%)";
+    }).join(", ");
+  }
+
+  // Rebuilt whole at each poll: a handful of rows, every value set as text.
+  function renderQuotas(answer) {
+    const rowsOf = $("quota-rows");
+    $("quotas").hidden = answer.quotas.length === 0;
+    $("quota-store").textContent = answer.store.shared
+      ? "shared through Redis (" + answer.store.state + ")" : "this process only (no Redis)";
+    const fresh = [];
+    for (const quota of answer.quotas) {
+      const tr = el("tr");
+      tr.dataset.quota = quota.route + "/" + quota.name;
+      const key = quota.key.by + (quota.key.name ? " " + quota.key.name : "");
+      for (const [text, cls] of [[quota.route], [quota.name], [String(quota.limit), "num"],
+        [quota.period + " · " + key], [duration(quota.window.resets_in)],
+        [usage(quota.top), "top"], [usage(quota.near), "near"]]) {
+        tr.appendChild(el("td", cls || null, text));
+      }
+      if (quota.near.length) tr.dataset.near = "true";
+      fresh.push(tr);
+    }
+    rowsOf.replaceChildren.apply(rowsOf, fresh);
   }
 
   async function toggle(tr, button) {
