@@ -254,6 +254,14 @@ class RedisWindowStore:
         self._client.zrem(key, member)
 
     def peek(self, windows: Sequence[Window]) -> list[int]:
+        if isinstance(self._client, redis.RedisCluster):
+            # redis-py's Cluster pipeline refuses scripts (and the windows' keys
+            # sit in different slots anyway): one call per window, a login's two
+            # or three.
+            return [
+                int(self._peek(keys=[window.key], args=[window.window_ms, window.limit]))
+                for window in windows
+            ]
         pipe = self._client.pipeline(transaction=False)
         for window in windows:
             self._peek(keys=[window.key], args=[window.window_ms, window.limit], client=pipe)
