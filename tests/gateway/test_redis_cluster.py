@@ -241,6 +241,7 @@ def test_a_killed_master_fails_no_request_and_the_shared_state_comes_back(
                 "a replica to take the slot over",
                 timeout=30,
             )
+            took_over = time.monotonic() - killed
             wait_until(
                 lambda: (
                     all(cursor_state(g) == "redis" for g in deployment.gateways)
@@ -260,8 +261,9 @@ def test_a_killed_master_fails_no_request_and_the_shared_state_comes_back(
         )
         assert fallbacks > 0  # the slot was unreachable for a while: local picks served
         print(
-            f"failover: {len(traffic.outcomes)} requests, all 200; shared state back "
-            f"{back:.1f}s after the kill; {fallbacks:.0f} local picks meanwhile"
+            f"failover: {len(traffic.outcomes)} requests, all 200; a replica took over "
+            f"{took_over:.1f}s and the shared state was back {back:.1f}s after the kill; "
+            f"{fallbacks:.0f} local picks meanwhile"
         )
 
         # The shared state works on the new master: the counter, and revocations.
