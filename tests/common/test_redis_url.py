@@ -71,6 +71,7 @@ def test_a_sentinel_url_names_the_sentinels_the_master_and_the_db() -> None:
         (f"redis+sentinel://u:{SECRET}@s1/m/x", "database"),
         (f"redis+sentinel://u:{SECRET}@s1/m/70000", "database"),
         (f"redis+sentinel://s1/m?password={SECRET}", "unknown Redis Sentinel URL option"),
+        (f"redis+cluster://h:7000?{SECRET}", "takes no options, got \\(unreadable\\)"),
         # An unescaped "/" in the password: the host part is then its first half.
         ("redis+cluster://u:s3cret/pw@h:7000", "not a number"),
     ],

@@ -31,6 +31,7 @@ redis-py is imported only when a client is made: a process without
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, unquote
@@ -115,14 +116,14 @@ def parse_redis_url(url: str) -> RedisTarget:
         if path not in ("", "0"):
             raise ValueError("a Redis Cluster URL names no database (Cluster has only 0)")
         if options:
-            raise ValueError(f"a Redis Cluster URL takes no options, got {sorted(options)}")
+            raise ValueError(f"a Redis Cluster URL takes no options, got {_names(options)}")
         return RedisTarget(
             kind=kind, url=url, nodes=nodes, tls=tls, username=username, password=password
         )
     unknown = set(options) - _SENTINEL_OPTIONS
     if unknown:
         raise ValueError(
-            f"unknown Redis Sentinel URL option(s) {sorted(unknown)}: "
+            f"unknown Redis Sentinel URL option(s) {_names(unknown)}: "
             f"only {sorted(_SENTINEL_OPTIONS)}"
         )
     master, db = _master_and_db(path)
@@ -149,6 +150,14 @@ def check_redis_url(value: str | None) -> str | None:
     if value:
         parse_redis_url(value)
     return value or None
+
+
+def _names(options: Iterable[str]) -> str:
+    """Option names for an error: plain ones as given, anything else not repeated."""
+    return ", ".join(
+        sorted(name if re.fullmatch(r"[A-Za-z0-9_]{1,40}", name) else "(unreadable)"
+               for name in options)
+    )  # fmt: skip
 
 
 def _credentials(userinfo: str) -> tuple[str | None, str | None]:
