@@ -281,6 +281,72 @@ def test_a_killed_master_fails_no_request_and_the_shared_state_comes_back(
         redis_cluster.wait_healthy()
 
 
+def test_a_sentinel_failover_fails_no_request_and_the_shared_state_comes_back(
+    on_sentinel: Deployment,
+    redis_sentinel: RedisSentinelGroup,
+    backend_pool: list[ServiceProcess],
+    keys: KeyServer,
+) -> None:
+    """The master dies under load; the sentinel promotes the replica after its
+    ``down-after-milliseconds``, and the gateways ask it for the new master."""
+    deployment = on_sentinel
+    admin = keys.token(roles=["admin"], email="ops@example.com")
+    old_port = redis_sentinel.master_port()
+    assert old_port is not None
+    victim = redis_sentinel.server_at(old_port)
+    try:
+        with load(deployment.gateways, HOST, threads=4, max_requests=3000) as traffic:
+            wait_until(lambda: len(traffic.outcomes) >= 100, "load before the kill")
+            victim.kill()
+            killed = time.monotonic()
+            wait_until(
+                lambda: redis_sentinel.master_port() not in (None, old_port),
+                "the sentinel to promote the replica",
+                timeout=30,
+            )
+            took_over = time.monotonic() - killed
+            wait_until(
+                lambda: (
+                    all(cursor_state(g) == "redis" for g in deployment.gateways)
+                    and all(revocation_state(g, admin) == "up" for g in deployment.gateways)
+                ),
+                "both gateways back on the shared cursor and revocation list",
+                timeout=30,
+            )
+            back = time.monotonic() - killed
+            settled = len(traffic.outcomes)
+            wait_until(lambda: len(traffic.outcomes) >= settled + 100, "load after the failover")
+        assert traffic.errors == []
+        statuses = Counter(outcome.status for outcome in traffic.outcomes)
+        assert set(statuses) == {200}, statuses
+        fallbacks = sum(
+            metric_value(g.metrics(), "gateway_cursor_fallbacks_total") for g in deployment.gateways
+        )
+        assert fallbacks > 0
+        print(
+            f"sentinel failover: {len(traffic.outcomes)} requests, all 200; promoted "
+            f"{took_over:.1f}s and the shared state was back {back:.1f}s after the kill; "
+            f"{fallbacks:.0f} local picks meanwhile"
+        )
+        fresh = redis_sentinel.client()
+        try:
+            cursor_key = deployment.key(f"cursor:{deployment.route}")
+            before = int(fresh.get(cursor_key) or 0)
+            seen = round_robin(deployment, backend_pool, 200)
+            assert all(abs(count - 50) <= 1 for count in seen.values()), seen
+            assert int(fresh.get(cursor_key) or 0) - before == 200
+            jti = uuid.uuid4().hex
+            token = keys.token(jti=jti, sub="sentinel-failover-user")
+            assert not refused_by_both(deployment, token)
+            Revoker(fresh, deployment.prefix).revoke_token(jti, time.time() + 600)
+            wait_until(lambda: refused_by_both(deployment, token), "both to refuse after it")
+        finally:
+            fresh.close()
+    finally:
+        victim.start()  # the sentinel makes it the new master's replica
+        redis_sentinel.wait_healthy()
+
+
 def test_the_cluster_client_refuses_keys_of_several_slots_in_one_mget(
     redis_cluster: RedisClusterProcesses,
 ) -> None:

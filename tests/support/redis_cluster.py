@@ -12,7 +12,10 @@ module or session.
 
 :class:`RedisSentinelGroup` starts a master, a replica and one sentinel
 (``redis-server <file> --sentinel``, quorum 1) watching them under
-:data:`SENTINEL_MASTER`.
+:data:`SENTINEL_MASTER`; after a test killed the master (the sentinel
+promotes the replica) and started it again,
+:meth:`RedisSentinelGroup.wait_healthy` waits until it serves as the new
+master's replica.
 
 Both only need Debian's ``redis-server`` and ``redis-tools`` (``redis-cli``);
 sentinel mode is the same ``redis-server`` binary.
@@ -28,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -229,14 +233,29 @@ class RedisSentinelGroup:
         self.master.start()
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(RedisServer.start, [self.replica, self.sentinel]))
-        _wait(self._ready, "the sentinel to see the master and its replica", 30.0)
+        self.wait_healthy()
         return self
 
-    def _ready(self) -> bool:
-        if _connected_replicas(self.master.port) < 1:
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """The master the sentinel names is one, with its replica connected (after a
+        failover too: a killed master started again comes back as the replica)."""
+        _wait(self._healthy, "the sentinel to name a master with a connected replica", timeout)
+
+    def _healthy(self) -> bool:
+        port = self.master_port()
+        if port is None or _connected_replicas(port) < 1:
             return False
+        role = _ask(port, "ROLE")
         replicas = _ask(self.sentinel.port, "SENTINEL", "REPLICAS", SENTINEL_MASTER)
-        return isinstance(replicas, list) and len(replicas) >= 1
+        return (
+            isinstance(role, list)
+            and role[0] in (b"master", "master")
+            and isinstance(replicas, list)
+            and len(replicas) >= 1
+        )
+
+    def server_at(self, port: int) -> RedisServer:
+        return self.master if self.master.port == port else self.replica
 
     def master_port(self) -> int | None:
         """The port the sentinel names as the master now."""
@@ -246,10 +265,10 @@ class RedisSentinelGroup:
         return None
 
     def client(self) -> redis.Redis:
-        port = self.master_port()
-        if port is None:
-            raise LookupError("the sentinel names no master")
-        return _client(port)
+        """A client of the master the sentinel names, whichever that is by then."""
+        sentinel = redis.sentinel.Sentinel([("127.0.0.1", self.sentinel.port)], socket_timeout=2.0)
+        client: redis.Redis = sentinel.master_for(SENTINEL_MASTER, socket_timeout=2.0)
+        return client
 
     def stop(self) -> None:
         for server in (self.sentinel, self.replica, self.master):
