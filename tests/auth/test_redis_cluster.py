@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 import redis
+from redis.exceptions import RedisClusterException
 from support.databases import unique_redis_prefix
+from support.processes import free_port
 from support.redis_cluster import RedisClusterProcesses, RedisSentinelGroup
 
 from gatehouse_auth.ratelimit import RedisWindowStore, Window, connect_redis
@@ -90,3 +92,15 @@ def test_login_windows_work(deployment: tuple[str, Any, redis.Redis]) -> None:
     store.unnote(registry, ["a"])
     assert store.entries(registry) == ["b"]
     client.close()
+
+
+def test_an_unreachable_cluster_fails_auths_client_at_once_without_its_password() -> None:
+    """What the README says of auth's start on a Cluster URL: redis-py's blocking
+    Cluster client reads the layout when it is made, so no node answering is an
+    error then (one server and Sentinel connect on first use)."""
+    port = free_port()
+    with pytest.raises(RedisClusterException) as failed:
+        connect_redis(f"redis+cluster://auth:s3cret-pw@127.0.0.1:{port}/")
+    assert f"127.0.0.1:{port}" in str(failed.value)
+    assert "s3cret-pw" not in str(failed.value)
+    connect_redis(f"redis+sentinel://auth:s3cret-pw@127.0.0.1:{port}/gatehouse/0").close()
