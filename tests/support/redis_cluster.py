@@ -103,20 +103,24 @@ class RedisClusterProcesses:
         return f"redis+cluster://{hosts}/"
 
     def start(self) -> RedisClusterProcesses:
-        with ThreadPoolExecutor(len(self.nodes)) as pool:
-            list(pool.map(RedisServer.start, self.nodes))
-        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
-        created = subprocess.run(
-            ["redis-cli", "--cluster", "create", *addresses,
-             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        if created.returncode != 0:
+        """Start the nodes, join them, wait until whole; on any failure stop them all."""
+        try:
+            with ThreadPoolExecutor(len(self.nodes)) as pool:
+                list(pool.map(RedisServer.start, self.nodes))
+            addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+            created = subprocess.run(
+                ["redis-cli", "--cluster", "create", *addresses,
+                 "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            if created.returncode != 0:
+                raise RuntimeError(
+                    f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}"
+                )
+            self.wait_healthy()
+        except BaseException:
             self.stop()
-            raise RuntimeError(
-                f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}"
-            )
-        self.wait_healthy()
+            raise
         return self
 
     def stop(self) -> None:
@@ -230,10 +234,14 @@ class RedisSentinelGroup:
         return f"redis+sentinel://127.0.0.1:{self.sentinel.port}/{SENTINEL_MASTER}/0"
 
     def start(self) -> RedisSentinelGroup:
-        self.master.start()
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(RedisServer.start, [self.replica, self.sentinel]))
-        self.wait_healthy()
+        try:
+            self.master.start()
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(RedisServer.start, [self.replica, self.sentinel]))
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
@@ -283,7 +291,7 @@ def started_cluster(
 ) -> Iterator[RedisClusterProcesses]:
     """A whole cluster for the ``with`` block; every node is stopped after it."""
     cluster = RedisClusterProcesses(directory, masters=masters, replicas=replicas)
-    cluster.start()
+    cluster.start()  # stops what it started if it fails
     try:
         yield cluster
     finally:
