@@ -3,10 +3,13 @@
 Two gateway processes per deployment, with ``REDIS_URL`` a ``redis+cluster://``
 or ``redis+sentinel://`` URL, must share what they share on one Redis: the
 round-robin cursor (exact across both), drains (asked of one, followed by the
-other) and revocations (written as auth writes them, refused by both). On
-the cluster a master is then killed under load: every answer must still be a
-success (the cursor falls back to its local counter while the slot has no
-master) and, once a replica took over, the shared state works again.
+other) and revocations (written as auth writes them, refused by both). Then
+a master is killed under load, on the cluster and in the Sentinel group:
+every answer must still be a success (the cursor falls back to its local
+counter while its key has no master) and, once a replica took over, the
+shared state works again. Each failover test starts the killed node again
+and waits until the deployment is whole, so the session's cluster and
+sentinel group stay usable for later tests.
 """
 
 from __future__ import annotations
