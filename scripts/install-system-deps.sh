@@ -4,7 +4,9 @@
 set -euo pipefail
 
 packages=(
-  postgresql redis-server   # real servers for the integration tests
+  postgresql redis-server   # real servers for the integration tests; redis-server also runs
+                            # the tests' Redis Cluster nodes and, with --sentinel, their sentinel
+  redis-tools               # redis-cli --cluster create (tests/support/redis_cluster.py)
   chromium                  # the browser the accounts page is tested in
   nginx-light wrk           # the benchmark's yardstick and load generator
   prometheus                # promtool for the alert rule tests

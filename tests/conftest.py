@@ -2,7 +2,8 @@
 
 Databases and Redis: a PostgreSQL database per session or per test, a Redis
 key prefix per test (the shared servers), ``private_redis`` (a redis-server
-of the test's own, to take away). Processes: fake backends
+of the test's own, to take away), and a real Redis Cluster (``redis_cluster``)
+and Sentinel group (``redis_sentinel``) per session. Processes: fake backends
 (``start_fake_backend``, the session's ``backend_pool`` and ``backends``),
 gateways and backends started per test or per module (``launcher``,
 ``module_launcher``), and a JWKS the gateway trusts (``keys``). A folder's
@@ -27,6 +28,12 @@ from support.databases import (
 from support.gateway import Launcher
 from support.jwks import KeyServer
 from support.processes import ServiceProcess
+from support.redis_cluster import (
+    RedisClusterProcesses,
+    RedisSentinelGroup,
+    started_cluster,
+    started_sentinel,
+)
 from support.redis_server import RedisServer
 
 
@@ -68,6 +75,26 @@ def private_redis() -> Iterator[RedisServer]:
     yield server
     server.thaw()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """A Redis Cluster of this session's own: 3 masters with a replica each, on free ports.
+
+    Started when a test first asks for it. A test that kills a node starts it
+    again and waits for :meth:`RedisClusterProcesses.wait_healthy` before it
+    ends, so the next test finds the cluster whole. Use a key prefix of the
+    test's own (``unique_redis_prefix``) on it too.
+    """
+    with started_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinelGroup]:
+    """A master, its replica and a sentinel watching them (``redis+sentinel://`` URL)."""
+    with started_sentinel(tmp_path_factory.mktemp("redis-sentinel")) as group:
+        yield group
 
 
 FakeBackendFactory = Callable[..., ServiceProcess]

@@ -96,6 +96,20 @@ def test_external_database_drops_the_bundled_ones_and_migrates_first() -> None:
     assert bundled["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+cluster://gatehouse:pw@redis-0.redis:6379,redis-1.redis:6379/",
+        "redis+sentinel://gatehouse:pw@sentinel-0:26379,sentinel-1:26379/gatehouse/0",
+    ],
+)
+def test_an_external_redis_cluster_or_sentinel_url_reaches_both_services(url: str) -> None:
+    rendered = render({"redis": {"enabled": False}, "global": {"redis": {"url": url}}})
+    for service in ("gateway", "auth"):
+        spec = rendered.named("Deployment", f"{RELEASE}-{service}")["spec"]["template"]["spec"]
+        assert env_of(spec["containers"][0])["REDIS_URL"] == url
+
+
 def test_ingress_routes_the_original_hosts_and_paths_to_the_gateway() -> None:
     assert not render_scenario("defaults").kind("Ingress")
     (ingress,) = render_scenario("ingress").kind("Ingress")
@@ -173,6 +187,7 @@ def test_existing_secrets_replace_the_generated_ones() -> None:
         ({"auth": {"jwt": {"algorithm": "HS256"}}}, "/jwt/algorithm"),
         ({"fake-backend": {"errorRate": 2}}, "/errorRate"),
         ({"global": {"redis": {"url": "http://not-redis"}}}, "/global/redis/url"),
+        ({"global": {"redis": {"url": "redis+memcached://h:11211"}}}, "/global/redis/url"),
         ({"exposure": {"paths": ["no-slash"]}}, "/exposure/paths/0"),
         ({"exposure": {"type": "gateway"}}, "/exposure/type"),
         ({"exposure": {"host": "Not A Host"}}, "/exposure/host"),

@@ -97,7 +97,7 @@ def test_a_drain_reaches_both_gateways_under_load_without_a_failed_request(
     for backend in backends[:3]:
         httpx.put(backend.url + "/__backend/faults", json={"latency_ms": LATENCY_MS})
     store = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    key = f"{prefix}drain:app:127.0.0.1:{target.port}"
+    key = f"{prefix}{{drain}}:app:127.0.0.1:{target.port}"
     before = [g.metrics() for g in pair]
     try:
         with load(pair, HOST) as traffic:
@@ -193,7 +193,7 @@ def test_a_drain_key_written_straight_to_redis_is_honoured_even_if_unreadable(
 ) -> None:
     target = backend_pool[1]
     store = redis.Redis.from_url(REDIS_URL)
-    key = f"{prefix}drain:app:127.0.0.1:{target.port}"
+    key = f"{prefix}{{drain}}:app:127.0.0.1:{target.port}"
     try:
         store.set(key, b"\xff not json")
         wait_until(lambda: drained_everywhere(pair, admin_token, target), "both to drain")
@@ -248,7 +248,7 @@ def test_a_drain_while_redis_is_down_applies_here_and_is_stored_when_it_is_back(
     )
     store = redis.Redis(port=port)
     try:
-        assert store.exists(f"outage:drain:app:127.0.0.1:{target.port}") == 1
+        assert store.exists(f"outage:{{drain}}:app:127.0.0.1:{target.port}") == 1
     finally:
         store.close()
     state = admin_state(gateway, admin_token)

@@ -32,9 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network, ip_address
 
-import redis
-
-from gatehouse_auth.ratelimit import Window, WindowStore
+from gatehouse_auth.ratelimit import REDIS_ERRORS, Window, WindowStore
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +149,7 @@ class LoginRateLimiter:
                 attempt.recorded.append((window.key, member))
                 if scope is not None:
                     attempt.address_window = window.key
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             logger.warning("rate limit store unavailable, attempt allowed: %s", exc)
             return LoginAttempt()
         return attempt
@@ -167,7 +165,7 @@ class LoginRateLimiter:
             self._take_back(attempt)
             if attempt.address_window is not None:
                 self.store.delete([attempt.address_window])
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             logger.warning("rate limit store unavailable, success not recorded: %s", exc)
 
     def _take_back(self, attempt: LoginAttempt) -> None:
@@ -206,7 +204,7 @@ class LoginRateLimiter:
         """Every live lockout, by email, the account-wide one first."""
         try:
             live = [lockout for _, lockout in self._read_registry()]
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise LimiterUnavailableError(str(exc)) from exc
         return sorted(live, key=lambda lo: (lo.email, lo.client is not None, lo.client or ""))
 
@@ -218,7 +216,7 @@ class LoginRateLimiter:
             keys.update(self._window(email, lo.client).key for _, lo in mine)
             self.store.delete(sorted(keys))
             self.store.unnote(self.registry, [entry for entry, _ in mine])
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise LimiterUnavailableError(str(exc)) from exc
         return len(mine)
 
@@ -241,7 +239,7 @@ class SignupRateLimiter:
         key = f"{self.prefix}signup:client:{_digest(client_scope(client))}"
         try:
             hit = self.store.hit(key, self.per_client, self.window_ms, uuid.uuid4().hex)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             logger.warning("rate limit store unavailable, sign-up allowed: %s", exc)
             return 0.0
         return hit.wait_ms / 1000

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis
-from redis.backoff import ConstantBackoff
-from redis.retry import Retry
+from redis.exceptions import RedisClusterException
+
+from gatehouse_common.redis_url import connect_sync
 
 _NOW_MS = """
 local now = redis.call('TIME')
@@ -69,20 +70,28 @@ return math.max(1, tonumber(oldest[2]) + window - now_ms)
 REDIS_TIMEOUT_SECONDS = 2.0
 
 
+# What a Redis that is down, or a Cluster between masters, raises: redis-py's
+# cluster client raises RedisClusterException (not a RedisError) when no node
+# it knows answers.
+REDIS_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, RedisClusterException)
+
+
 def connect_redis(url: str) -> redis.Redis:
     """A client that gives up quickly: one retry, short timeouts.
 
     redis-py retries with back-off by default, which would add seconds to
     every login while Redis is down; the limiter then lets logins through,
-    so failing fast is what keeps login working.
+    so failing fast is what keeps login working. ``url`` is any form of
+    ``gatehouse_common.redis_url``: one server, Redis Cluster or Sentinel.
     """
-    return redis.Redis.from_url(
+    client, _errors = connect_sync(
         url,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        retry=Retry(ConstantBackoff(0.05), 1),
+        timeout=REDIS_TIMEOUT_SECONDS,
+        retries=1,
+        backoff=0.05,
         health_check_interval=30,
     )
+    return client
 
 
 @dataclass(frozen=True)
@@ -245,6 +254,14 @@ class RedisWindowStore:
         self._client.zrem(key, member)
 
     def peek(self, windows: Sequence[Window]) -> list[int]:
+        if isinstance(self._client, redis.RedisCluster):
+            # redis-py's Cluster pipeline refuses scripts (and the windows' keys
+            # sit in different slots anyway): one call per window, a login's two
+            # or three.
+            return [
+                int(self._peek(keys=[window.key], args=[window.window_ms, window.limit]))
+                for window in windows
+            ]
         pipe = self._client.pipeline(transaction=False)
         for window in windows:
             self._peek(keys=[window.key], args=[window.window_ms, window.limit], client=pipe)

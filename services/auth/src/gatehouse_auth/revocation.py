@@ -8,7 +8,9 @@ The contract shared with the gateway (which keeps the list in memory):
 * ``<prefix>{rev}:events``: one JSON message per revocation,
   ``{"kind": "jti", "id", "exp"}`` or ``{"kind": "sub", "id", "nbf"}``.
 
-The ``{rev}`` hash tag keeps the three in one Redis Cluster slot. Every write
+The ``{rev}`` hash tag keeps the three in one Redis Cluster slot. On Cluster a
+classic ``PUBLISH`` reaches subscribers on every node, so a gateway may
+subscribe wherever its client lands. Every write
 also prunes what no longer matters: token ids past their expiry, and subject
 entries older than the longest access token lifetime (every token they could
 refuse has expired by then).
@@ -39,6 +41,7 @@ from gatehouse_auth.metrics import (
     REVOCATIONS_PENDING,
     REVOCATIONS_PUBLISHED,
 )
+from gatehouse_auth.ratelimit import REDIS_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -135,12 +138,17 @@ class Revocations:
         # Subjects matter while a token issued before their not-before can live.
         horizon = now if revocation.kind == "jti" else now - self.max_token_lifetime
         try:
+            # The set first, then the announcement: a Redis Cluster client cannot
+            # pipeline PUBLISH (a channel has no slot). A publish that fails after
+            # the write fails the whole revocation, so the retry writes it again
+            # (a no-op) and announces it; a gateway reading the set meanwhile
+            # only learns it sooner.
             with client.pipeline(transaction=True) as pipe:
                 pipe.zadd(key, {revocation.id: revocation.score})
                 pipe.zremrangebyscore(key, "-inf", f"({horizon}")
-                pipe.publish(self.channel, revocation.event())
                 pipe.execute()
-        except redis.RedisError as exc:
+            client.publish(self.channel, revocation.event())
+        except REDIS_ERRORS as exc:
             REVOCATION_PUBLISH_FAILURES.labels(kind=revocation.kind).inc()
             logger.warning(
                 "cannot publish a %s revocation (kept for a retry): %s", revocation.kind, exc

@@ -18,6 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gatehouse_auth.sealing import check_keys
+from gatehouse_common.redis_url import check_redis_url
 from gatehouse_common.settings import ServiceSettings
 
 KeyAlgorithm = Literal["EdDSA", "RS256"]
@@ -39,6 +40,8 @@ class AuthSettings(ServiceSettings):
         env_ignore_empty=True,
         extra="ignore",
         populate_by_name=True,
+        # REDIS_URL and DATABASE_URL may carry passwords: a refusal names the field only.
+        hide_input_in_errors=True,
     )
 
     service_name: str = "auth"
@@ -58,7 +61,9 @@ class AuthSettings(ServiceSettings):
     migrate_on_start: bool = False
 
     # Rate limiting. Unset REDIS_URL means an in-process store (one process only).
+    # One server, Redis Cluster or Sentinel: the forms of gatehouse_common.redis_url.
     redis_url: str | None = Field(default=None, validation_alias=_alias("REDIS_URL", "REDIS_URL"))
+    _check_redis_url = field_validator("redis_url")(check_redis_url)
     redis_prefix: str = "gatehouse:auth:"
     # Login limits (see limits.py); 0 turns one off (a load test from one address).
     rate_limit_window_seconds: float = Field(default=60.0, gt=0, le=86_400)

@@ -220,12 +220,17 @@ class RevocationList:
         """Subscribe, read everything, then apply events until the connection fails."""
         if self._client is None:
             return
+        # Reach the node of the {rev} slot first, with a command routed there: a
+        # Cluster client learns (after a failover: relearns) which node serves a
+        # slot only from a command that failed or succeeded there, and its
+        # pub/sub subscribes on the node serving the channel's (same) slot.
+        await self._alive()
         pubsub = self._client.pubsub()
         try:
             await pubsub.subscribe(self.keys.events)
             # The confirmation: from here on no event is missed, so the read may start.
             while await pubsub.get_message(timeout=self._retry_interval) is None:
-                await self._client.ping()
+                await self._alive()
             await self.resync()
             checked = time.monotonic()
             while True:
@@ -236,12 +241,24 @@ class RevocationList:
                     self.apply_event(message["data"])
                 if time.monotonic() - checked >= self._retry_interval:
                     # A frozen Redis keeps the socket open and says nothing: ask.
-                    await self._client.ping()
+                    await self._alive()
                     self.prune()
                     checked = time.monotonic()
         finally:
             with contextlib.suppress(*self._errors):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+
+    async def _alive(self) -> None:
+        """Raises when the node holding the denylist does not answer.
+
+        A key read rather than ``PING``: on Redis Cluster a ``PING`` goes to any
+        node, while this goes to the node serving ``{rev}`` (the one the
+        subscription is on), and one that fails makes the client relearn the
+        cluster's layout. (ZCARD, not EXISTS: redis-py's Cluster client splits
+        EXISTS into a pipeline, which does not relearn it.)
+        """
+        if self._client is not None:
+            await self._client.zcard(self.keys.jti)
 
     async def resync(self) -> None:
         """Merge both sets as Redis holds them now (on every connect)."""

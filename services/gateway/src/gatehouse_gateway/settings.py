@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from gatehouse_common.redis_url import check_redis_url
 from gatehouse_common.settings import ServiceSettings
 from gatehouse_gateway.config.schema import AdminListenConfig
 
 
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(
-        env_prefix="GATEHOUSE_GATEWAY_", env_file=".env", env_ignore_empty=True, extra="ignore"
+        env_prefix="GATEHOUSE_GATEWAY_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        # REDIS_URL may carry a password: a refusal names the field, not the value.
+        hide_input_in_errors=True,
     )
 
     service_name: str = "gateway"
@@ -28,7 +34,12 @@ class GatewaySettings(ServiceSettings):
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url")
     )
-    # Keys are "<prefix>cursor:<route>", so tests and tenants can share one Redis.
+    # One server (redis://, rediss://, unix://), Redis Cluster (redis+cluster://h:p,h:p/)
+    # or a Sentinel group's master (redis+sentinel://h:p,h:p/<master>/<db>):
+    # gatehouse_common.redis_url. A URL that does not parse fails the start.
+    _check_redis_url = field_validator("redis_url")(check_redis_url)
+    # Every key starts with this ("<prefix>cursor:<route>", ...; README "Redis keys"),
+    # so tests and tenants can share one Redis.
     redis_prefix: str = "gatehouse:gateway:"
     # A dead Redis must never stall a request: short timeouts, and after a
     # failure it is retried in the background at this interval.

@@ -12,7 +12,10 @@ When Redis fails (refused, reset, or slower than the socket timeout) the
 cursor switches to its local counter at once, so no request fails or waits
 on a dead Redis, counts each local pick in ``gateway_cursor_fallbacks_total``,
 logs the change once, and probes Redis in the background until it answers,
-then switches back (logging that too).
+then switches back (logging that too). The probe reads the key whose
+``INCRBY`` failed: on Redis Cluster other nodes answer while that key's slot
+has no master (its master died and no replica took over yet), and a ``PING``
+there would switch back too soon, to fail again.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class RedisCursor:
         self._flush_scheduled = False
         self._flushing = False
         self._probe: asyncio.Task[None] | None = None
+        # The key whose INCRBY failed: the probe asks for it, so on Redis Cluster
+        # "back" means its slot has a master again, not that some node answers.
+        self._probe_key: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.state = "redis"
         self.last_error: str | None = None
@@ -107,6 +113,7 @@ class RedisCursor:
         try:
             results = await self._incrby(pending)
         except self._errors as exc:
+            self._probe_key = self._prefix + next(iter(pending))
             self._fall_back(exc)
             for key, waiters in pending.items():
                 for waiter in waiters:
@@ -143,7 +150,13 @@ class RedisCursor:
         while True:
             await asyncio.sleep(self._retry_interval)
             try:
-                await self._client.ping()
+                if self._probe_key is None:
+                    await self._client.ping()
+                else:  # routed to the key's slot, like the INCRBY that failed
+                    # (GET, not EXISTS: redis-py's Cluster client splits EXISTS
+                    # into a pipeline, which does not relearn the layout when
+                    # it fails, so it would fail on after a failover.)
+                    await self._client.get(self._probe_key)
             except self._errors as exc:
                 self.last_error = describe_error(exc)
                 continue

@@ -2,10 +2,13 @@
 
 A drain is ``BackendState.drained``, which every strategy honours through
 ``available``; requests already sent are not touched. With ``REDIS_URL`` set
-the drain is shared by every replica: a key ``<prefix>drain:<route>:<backend>``
+the drain is shared by every replica: a key ``<prefix>{drain}:<route>:<backend>``
 exists while the backend is drained (its value says who drained it and when),
 and each replica reads the keys of its own backends with one ``MGET`` every
-``drain_sync_interval``. A replica started later, or a backend a reload adds
+``drain_sync_interval``. The ``{drain}`` hash tag puts every drain key in one
+Redis Cluster slot, which that ``MGET`` needs (keys of several slots would be
+refused with CROSSSLOT); drains are few and read once a second, so one slot
+carries them easily. A replica started later, or a backend a reload adds
 back, thus picks the drain up within about a second; a backend a reload keeps
 keeps its state object, flag included. Without Redis a drain is local to the
 process (to one worker, too) and the API says so (``"shared": false``).
@@ -51,7 +54,7 @@ class DrainCoordinator:
         timeout: float,
     ) -> None:
         self._routes = routes
-        self._prefix = f"{prefix}drain:"
+        self._prefix = f"{prefix}{{drain}}:"
         self._client: Redis | None = None
         self._errors: RedisErrors = (OSError, TimeoutError)
         if redis_url:
@@ -147,7 +150,10 @@ class DrainCoordinator:
             try:
                 for key, record in list(self._unsent.items()):
                     if record is None:
-                        await self._client.delete(self.key(*key))
+                        # DEL itself: redis-py's Cluster client runs delete() as a
+                        # pipeline split by slot, which after a failover keeps
+                        # failing instead of relearning where the slot went.
+                        await self._client.execute_command("DEL", self.key(*key))  # type: ignore[no-untyped-call]
                     else:
                         await self._client.set(self.key(*key), json.dumps(record))
                     if self._unsent.get(key, _GONE) is record:
