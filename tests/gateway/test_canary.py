@@ -20,6 +20,7 @@ from gateway.operator_support import ADMIN, bearer, drain_path, wait_until
 from support.gateway import GatewayProcess, Launcher, gateway_route, metric_value
 from support.jwks import KeyServer
 from support.processes import ServiceProcess
+from support.websocket import greeting, ws_connect
 
 RULES, WEIGHTED, STICKY, PLAIN = "rules.test", "weighted.test", "sticky.test", "plain.test"
 
@@ -104,6 +105,23 @@ def test_header_and_cookie_rules_send_to_the_canary_and_nothing_else_does(
         ) - metric_value(before, "gateway_group_requests_total", route="rules", group=group)
 
     assert (counted("canary"), counted("primary")) == (30, 40)
+
+
+async def test_websocket_handshakes_follow_the_same_split(
+    gateway: GatewayProcess, audit_keys: KeyServer
+) -> None:
+    async def instance(host: str, *headers: tuple[str, str]) -> str:
+        async with ws_connect(gateway.url, host=host, headers=list(headers)) as socket:
+            return str((await greeting(socket))["instance"])
+
+    assert await instance(RULES, ("x-canary", "1")) == "backend-2"
+    assert await instance(RULES, ("cookie", "beta=1")) == "backend-2"
+    assert await instance(RULES) == "backend-1"
+    # sticky by subject: a user's socket lands where their requests do
+    for n in range(4):
+        token = audit_keys.token(sub=f"user-{n}")
+        (http,) = instances(gateway, STICKY, 2, headers=bearer(token))
+        assert await instance(STICKY, ("Authorization", f"Bearer {token}")) == http
 
 
 def test_weights_split_the_traffic_within_a_loose_bound(gateway: GatewayProcess) -> None:

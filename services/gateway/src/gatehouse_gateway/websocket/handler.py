@@ -17,12 +17,13 @@ instead, which it turns into a 403.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection
 
-from gatehouse_common.jwt import TokenError
+from gatehouse_common.jwt import TokenError, VerifiedToken
 from gatehouse_common.request_id import new_request_id
 from gatehouse_gateway import answers
 from gatehouse_gateway.auth import challenge
@@ -63,6 +64,15 @@ _ANSWER_DROP = _OWN | {
     b"x-request-id",
 }
 _HTTP_SCHEMES = {"ws": "http", "wss": "https"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Client:
+    """Who opens the socket, as a route's split reads it (a ``ConsumerSource``)."""
+
+    head: RequestHead
+    client: bytes
+    identity: VerifiedToken | None
 
 
 class _Refused(Exception):
@@ -154,13 +164,16 @@ class WebSocketProxy:
         # hop-by-hop and Connection-named headers dropped as for HTTP, then the
         # handshake's own, which the backend connection writes itself
         headers = [(k, v) for k, v in upstream_headers(head) if k not in _OWN]
+        identity: VerifiedToken | None = None
         if route.auth_required:
-            headers.extend(await self._identity(found.token))
+            identity, identified = await self._identity(found.token)
+            headers.extend(identified)
         headers.extend(rules.forwarding_headers(head, http_scope, rid))
         if route.preserve_host and head.host:  # as on HTTP; else the backend's own host:port
             headers.append((b"host", head.host))
         target = head.path + (b"?" + found.query if found.query else b"")
-        backend, upstream = await self._open(route, head, headers, found.subprotocols, target)
+        client = _Client(head, rules.client_address(head), identity)
+        backend, upstream = await self._open(route, client, headers, found.subprotocols, target)
         answer = [(b"x-request-id", rid)] + [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in (upstream.response.headers.raw_items() if upstream.response else ())
@@ -196,12 +209,14 @@ class WebSocketProxy:
             socket_metrics.active.dec()
             backend.in_flight -= 1
 
-    async def _identity(self, token: bytes | None) -> list[tuple[bytes, bytes]]:
+    async def _identity(
+        self, token: bytes | None
+    ) -> tuple[VerifiedToken, list[tuple[bytes, bytes]]]:
         authenticator = self.gateway.authenticator
         try:
             if authenticator is None:
                 raise TokenError("jwks_unavailable")
-            return await authenticator.identity_headers(token)
+            return await authenticator.identify(token)
         except TokenError as exc:
             body = (
                 authenticator.refusal(exc)
@@ -215,15 +230,20 @@ class WebSocketProxy:
     async def _open(
         self,
         route: Route,
-        head: RequestHead,
+        client: _Client,
         headers: list[tuple[bytes, bytes]],
         subprotocols: list[str],
         target: bytes,
     ) -> tuple[BackendState, ClientConnection]:
         """Connect to a backend of ``route``: the next one after a connect failure."""
         timeouts = route.config.timeouts
-        origin = next((v for k, v in head.headers if k == b"origin"), None)
-        backend = await route.balancer.pick() or route.balancer.panic_pick()
+        origin = next((v for k, v in client.head.headers if k == b"origin"), None)
+        split = route.split
+        if split is None:
+            balancer = route.balancer
+            backend = await balancer.pick() or balancer.panic_pick()
+        else:  # a route with groups: the HTTP path's split (canary/split.py)
+            balancer, backend = await split.pick(client)
         tried: list[BackendState] = []
         failed: Unreachable | None = None
         while backend is not None and len(tried) < route.max_attempts:
@@ -253,7 +273,7 @@ class WebSocketProxy:
                 backend.record_failure(exc.outcome.label)
                 failed = exc
                 tried.append(backend)
-                backend = route.balancer.pick_other(tried)
+                backend = balancer.pick_other(tried)
                 continue
             backend.metrics.count(101)
             backend.record_success()
