@@ -4,7 +4,8 @@ Weights set through one replica reach the other (it polls one Redis hash
 every ``canary_sync_interval``), survive a reload of either, and a reset
 through the other replica reaches the first. A value written to Redis by
 anything else is checked like API input: a bad one is ignored, with the
-reason in the admin state, and never breaks routing.
+reason in the admin state, and never breaks routing. While Redis is down a
+change applies on the replica asked and is written once Redis is back.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from support.databases import drop_redis_prefix, unique_redis_prefix
 from support.gateway import GatewayProcess, Launcher, gateway_route, metric_value
 from support.jwks import KeyServer
 from support.processes import ServiceProcess
+from support.redis_server import RedisServer
 
 HOST = "weighted.test"
 
@@ -176,3 +178,55 @@ def test_a_value_written_to_redis_is_checked_before_it_is_used(
         assert instances(pair[1], 10) == {"backend-1": 10}
     finally:
         store.close()
+
+
+def test_a_change_while_redis_is_down_applies_here_and_is_written_when_it_is_back(
+    launcher: Launcher,
+    keys: KeyServer,
+    backend_pool: list[ServiceProcess],
+    private_redis: RedisServer,
+) -> None:
+    port = private_redis.start().port
+    document_ = {**document(keys, backend_pool), "cursor": {"store": "local"}}
+    env = {
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "GATEHOUSE_GATEWAY_REDIS_PREFIX": "outage:",
+        "GATEHOUSE_GATEWAY_OPERATOR_AUDIT": "false",
+    }
+    gateway = launcher.gateway(document_, env=env)
+    token = keys.token(roles=["admin"])
+
+    def store() -> dict[str, Any]:
+        state = httpx.get(f"{gateway.admin_url}{ADMIN}/state", headers=bearer(token)).json()
+        found: dict[str, Any] = state["canary_weights"]
+        return found
+
+    wait_until(lambda: store()["state"] == "redis", "the weights store to reach Redis")
+    private_redis.kill()
+    response = httpx.put(
+        weights_url(gateway), json={"weights": {"canary": 1}}, headers=bearer(token)
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["shared"] is True and result["stored_in_redis"] is False
+    assert "Redis is unreachable" in result["detail"]
+    assert instances(gateway, 10) == {"backend-2": 10}  # applied here at once, no failure
+    wait_until(lambda: store()["state"] == "unreachable", "the sync loop to notice")
+    assert store()["unsent_changes"] == 1
+    assert metric_value(gateway.metrics(), "gateway_canary_weights_store_up") == 0
+
+    private_redis.start()  # empty: the pending change is written, not overwritten
+    fresh = redis.Redis(port=port)
+    try:
+        wait_until(
+            lambda: fresh.hget("outage:canary:weights", "weighted") is not None,
+            "the pending change to reach Redis",
+        )
+        assert json.loads(fresh.hget("outage:canary:weights", "weighted") or b"{}")["weights"] == {
+            "canary": 1
+        }
+    finally:
+        fresh.close()
+    wait_until(lambda: store()["unsent_changes"] == 0 and store()["state"] == "redis", "in step")
+    assert instances(gateway, 10) == {"backend-2": 10}
+    assert metric_value(gateway.metrics(), "gateway_canary_weights_store_up") == 1

@@ -201,6 +201,7 @@ def test_sticky_points_are_stable_and_spread() -> None:
         ({"sticky": {"by": "subject"}}, {}, "needs auth: required"),
         ({"sticky": {"by": "route"}}, {}, "one group"),
         ({"unknown": 1}, {}, "Extra inputs"),
+        ({"rules": [{"header": "x-a", "group": "canary"}] * 33}, {}, "at most 32 items"),
     ],
 )
 def test_bad_splits_are_refused_naming_the_problem(
