@@ -2,9 +2,8 @@
 
 A request's journey is three steps. One pass over the head builds a
 :class:`ProxyRequest` (or answers a refusal: 400/401/404/413/431). One attempt
-loop tries backends (on a route with groups, those of the group its split
-chooses: :mod:`gatehouse_gateway.canary.split`); each attempt ends as one
-:class:`~gatehouse_gateway.outcome.Outcome`, which alone decides passive health, the upstream metric, a retry and the
+loop tries backends; each attempt ends as one :class:`~gatehouse_gateway.outcome.Outcome`,
+which alone decides passive health, the upstream metric, a retry and the
 answer, while one ``try``/``finally`` keeps the backend's in-flight count.
 The backend's response is then relayed: its head as soon as it arrives, its
 body chunk by chunk, as fast as the client takes it (the upstream client
