@@ -93,8 +93,9 @@ SERVICES = [
     Service(
         "fake-backends",
         "gatehouse_fake_backend",
-        ("--ports", "9001-9004", "--faults"),
-        "http://127.0.0.1:9004/healthz",
+        # 9005 is service1's canary group (services/gateway/config/demo.yaml)
+        ("--ports", "9001-9005", "--faults"),
+        "http://127.0.0.1:9005/healthz",
     ),
     Service("auth", "gatehouse_auth", ("serve", "--port", "8001"), "http://127.0.0.1:8001/healthz"),
     Service(
@@ -250,7 +251,8 @@ Gatehouse demo is up: {", ".join(running)}
   auth        http://localhost:8001/docs
   accounts-ui http://localhost:8080/accounts_page
   admin user  {email} with {password}
-  backends    http://localhost:9001 .. 9004   (faults: PUT /__backend/faults)
+  backends    http://localhost:9001 .. 9005   (faults: PUT /__backend/faults;
+              9005 is service1's canary: x-canary: 1, and 10% of the rest)
 
 Try, through the gateway:
   curl localhost:9001/anything
@@ -261,6 +263,8 @@ Try, through the gateway:
        | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   curl -H 'Host: service1.my-company.com' -H "Authorization: Bearer $TOKEN" localhost:8080/hello
   curl -H 'Host: service2.my-company.com' -H "Authorization: Bearer $TOKEN" localhost:8080/hello
+  curl -si -H 'Host: service1.my-company.com' -H "Authorization: Bearer $TOKEN" \\
+       -H 'x-canary: 1' localhost:8080/hello | grep -i x-backend-instance   # backend-9005
   .venv/bin/python scripts/ws_client.py ws://localhost:8080/ws \\
        --host service1.my-company.com --token "$TOKEN" hello "close 4000 bye"
   open http://localhost:8080/accounts_page

@@ -73,7 +73,7 @@ def check_service_users(port: int, urls: dict[str, str]) -> None:
         own = PREFIXES[service]
         assert client.ping()
         # What the services do: the cursor (INCRBY, pipelined), drains (SET,
-        # MGET, DEL), the login limiter (a script), key expiry.
+        # MGET, DEL), canary weights (a hash), the login limiter (a script), key expiry.
         assert client.incrby(own + "cursor:service1", 2) == 2
         with client.pipeline(transaction=False) as pipe:
             pipe.incrby(own + "cursor:service1", 1)
@@ -83,6 +83,10 @@ def check_service_users(port: int, urls: dict[str, str]) -> None:
         assert client.mget([own + "drain:service1:backend-1"]) == [b"{}"]
         assert client.pexpire(own + "drain:service1:backend-1", 60_000)
         assert client.delete(own + "drain:service1:backend-1") == 1
+        # canary weights: one hash, written and read whole (HSET, HGETALL, HDEL)
+        assert client.hset(own + "canary:weights", "service1", "{}") == 1
+        assert client.hgetall(own + "canary:weights") == {b"service1": b"{}"}
+        assert client.hdel(own + "canary:weights", "service1") == 1
         script = client.register_script(_SCRIPT)
         assert script(keys=[own + "login:ip:1"], args=["a"]) == 1
         for other, prefix in PREFIXES.items():
@@ -93,6 +97,8 @@ def check_service_users(port: int, urls: dict[str, str]) -> None:
                 client.set(prefix + "drain:service1:backend-1", "{}")
             with pytest.raises(NoPermissionError):
                 client.get(prefix + "cursor:service1")
+            with pytest.raises(NoPermissionError):
+                client.hset(prefix + "canary:weights", "service1", "{}")
             with pytest.raises(NoPermissionError):
                 script(keys=[prefix + "login:ip:1"], args=["a"])
         for command in ADMIN_COMMANDS:

@@ -35,6 +35,7 @@ APP_PORTS = {
     "fake-backend-2": 9001,
     "fake-backend-3": 9001,
     "fake-backend-4": 9001,
+    "fake-backend-5": 9001,
 }
 ADMIN_PORT = 9901
 # "[ip:]host:container" as written in the file; host may be a ${VARIABLE:-default}.
@@ -93,13 +94,17 @@ def test_the_file_follows_the_compose_specification() -> None:
 def test_gateway_config_loads_and_names_compose_services(compose: dict[str, Any]) -> None:
     config = load_config(COMPOSE / "gateway.yaml").config
     for route in config.routes:
-        for backend in route.backends:
+        for backend in [*route.backends, *(b for g in route.groups for b in g.backends)]:
             url = urlsplit(str(backend.url))
             assert APP_PORTS.get(str(url.hostname)) == url.port, (route.name, backend.url)
             assert url.hostname in compose["services"]
     jwks = urlsplit(str(config.auth.jwks_url))
     assert (jwks.hostname, jwks.port) == ("auth", 8001)
     assert config.cursor.store == "redis"
+    # service1's canary, as in the demo: x-canary: 1, and 10% of the rest
+    service1 = next(route for route in config.routes if route.name == "service1")
+    assert [b.url for g in service1.groups for b in g.backends] == ["http://fake-backend-5:9001"]
+    assert service1.split is not None and service1.split.weights == {"primary": 90, "canary": 10}
 
 
 def test_prometheus_scrapes_every_service_with_the_rules(compose: dict[str, Any]) -> None:

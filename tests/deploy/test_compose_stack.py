@@ -47,6 +47,7 @@ EXPECTED_TARGETS = {
     ("fake-backend", "fake-backend-2:9001"),
     ("fake-backend", "fake-backend-3:9001"),
     ("fake-backend", "fake-backend-4:9001"),
+    ("fake-backend", "fake-backend-5:9001"),
     ("prometheus", "localhost:9090"),
 }
 

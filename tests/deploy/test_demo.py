@@ -78,6 +78,28 @@ def test_fake_backends_serve_their_faults() -> None:
     assert "--faults" in backends.args
 
 
+def test_every_backend_the_demo_config_names_is_started_the_canary_included() -> None:
+    from gatehouse_fake_backend.__main__ import parse_ports
+    from gatehouse_gateway.config.loader import load_config
+
+    (backends,) = [s for s in demo.SERVICES if s.module == "gatehouse_fake_backend"]
+    started = parse_ports(backends.args[backends.args.index("--ports") + 1])
+    config = load_config(REPO / "services" / "gateway" / "config" / "demo.yaml").config
+    service1 = next(route for route in config.routes if route.name == "service1")
+    urls = [b.url for r in config.routes for g in (r, *r.groups) for b in g.backends]
+    named = {int(url.rsplit(":", 1)[1]) for url in urls if ":90" in url}
+    assert named == set(started) == {9001, 9002, 9003, 9004, 9005}
+    assert backends.health_url == "http://127.0.0.1:9005/healthz"  # the last one up
+    # service1's canary: x-canary: 1, and 10% of the rest
+    (canary,) = service1.groups
+    assert [b.url for b in canary.backends] == ["http://127.0.0.1:9005"]
+    assert service1.split is not None
+    assert [(r.header, r.equals, r.group) for r in service1.split.rules] == [
+        ("x-canary", "1", "canary")
+    ]
+    assert service1.split.weights == {"primary": 90, "canary": 10}
+
+
 def test_demo_logs_are_for_people_unless_json_is_asked_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -148,8 +148,8 @@ async def test_probes_and_scrapes_hit_paths_the_services_serve(scenario: str) ->
     for monitor in rendered.kind("ServiceMonitor"):
         component = monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
         checked.extend((f"gatehouse/{component}", e["path"]) for e in monitor["spec"]["endpoints"])
-    # gateway, auth, accounts-ui and four fake backends: two probes, and a scrape path.
-    assert len(checked) == 7 * 3 if scenario == "defaults" else 7 * 2 + 4
+    # gateway, auth, accounts-ui and five fake backends: two probes, and a scrape path.
+    assert len(checked) == 8 * 3 if scenario == "defaults" else 8 * 2 + 4
     for repository, path in sorted(set(checked)):
         assert await _served(apps[repository], path), (repository, path)
     # The check tells a served path from one that is not (the fake backend
@@ -177,9 +177,11 @@ def test_gateway_configmap_loads_and_points_at_rendered_services(
         for port in s["spec"]["ports"]
     }
     for route in config.routes:
-        for backend in route.backends:
+        for backend in [*route.backends, *(b for g in route.groups for b in g.backends)]:
             url = urlsplit(str(backend.url))
             assert (url.hostname, url.port) in services, (route.name, backend.url)
+    service1 = next(route for route in config.routes if route.name == "service1")
+    assert [g.name for g in service1.groups] == ["canary"]  # on the fifth fake backend
     jwks = urlsplit(str(config.auth.jwks_url))
     assert (jwks.hostname, jwks.port) in services
 
@@ -325,7 +327,7 @@ def test_fake_backends_keep_their_fault_endpoints_off(scenario: str) -> None:
         for w in render_scenario(scenario).workloads()
         if w["metadata"]["name"].startswith(f"{RELEASE}-fake-backend-")
     ]
-    assert len(backends) == 4
+    assert len(backends) == 5  # the original's four and service1's canary
     for backend in backends:
         (container,) = backend["spec"]["template"]["spec"]["containers"]
         assert "--faults" not in container.get("args", [])

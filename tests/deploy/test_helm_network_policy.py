@@ -137,7 +137,7 @@ def matrix(rendered: Rendered, extra_targets: Iterable[Pod] = ()) -> set[tuple[s
     }
 
 
-BACKENDS = [f"fake-backend-{n}" for n in range(1, 5)]
+BACKENDS = [f"fake-backend-{n}" for n in range(1, 6)]  # the fifth: service1's canary
 RELEASE_PODS = ["gateway", "auth", "accounts-ui", *BACKENDS, "postgres", "redis", "auth-migrate",
                 "gatehouse-test-gateway"]  # fmt: skip
 FROM_OUTSIDE = ["ingress", "prometheus", "stranger", "stranger-elsewhere", "dns"]

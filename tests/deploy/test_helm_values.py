@@ -66,7 +66,7 @@ def test_prometheus_operator_toggle_swaps_annotations_for_crds() -> None:
         for w in plain.workloads()
         if "prometheus.io/scrape" in w["spec"]["template"]["metadata"].get("annotations", {})
     ]
-    assert len(annotated) == 7
+    assert len(annotated) == 8  # gateway, auth, accounts-ui, five fake backends
     operator = render_scenario("prometheus-operator")
     monitors = {m["metadata"]["name"] for m in operator.kind("ServiceMonitor")}
     assert monitors == {

@@ -79,6 +79,9 @@ class GatewaySettings(ServiceSettings):
     # Consumers whose counts one process holds in memory at most; past it a new
     # consumer's request is let through uncounted (gateway_quota_untracked_total).
     quota_max_consumers: int = Field(default=100_000, ge=100, le=10_000_000)
+    # How often a replica reads the canary weights operators set at run time
+    # (Redis hash <prefix>canary:weights): a change reaches every replica within this.
+    canary_sync_interval: float = Field(default=0.5, gt=0, le=60)
 
     # WebSocket proxying (gatehouse_gateway.websocket; the per-message limits are
     # the ws_* settings every service shares). Off: an Upgrade request is plain HTTP.

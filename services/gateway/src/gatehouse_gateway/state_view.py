@@ -16,6 +16,7 @@ from typing import Any
 
 from gatehouse_gateway.auth import Authenticator
 from gatehouse_gateway.backend_state import BackendState
+from gatehouse_gateway.canary.weights import CanaryWeights
 from gatehouse_gateway.operator.drain import DrainCoordinator
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.runtime import Gateway
@@ -57,7 +58,31 @@ def backend_view(route: Route, backend: BackendState, drains: DrainCoordinator) 
     return view
 
 
-def route_view(route: Route, drains: DrainCoordinator, sockets: int = 0) -> dict[str, Any]:
+def groups_view(route: Route) -> list[dict[str, Any]]:
+    """Each backend group of ``route``: its strategy and backends (names, host:port)."""
+    return [
+        {
+            "name": group.name,
+            "strategy": group.strategy,
+            "backends": [b.name for b in group.backends],
+            "available_backends": sum(1 for b in group.backends if b.available),
+        }
+        for group in route.groups.values()
+    ]
+
+
+def route_view(
+    route: Route,
+    drains: DrainCoordinator,
+    sockets: int = 0,
+    canary: CanaryWeights | None = None,
+) -> dict[str, Any]:
+    group_of = {b.name: group.name for group in route.groups.values() for b in group.backends}
+    backends = []
+    for backend in route.backends:
+        view = backend_view(route, backend, drains)
+        view["group"] = group_of[backend.name]
+        backends.append(view)
     return {
         "name": route.name,
         "hosts": route.config.hosts,
@@ -67,7 +92,10 @@ def route_view(route: Route, drains: DrainCoordinator, sockets: int = 0) -> dict
         "available_backends": sum(1 for b in route.backends if b.available),
         # this worker's open WebSocket connections on the route
         "websocket": {"enabled": route.config.websocket, "active": sockets},
-        "backends": [backend_view(route, b, drains) for b in route.backends],
+        "groups": groups_view(route),
+        # weights, rules and any runtime override; None on a route without groups
+        "split": canary.view(route) if canary is not None else None,
+        "backends": backends,
     }
 
 
@@ -93,7 +121,8 @@ def gateway_view(gateway: Gateway) -> dict[str, Any]:
         "cursor": gateway.cursor.snapshot(),
         "jwks": jwks_view(gateway.authenticator),
         "routes": [
-            route_view(route, drains, sockets.get(route.name, 0)) for route in gateway.table.routes
+            route_view(route, drains, sockets.get(route.name, 0), gateway.operator.canary)
+            for route in gateway.table.routes
         ],
     }
 
@@ -112,6 +141,7 @@ def admin_state(gateway: Gateway) -> dict[str, Any]:
         },
         "jwks": view["jwks"],
         "drains": gateway.operator.drains.snapshot(),
+        "canary_weights": gateway.operator.canary.snapshot(),
         "revocations": gateway.revocations.snapshot(),
         "routes": view["routes"],
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from gatehouse_gateway.operator import api, dashboard, quotas
+from gatehouse_gateway.operator import api, dashboard, weights_api
 from gatehouse_gateway.operator.deps import GatewayGetter
 
 
@@ -13,4 +14,5 @@ def install_operator(app: FastAPI, gateway: GatewayGetter) -> None:
     app.state.operator_gateway = gateway
     app.include_router(api.router)
     app.include_router(quotas.router)
+    app.include_router(weights_api.router)
     app.include_router(dashboard.router)

@@ -19,6 +19,7 @@ instead, which it turns into a 403.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope, Send
@@ -65,6 +66,15 @@ _ANSWER_DROP = _OWN | {
     b"x-request-id",
 }
 _HTTP_SCHEMES = {"ws": "http", "wss": "https"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Client:
+    """Who opens the socket, as a route's split reads it (a ``ConsumerSource``)."""
+
+    head: RequestHead
+    client: bytes
+    identity: VerifiedToken | None
 
 
 class _Refused(Exception):
@@ -159,9 +169,10 @@ class WebSocketProxy:
             identity, identified = await self._identity(found.token)
         base = upstream_headers(head)
         target = head.path
+        client_address = rules.client_address(head)
         edge_rules = route.rules  # header rules and path rewrite, as on HTTP
         if edge_rules is not None:
-            base = edge_rules.after_auth(base, identity, rid, rules.client_address(head), [])
+            base = edge_rules.after_auth(base, identity, rid, client_address, [])
             target = edge_rules.target(target)
         # hop-by-hop and Connection-named headers dropped as for HTTP, then the
         # handshake's own, which the backend connection writes itself
@@ -172,7 +183,8 @@ class WebSocketProxy:
             headers.append((b"host", head.host))
         if found.query:
             target += b"?" + found.query
-        backend, upstream = await self._open(route, head, headers, found.subprotocols, target)
+        client = _Client(head, client_address, identity)
+        backend, upstream = await self._open(route, client, headers, found.subprotocols, target)
         answer = [(b"x-request-id", rid)] + [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in (upstream.response.headers.raw_items() if upstream.response else ())
@@ -229,15 +241,20 @@ class WebSocketProxy:
     async def _open(
         self,
         route: Route,
-        head: RequestHead,
+        client: _Client,
         headers: list[tuple[bytes, bytes]],
         subprotocols: list[str],
         target: bytes,
     ) -> tuple[BackendState, ClientConnection]:
         """Connect to a backend of ``route``: the next one after a connect failure."""
         timeouts = route.config.timeouts
-        origin = next((v for k, v in head.headers if k == b"origin"), None)
-        backend = await route.balancer.pick() or route.balancer.panic_pick()
+        origin = next((v for k, v in client.head.headers if k == b"origin"), None)
+        split = route.split
+        if split is None:
+            balancer = route.balancer
+            backend = await balancer.pick() or balancer.panic_pick()
+        else:  # a route with groups: the HTTP path's split (canary/split.py)
+            balancer, backend = await split.pick(client)
         tried: list[BackendState] = []
         failed: Unreachable | None = None
         while backend is not None and len(tried) < route.max_attempts:
@@ -267,7 +284,7 @@ class WebSocketProxy:
                 backend.record_failure(exc.outcome.label)
                 failed = exc
                 tried.append(backend)
-                backend = route.balancer.pick_other(tried)
+                backend = balancer.pick_other(tried)
                 continue
             backend.metrics.count(101)
             backend.record_success()

@@ -82,12 +82,18 @@
   }
 
   async function api(path, options) {
+    const headers = { Authorization: "Bearer " + token() };
+    if (options && options.body) headers["Content-Type"] = "application/json";
     const response = await fetch("/-/admin/" + path, Object.assign({}, options, {
-      headers: { Authorization: "Bearer " + token() }, cache: "no-store",
+      headers: headers, cache: "no-store",
     }));
     if (response.status === 401) { signOut("your session ended; sign in again"); return null; }
     if (response.status === 403) { signOut("this account is not an admin"); return null; }
-    if (!response.ok) throw new Error("the admin API answered " + response.status);
+    if (!response.ok) {
+      let detail = "";
+      try { detail = ": " + ((await response.json()).detail || ""); } catch (e) { detail = ""; }
+      throw new Error("the admin API answered " + response.status + detail);
+    }
     return response.json();
   }
 
@@ -157,6 +163,7 @@
       section.appendChild(table);
       $("routes").appendChild(section);
     }
+    splitPanel(section, route);
     section.querySelector("h2 .muted").textContent = route.strategy + " · "
       + (route.hosts.length ? route.hosts.join(", ") : "any host") + " · "
       + route.path_prefix.join(", ") + " · " + route.available_backends + "/"
@@ -177,7 +184,8 @@
       const cells = {};
       cells.dot = el("span", "dot");
       tr.appendChild(el("td")).appendChild(cells.dot);
-      tr.appendChild(el("td", "name", backend.name));
+      cells.name = tr.appendChild(el("td", "name", backend.name));
+      cells.group = cells.name.appendChild(el("span", "muted group"));
       for (const name of ["status", "inflight", "rps", "errors", "weight"]) {
         cells[name] = tr.appendChild(el("td", name === "status" ? "status" : "num " + name));
       }
@@ -214,6 +222,10 @@
       + (state.cursor.shared ? " (shared by every replica)" : " (this process only)");
     $("drain-state").textContent = state.drains.shared
       ? "shared through Redis (" + state.drains.state + ")" : "this process only (no Redis)";
+    const weights = state.canary_weights;
+    $("weights-state").textContent = (weights.shared
+      ? "shared through Redis (" + weights.state + ")" : "this process only (no Redis)")
+      + " · " + weights.overrides + " route(s) set at run time";
     $("jwks-state").textContent = state.jwks
       ? state.jwks.key_ids.length + " key(s)" + (state.jwks.last_error ? ", last error: " + state.jwks.last_error : "")
       : "not configured";
@@ -235,6 +247,7 @@
         c.rps.textContent = (backend.recent_requests / 60).toFixed(1);
         c.errors.textContent = (backend.recent_error_rate * 100).toFixed(1) + "%";
         c.weight.textContent = String(backend.weight);
+        c.group.textContent = route.split ? " · " + backend.group : "";
         const points = series[backend.name] || { requests_per_second: [], error_rate: [] };
         const rps = points.requests_per_second;
         const errs = points.error_rate;
@@ -287,6 +300,100 @@
       fresh.push(tr);
     }
     rowsOf.replaceChildren.apply(rowsOf, fresh);
+  }
+
+  // A route's groups and weights, with inputs an admin changes them with. An
+  // input being edited is left alone by the poll until it is saved or reset.
+  function splitPanel(section, route) {
+    let panel = section.querySelector("div.split");
+    if (!route.split) { if (panel) panel.remove(); return; }
+    if (!panel) {
+      panel = el("div", "split");
+      panel.appendChild(el("h3", null, "Groups and weights"));
+      panel.appendChild(el("p", "muted split-state"));
+      panel.appendChild(el("div", "weights"));
+      const save = el("button", "save-weights", "Save weights");
+      save.type = "button";
+      save.addEventListener("click", () => changeWeights(section, panel, "PUT"));
+      const reset = el("button", "reset-weights", "Back to the config's");
+      reset.type = "button";
+      reset.addEventListener("click", () => changeWeights(section, panel, "DELETE"));
+      const actions = panel.appendChild(el("div", "actions"));
+      actions.appendChild(save);
+      actions.appendChild(reset);
+      panel.appendChild(el("p", "error split-error"));
+      section.insertBefore(panel, section.querySelector("table"));
+    }
+    const split = route.split;
+    const total = Object.values(split.weights).reduce((a, b) => a + b, 0) || 1;
+    const box = panel.querySelector("div.weights");
+    const wanted = route.groups.map((g) => g.name);
+    for (const label of Array.from(box.children)) {
+      if (!wanted.includes(label.dataset.group)) label.remove();
+    }
+    for (const group of route.groups) {
+      let label = box.querySelector('label[data-group="' + CSS.escape(group.name) + '"]');
+      if (!label) {
+        label = el("label", "group");
+        label.dataset.group = group.name;
+        label.appendChild(el("span", "group-name", group.name));
+        const input = el("input");
+        input.type = "number";
+        input.min = "0";
+        input.max = "1000000";
+        input.step = "1";
+        input.setAttribute("aria-label", "weight of " + group.name);
+        input.addEventListener("input", () => { input.dataset.dirty = "1"; });
+        label.appendChild(input);
+        label.appendChild(el("span", "muted share"));
+        box.appendChild(label);
+      }
+      const weight = split.weights[group.name] || 0;
+      const input = label.querySelector("input");
+      if (!input.dataset.dirty && document.activeElement !== input) input.value = String(weight);
+      label.querySelector(".share").textContent = (100 * weight / total).toFixed(1) + "% · "
+        + group.available_backends + "/" + group.backends.length + " up · " + group.strategy;
+    }
+    const rules = split.rules.map((r) => (r.header ? r.header + (r.equals !== undefined
+      ? ": " + r.equals : " present") : "cookie " + r.cookie + "=" + r.equals) + " \u2192 " + r.group);
+    const override = split.override;
+    panel.querySelector(".split-state").textContent = (override
+      ? "set at run time by " + override.by + (override.at
+        ? " at " + new Date(override.at * 1000).toLocaleTimeString() : "")
+      : "the config's weights")
+      + (split.override_unusable ? " (runtime weights unusable: " + split.override_unusable + ")" : "")
+      + (split.redis_value_ignored ? " (Redis value ignored: " + split.redis_value_ignored + ")" : "")
+      + (rules.length ? " · rules first: " + rules.join(", ") : "")
+      + (split.sticky ? " · sticky by " + split.sticky.by + (split.sticky.name ? " " + split.sticky.name : "") : "");
+  }
+
+  async function changeWeights(section, panel, method) {
+    const error = panel.querySelector(".split-error");
+    const inputs = Array.from(panel.querySelectorAll("label.group input"));
+    const options = { method: method };
+    if (method === "PUT") {
+      const weights = {};
+      for (const input of inputs) {
+        const value = Number(input.value);
+        if (!Number.isInteger(value) || value < 0) {
+          error.textContent = "weights are whole numbers, 0 or more";
+          return;
+        }
+        weights[input.parentNode.dataset.group] = value;
+      }
+      options.body = JSON.stringify({ weights: weights });
+    }
+    for (const button of panel.querySelectorAll("button")) button.disabled = true;
+    try {
+      await api("routes/" + encodeURIComponent(section.dataset.route) + "/weights", options);
+      error.textContent = "";
+      for (const input of inputs) delete input.dataset.dirty;
+    } catch (e) {
+      error.textContent = "weights not changed: " + e.message;
+    } finally {
+      for (const button of panel.querySelectorAll("button")) button.disabled = false;
+      poll();
+    }
   }
 
   async function toggle(tr, button) {
