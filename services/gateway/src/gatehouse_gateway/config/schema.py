@@ -11,10 +11,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
-from gatehouse_gateway.config.cors import CorsConfig
-from gatehouse_gateway.config.header_rules import HeaderRulesConfig
 from gatehouse_gateway.config.backend import BackendConfig, Strategy
+from gatehouse_gateway.config.cors import CorsConfig
 from gatehouse_gateway.config.groups import GroupConfig, SplitConfig, check_route_groups
+from gatehouse_gateway.config.header_rules import HeaderRulesConfig
 from gatehouse_gateway.config.listeners import ListenerConfig
 from gatehouse_gateway.config.quota import QuotaList
 from gatehouse_gateway.config.rewrite import PathRewriteConfig

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gatehouse_gateway.operator import api, dashboard, quotas
-from gatehouse_gateway.operator import api, dashboard, weights_api
+from gatehouse_gateway.operator import api, dashboard, quotas, weights_api
 from gatehouse_gateway.operator.deps import GatewayGetter
 
 
