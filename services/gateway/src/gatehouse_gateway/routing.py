@@ -15,6 +15,7 @@ from __future__ import annotations
 from gatehouse_common.errors import error_body
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
+from gatehouse_gateway.config.groups import PRIMARY
 from gatehouse_gateway.config.loader import ConfigError
 from gatehouse_gateway.config.schema import GatewayConfig, RouteConfig
 from gatehouse_gateway.metrics import RouteMetrics
@@ -25,16 +26,47 @@ from gatehouse_gateway.upstream.tls import TLSContexts, UpstreamTLS
 _Entries = tuple[tuple[str, str, "Route"], ...]
 
 
+class BackendGroup:
+    """A named set of a route's backends with its own balancer (``primary``: the route's own).
+
+    Retries stay within the group a request was sent to; health checks,
+    drains, metrics and the operator view cover every group's backends
+    through :attr:`Route.backends`.
+    """
+
+    __slots__ = ("backends", "balancer", "name", "strategy")
+
+    def __init__(
+        self, name: str, backends: list[BackendState], balancer: Balancer, strategy: str
+    ) -> None:
+        self.name = name
+        self.backends = backends
+        self.balancer = balancer
+        self.strategy = strategy
+
+
 class Route:
     """One route, with everything the hot path needs built in advance."""
 
-    def __init__(self, config: RouteConfig, backends: list[BackendState], cursor: Cursor) -> None:
+    def __init__(
+        self, config: RouteConfig, groups: dict[str, list[BackendState]], cursor: Cursor
+    ) -> None:
         self.config = config
         self.name = config.name
         self.auth_required = config.auth == "required"
         self.preserve_host = config.preserve_host
-        self.backends = backends
-        self.balancer: Balancer = make_balancer(config.strategy, config.name, backends, cursor)
+        self.groups: dict[str, BackendGroup] = {}
+        strategies = {g.name: g.strategy for g in config.groups if g.strategy is not None}
+        for name, states in groups.items():
+            strategy = strategies.get(name, config.strategy)
+            # primary keeps the route's own cursor key, so its round robin continues
+            key = config.name if name == PRIMARY else f"{config.name}/{name}"
+            balancer = make_balancer(strategy, key, states, cursor)
+            self.groups[name] = BackendGroup(name, states, balancer, strategy)
+        self.primary = self.groups[PRIMARY]
+        # every group's backends, primary's first: what checks, drains and views cover
+        self.backends = [b for group in self.groups.values() for b in group.backends]
+        self.balancer: Balancer = self.primary.balancer
         self.max_attempts = 1 + config.retries.attempts
         self.budget = RetryBudget(config.retries)
         self.max_header_bytes = config.limits.max_header_bytes
@@ -133,7 +165,8 @@ class RouteTable:
 
 
 def _route_tls(route_config: RouteConfig, contexts: TLSContexts) -> UpstreamTLS | None:
-    if not any(b.url.startswith("https://") for b in route_config.backends):
+    every = [*route_config.backends, *(b for g in route_config.groups for b in g.backends)]
+    if not any(b.url.startswith("https://") for b in every):
         return None
     try:
         return contexts.get(route_config.tls, route_config.name)
@@ -164,20 +197,24 @@ def build_table(
                 known[(route.name, backend.base_url)] = backend
     routes = []
     for route_config, tls_of_route in zip(config.routes, route_tls, strict=True):
-        backends = []
-        for backend_config in route_config.backends:
-            state = known.get((route_config.name, backend_config.url))
-            if state is None:
-                state = BackendState(
-                    route_config.name,
-                    backend_config.url,
-                    backend_config.weight,
-                    route_config.passive_health,
-                )
-            else:
-                state.weight = backend_config.weight
-                state.passive = route_config.passive_health
-            state.tls = tls_of_route if backend_config.url.startswith("https://") else None
-            backends.append(state)
-        routes.append(Route(route_config, backends, cursor))
+        groups: dict[str, list[BackendState]] = {}
+        listed = [(PRIMARY, route_config.backends)]
+        listed += [(group.name, group.backends) for group in route_config.groups]
+        for group_name, backend_configs in listed:
+            backends = groups[group_name] = []
+            for backend_config in backend_configs:
+                state = known.get((route_config.name, backend_config.url))
+                if state is None:
+                    state = BackendState(
+                        route_config.name,
+                        backend_config.url,
+                        backend_config.weight,
+                        route_config.passive_health,
+                    )
+                else:
+                    state.weight = backend_config.weight
+                    state.passive = route_config.passive_health
+                state.tls = tls_of_route if backend_config.url.startswith("https://") else None
+                backends.append(state)
+        routes.append(Route(route_config, groups, cursor))
     return RouteTable(routes)

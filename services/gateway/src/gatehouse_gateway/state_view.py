@@ -57,7 +57,26 @@ def backend_view(route: Route, backend: BackendState, drains: DrainCoordinator) 
     return view
 
 
+def groups_view(route: Route) -> list[dict[str, Any]]:
+    """Each backend group of ``route``: its strategy and backends (names, host:port)."""
+    return [
+        {
+            "name": group.name,
+            "strategy": group.strategy,
+            "backends": [b.name for b in group.backends],
+            "available_backends": sum(1 for b in group.backends if b.available),
+        }
+        for group in route.groups.values()
+    ]
+
+
 def route_view(route: Route, drains: DrainCoordinator, sockets: int = 0) -> dict[str, Any]:
+    group_of = {b.name: group.name for group in route.groups.values() for b in group.backends}
+    backends = []
+    for backend in route.backends:
+        view = backend_view(route, backend, drains)
+        view["group"] = group_of[backend.name]
+        backends.append(view)
     return {
         "name": route.name,
         "hosts": route.config.hosts,
@@ -67,7 +86,8 @@ def route_view(route: Route, drains: DrainCoordinator, sockets: int = 0) -> dict
         "available_backends": sum(1 for b in route.backends if b.available),
         # this worker's open WebSocket connections on the route
         "websocket": {"enabled": route.config.websocket, "active": sockets},
-        "backends": [backend_view(route, b, drains) for b in route.backends],
+        "groups": groups_view(route),
+        "backends": backends,
     }
 
 

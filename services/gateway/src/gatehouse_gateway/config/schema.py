@@ -7,16 +7,15 @@ names the key instead of a setting silently ignored. Durations are seconds.
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
+from gatehouse_gateway.config.backend import BackendConfig, Strategy
+from gatehouse_gateway.config.groups import GroupConfig, SplitConfig, check_route_groups
 from gatehouse_gateway.config.listeners import ListenerConfig
 from gatehouse_gateway.edge.forwarding import parse_networks
 from gatehouse_gateway.edge.path import BadPath, normalise_path
-
-Strategy = Literal["round_robin", "random", "weighted_round_robin", "least_requests"]
 
 
 class _Strict(BaseModel):
@@ -95,25 +94,6 @@ class CursorConfig(_Strict):
     the gateway keeps an in-process cursor (the demo's embedded default)."""
 
     store: Literal["redis", "local"] = "redis"
-
-
-class BackendConfig(_Strict):
-    url: str
-    weight: int = Field(default=1, ge=1, le=1000)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError("must be scheme://host[:port] only, without a path or query")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError as exc:
-            raise ValueError(f"bad port: {exc}") from None
-        return value.rstrip("/")
 
 
 class TimeoutsConfig(_Strict):
@@ -236,7 +216,10 @@ class RouteConfig(_Strict):
         "default); false: its own host:port from the backend URL (nginx's default)",
     )
     strategy: Strategy = "round_robin"
+    # the group "primary"; more groups and the split between them: config/groups.py
     backends: list[BackendConfig] = Field(min_length=1)
+    groups: list[GroupConfig] = Field(default_factory=list)
+    split: SplitConfig | None = None
     timeouts: TimeoutsConfig = TimeoutsConfig()
     retries: RetriesConfig = RetriesConfig()
     health_check: HealthCheckConfig | None = None
@@ -264,6 +247,11 @@ class RouteConfig(_Strict):
         if repeated:
             raise ValueError(f"listed more than once: {repeated}; use weight instead")
         return value
+
+    @model_validator(mode="after")
+    def _groups(self) -> RouteConfig:
+        check_route_groups(self)
+        return self
 
     @field_validator("path_prefix", mode="before")
     @classmethod
