@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# the same shape as a route's name: it becomes a metric label
-GROUP_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+from gatehouse_gateway.config.groups import GROUP_NAME_PATTERN, PRIMARY
 
 
 class MirrorConfig(BaseModel):
@@ -23,7 +22,7 @@ class MirrorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     group: str = Field(
-        pattern=GROUP_NAME,
+        pattern=GROUP_NAME_PATTERN,
         description="the route's backend group (groups:) that receives the copies; "
         "a name the route does not define is an error at load",
     )
@@ -61,3 +60,16 @@ class MirrorConfig(BaseModel):
         strict=True,
         description="the whole copy, connect to last byte of the answer read and dropped",
     )
+
+
+def check_mirror_group(mirror: MirrorConfig, groups: list[str]) -> None:
+    """The copies go to one of the route's own groups, never to ``primary``: copying
+    the real traffic to the very backends that serve it would double its effects."""
+    if mirror.group == PRIMARY:
+        raise ValueError(
+            "mirror.group must name another group than primary (the one serving the requests)"
+        )
+    if mirror.group not in groups:
+        raise ValueError(
+            f"mirror.group {mirror.group!r} is not one of the route's groups {sorted(groups)}"
+        )

@@ -14,6 +14,7 @@ from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
 from gatehouse_gateway.config.backend import BackendConfig, Strategy
 from gatehouse_gateway.config.groups import GroupConfig, SplitConfig, check_route_groups
 from gatehouse_gateway.config.listeners import ListenerConfig
+from gatehouse_gateway.config.mirror import MirrorConfig, check_mirror_group
 from gatehouse_gateway.edge.forwarding import parse_networks
 from gatehouse_gateway.edge.path import BadPath, normalise_path
 
@@ -238,6 +239,8 @@ class RouteConfig(_Strict):
         default_factory=lambda: list[TokenSource](["header"]), min_length=1
     )
     websocket_idle_timeout: float | None = Field(default=None, gt=0, le=86400)
+    # a share of the requests copied to another group, the answers dropped (config/mirror.py)
+    mirror: MirrorConfig | None = None
 
     @field_validator("backends")
     @classmethod
@@ -251,6 +254,12 @@ class RouteConfig(_Strict):
     @model_validator(mode="after")
     def _groups(self) -> RouteConfig:
         check_route_groups(self)
+        return self
+
+    @model_validator(mode="after")
+    def _mirror_group(self) -> RouteConfig:
+        if self.mirror is not None:
+            check_mirror_group(self.mirror, [group.name for group in self.groups])
         return self
 
     @field_validator("path_prefix", mode="before")
