@@ -10,6 +10,7 @@ requests got and by the counts, waited for with bounded polling.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import socket
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 from adversarial.backends import ScriptedBackend
+from gateway.test_upstream_pool import KeepAliveBackend, finish, get, shut
 from support.backends import fake_backend
 from support.gateway import (
     GatewayProcess,
@@ -31,8 +33,11 @@ from support.gateway import (
 )
 from support.processes import ServiceProcess, free_port, started_together
 
+from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.config.loader import ConfigError, parse_config
-from gatehouse_gateway.policy.mirror import Mirror
+from gatehouse_gateway.config.schema import PassiveHealthConfig
+from gatehouse_gateway.policy.mirror import Mirror, has_room
+from gatehouse_gateway.upstream.h1 import UpstreamClient
 
 HANG_LIMIT = 60.0  # a hanging mirror backend lets go after this, or at teardown
 
@@ -328,6 +333,26 @@ def test_a_copy_never_queues_for_an_upstream_connection(setup: Setup) -> None:
     assert metric_value(text, "gateway_mirror_requests_total", route="narrow") == 1
     assert metric_value(text, "gateway_mirror_dropped_total", reason="upstream_busy") == 4
     assert metric_value(text, "gateway_mirror_in_flight", route="narrow") == 1
+
+
+async def test_room_means_a_connection_without_waiting() -> None:
+    """has_room, against a real keep-alive backend: a place under the caps or a fresh idle
+    connection is room; a stale idle one at the cap, or a request queued ahead, is not."""
+    backend = await KeepAliveBackend().start()
+    client = UpstreamClient(backend_limit=1)
+    target = BackendState("r", backend.url, 1, PassiveHealthConfig())
+    try:
+        assert has_room(client, target)  # nothing open yet
+        held = await get(client, backend.url)
+        assert not has_room(client, target)  # the one place is taken
+        queued = asyncio.ensure_future(get(client, backend.url, pool_timeout=10))
+        await finish(held)  # handed to the queued request, not left idle
+        await finish(await queued)
+        assert has_room(client, target)  # idle and fresh: acquire takes it at once
+        client.keepalive = 0.0  # now too old to be reused: acquire would close it and wait
+        assert not has_room(client, target)
+    finally:
+        await shut(client, backend)
 
 
 # --- config: hostile values are errors at load --------------------------------------------

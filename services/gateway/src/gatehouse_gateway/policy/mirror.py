@@ -48,6 +48,11 @@ logger = logging.getLogger(__name__)
 DRAIN_LIMIT = 1024 * 1024
 
 
+# has_room said a connection is free at once; should that ever not hold, the
+# copy gives up (pool_timeout) instead of waiting in line with real requests
+_NO_WAIT = 0.001
+
+
 class _Drained(Exception):
     """The copy's answer ran past :data:`DRAIN_LIMIT`: the rest is not read."""
 
@@ -88,15 +93,22 @@ def has_room(client: UpstreamClient, backend: BackendState) -> bool:
     """Whether a request to ``backend`` would get a connection without queueing.
 
     Mirrors the first steps of :meth:`BackendPool.acquire` (no request queued
-    ahead, an idle connection, or a place under both caps), read in the same
-    loop step as the request that follows, so the answer holds.
+    ahead; a place under both caps, or a live idle connection, the most recent
+    first as acquire takes them), read in the same loop step as the request
+    that follows, so the answer holds.
     """
     pool = client.pool(backend.base_url, backend.tls)
     if pool.waiters:
         return False
-    if pool.idle:
+    if pool.connections < client.backend_limit and client.connections < client.limit:
         return True
-    return pool.connections < client.backend_limit and client.connections < client.limit
+    # at a cap: only a live idle connection (the one acquire would take) will do
+    oldest = pool.loop.time() - client.keepalive
+    for conn in reversed(pool.idle):
+        transport = conn.transport
+        if not conn.closed and transport is not None and not transport.is_closing():
+            return conn.idle_since >= oldest
+    return False
 
 
 class Mirror:
@@ -201,7 +213,7 @@ class Mirror:
                     _once(payload) if payload is not None else None,
                     connect_timeout=timeout,
                     read_timeout=timeout,
-                    pool_timeout=timeout,
+                    pool_timeout=_NO_WAIT,
                     tls=backend.tls,
                     host=host,
                 )
