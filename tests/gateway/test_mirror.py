@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from adversarial.backends import ScriptedBackend
 from gateway.test_upstream_pool import KeepAliveBackend, finish, get, shut
@@ -109,6 +110,10 @@ class Setup:
 
     def value(self, name: str, **labels: str) -> float:
         return metric_value(self.gateway.metrics(), name, **labels)
+
+    def config(self) -> Any:
+        """The gateway's own view of its routes (``/-/config`` on the admin listener)."""
+        return httpx.get(self.gateway.admin_url + "/-/config", timeout=10).json()
 
 
 ROUTES = {
@@ -277,6 +282,15 @@ def test_the_concurrency_bound_drops_and_counts(setup: Setup) -> None:
     wait_for(lambda: setup.bounded.backend.connections == 2, "two copies reached the mirror")
     assert setup.value("gateway_mirror_in_flight", route="bounded") == 2
     assert setup.value("gateway_mirror_requests_total", route="bounded") == 2
+    (shown,) = [r for r in setup.config()["routes"] if r["name"] == "bounded"]
+    assert shown["mirror"] == {
+        "group": "shadow",
+        "percent": 100.0,
+        "max_concurrent": 2,
+        "max_body_bytes": 65536,
+        "timeout": HANG_LIMIT,
+        "in_flight": 2,
+    }
     assert setup.value("gateway_mirror_dropped_total", route="bounded", reason="concurrency") == 8
     # A reload builds a new mirror for the route; the copies still under way count against it.
     for route in setup.document["routes"]:

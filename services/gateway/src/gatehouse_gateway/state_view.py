@@ -87,6 +87,7 @@ def route_view(route: Route, drains: DrainCoordinator, sockets: int = 0) -> dict
         # this worker's open WebSocket connections on the route
         "websocket": {"enabled": route.config.websocket, "active": sockets},
         "groups": groups_view(route),
+        "mirror": route.mirror.view() if route.mirror is not None else None,
         "backends": backends,
     }
 

@@ -117,6 +117,7 @@ class Mirror:
     __slots__ = (
         "_tasks",
         "gate",
+        "group",
         "max_body_bytes",
         "max_concurrent",
         "metrics",
@@ -138,6 +139,7 @@ class Mirror:
     ) -> None:
         self.route = route
         self.target = target
+        self.group = config.group
         self.percent = config.percent
         self.max_concurrent = config.max_concurrent
         self.max_body_bytes = config.max_body_bytes
@@ -147,6 +149,17 @@ class Mirror:
         self.metrics = MirrorMetrics(route)
         # strong references: the loop keeps only weak ones to running tasks
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def view(self) -> dict[str, object]:
+        """The operator's view (``/-/config``): the settings and this worker's copies under way."""
+        return {
+            "group": self.group,
+            "percent": self.percent,
+            "max_concurrent": self.max_concurrent,
+            "max_body_bytes": self.max_body_bytes,
+            "timeout": self.timeout,
+            "in_flight": self.gate.in_flight,
+        }
 
     def sampled(self) -> bool:
         """Whether this request is one of the ``percent`` copied."""
