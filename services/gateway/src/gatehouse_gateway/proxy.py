@@ -273,7 +273,12 @@ class Proxy:
         if route.mirror is not None:  # a copy in the background, never waited for
             route.mirror.offer(self.gateway.upstream, request)
         route.budget.deposit()
-        backend = await route.balancer.pick() or route.balancer.panic_pick()
+        split = route.split
+        if split is None:
+            balancer = route.balancer
+            backend = await balancer.pick() or balancer.panic_pick()
+        else:  # canary and header routing: a group, then its balancer (canary/split.py)
+            balancer, backend = await split.pick(request)
         if backend is None:
             return await answers.send_json(
                 send, 503, route.no_backend_body, request.request_id, *request.response_headers
@@ -289,7 +294,7 @@ class Proxy:
                 if response is not None and response.status not in RETRYABLE_STATUSES:
                     return await self._relay(send, request, current, response, result.payload)
                 if self._may_retry(request, result.outcome, attempt):
-                    following = route.balancer.pick_other([*tried, current])
+                    following = balancer.pick_other([*tried, current])
                     if following is not None and route.budget.withdraw():
                         if response is not None:
                             response.release()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from gatehouse_common.errors import error_body
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
+from gatehouse_gateway.canary.split import Splitter
 from gatehouse_gateway.config.groups import PRIMARY
 from gatehouse_gateway.config.loader import ConfigError
 from gatehouse_gateway.config.schema import GatewayConfig, RouteConfig
@@ -68,6 +69,8 @@ class Route:
         # every group's backends, primary's first: what checks, drains and views cover
         self.backends = [b for group in self.groups.values() for b in group.backends]
         self.balancer: Balancer = self.primary.balancer
+        # which group a request goes to; None on a route that is its primary alone
+        self.split = Splitter(config.name, self.groups, config.split) if config.groups else None
         self.max_attempts = 1 + config.retries.attempts
         self.budget = RetryBudget(config.retries)
         self.max_header_bytes = config.limits.max_header_bytes

@@ -159,6 +159,8 @@ class Gateway:
                 self.loaded.config.admin,
             ):
                 logger.warning("listeners change only on restart; keeping the running ones")
+            # runtime canary weights override the file's from the first request on
+            self.operator.canary.apply(table.routes)
             self.table = table
             self.edge = HeadRules(loaded.config.edge)
             self._set_authenticator(loaded)

@@ -60,6 +60,9 @@ class GatewaySettings(ServiceSettings):
     # How often a replica reads the drained backends every replica shares in
     # Redis (and samples the dashboard's per-backend history).
     drain_sync_interval: float = Field(default=1.0, gt=0, le=60)
+    # How often a replica reads the canary weights operators set at run time
+    # (Redis hash <prefix>canary:weights): a change reaches every replica within this.
+    canary_sync_interval: float = Field(default=0.5, gt=0, le=60)
 
     # WebSocket proxying (gatehouse_gateway.websocket; the per-message limits are
     # the ws_* settings every service shares). Off: an Upgrade request is plain HTTP.

@@ -16,6 +16,7 @@ from typing import Any
 
 from gatehouse_gateway.auth import Authenticator
 from gatehouse_gateway.backend_state import BackendState
+from gatehouse_gateway.canary.weights import CanaryWeights
 from gatehouse_gateway.operator.drain import DrainCoordinator
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.runtime import Gateway
@@ -70,7 +71,12 @@ def groups_view(route: Route) -> list[dict[str, Any]]:
     ]
 
 
-def route_view(route: Route, drains: DrainCoordinator, sockets: int = 0) -> dict[str, Any]:
+def route_view(
+    route: Route,
+    drains: DrainCoordinator,
+    sockets: int = 0,
+    canary: CanaryWeights | None = None,
+) -> dict[str, Any]:
     group_of = {b.name: group.name for group in route.groups.values() for b in group.backends}
     backends = []
     for backend in route.backends:
@@ -87,6 +93,8 @@ def route_view(route: Route, drains: DrainCoordinator, sockets: int = 0) -> dict
         # this worker's open WebSocket connections on the route
         "websocket": {"enabled": route.config.websocket, "active": sockets},
         "groups": groups_view(route),
+        # weights, rules and any runtime override; None on a route without groups
+        "split": canary.view(route) if canary is not None else None,
         "mirror": route.mirror.view() if route.mirror is not None else None,
         "backends": backends,
     }
@@ -114,7 +122,8 @@ def gateway_view(gateway: Gateway) -> dict[str, Any]:
         "cursor": gateway.cursor.snapshot(),
         "jwks": jwks_view(gateway.authenticator),
         "routes": [
-            route_view(route, drains, sockets.get(route.name, 0)) for route in gateway.table.routes
+            route_view(route, drains, sockets.get(route.name, 0), gateway.operator.canary)
+            for route in gateway.table.routes
         ],
     }
 
@@ -133,6 +142,7 @@ def admin_state(gateway: Gateway) -> dict[str, Any]:
         },
         "jwks": view["jwks"],
         "drains": gateway.operator.drains.snapshot(),
+        "canary_weights": gateway.operator.canary.snapshot(),
         "revocations": gateway.revocations.snapshot(),
         "routes": view["routes"],
     }

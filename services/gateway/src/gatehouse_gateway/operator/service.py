@@ -1,9 +1,11 @@
-"""The operator view's share of the running gateway: drains, history and their loop.
+"""The operator view's share of the running gateway: drains, canary weights, history.
 
 :class:`Operator` is made by :class:`gatehouse_gateway.runtime.Gateway` and
 started and closed with it, so its Redis client lives exactly as long as the
 gateway (lifespan). One task does both periodic jobs: read the shared drains
-and sample the per-backend history. Drains are also recorded in auth's audit
+and sample the per-backend history; canary weights keep in step on a loop of
+their own (:mod:`gatehouse_gateway.canary.weights`). Drains and weight
+changes are also recorded in auth's audit
 log (:mod:`.audit`).
 """
 
@@ -14,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from gatehouse_gateway.canary.weights import CanaryWeights
 from gatehouse_gateway.operator.audit import AuditRecorder
 from gatehouse_gateway.operator.drain import DrainCoordinator
 from gatehouse_gateway.operator.history import History
@@ -33,6 +36,14 @@ class Operator:
             prefix=settings.redis_prefix,
             timeout=settings.redis_timeout,
         )
+        # Canary weights changed at run time, shared like drains (canary/weights.py).
+        self.canary = CanaryWeights(
+            routes,
+            redis_url=settings.redis_url,
+            prefix=settings.redis_prefix,
+            timeout=settings.redis_timeout,
+            interval=settings.canary_sync_interval,
+        )
         self.history = History()
         self.audit = AuditRecorder(
             f"{settings.auth_url.rstrip('/')}/audit" if settings.operator_audit else None,
@@ -43,6 +54,7 @@ class Operator:
     async def start(self) -> None:
         """Apply the shared drains before the first request, then keep them in step."""
         await self.drains.sync()
+        await self.canary.start()
         self.history.sample(self._routes())
         self._task = asyncio.get_running_loop().create_task(self._run(), name="operator")
 
@@ -52,6 +64,7 @@ class Operator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.drains.close()
+        await self.canary.close()
         await self.audit.close()
 
     async def _run(self) -> None:
