@@ -295,6 +295,8 @@ class Proxy:
     async def _forward(self, request: ProxyRequest, send: Send) -> int:
         """Try backends until one answers or no retry is left; the status the client got."""
         route = request.route
+        if route.mirror is not None:  # a copy in the background, never waited for
+            route.mirror.offer(self.gateway.upstream, request)
         route.budget.deposit()
         split = route.split
         if split is None:

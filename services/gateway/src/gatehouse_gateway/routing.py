@@ -22,6 +22,7 @@ from gatehouse_gateway.config.groups import PRIMARY
 from gatehouse_gateway.config.loader import ConfigError
 from gatehouse_gateway.config.schema import GatewayConfig, RouteConfig
 from gatehouse_gateway.metrics import RouteMetrics
+from gatehouse_gateway.policy.mirror import Mirror
 from gatehouse_gateway.policy.route_rules import RouteRules
 from gatehouse_gateway.upstream.retry import RetryBudget
 from gatehouse_gateway.upstream.tls import TLSContexts, UpstreamTLS
@@ -91,6 +92,11 @@ class Route:
             f"route {config.name!r} has no healthy backend",
             route=config.name,
         )
+        # a share of the requests copied to another group (policy/mirror.py)
+        mirrored = config.mirror
+        self.mirror: Mirror | None = None
+        if mirrored is not None:
+            self.mirror = Mirror(mirrored, config.name, self.groups[mirrored.group].balancer)
 
 
 def _segment_form(prefix: str) -> str:
@@ -229,5 +235,9 @@ def build_table(
                     state.passive = route_config.passive_health
                 state.tls = tls_of_route if backend_config.url.startswith("https://") else None
                 backends.append(state)
-        routes.append(Route(route_config, groups, cursor))
+        route = Route(route_config, groups, cursor)
+        kept = previous.by_name(route.name) if previous is not None else None
+        if route.mirror is not None and kept is not None and kept.mirror is not None:
+            route.mirror.gate = kept.mirror.gate  # copies under way still count
+        routes.append(route)
     return RouteTable(routes)

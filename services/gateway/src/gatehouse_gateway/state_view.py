@@ -95,6 +95,7 @@ def route_view(
         "groups": groups_view(route),
         # weights, rules and any runtime override; None on a route without groups
         "split": canary.view(route) if canary is not None else None,
+        "mirror": route.mirror.view() if route.mirror is not None else None,
         "backends": backends,
     }
 

@@ -16,6 +16,7 @@ from gatehouse_gateway.config.cors import CorsConfig
 from gatehouse_gateway.config.groups import GroupConfig, SplitConfig, check_route_groups
 from gatehouse_gateway.config.header_rules import HeaderRulesConfig
 from gatehouse_gateway.config.listeners import ListenerConfig
+from gatehouse_gateway.config.mirror import MirrorConfig, check_mirror_group
 from gatehouse_gateway.config.quota import QuotaList
 from gatehouse_gateway.config.rewrite import PathRewriteConfig
 from gatehouse_gateway.config.route_rules import check_route_rules
@@ -262,6 +263,8 @@ class RouteConfig(_Strict):
 
     # requests per consumer per UTC day or month, shared through Redis (config/quota.py)
     quotas: QuotaList = Field(default_factory=list)
+    # a share of the requests copied to another group, the answers dropped (config/mirror.py)
+    mirror: MirrorConfig | None = None
 
     @field_validator("backends")
     @classmethod
@@ -275,6 +278,12 @@ class RouteConfig(_Strict):
     @model_validator(mode="after")
     def _groups(self) -> RouteConfig:
         check_route_groups(self)
+        return self
+
+    @model_validator(mode="after")
+    def _mirror_group(self) -> RouteConfig:
+        if self.mirror is not None:
+            check_mirror_group(self.mirror, [group.name for group in self.groups])
         return self
 
     @field_validator("path_prefix", mode="before")
