@@ -236,6 +236,14 @@ class Proxy:
                 return await answers.send_json(
                     send, 401, refusal, rid, (b"www-authenticate", challenge(exc.reason))
                 )
+        client = self.gateway.edge.client_address(head)
+        added: list[tuple[bytes, bytes]] = []
+        if route.config.rate_limits:
+            refused = self.gateway.rate_limits.check(route, identity, head, client, added)
+            if refused is not None:
+                return await answers.send_json(
+                    send, refused.status, refused.body, rid, *refused.headers
+                )
         headers.extend(self.gateway.edge.forwarding_headers(head, scope, rid))
         target = head.path
         query: bytes = scope.get("query_string", b"")
@@ -263,8 +271,9 @@ class Proxy:
             head.host if route.preserve_host and head.host else None,
             rewrite.client_origin(scope, head.host),
             head,
-            self.gateway.edge.client_address(head),
+            client,
             identity,
+            added,
         )
 
     async def _forward(self, request: ProxyRequest, send: Send) -> int:

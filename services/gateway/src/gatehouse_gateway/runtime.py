@@ -23,6 +23,7 @@ from gatehouse_gateway.edge.head import HeadRules
 from gatehouse_gateway.heap import freeze_long_lived
 from gatehouse_gateway.metrics import CONFIG_RELOADS
 from gatehouse_gateway.operator.service import Operator
+from gatehouse_gateway.policy.ratelimit import RateLimiter
 from gatehouse_gateway.revocation import RevocationList
 from gatehouse_gateway.routing import Route, RouteTable, build_table
 from gatehouse_gateway.settings import GatewaySettings
@@ -52,6 +53,15 @@ class Gateway:
         self.tls = TLSContexts()
         self.table: RouteTable = build_table(loaded.config, self.cursor, tls=self.tls)
         self.edge = HeadRules(loaded.config.edge)
+        # Rate limits per route and consumer, leased from Redis (policy/ratelimit/).
+        self.rate_limits = RateLimiter(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            timeout=settings.redis_timeout,
+            retry_interval=settings.redis_retry_interval,
+            max_consumers=settings.ratelimit_max_consumers,
+        )
+        self.rate_limits.update(self.table.routes)
         self.authenticator: Authenticator | None = None
         # Revoked tokens and subjects, pushed by auth through Redis.
         self.revocations = RevocationList(
@@ -86,6 +96,7 @@ class Gateway:
         )
         await self.cursor.start()
         await self.revocations.start()
+        await self.rate_limits.start()
         self._set_authenticator(self.loaded)
         self._health = HealthMonitor(self._upstream, self._routes)
         self._health.sync()
@@ -106,6 +117,7 @@ class Gateway:
             await self.authenticator.aclose()
         await self.cursor.close()
         await self.revocations.close()
+        await self.rate_limits.close()
         if self._upstream is not None:
             await self._upstream.close()
 
@@ -160,6 +172,7 @@ class Gateway:
             ):
                 logger.warning("listeners change only on restart; keeping the running ones")
             self.table = table
+            self.rate_limits.update(table.routes)
             self.edge = HeadRules(loaded.config.edge)
             self._set_authenticator(loaded)
             self.loaded = loaded

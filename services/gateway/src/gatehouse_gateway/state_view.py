@@ -113,5 +113,6 @@ def admin_state(gateway: Gateway) -> dict[str, Any]:
         "jwks": view["jwks"],
         "drains": gateway.operator.drains.snapshot(),
         "revocations": gateway.revocations.snapshot(),
+        "rate_limits": gateway.rate_limits.view(),
         "routes": view["routes"],
     }

@@ -9,10 +9,18 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
 from gatehouse_gateway.config.listeners import ListenerConfig
+from gatehouse_gateway.config.ratelimit import RateLimitConfig, check_rate_limits
 from gatehouse_gateway.edge.forwarding import parse_networks
 from gatehouse_gateway.edge.path import BadPath, normalise_path
 
@@ -255,6 +263,15 @@ class RouteConfig(_Strict):
         default_factory=lambda: list[TokenSource](["header"]), min_length=1
     )
     websocket_idle_timeout: float | None = Field(default=None, gt=0, le=86400)
+    # Token buckets per consumer, shared across replicas (config/ratelimit.py)
+    rate_limits: list[RateLimitConfig] = Field(default_factory=list)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(
+        cls, value: list[RateLimitConfig], info: ValidationInfo
+    ) -> list[RateLimitConfig]:
+        return check_rate_limits(value, info.data.get("auth"))
 
     @field_validator("backends")
     @classmethod

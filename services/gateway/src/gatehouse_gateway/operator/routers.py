@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gatehouse_gateway.operator import api, dashboard
+from gatehouse_gateway.operator import api, dashboard, ratelimits
 from gatehouse_gateway.operator.deps import GatewayGetter
 
 
@@ -12,4 +12,5 @@ def install_operator(app: FastAPI, gateway: GatewayGetter) -> None:
     """Add the admin API and the dashboard; ``gateway`` returns the running gateway."""
     app.state.operator_gateway = gateway
     app.include_router(api.router)
+    app.include_router(ratelimits.router)
     app.include_router(dashboard.router)

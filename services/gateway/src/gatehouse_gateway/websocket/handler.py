@@ -9,7 +9,8 @@ gateway will not take is answered with an HTTP status before any upgrade,
 through the ASGI ``websocket.http.response`` extension (which uvicorn's
 protocol offers): 400/431 for a bad head, 404 for no route, 403 for a route
 with ``websocket: false``, 401 (``WWW-Authenticate: Bearer``) for a missing or
-bad token, 502/503/504 when no backend takes it, or the backend's own refusal.
+bad token, 429 from a rate limit of the route (the handshake counts as one
+request), 502/503/504 when no backend takes it, or the backend's own refusal.
 A server without the extension gets a close with 1008 (policy violation)
 instead, which it turns into a 403.
 """
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection
 
-from gatehouse_common.jwt import TokenError
+from gatehouse_common.jwt import TokenError, VerifiedToken
 from gatehouse_common.request_id import new_request_id
 from gatehouse_gateway import answers
 from gatehouse_gateway.auth import challenge
@@ -154,8 +155,16 @@ class WebSocketProxy:
         # hop-by-hop and Connection-named headers dropped as for HTTP, then the
         # handshake's own, which the backend connection writes itself
         headers = [(k, v) for k, v in upstream_headers(head) if k not in _OWN]
+        identity: VerifiedToken | None = None
         if route.auth_required:
-            headers.extend(await self._identity(found.token))
+            identity, identified = await self._identity(found.token)
+            headers.extend(identified)
+        added: list[tuple[bytes, bytes]] = []
+        if route.config.rate_limits:  # a handshake counts as one request
+            client = rules.client_address(head)
+            refused = gateway.rate_limits.check(route, identity, head, client, added)
+            if refused is not None:
+                raise _Refused(refused.status, refused.body, "rate_limited", *refused.headers)
         headers.extend(rules.forwarding_headers(head, http_scope, rid))
         if route.preserve_host and head.host:  # as on HTTP; else the backend's own host:port
             headers.append((b"host", head.host))
@@ -166,6 +175,7 @@ class WebSocketProxy:
             for name, value in (upstream.response.headers.raw_items() if upstream.response else ())
             if name.lower().encode("latin-1") not in _ANSWER_DROP
         ]
+        answer.extend(added)
         accept: dict[str, Any] = {"type": "websocket.accept", "headers": answer}
         if upstream.subprotocol:
             accept["subprotocol"] = upstream.subprotocol
@@ -196,12 +206,14 @@ class WebSocketProxy:
             socket_metrics.active.dec()
             backend.in_flight -= 1
 
-    async def _identity(self, token: bytes | None) -> list[tuple[bytes, bytes]]:
+    async def _identity(
+        self, token: bytes | None
+    ) -> tuple[VerifiedToken, list[tuple[bytes, bytes]]]:
         authenticator = self.gateway.authenticator
         try:
             if authenticator is None:
                 raise TokenError("jwks_unavailable")
-            return await authenticator.identity_headers(token)
+            return await authenticator.identify(token)
         except TokenError as exc:
             body = (
                 authenticator.refusal(exc)
