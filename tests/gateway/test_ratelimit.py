@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 import pytest
+import yaml
 from support.gateway import GatewayProcess, Launcher, gateway_route, metric_value
 from support.jwks import AUDIENCE, ISSUER, KeyServer
-from support.processes import ServiceProcess
+from support.processes import REPO_ROOT, ServiceProcess
 from support.websocket import greeting, refused_status, ws_connect
 
 LIMITED = "limited.gatehouse.test"
 KEYED = "keyed.gatehouse.test"
+DEMO_HOST = "service2.my-company.com"
 ADMIN = "/-/admin"
+
+
+def demo_limits() -> list[dict[str, object]]:
+    """service2's limits as services/gateway/config/demo.yaml has them."""
+    demo = yaml.safe_load((REPO_ROOT / "services/gateway/config/demo.yaml").read_text())
+    (service2,) = [route for route in demo["routes"] if route["name"] == "service2"]
+    limits: list[dict[str, object]] = service2["rate_limits"]
+    return limits
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +68,13 @@ def gateway(module_launcher: Launcher, keys: KeyServer, backend: ServiceProcess)
                 ],
             ),
             gateway_route([backend], name="free"),
+            gateway_route(
+                [backend],
+                name="service2",
+                hosts=[DEMO_HOST],
+                auth="required",
+                rate_limits=demo_limits(),
+            ),
         ],
     }
     return module_launcher.gateway(document)
@@ -161,7 +179,7 @@ def test_the_operator_sees_each_limit_and_who_was_refused_but_never_an_api_key(
     view = response.json()
     assert view["store"]["state"] == "local" and view["store"]["shared"] is False
     routes = {route["name"]: route for route in view["routes"]}
-    assert set(routes) == {"limited", "keyed"}
+    assert set(routes) == {"limited", "keyed", "service2"}  # not "free": it has none
     (per_key,) = routes["keyed"]["limits"]
     assert per_key["rate"] == 1 and per_key["per"] == "hour" and per_key["burst"] == 1
     assert per_key["refused"] >= 2
@@ -170,3 +188,29 @@ def test_the_operator_sees_each_limit_and_who_was_refused_but_never_an_api_key(
     assert "secret-key-value" not in json.dumps(view)
     state = httpx.get(gateway.admin_url + ADMIN + "/state", headers=admin, timeout=10).json()
     assert state["rate_limits"]["routes"] == view["routes"]
+
+
+def test_the_demo_limit_lets_a_burst_of_40_through_then_answers_429(
+    gateway: GatewayProcess, keys: KeyServer
+) -> None:
+    assert demo_limits() == [
+        {"name": "per-subject", "key": {"by": "subject"}, "rate": 20, "per": "second",
+         "burst": 40, "headers": True}
+    ]  # fmt: skip
+    token = bearer(keys, "demo-user")
+    statuses = []
+    started = time.monotonic()
+    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        headers = {"Host": DEMO_HOST, "Authorization": token}
+        for _ in range(120):  # far faster than 20/s on any machine that runs this suite
+            response = client.get("/", headers=headers)
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                refused = response
+    seconds = time.monotonic() - started
+    assert statuses[:40] == [200] * 40  # the whole burst
+    assert statuses.count(200) <= 40 + 20 * seconds + 1
+    assert refused.headers["ratelimit-policy"] == '"per-subject";q=40;w=2'
+    assert refused.headers["ratelimit"] == '"per-subject";r=0;t=2'
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"] == "rate_limited"
