@@ -155,7 +155,7 @@ def test_two_replicas_hold_one_shared_limit_within_the_bound(
 ) -> None:
     env = {"REDIS_URL": REDIS_URL, "GATEHOUSE_GATEWAY_REDIS_PREFIX": redis_prefix}
     gateways = start_pair(launcher, backend, env)
-    answers = hammer(gateways, LOCAL, "ada", seconds=3.0)
+    answers = hammer(gateways, LOCAL, "ada", seconds=2.0)
     admitted = answers.count(200)
     bound = shared_bound(answers.seconds)
     print(
@@ -197,7 +197,7 @@ def test_redis_stopped_and_started_under_load_changes_nothing_beyond_the_fallbac
 
     def phase(user: str) -> dict[str, Answers]:
         with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-            runs = {h: pool.submit(hammer, gateways, h, user, 1.5, 2) for h in hosts}
+            runs = {h: pool.submit(hammer, gateways, h, user, 1.0, 2) for h in hosts}
             return {host: run.result() for host, run in runs.items()}
 
     before = phase("before")

@@ -1,4 +1,4 @@
-"""The rate limits' Redis side in process: the lease script, batched refills, fallback, memory."""
+"""The rate limits in process: the lease script, batched refills, fallback, memory, reloads."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ from prometheus_client import REGISTRY
 from support.databases import REDIS_URL
 from support.processes import free_port
 
+from gatehouse_gateway.balancing.cursor import LocalCursor
 from gatehouse_gateway.config.ratelimit import RateLimitConfig
+from gatehouse_gateway.config.schema import GatewayConfig
+from gatehouse_gateway.policy.ratelimit import RateLimiter
 from gatehouse_gateway.policy.ratelimit.limit import ALLOW, REFUSE, Limit
 from gatehouse_gateway.policy.ratelimit.scripts import LEASE, bucket_key, replicas_key
 from gatehouse_gateway.policy.ratelimit.store import LeaseStore
+from gatehouse_gateway.routing import RouteTable, build_table
 
 
 def lease(client: redis.Redis, key: str, debit: int, want: int) -> list[int]:
@@ -107,3 +111,29 @@ def test_hostile_consumer_counts_cannot_grow_memory_without_end() -> None:
     assert len(limit.recent) <= 1000
     limit.sweep(now + 3601 + 2)  # refilled to the brim: forgotten
     assert limit.buckets == {}
+
+
+def test_a_reload_keeps_the_state_of_limits_it_does_not_change() -> None:
+    def table(rate: int, extra: bool) -> RouteTable:
+        key = {"by": "client_address"}
+        limits = [{"name": "kept", "rate": 1, "per": "hour", "key": key}]
+        limits.append({"name": "changed", "rate": rate, "per": "hour", "key": key})
+        routes = [
+            {"name": "app", "backends": [{"url": "http://127.0.0.1:9"}], "rate_limits": limits}
+        ]
+        if extra:
+            routes.append({"name": "other", "path_prefix": "/other",
+                           "backends": [{"url": "http://127.0.0.1:9"}]})  # fmt: skip
+        return build_table(GatewayConfig.model_validate({"routes": routes}), LocalCursor())
+
+    limiter = RateLimiter(None, prefix="x:", timeout=0.2, retry_interval=1.0, max_consumers=100)
+    limiter.update(table(1, extra=False).routes)
+    before = {limit.name: limit for limit in limiter.routes["app"].limits}
+    now = time.monotonic()
+    for limit in before.values():
+        limit.take("ada", now, "local")
+    limiter.update(table(2, extra=True).routes)
+    after = {limit.name: limit for limit in limiter.routes["app"].limits}
+    assert after["kept"] is before["kept"] and "ada" in after["kept"].buckets
+    assert after["changed"] is not before["changed"] and after["changed"].buckets == {}
+    assert set(limiter.routes) == {"app"}  # a route without limits costs nothing

@@ -169,6 +169,12 @@ class LeaseStore:
         if self._client is None or next(iter(self._limits()), None) is None:
             return  # nothing limited: no key, no traffic
         ttl_ms = int(self.retry_interval * 3000)
+        if self.state == "fallback":
+            # Connections pooled before the outage may be dead (a restarted Redis):
+            # the first refill after coming back must not fail on one of them.
+            pool = getattr(self._client, "connection_pool", None)
+            if pool is not None:
+                await pool.disconnect()
         try:
             seen = await self._client.eval(
                 ANNOUNCE, 1, replicas_key(self.prefix), self.member, ttl_ms
