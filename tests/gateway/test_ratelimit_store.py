@@ -80,6 +80,33 @@ async def test_refills_of_many_consumers_ride_one_round_trip(redis_prefix: str) 
         await store.close()
 
 
+async def test_credit_spent_while_a_refill_is_on_its_way_is_charged_by_the_next(
+    redis_prefix: str,
+) -> None:
+    store = LeaseStore(REDIS_URL, prefix=redis_prefix, timeout=1.0, retry_interval=5.0,
+                       limits=lambda: [])  # fmt: skip
+    await store.start()
+    limit = Limit("app", RateLimitConfig(name="l", rate=10, per="minute", lease=4), store, 1000)
+    try:
+        limit.take("ada", time.monotonic(), "redis")  # on credit; its refill is queued
+        await asyncio.sleep(0)  # the refill is on its way with a debit of 1
+        assert limit.admits("ada", time.monotonic(), "redis") == ALLOW
+        limit.take("ada", time.monotonic(), "redis")  # on credit again, meanwhile
+        lease = limit.leases["ada"]
+        for _ in range(100):  # bounded wait: no request comes to trigger another refill
+            if not lease.syncing and not lease.debt:
+                break
+            await asyncio.sleep(0.02)
+        assert (lease.tokens, lease.debt) == (4, 0)
+        client = redis.Redis.from_url(REDIS_URL)
+        # 2 on credit + 4 leased charged: 4 of the 10 are left in Redis
+        granted, left, _, _ = client.eval(LEASE, 1, limit.redis_key("ada"), 6000, 10, 0, 0)
+        assert (granted, left) == (0, 4)
+        client.close()
+    finally:
+        await store.close()
+
+
 async def test_an_unreachable_redis_falls_back_and_the_local_share_is_enforced() -> None:
     store = LeaseStore(f"redis://127.0.0.1:{free_port()}/0", prefix="x:", timeout=0.2,
                        retry_interval=5.0, limits=lambda: [limit])  # fmt: skip

@@ -9,14 +9,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
 from gatehouse_gateway.config.listeners import ListenerConfig

@@ -225,7 +225,10 @@ class Limit:
     def view(self) -> dict[str, object]:
         """The operator's view of this limit in this process."""
         config = self.config
-        top = sorted({**self.previous, **self.recent}.items(), key=lambda kv: -kv[1])[:10]
+        counts = dict(self.previous)
+        for consumer, refusals in self.recent.items():
+            counts[consumer] = counts.get(consumer, 0) + refusals
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:10]
         return {
             "name": self.name,
             "key": config.key.model_dump(exclude_none=True),

@@ -144,9 +144,11 @@ class LeaseStore:
             return
         ROUND_TRIPS.labels(outcome="ok").inc()
         now = time.monotonic()
-        for (limit, _consumer, lease), result in zip(batch, results, strict=True):
+        for (limit, consumer, lease), result in zip(batch, results, strict=True):
             granted, left, wait_ms, _full_ms = (int(value) for value in result)
             limit.synced(lease, granted, left, wait_ms, now)
+            if lease.debt:  # credit spent while this refill was on its way: charge it too
+                self.queue(limit, consumer, lease)
 
     # -- state and replicas ---------------------------------------------------------
 
