@@ -29,6 +29,9 @@ from gatehouse_gateway.policy.ratelimit.limit import ALLOW, REFUSE, Limit
 from gatehouse_gateway.policy.ratelimit.store import LeaseStore
 from gatehouse_gateway.routing import Route
 
+# subjects whose consumer string is kept per route (the cache is emptied when full)
+_SUBJECTS_CACHED = 10_000
+
 
 @dataclass(slots=True, frozen=True)
 class Refused:
@@ -69,6 +72,8 @@ class RouteLimits:
             )
             for limit in limits
         }
+        # subject -> consumer: the same few subjects, request after request
+        self._subjects: dict[str, str] = {}
         self._unavailable = error_body(
             "rate_limit_unavailable",
             "the rate limit store is unreachable and this route refuses requests until it is back",
@@ -84,9 +89,20 @@ class RouteLimits:
     ) -> Refused | None:
         now = time.monotonic()
         state = self.store.state
-        source = _Source(identity, head, client)
         limits = self.limits
-        consumers = [consumer_of(limit.key, source) for limit in limits]
+        if len(limits) == 1:  # the usual case, without the lists
+            limit = limits[0]
+            consumer = self._consumer(limit, identity, head, client)
+            verdict = limit.admits(consumer, now, state)
+            if verdict != ALLOW:
+                limit.refuse(consumer, now, state)
+                return self._refused(limit, consumer, now, state, verdict)
+            limit.take(consumer, now, state)
+            if limit.headers:
+                added.append(self.policy)
+                added.append((b"ratelimit", self._items([consumer], now, state)))
+            return None
+        consumers = [self._consumer(limit, identity, head, client) for limit in limits]
         for limit, consumer in zip(limits, consumers, strict=True):
             verdict = limit.admits(consumer, now, state)
             if verdict != ALLOW:
@@ -98,6 +114,24 @@ class RouteLimits:
             added.append(self.policy)
             added.append((b"ratelimit", self._items(consumers, now, state)))
         return None
+
+    def _consumer(
+        self, limit: Limit, identity: VerifiedToken | None, head: RequestHead, client: bytes
+    ) -> str:
+        """The consumer under ``limit``'s key; a token's subject is looked up, not re-derived."""
+        by = limit.key.by
+        if by == "route":
+            return "route"
+        if by == "subject" and identity is not None:
+            subject = identity.subject
+            consumer = self._subjects.get(subject)
+            if consumer is None:
+                if len(self._subjects) >= _SUBJECTS_CACHED:
+                    self._subjects.clear()
+                consumer = consumer_of(limit.key, _Source(identity, head, client))
+                self._subjects[subject] = consumer
+            return consumer
+        return consumer_of(limit.key, _Source(identity, head, client))
 
     def _items(self, consumers: list[str], now: float, state: str) -> bytes:
         items = []

@@ -201,6 +201,7 @@ class LeaseStore:
                 now = time.monotonic()
                 for limit in self._limits():
                     limit.sweep(now)
+                    limit.report()
             except Exception:  # the loop must outlive any one bad round
                 logger.exception("rate limit store round failed")
 
