@@ -17,6 +17,7 @@ Three ways to decide, after the store's state (:mod:`.store`):
 from __future__ import annotations
 
 import math
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from gatehouse_gateway.config.ratelimit import RateLimitConfig
@@ -32,6 +33,8 @@ _RECENT_MAX = 1000
 _RECENT_WINDOW = 60.0
 # A lease nobody used for this long is dropped (its unspent tokens are lost).
 _LEASE_IDLE = 10.0
+# consumers each sweep (about once a second) looks at, per limit
+_SWEEP_BUDGET = 2000
 
 ALLOW = 0
 REFUSE = 1
@@ -202,20 +205,29 @@ class Limit:
         return max(0, self.lease - lease.tokens)
 
     def sweep(self, now: float) -> None:
-        """Forget consumers idle long enough that forgetting them changes nothing."""
+        """Forget consumers idle long enough that forgetting them changes nothing.
+
+        Each call looks at the :data:`_SWEEP_BUDGET` consumers at the front
+        (dicts keep insertion order): idle ones go, the others move to the back
+        for a later call. The event loop never walks 100,000 entries at once.
+        """
         idle_lease = now - max(_LEASE_IDLE, self.capacity / self.rate)
-        for consumer, lease in list(self.leases.items()):
+        leases = self.leases
+        for consumer in list(islice(leases, _SWEEP_BUDGET)):
+            lease = leases.pop(consumer)
             if (
-                lease.used_at < idle_lease
-                and not lease.syncing
-                and not lease.debt
-                and lease.blocked_until <= now
+                lease.used_at >= idle_lease
+                or lease.syncing
+                or lease.debt
+                or lease.blocked_until > now
             ):
-                del self.leases[consumer]
+                leases[consumer] = lease
         full = now - self.capacity / self.rate - 1.0
-        for consumer, bucket in list(self.buckets.items()):
-            if bucket.used_at < full:  # refilled to the brim by now: same as a new one
-                del self.buckets[consumer]
+        buckets = self.buckets
+        for consumer in list(islice(buckets, _SWEEP_BUDGET)):
+            bucket = buckets.pop(consumer)
+            if bucket.used_at >= full:  # else refilled to the brim: same as a new one
+                buckets[consumer] = bucket
 
     def forget_leases(self) -> None:
         """Redis went away or came back: what was leased from it no longer holds."""
@@ -227,7 +239,7 @@ class Limit:
     @staticmethod
     def _evict(entries: dict[str, Lease] | dict[str, LocalBucket]) -> None:
         """Full: drop the oldest tenth (dicts keep insertion order)."""
-        for consumer in list(entries)[: max(1, len(entries) // 10)]:
+        for consumer in list(islice(entries, max(1, len(entries) // 10))):
             del entries[consumer]
 
     def view(self) -> dict[str, object]:
