@@ -9,6 +9,7 @@ import redis
 from prometheus_client import REGISTRY
 from support.databases import REDIS_URL
 from support.processes import free_port
+from support.redis_server import RedisServer
 
 from gatehouse_gateway.balancing.cursor import LocalCursor
 from gatehouse_gateway.config.ratelimit import RateLimitConfig
@@ -166,3 +167,30 @@ def test_a_reload_keeps_the_state_of_limits_it_does_not_change() -> None:
     assert after["kept"] is before["kept"] and "ada" in after["kept"].buckets
     assert after["changed"] is not before["changed"] and after["changed"].buckets == {}
     assert set(limiter.routes) == {"app"}  # a route without limits costs nothing
+
+
+async def test_a_frozen_redis_never_holds_a_request_and_is_left_after_the_timeout(
+    private_redis: RedisServer,
+) -> None:
+    private_redis.start()
+    store = LeaseStore(private_redis.redis_url, prefix="x:", timeout=0.2, retry_interval=5.0,
+                       limits=lambda: [limit])  # fmt: skip
+    limit = Limit("app", RateLimitConfig(name="l", rate=10, per="minute", lease=4), store, 100)
+    await store.start()
+    try:
+        assert store.state == "redis"
+        private_redis.freeze()  # the port stays open; every call hangs
+        now = time.monotonic()
+        limit.take("ada", now, "redis")  # on credit; the refill hangs in the background
+        for _ in range(3):  # decided from memory while the refill waits
+            assert limit.admits("ada", now, "redis") == ALLOW
+            limit.take("ada", now, "redis")
+        assert limit.admits("ada", now, "redis") == REFUSE  # the credit (4) is spent
+        for _ in range(100):  # bounded: the socket timeout ends the wait
+            if store.state == "fallback":
+                break
+            await asyncio.sleep(0.05)
+        assert store.state == "fallback"
+    finally:
+        private_redis.thaw()
+        await store.close()
