@@ -60,9 +60,10 @@ redis_hash() { redis_password "$1" | sha256sum | cut -d' ' -f1; }
 # never an admin or dangerous command (CONFIG, FLUSHALL, KEYS, DEBUG, ...) and
 # never the other service's keys, so neither can forge what the other trusts
 # (a drained backend, a rate-limit window). Redis checks the keys a script
-# touches against the same patterns.
+# touches against the same patterns. TIME: the rate limits' script reads
+# Redis's clock, so replicas' clocks never matter.
 commands='-@all +@read +@write +@keyspace +@transaction +@pubsub +@connection -@dangerous'
-commands="$commands +eval +evalsha +eval_ro +evalsha_ro +script|load +script|exists"
+commands="$commands +eval +evalsha +eval_ro +evalsha_ro +script|load +script|exists +time"
 # The revocation denylist is shared: auth writes and announces it, the gateway
 # only reads and listens (read-only keys, no PUBLISH), so a gateway cannot
 # forge a revocation nor lift one.

@@ -54,6 +54,10 @@ RESULTS = REPO_ROOT / "loadtest" / "results"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 STREAM_HOST = "stream.gatehouse.test"
 
+# What a rate limit costs when it never refuses: every request still finds
+# its subject's lease and spends a token; refills go to Redis in the background.
+NEVER_REFUSING_LIMIT = {"name": "per-subject", "key": {"by": "subject"}, "rate": 1_000_000}
+
 # name -> (description, setting). The production setting is what a deployment
 # runs: JWT required, round_robin with its cursor in Redis, metrics on (always on).
 GATEWAY_SETTINGS: dict[str, tuple[str, GatewaySetting]] = {
@@ -68,6 +72,11 @@ GATEWAY_SETTINGS: dict[str, tuple[str, GatewaySetting]] = {
     "gateway-production-local": (
         "gateway, 1 worker, production route with a local cursor",
         GatewaySetting(auth=True, cursor="local"),
+    ),
+    "gateway-production-ratelimited": (
+        "gateway, 1 worker, production route with a per-subject rate limit shared"
+        " through Redis, set high enough never to refuse",
+        GatewaySetting(auth=True, cursor="redis", rate_limits=(NEVER_REFUSING_LIMIT,)),
     ),
     "gateway-2-workers": (
         "gateway, 2 workers, production (JWT + Redis cursor + metrics)",

@@ -44,6 +44,8 @@ class GatewaySetting:
     server: Server = "uvicorn"
     # a TLS listener (config ``listeners:``) with this certificate; wrk is sent there
     tls: CertFiles | None = None
+    # the bench route's ``rate_limits:`` (services/gateway/README.md, "Rate limits")
+    rate_limits: Sequence[Mapping[str, object]] = field(default_factory=tuple)
 
 
 class GatewayUnavailable(RuntimeError):
@@ -72,6 +74,8 @@ def gateway_config(
         "backends": [{"url": url} for url in backends],
         "health_check": {"path": "/", "interval": 5},
     }
+    if setting.rate_limits:
+        bench_route["rate_limits"] = [dict(limit) for limit in setting.rate_limits]
     document: dict[str, object] = {
         "listen": {"address": "127.0.0.1", "port": port},
         "auth": {

@@ -157,6 +157,18 @@ def performance_checks(summaries: Sequence[Summary]) -> list[Check]:
                 cost <= 0.15,
             )
         )
+    limited = by_name.get("gateway-production-ratelimited")
+    if prod and limited:
+        cost = 1 - _ratio(limited.rps, prod.rps)
+        cpu_cost = _ratio(limited.cpu_us, prod.cpu_us) - 1
+        checks.append(
+            Check(
+                "rate limit cost",
+                "<= 10% vs the same route without it",
+                f"{cost:.1%} of req/s ({cpu_cost:+.1%} CPU per request)",
+                cost <= 0.10,
+            )
+        )
     return checks
 
 

@@ -89,6 +89,8 @@ def check_service_users(port: int, urls: dict[str, str]) -> None:
         assert client.hdel(own + "canary:weights", "service1") == 1
         script = client.register_script(_SCRIPT)
         assert script(keys=[own + "login:ip:1"], args=["a"]) == 1
+        # the gateway's rate limit script reads Redis's clock (TIME) in a script
+        assert int(client.eval("return redis.call('TIME')[1]", 0)) > 0
         for other, prefix in PREFIXES.items():
             if other == service:
                 continue

@@ -98,6 +98,9 @@ def test_gateway_config_loads_and_names_compose_services(compose: dict[str, Any]
             url = urlsplit(str(backend.url))
             assert APP_PORTS.get(str(url.hostname)) == url.port, (route.name, backend.url)
             assert url.hostname in compose["services"]
+    # the demo's limit, shared by both gateways through the stack's Redis
+    (limit,) = next(r for r in config.routes if r.name == "service2").rate_limits
+    assert (limit.key.by, limit.per_second, limit.capacity) == ("subject", 20, 40)
     jwks = urlsplit(str(config.auth.jwks_url))
     assert (jwks.hostname, jwks.port) == ("auth", 8001)
     assert config.cursor.store == "redis"

@@ -52,6 +52,10 @@ def stack(
                     "name": "auth",
                     "path_prefix": ["/account", "/login", "/.well-known/"],
                     "backends": [{"url": auth.url}],
+                    # shown in the dashboard's rate limit panel; never refuses here
+                    "rate_limits": [
+                        {"name": "per-client", "key": {"by": "client_address"}, "rate": 1000}
+                    ],
                 },
                 gateway_route(
                     backend_pool[:2],
@@ -155,6 +159,11 @@ def test_the_dashboard_shows_a_backend_go_down_and_back_and_drains_by_button(
         assert isinstance(token, str) and token.count(".") == 2
         expect(row(page, first)).to_have_attribute("data-status", "up")
         expect(row(page, second)).to_have_attribute("data-status", "up")
+        # the rate limit panel: the sign-ins above went through the limited auth route
+        expect(page.locator("#ratelimit-state")).to_have_text("this process only (no Redis)")
+        limit = page.locator('tr[data-route="auth"][data-limit="per-client"] td')
+        expect(limit.nth(3)).to_have_text("1000/second")
+        expect(limit.nth(5)).to_have_text(re.compile(r"^[1-9]"))  # allowed
         # the stylesheet applied under the CSP
         dot = row(page, first).locator(".dot")
         assert dot.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(31, 157, 85)"

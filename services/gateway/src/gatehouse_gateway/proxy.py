@@ -251,6 +251,13 @@ class Proxy:
                 return await answers.send_json(
                     send, 401, refusal, rid, (b"www-authenticate", challenge(exc.reason)), *added
                 )
+        # rate limits, then quotas: a request refused for its rate spends no quota
+        if route.config.rate_limits:
+            refused = self.gateway.rate_limits.check(route, identity, head, client, added)
+            if refused is not None:
+                return await answers.send_json(
+                    send, refused.status, refused.body, rid, *refused.headers, *added
+                )
         # quotas
         quotas = route.quotas
         if quotas is not None:

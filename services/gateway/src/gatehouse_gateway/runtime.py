@@ -24,6 +24,7 @@ from gatehouse_gateway.heap import freeze_long_lived
 from gatehouse_gateway.metrics import CONFIG_RELOADS
 from gatehouse_gateway.operator.service import Operator
 from gatehouse_gateway.policy.quota import QuotaKeeper
+from gatehouse_gateway.policy.ratelimit import RateLimiter
 from gatehouse_gateway.revocation import RevocationList
 from gatehouse_gateway.routing import Route, RouteTable, build_table
 from gatehouse_gateway.settings import GatewaySettings
@@ -62,6 +63,15 @@ class Gateway:
         )
         self.quotas.compile(self.table.routes)
         self.edge = HeadRules(loaded.config.edge)
+        # Rate limits per route and consumer, leased from Redis (policy/ratelimit/).
+        self.rate_limits = RateLimiter(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            timeout=settings.redis_timeout,
+            retry_interval=settings.redis_retry_interval,
+            max_consumers=settings.ratelimit_max_consumers,
+        )
+        self.rate_limits.update(self.table.routes)
         self.authenticator: Authenticator | None = None
         # Revoked tokens and subjects, pushed by auth through Redis.
         self.revocations = RevocationList(
@@ -97,6 +107,7 @@ class Gateway:
         await self.cursor.start()
         await self.quotas.start()
         await self.revocations.start()
+        await self.rate_limits.start()
         self._set_authenticator(self.loaded)
         self._health = HealthMonitor(self._upstream, self._routes)
         self._health.sync()
@@ -118,6 +129,7 @@ class Gateway:
         await self.cursor.close()
         await self.quotas.close()
         await self.revocations.close()
+        await self.rate_limits.close()
         if self._upstream is not None:
             await self._upstream.close()
 
@@ -175,6 +187,7 @@ class Gateway:
             # runtime canary weights override the file's from the first request on
             self.operator.canary.apply(table.routes)
             self.table = table
+            self.rate_limits.update(table.routes)
             self.edge = HeadRules(loaded.config.edge)
             self._set_authenticator(loaded)
             self.loaded = loaded

@@ -68,6 +68,9 @@ class GatewaySettings(ServiceSettings):
     upstream_max_response_head_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     upstream_keepalive: float = Field(default=60.0, ge=0)
     watch_config: bool = True
+    # Rate limits (policy/ratelimit): consumers tracked per limit and process; past
+    # it the oldest tenth is forgotten, so hostile header values cannot grow memory.
+    ratelimit_max_consumers: int = Field(default=100_000, ge=100, le=10_000_000)
     # How often a replica reads the drained backends every replica shares in
     # Redis (and samples the dashboard's per-backend history).
     drain_sync_interval: float = Field(default=1.0, gt=0, le=60)

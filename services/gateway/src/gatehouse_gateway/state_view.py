@@ -144,5 +144,6 @@ def admin_state(gateway: Gateway) -> dict[str, Any]:
         "drains": gateway.operator.drains.snapshot(),
         "canary_weights": gateway.operator.canary.snapshot(),
         "revocations": gateway.revocations.snapshot(),
+        "rate_limits": gateway.rate_limits.view(),
         "routes": view["routes"],
     }

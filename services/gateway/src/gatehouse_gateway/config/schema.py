@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gatehouse_common.jwt.algorithms import KEY_TYPE_FOR_ALGORITHM
 from gatehouse_gateway.config.backend import BackendConfig, Strategy
@@ -18,6 +18,7 @@ from gatehouse_gateway.config.header_rules import HeaderRulesConfig
 from gatehouse_gateway.config.listeners import ListenerConfig
 from gatehouse_gateway.config.mirror import MirrorConfig, check_mirror_group
 from gatehouse_gateway.config.quota import QuotaList
+from gatehouse_gateway.config.ratelimit import RateLimitConfig, check_rate_limits
 from gatehouse_gateway.config.rewrite import PathRewriteConfig
 from gatehouse_gateway.config.route_rules import check_route_rules
 from gatehouse_gateway.edge.forwarding import parse_networks
@@ -265,6 +266,15 @@ class RouteConfig(_Strict):
     quotas: QuotaList = Field(default_factory=list)
     # a share of the requests copied to another group, the answers dropped (config/mirror.py)
     mirror: MirrorConfig | None = None
+    # Token buckets per consumer, shared across replicas (config/ratelimit.py)
+    rate_limits: list[RateLimitConfig] = Field(default_factory=list)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(
+        cls, value: list[RateLimitConfig], info: ValidationInfo
+    ) -> list[RateLimitConfig]:
+        return check_rate_limits(value, info.data.get("auth"))
 
     @field_validator("backends")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gatehouse_gateway.operator import api, dashboard, quotas, weights_api
+from gatehouse_gateway.operator import api, dashboard, quotas, ratelimits, weights_api
 from gatehouse_gateway.operator.deps import GatewayGetter
 
 
@@ -14,4 +14,5 @@ def install_operator(app: FastAPI, gateway: GatewayGetter) -> None:
     app.include_router(api.router)
     app.include_router(quotas.router)
     app.include_router(weights_api.router)
+    app.include_router(ratelimits.router)
     app.include_router(dashboard.router)

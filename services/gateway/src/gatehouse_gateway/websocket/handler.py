@@ -11,7 +11,8 @@ gateway will not take is answered with an HTTP status before any upgrade,
 through the ASGI ``websocket.http.response`` extension (which uvicorn's
 protocol offers): 400/431 for a bad head, 404 for no route, 403 for a route
 with ``websocket: false``, 401 (``WWW-Authenticate: Bearer``) for a missing or
-bad token, 502/503/504 when no backend takes it, or the backend's own refusal.
+bad token, 429 from a rate limit of the route (the handshake counts as one
+request), 502/503/504 when no backend takes it, or the backend's own refusal.
 A server without the extension gets a close with 1008 (policy violation)
 instead, which it turns into a 403.
 """
@@ -178,6 +179,10 @@ class WebSocketProxy:
         # handshake's own, which the backend connection writes itself
         headers = [(k, v) for k, v in base if k not in _OWN]
         headers.extend(identified)
+        if route.config.rate_limits:  # a handshake counts as one request
+            refused = gateway.rate_limits.check(route, identity, head, client_address, [])
+            if refused is not None:
+                raise _Refused(refused.status, refused.body, "rate_limited", *refused.headers)
         headers.extend(rules.forwarding_headers(head, http_scope, rid))
         if route.preserve_host and head.host:  # as on HTTP; else the backend's own host:port
             headers.append((b"host", head.host))
@@ -190,6 +195,7 @@ class WebSocketProxy:
             for name, value in (upstream.response.headers.raw_items() if upstream.response else ())
             if name.lower().encode("latin-1") not in _ANSWER_DROP
         ]
+        answer.extend(added)
         accept: dict[str, Any] = {"type": "websocket.accept", "headers": answer}
         if upstream.subprotocol:
             accept["subprotocol"] = upstream.subprotocol

@@ -214,6 +214,35 @@
     return "up";
   }
 
+  // One row per limit, rebuilt each poll (a handful of rows, textContent only).
+  function renderLimits(limits) {
+    const store = limits.store;
+    $("ratelimit-state").textContent = store.state === "redis"
+      ? "shared through Redis (" + store.replicas_seen + " process(es) seen)"
+      : store.state === "fallback"
+        ? "Redis unreachable: each limit's on_store_failure" + (store.last_error ? " (" + store.last_error + ")" : "")
+        : "this process only (no Redis)";
+    const body = $("ratelimits");
+    const lines = [];
+    for (const route of limits.routes) {
+      for (const limit of route.limits) {
+        const tr = el("tr");
+        tr.dataset.route = route.name;
+        tr.dataset.limit = limit.name;
+        const top = limit.recently_refused.slice(0, 3)
+          .map((entry) => entry.consumer + " (" + entry.refusals + ")").join(", ");
+        for (const [text, num] of [[route.name], [limit.name], [limit.key.by + (limit.key.name ? " " + limit.key.name : "")],
+          [limit.rate + "/" + limit.per, true], [String(limit.burst), true],
+          [String(limit.allowed), true], [String(limit.refused), true], [top || "-"]]) {
+          tr.appendChild(el("td", num ? "num" : "", text));
+        }
+        lines.push(tr);
+      }
+    }
+    body.replaceChildren(...lines);
+    $("ratelimits-panel").hidden = lines.length === 0;
+  }
+
   function render(state, history) {
     const config = state.config;
     $("config-version").textContent = "version " + config.version + " from " + config.source
@@ -229,6 +258,7 @@
     $("jwks-state").textContent = state.jwks
       ? state.jwks.key_ids.length + " key(s)" + (state.jwks.last_error ? ", last error: " + state.jwks.last_error : "")
       : "not configured";
+    renderLimits(state.rate_limits);
     $("updated").textContent = new Date().toLocaleTimeString();
     const seen = new Set();
     const sections = new Set();
