@@ -12,7 +12,7 @@ paths by accident. A route can ask for plain string prefixes
 
 from __future__ import annotations
 
-from gatehouse_common.errors import error_body
+from gatehouse_common.error_shape import error_body
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
 from gatehouse_gateway.config.loader import ConfigError

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from gatehouse_common.errors import describe_error
+from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.metrics import AUDIT_RECORDS
 
 logger = logging.getLogger(__name__)
