@@ -27,14 +27,17 @@ import gatehouse_gateway.app, gatehouse_gateway.__main__, gatehouse_common.serve
 heavy = sorted(
     name for name in sys.modules
     if name.split(".")[0] in ("fastapi", "prometheus_fastapi_instrumentator")
-    or name in ("gatehouse_gateway.admin", "starlette.routing", "pydantic.v1")
+    or name in ("gatehouse_gateway.admin", "starlette.routing", "pydantic.v1", "h2")
+    or name.startswith("gatehouse_common.h2_")
     or name.rpartition(".")[::2] in (("gatehouse_gateway.operator", m) for m in ADMIN_ONLY)
 )
 print(" ".join(heavy))
 """
 
 
-def test_a_worker_starts_without_fastapi() -> None:
+def test_a_worker_starts_without_fastapi_or_http2() -> None:
+    """No FastAPI until the admin listener needs it; no HTTP/2 or TLS listener code
+    unless a listener speaks them."""
     done = subprocess.run(
         [sys.executable, "-c", _WORKER_IMPORTS], capture_output=True, text=True, timeout=120
     )
