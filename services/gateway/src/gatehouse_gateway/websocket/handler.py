@@ -1,5 +1,9 @@
 """The ASGI ``websocket`` scope: route, authorise, open the backend, then relay.
 
+Once both handshakes are done the two sockets are spliced (:mod:`.splice`:
+frames copied as bytes, nothing per socket but two transports and a timer) when
+both can be handed over, else relayed message by message (:mod:`.bridge`).
+
 Everything before the upgrade is the HTTP path's own rules: the head goes
 through the same :class:`~gatehouse_gateway.edge.head.HeadRules` (one Host,
 one Authorization, identity and forwarding headers never from the client,
