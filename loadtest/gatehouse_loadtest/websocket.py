@@ -10,13 +10,20 @@ one nginx worker (``loadtest/nginx/websocket.conf``). Two figures:
   the ratio to nginx, not the absolute rate, is the figure to read;
 - idle sockets: ``--idle`` sockets opened through the gateway and held; the
   worker's RSS before and with them open. Each socket costs the gateway two
-  file descriptors (client and backend), so the open-files limit bounds it.
+  file descriptors (client and backend), so the open-files limit bounds it:
+  the harness raises its own soft limit to the hard one (children inherit it)
+  and holds at most what that allows, saying so.
+
+``--idle-only`` measures the idle sockets alone (no echo, no nginx), once per
+``--gateway-python`` given (several: side by side in one run, over the same
+backend), e.g. a checkout before a change and after it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import statistics
 import sys
 import tempfile
@@ -35,6 +42,9 @@ from gatehouse_loadtest.procs import ManagedProcess, free_port, raise_open_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
+MAX_IDLE = 50_000
+# descriptors a gateway worker needs besides its sockets (listeners, logs, the loop's own)
+_SPARE_FDS = 100
 
 
 def _open(url: str, timeout: float = 60) -> connect:
@@ -137,23 +147,80 @@ def start_ws_gateway(workdir: Path, python: str, backend: str) -> tuple[ManagedP
     return process, f"http://127.0.0.1:{port}"
 
 
+def idle_capacity(open_files: int) -> int:
+    """Sockets one gateway worker can hold under ``open_files`` (two descriptors each)."""
+    return max(0, (open_files - _SPARE_FDS) // 2)
+
+
+def _idle_count(text: str) -> int:
+    count = int(text)
+    if not 0 <= count <= MAX_IDLE:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_IDLE}")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--gateway-python", default=sys.executable, help="interpreter of the gateway's venv"
+        "--gateway-python",
+        action="append",
+        help="interpreter of the gateway's venv (default: this one); with --idle-only it "
+        "may be given several times, each measured in turn",
+    )
+    parser.add_argument(
+        "--idle-only", action="store_true", help="only the idle sockets' memory, no echo"
     )
     parser.add_argument("--connections", type=int, default=50, help="echo sockets at once")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per echo run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--size", type=int, default=64, help="message bytes")
-    parser.add_argument("--idle", type=int, default=10_000, help="idle sockets to hold")
+    parser.add_argument(
+        "--idle", type=_idle_count, default=10_000, help=f"idle sockets to hold (<= {MAX_IDLE})"
+    )
     return parser
 
 
-async def run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> str:
+def _idle_line(label: str, asked: int, held_count: int, figures: tuple[int, int, float]) -> str:
+    before, held, opened = figures
+    per_socket = (held - before) / held_count / 1024 if held_count else 0.0
+    return (
+        f"| {label} | {held_count:,} of {asked:,} | {opened:.1f} | {before / MIB:.1f} "
+        f"| {held / MIB:.1f} | {per_socket:.1f} |"
+    )
+
+
+async def run_idle_only(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> str:
+    """Each ``--gateway-python`` in turn holds the idle sockets over one backend."""
+    open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    count = min(args.idle, idle_capacity(open_files))
     backend, backend_url = start_backend(workdir, sys.executable)
     stack.callback(backend.stop)
-    gateway, gateway_url = start_ws_gateway(workdir, args.gateway_python, backend_url)
+    lines = [
+        f"Idle WebSockets held by one gateway worker (open-files limit {open_files:,}: at most "
+        f"{idle_capacity(open_files):,} sockets, two descriptors each)",
+        "",
+        "| gateway python | sockets | seconds to open | RSS before MiB | RSS held MiB "
+        "| KiB per socket |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for python in args.gateway_python or [sys.executable]:
+        with ExitStack() as one:
+            gateway, gateway_url = start_ws_gateway(workdir, python, backend_url)
+            one.callback(gateway.stop)
+            figures = await hold_idle(gateway_url, count, gateway.pid)
+        lines.append(_idle_line(python, args.idle, count, figures))
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> str:
+    if args.idle_only:
+        return await run_idle_only(args, workdir, stack)
+    backend, backend_url = start_backend(workdir, sys.executable)
+    stack.callback(backend.stop)
+    pythons = args.gateway_python or [sys.executable]
+    if len(pythons) > 1:
+        raise SystemExit("several --gateway-python values are for --idle-only")
+    gateway, gateway_url = start_ws_gateway(workdir, pythons[0], backend_url)
     stack.callback(gateway.stop)
     nginx_port = free_port()
     nginx = start_nginx(
@@ -183,12 +250,14 @@ async def run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> str:
     for name, rate in medians.items():
         lines.append(f"| {name} | {rate:,.0f} | {rate / medians['nginx']:.2f}x |")
     if args.idle:
-        before, held, opened = await hold_idle(gateway_url, args.idle, gateway.pid)
+        count = min(args.idle, idle_capacity(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+        before, held, opened = await hold_idle(gateway_url, count, gateway.pid)
         lines += [
             "",
-            f"Idle sockets held by one gateway worker: {args.idle:,} opened in {opened:.1f}s; "
-            f"worker RSS {before / MIB:.1f} MiB before, {held / MIB:.1f} MiB with them open "
-            f"({(held - before) / args.idle / 1024:.1f} KiB per socket)",
+            f"Idle sockets held by one gateway worker: {count:,} (of {args.idle:,} asked; the "
+            f"open-files limit bounds it) opened in {opened:.1f}s; worker RSS "
+            f"{before / MIB:.1f} MiB before, {held / MIB:.1f} MiB with them open "
+            f"({(held - before) / max(1, count) / 1024:.1f} KiB per socket)",
         ]
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from http import HTTPStatus
 
-from gatehouse_common.errors import error_body
+from gatehouse_common.error_shape import error_body
 
 
 class EdgeAnswer:

@@ -17,15 +17,16 @@ Unexpected exceptions are answered by :class:`UnexpectedErrorMiddleware`, inside
 the app's own middleware, rather than by Starlette's ``ServerErrorMiddleware``,
 which wraps every middleware: there the 500 would go out without the
 ``X-Request-ID`` header and its log line without the request id.
+
+The shape itself (:func:`error_body`, :func:`describe_error`,
+:func:`status_code_name`) lives in :mod:`gatehouse_common.error_shape`, free of
+FastAPI, and is re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Mapping
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -35,7 +36,18 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gatehouse_common.error_shape import describe_error, error_body, status_code_name
 from gatehouse_common.openapi import document_error_shapes
+
+__all__ = [
+    "ServiceError",
+    "UnexpectedErrorMiddleware",
+    "describe_error",
+    "error_body",
+    "error_response",
+    "install_error_handlers",
+    "status_code_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,22 +71,6 @@ class ServiceError(Exception):
         self.headers = dict(headers or {})
         # more fields of the body, e.g. a refused token's "reason"
         self.extra = dict(extra or {})
-
-
-def error_body(code: str, detail: str, **extra: Any) -> bytes:
-    """The one shape of every error body: ``{"error": code, "detail": sentence, ...extra}``.
-
-    Encoded as Starlette's ``JSONResponse`` encodes (compact, UTF-8), so an
-    error a handler raises and one a raw ASGI or protocol path writes itself
-    read the same byte for byte.
-    """
-    body = {"error": code, "detail": detail, **extra}
-    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-
-
-def describe_error(exc: BaseException) -> str:
-    """``"ConnectionError: refused"``, cut to 300 characters: an error for a status field."""
-    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def error_response(
@@ -122,18 +118,6 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return error_response(
         exc.status_code, status_code_name(exc.status_code), detail, headers=exc.headers
     )
-
-
-def status_code_name(status_code: int) -> str:
-    """A machine token for a status: "not_found", "im_a_teapot", or "http_599"."""
-    try:
-        phrase = HTTPStatus(status_code).phrase.lower().replace("'", "")
-    except ValueError:
-        return f"http_{status_code}"
-    return _NOT_A_TOKEN.sub("_", phrase).strip("_")
-
-
-_NOT_A_TOKEN = re.compile(r"[^a-z0-9]+")
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:

@@ -55,7 +55,7 @@ from hyperframe.frame import GoAwayFrame
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr
 
 from gatehouse_common.edge_limits import EdgeLimits
-from gatehouse_common.errors import error_body
+from gatehouse_common.error_shape import error_body
 from gatehouse_common.h2_stream import BadRequest, H2Stream, request_scope, response_headers
 from gatehouse_common.h2_writer import FairWriter
 

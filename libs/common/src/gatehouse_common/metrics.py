@@ -8,9 +8,13 @@ p99 under 100 ms, which is where a healthy service lives.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
-from prometheus_fastapi_instrumentator import Instrumentator
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from prometheus_fastapi_instrumentator import Instrumentator
 
 # ``*_created`` series double every counter's cardinality and nothing here reads them.
 disable_created_metrics()
@@ -55,7 +59,13 @@ def instrument(
     per process). A process that builds several apps (tests) gives each its
     own: on a shared registry the instrumentator records nothing at all for
     every app after the first, without a word.
+
+    The instrumentator is imported here, not at the top: the gateway's workers
+    import this module for its counters and buckets and never build a FastAPI
+    app on the request path (loadtest/README.md, "Memory").
     """
+    from prometheus_fastapi_instrumentator import Instrumentator
+
     instrumentator = Instrumentator(
         registry=registry,
         should_group_status_codes=False,

@@ -38,7 +38,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -46,10 +46,12 @@ from uvicorn.supervisors import Multiprocess
 
 from gatehouse_common.edge_limits import EdgeLimits
 from gatehouse_common.edge_protocol import CoalescingEdgeHttpToolsProtocol, EdgeHttpToolsProtocol
-from gatehouse_common.listener_protocol import ListenerProtocol, ListenerRuntime, build_runtimes
 from gatehouse_common.listeners import ListenerSpec
 from gatehouse_common.settings import ServiceSettings
 from gatehouse_common.websocket_protocol import EdgeWebSocketProtocol, WebSocketLimits
+
+if TYPE_CHECKING:
+    from gatehouse_common.listener_protocol import ListenerRuntime
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_HEALTHCHECK_SECONDS = 60
@@ -86,10 +88,14 @@ class EdgeConfig(uvicorn.Config):
         super().load()
         # the HTTP/1.1 protocol; ListenerProtocol in front of it when a listener needs one
         self.h1_protocol_class = self.http_protocol_class
-        if any(not spec.plain_http1 for spec in self.listeners):
-            self.http_protocol_class = ListenerProtocol
         if not self.listeners:
             return
+        # imported only here: TLS, HTTP/2 (h2, hpack) and their apps are ~3 MB a
+        # worker without such a listener need not hold (loadtest/README.md, "Memory")
+        from gatehouse_common.listener_protocol import ListenerProtocol, build_runtimes
+
+        if any(not spec.plain_http1 for spec in self.listeners):
+            self.http_protocol_class = ListenerProtocol
         try:
             self._runtimes = build_runtimes(self.listeners, self.loaded_app)
         except (OSError, ssl.SSLError, ValueError) as exc:
@@ -107,6 +113,8 @@ class EdgeConfig(uvicorn.Config):
     def listener_runtimes(self) -> dict[int, ListenerRuntime]:
         """The listeners by port, as this worker serves them (built by :meth:`load`)."""
         if self._runtimes is None:
+            from gatehouse_common.listener_protocol import build_runtimes
+
             self._runtimes = build_runtimes(self.listeners, self.loaded_app)
         return self._runtimes
 

@@ -1,5 +1,8 @@
 """The gateway's own endpoints, under the reserved ``/-/`` prefix (FastAPI).
 
+Built on the first admin request other than ``GET /-/healthz`` and
+``GET /-/readyz`` (:mod:`gatehouse_gateway.admin_front`), never at start.
+
 Only these requests reach FastAPI; proxied traffic never does (see
 :mod:`gatehouse_gateway.proxy`). Being under ``/-/``, which no route may
 claim, they never shadow a proxied path.
@@ -7,19 +10,20 @@ claim, they never shadow a proxied path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from gatehouse_common.errors import error_response, install_error_handlers
-from gatehouse_common.health import HealthCheck, health_router
+from gatehouse_common.health import health_router
+from gatehouse_gateway.admin_front import PREFIX, gateway_checks
 from gatehouse_gateway.metrics import render_metrics
 from gatehouse_gateway.operator.routers import install_operator
 from gatehouse_gateway.runtime import Gateway
 from gatehouse_gateway.state_view import gateway_view
 
-PREFIX = "/-"
+__all__ = ["PREFIX", "create_admin_app"]
 
 
 def create_admin_app(gateway: Callable[[], Gateway | None]) -> FastAPI:
@@ -33,14 +37,9 @@ def create_admin_app(gateway: Callable[[], Gateway | None]) -> FastAPI:
     )
     install_error_handlers(app)
 
-    async def started() -> None:
-        if gateway() is None:
-            raise RuntimeError("the gateway has not started")
-
-    def checks() -> Mapping[str, HealthCheck]:
-        return {"gateway": started}
-
-    app.include_router(health_router(checks, prefix=PREFIX))
+    # GET /-/healthz and /-/readyz are answered by admin_front.AdminFront before
+    # this app exists; these routes document them and answer their other methods
+    app.include_router(health_router(gateway_checks(gateway), prefix=PREFIX))
     install_operator(app, gateway)
 
     @app.get(f"{PREFIX}/metrics", include_in_schema=False)

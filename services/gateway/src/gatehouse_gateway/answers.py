@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from starlette.types import Send
 
-from gatehouse_common.errors import error_body
+from gatehouse_common.error_shape import error_body
 from gatehouse_common.jwt import TokenError
 from gatehouse_gateway.outcome import Outcome
 from gatehouse_gateway.routing import Route

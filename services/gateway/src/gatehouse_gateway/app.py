@@ -18,9 +18,9 @@ import logging
 
 from starlette.types import Receive, Scope, Send
 
-from gatehouse_common.errors import error_body
+from gatehouse_common.error_shape import error_body
 from gatehouse_common.logs import configure_logging
-from gatehouse_gateway.admin import PREFIX, create_admin_app
+from gatehouse_gateway.admin_front import PREFIX, AdminFront
 from gatehouse_gateway.config.loader import LoadedConfig, load_config
 from gatehouse_gateway.heap import freeze_long_lived, thaw
 from gatehouse_gateway.metrics import render_metrics
@@ -77,7 +77,7 @@ class GatewayApp:
         self.gateway: Gateway | None = None
         self.proxy: Proxy | None = None
         self.websocket: WebSocketProxy | None = None
-        self.admin = create_admin_app(lambda: self.gateway)
+        self.admin = AdminFront(lambda: self.gateway)
         self._reloader: ConfigReloader | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

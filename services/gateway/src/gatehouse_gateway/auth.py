@@ -11,7 +11,7 @@ too, since a cached verification says nothing about a logout since.
 
 from __future__ import annotations
 
-from gatehouse_common.errors import error_body
+from gatehouse_common.error_shape import error_body
 from gatehouse_common.jwt import (
     TOKEN_ERROR_REASONS,
     JWKSClient,

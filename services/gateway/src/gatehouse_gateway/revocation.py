@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
-from gatehouse_common.errors import describe_error
+from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.metrics import (
     REVOCATION_ENTRIES,
     REVOCATION_EVENTS,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gatehouse_common.errors import error_body
+from gatehouse_common.error_shape import error_body
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.balancing import Balancer, Cursor, make_balancer
 from gatehouse_gateway.canary.split import Splitter

@@ -30,6 +30,7 @@ import httpx
 import jwt
 from prometheus_client import Counter
 
+from gatehouse_common.client_tls import verify_for
 from gatehouse_common.jwt.algorithms import key_fits
 from gatehouse_common.jwt.errors import TokenError
 
@@ -130,7 +131,11 @@ class JWKSClient:
         self.timeout = timeout
         self._clock = clock
         self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout)
+        self._client = (
+            client
+            if client is not None
+            else httpx.AsyncClient(timeout=timeout, verify=verify_for(url))
+        )
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_mono: float | None = None
         self._fetched_wall: float | None = None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gatehouse_common.errors import describe_error
+from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.balancing.cursor import LocalCursor
 from gatehouse_gateway.metrics import CURSOR_FALLBACKS, set_cursor_state
 from gatehouse_gateway.redis_store import connect_redis

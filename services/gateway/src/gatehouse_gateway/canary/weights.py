@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gatehouse_common.errors import describe_error
+from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.canary.metrics import WEIGHT_CHANGES, WEIGHT_STORE_UP
 from gatehouse_gateway.config.groups import GROUP_NAME_PATTERN, check_weights
 from gatehouse_gateway.redis_store import RedisErrors, connect_redis

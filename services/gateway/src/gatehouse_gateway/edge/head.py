@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gatehouse_common.errors import error_body
+from gatehouse_common.error_shape import error_body
 from gatehouse_common.request_id import accept_request_id
 from gatehouse_gateway.config.schema import EdgeConfig
 from gatehouse_gateway.edge.forwarding import TrustedProxies, forwarded_element

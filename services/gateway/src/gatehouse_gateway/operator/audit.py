@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from gatehouse_common.errors import describe_error
+from gatehouse_common.client_tls import verify_for
+from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.metrics import AUDIT_RECORDS
 
 logger = logging.getLogger(__name__)
@@ -30,13 +31,18 @@ class AuditRecorder:
 
     def __init__(self, url: str | None, *, timeout: float) -> None:
         self.url = url
-        self._client = httpx.AsyncClient(timeout=timeout) if url else None
+        self.timeout = timeout
+        # made on the first record: most workers never send one, and a client is
+        # ~1 MB of state a worker would hold for nothing (loadtest/README.md, "Memory")
+        self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def record(self, token: str, action: str, target: str, detail: dict[str, Any]) -> None:
         """Schedule the record and return at once."""
-        if self._client is None:
+        if not self.url:
             return
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, verify=verify_for(self.url))
         task = asyncio.get_running_loop().create_task(
             self._send(token, {"action": action, "target": target, "detail": detail})
         )

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gatehouse_common.errors import describe_error
+from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.metrics import DRAINS
 from gatehouse_gateway.redis_store import RedisErrors, connect_redis

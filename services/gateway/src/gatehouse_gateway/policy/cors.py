@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from gatehouse_common.errors import error_body
+from gatehouse_common.error_shape import error_body
 from gatehouse_gateway.config.cors import CorsConfig
 
 # Every CORS response header (Fetch standard, section 3.2.3): a backend's own

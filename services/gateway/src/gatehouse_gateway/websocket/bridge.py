@@ -1,5 +1,9 @@
 """Relaying one accepted WebSocket: messages both ways, closes passed through, idle bound.
 
+The relay for a socket that cannot be spliced (:mod:`.splice`, which most are):
+a client that negotiated per-message-deflate with the gateway, or one whose
+bytes were half parsed when the handover was tried.
+
 Two pumps run side by side, one per direction, and each holds at most one
 message: the client-to-backend pump does not ask the server for the next
 client message until the backend socket took the last one (uvicorn's protocol

@@ -1,5 +1,9 @@
 """The ASGI ``websocket`` scope: route, authorise, open the backend, then relay.
 
+Once both handshakes are done the two sockets are spliced (:mod:`.splice`:
+frames copied as bytes, nothing per socket but two transports and a timer) when
+both can be handed over, else relayed message by message (:mod:`.bridge`).
+
 Everything before the upgrade is the HTTP path's own rules: the head goes
 through the same :class:`~gatehouse_gateway.edge.head.HeadRules` (one Host,
 one Authorization, identity and forwarding headers never from the client,
@@ -28,6 +32,7 @@ from websockets.asyncio.client import ClientConnection
 
 from gatehouse_common.jwt import TokenError, VerifiedToken
 from gatehouse_common.request_id import new_request_id
+from gatehouse_common.websocket_protocol import DETACH_EXTENSION, Detached
 from gatehouse_gateway import answers
 from gatehouse_gateway.auth import challenge
 from gatehouse_gateway.backend_state import BackendState
@@ -35,9 +40,18 @@ from gatehouse_gateway.edge.head import Refusal, RequestHead, upstream_headers
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.websocket import metrics
 from gatehouse_gateway.websocket.bridge import Bridge
+from gatehouse_gateway.websocket.metrics import RouteSocketMetrics
 from gatehouse_gateway.websocket.sessions import Session, Sessions
+from gatehouse_gateway.websocket.splice import Splice
 from gatehouse_gateway.websocket.tokens import find_token, split_query
-from gatehouse_gateway.websocket.upstream import BadTarget, Rejected, Unreachable, open_backend
+from gatehouse_gateway.websocket.upstream import (
+    BadTarget,
+    Rejected,
+    Unreachable,
+    can_detach,
+    detach,
+    open_backend,
+)
 
 if TYPE_CHECKING:  # the gateway's runtime owns the sessions registry this package defines
     from gatehouse_gateway.runtime import Gateway
@@ -139,7 +153,7 @@ class WebSocketProxy:
             return
         # The handshake's head, headers and token are garbage now: an open socket
         # keeps only what relaying needs (memory per idle socket, loadtest/README.md).
-        await self._relay(opened, receive, send)
+        await self._relay(opened, scope, receive, send)
 
     async def _handshake(self, scope: Scope, rid: bytes) -> _Opened:
         """Route, authorise and open the backend socket; raises :class:`_Refused`."""
@@ -203,16 +217,15 @@ class WebSocketProxy:
         idle = route.config.websocket_idle_timeout or self.idle_timeout
         return _Opened(route.name, backend, upstream, accept, idle)
 
-    async def _relay(self, opened: _Opened, receive: Receive, send: Send) -> None:
+    async def _relay(self, opened: _Opened, scope: Scope, receive: Receive, send: Send) -> None:
         socket_metrics = metrics.route_metrics(opened.route)
         upstream = opened.upstream
-        bridge = Bridge(receive, send, upstream, socket_metrics, opened.idle_timeout)
         backend = opened.backend
-        session = Session(opened.route, backend, bridge)
         accept, opened.accept = opened.accept, {}
         backend.in_flight += 1
         socket_metrics.active.inc()
-        self.sessions.add(session)
+        spliced = False
+        session: Session | None = None
         try:
             try:
                 await send(accept)
@@ -220,12 +233,51 @@ class WebSocketProxy:
                 await upstream.close(1001, "client went away")
                 return
             del accept
+            spliced = self._splice(opened, scope, socket_metrics)
+            if spliced:
+                return  # the splice counts the socket out when it ends
+            bridge = Bridge(receive, send, upstream, socket_metrics, opened.idle_timeout)
+            session = Session(opened.route, backend, bridge)
+            self.sessions.add(session)
             ending = await bridge.run()
             socket_metrics.closed(ending.by)
         finally:
-            self.sessions.discard(session)
-            socket_metrics.active.dec()
-            backend.in_flight -= 1
+            if not spliced:
+                if session is not None:
+                    self.sessions.discard(session)
+                socket_metrics.active.dec()
+                backend.in_flight -= 1
+
+    def _splice(self, opened: _Opened, scope: Scope, socket_metrics: RouteSocketMetrics) -> bool:
+        """Relay the socket as bytes (:mod:`.splice`) when both ends can be handed over.
+
+        Neither end is touched unless both can be: otherwise (per-message-deflate
+        with the client, bytes already half read) the :class:`Bridge` relays it.
+        """
+        offer = scope.get("extensions", {}).get(DETACH_EXTENSION)
+        if offer is None or not can_detach(opened.upstream):
+            return False
+        client: Detached | None = offer["detach"]()
+        if client is None:
+            return False
+        backend_transport, pending = detach(opened.upstream)
+        session = Session(opened.route, opened.backend, _Unset())
+        splice = Splice(
+            client.transport,
+            backend_transport,
+            metrics=socket_metrics,
+            max_message_bytes=self.max_message_bytes,
+            idle_timeout=opened.idle_timeout,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            connections=client.connections,
+            shutdown_grace=client.shutdown_grace,
+            on_end=_SpliceEnd(self.sessions, session, socket_metrics),
+        )
+        session.bridge = splice
+        self.sessions.add(session)
+        splice.start(backend_bytes=pending)
+        return True
 
     async def _identity(
         self, token: bytes | None
@@ -303,6 +355,33 @@ class WebSocketProxy:
         outcome = failed.outcome
         body = answers.failure_body(outcome, route, failed.error)
         raise _Refused(outcome.status, body, outcome.code)
+
+
+class _Unset:
+    """A session's relay before its splice exists (a few lines later)."""
+
+    def stop(self, reason: str, code: int = 1001) -> None:
+        pass
+
+
+class _SpliceEnd:
+    """What a spliced socket's end does: counted out of the session, the metrics and
+    its backend's in-flight count."""
+
+    __slots__ = ("metrics", "session", "sessions")
+
+    def __init__(self, sessions: Sessions, session: Session, socket_metrics: RouteSocketMetrics):
+        self.sessions = sessions
+        self.session = session
+        self.metrics = socket_metrics
+
+    def __call__(self, by: str) -> None:
+        session = self.session
+        self.sessions.discard(session)
+        self.metrics.active.dec()
+        self.metrics.closed(by)
+        session.backend.in_flight -= 1
+        session.bridge = _Unset()  # no cycle left: session -> splice -> this -> session
 
 
 async def _refuse(scope: Scope, send: Send, refusal: _Refused, rid: bytes) -> None:

@@ -14,22 +14,28 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.routing import Route, RouteTable
-from gatehouse_gateway.websocket.bridge import Bridge
 
 logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 1.0
 
 
+class Relay(Protocol):
+    """What relays a socket (a :class:`~.splice.Splice` or a :class:`~.bridge.Bridge`)."""
+
+    def stop(self, reason: str, code: int = ...) -> None: ...
+
+
 class Session:
-    """One proxied socket: its route, its backend, and the bridge relaying it."""
+    """One proxied socket: its route, its backend, and what relays it (``bridge``)."""
 
     __slots__ = ("backend", "bridge", "leaving_at", "route")
 
-    def __init__(self, route: str, backend: BackendState, bridge: Bridge) -> None:
+    def __init__(self, route: str, backend: BackendState, bridge: Relay) -> None:
         self.route = route
         self.backend = backend
         self.bridge = bridge

@@ -21,6 +21,7 @@ is one setting whatever the request upgrades to.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Sequence
 from typing import Any
@@ -28,8 +29,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.http11 import Request
+from websockets.protocol import State
 from websockets.typing import Origin, Subprotocol
 
+from gatehouse_common.websocket_protocol import at_frame_boundary
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.outcome import Outcome
 from gatehouse_gateway.upstream.h1.connection import tls_error
@@ -192,3 +195,39 @@ def _unreachable(exc: BaseException) -> Unreachable:
             return Unreachable(Outcome.TLS_FAILED, tls_error(cause))
         cause = cause.__cause__ or cause.__context__
     return Unreachable(Outcome.CONNECT_FAILED, exc)
+
+
+def can_detach(connection: ClientConnection) -> bool:
+    """Whether :func:`detach` can take ``connection``'s transport (no side effect).
+
+    Open, no extension, nothing half parsed, not paused either way, no reader
+    waiting: the frames it already received are re-sent as they came.
+    """
+    protocol = connection.protocol
+    messages = connection.recv_messages
+    return (
+        protocol.state is State.OPEN
+        and not protocol.extensions
+        and not connection.paused
+        and not messages.paused
+        and not messages.get_in_progress
+        and at_frame_boundary(protocol)
+    )
+
+
+def detach(connection: ClientConnection) -> tuple[asyncio.Transport, bytes]:
+    """Take the transport of an open backend connection :func:`can_detach` allowed.
+
+    Returns it with the frames the library had already read from the backend
+    (a greeting sent with the 101, say), serialized again as the backend sent
+    them, for the new owner to relay first. The library's keepalive stops; the
+    connection object is garbage once the caller lets go of it.
+    """
+    task = connection.keepalive_task
+    if task is not None:
+        task.cancel()
+        connection.keepalive_task = None
+    queue = connection.recv_messages.frames.queue
+    pending = b"".join(frame.serialize(mask=False) for frame in queue)
+    queue.clear()
+    return connection.transport, pending

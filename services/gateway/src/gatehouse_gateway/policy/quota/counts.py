@@ -19,7 +19,7 @@ from typing import NamedTuple, Protocol
 
 from prometheus_client import Counter
 
-from gatehouse_common.errors import error_body
+from gatehouse_common.error_shape import error_body
 from gatehouse_common.jwt import VerifiedToken
 from gatehouse_gateway.config.consumer import ConsumerKey
 from gatehouse_gateway.config.quota import QuotaConfig

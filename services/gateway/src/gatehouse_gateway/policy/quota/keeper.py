@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from gatehouse_common.errors import describe_error
+from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.policy.quota.counts import Count, QuotaState, RouteQuotas, Window
 from gatehouse_gateway.policy.quota.metrics import (
     QUOTA_FLUSH_FAILURES,

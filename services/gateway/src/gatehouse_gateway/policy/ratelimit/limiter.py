@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from gatehouse_common.errors import error_body
+from gatehouse_common.error_shape import error_body
 from gatehouse_common.jwt import VerifiedToken
 from gatehouse_gateway.edge.head import RequestHead
 from gatehouse_gateway.policy.consumer import consumer_of

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from gatehouse_common.errors import describe_error
+from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.policy.ratelimit._buckets import Lease
 from gatehouse_gateway.policy.ratelimit.metrics import REPLICAS, ROUND_TRIPS, set_store_state
 from gatehouse_gateway.policy.ratelimit.scripts import ANNOUNCE, LEASE, replicas_key
