@@ -20,6 +20,7 @@ per worker, which a gateway without ``REDIS_URL`` (the demo) should not pay.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from gatehouse_common.redis_url import RedisErrors, connect_async
@@ -27,10 +28,27 @@ from gatehouse_common.redis_url import RedisErrors, connect_async
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["RedisErrors", "connect_redis"]
+__all__ = ["RedisErrors", "connect_redis", "relearn_slots"]
 
 
 def connect_redis(url: str, *, timeout: float) -> tuple[Redis, RedisErrors]:
     """A client for ``url`` (one server, Cluster or Sentinel), and the exceptions
     that mean Redis is unreachable."""
     return connect_async(url, timeout=timeout, retries=0)
+
+
+async def relearn_slots(client: Redis, errors: RedisErrors) -> None:
+    """After a pipeline failed as unreachable: on Redis Cluster, read the slot map anew.
+
+    redis-py re-reads it when a single command hits a dead node, but a pipeline
+    (``transaction=False``) with no retries only raises: a store that talks to
+    Redis through pipelines alone would keep sending a failed master's slots to
+    it long after a replica took over. Nothing on one server or Sentinel (they
+    reconnect by themselves); a cluster that does not answer either is asked
+    again after the next failure.
+    """
+    nodes = getattr(client, "nodes_manager", None)
+    if nodes is None:
+        return
+    with contextlib.suppress(*errors):
+        await nodes.initialize()

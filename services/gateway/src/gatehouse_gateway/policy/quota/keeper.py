@@ -46,7 +46,7 @@ from gatehouse_gateway.policy.quota.metrics import (
     set_store_state,
 )
 from gatehouse_gateway.policy.quota.window import window_at
-from gatehouse_gateway.redis_store import RedisErrors, connect_redis
+from gatehouse_gateway.redis_store import RedisErrors, connect_redis, relearn_slots
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -215,6 +215,7 @@ class QuotaKeeper:
                 count.touched = True  # read back at the next flush that gets through
             QUOTA_FLUSH_FAILURES.inc()
             self._unreachable(exc)
+            await relearn_slots(client, self._errors)  # a failed-over master's slots
         else:
             self._reachable()
         self._forget()

@@ -31,7 +31,7 @@ from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.policy.ratelimit._buckets import Lease
 from gatehouse_gateway.policy.ratelimit.metrics import REPLICAS, ROUND_TRIPS, set_store_state
 from gatehouse_gateway.policy.ratelimit.scripts import ANNOUNCE, LEASE, replicas_key
-from gatehouse_gateway.redis_store import RedisErrors, connect_redis
+from gatehouse_gateway.redis_store import RedisErrors, connect_redis, relearn_slots
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -141,6 +141,7 @@ class LeaseStore:
                 lease.syncing = False
                 lease.sending = 0
             self._fall_back(exc)
+            await relearn_slots(client, self._errors)  # a failed-over master's slots
             return
         ROUND_TRIPS.labels(outcome="ok").inc()
         now = time.monotonic()
