@@ -138,6 +138,29 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
     (:class:`gatehouse_common.server.EdgeConfig`), else the safe defaults.
     """
 
+    # The edge's own state in slots: uvicorn's protocol keeps 28 attributes in the
+    # instance dict, and past 30 (what a CPython 3.11 shared-key dict holds) every
+    # attribute access of the protocol, uvicorn's included, costs about four times
+    # as much (tests/common/test_edge_protocol.py holds the count).
+    __slots__ = (
+        "_head_seen",
+        "_head_size",
+        "_head_start",
+        "_in_head",
+        "_kept_alive",
+        "_last_read",
+        "_linger_left",
+        "_lingering",
+        "_max_count",
+        "_max_head",
+        "_max_line",
+        "_methods",
+        "_pending_refusal",
+        "_time",
+        "_timer",
+        "limits",
+    )
+
     cycle_class: type[RequestResponseCycle] = EdgeCycle
     cycle_class_http10: type[RequestResponseCycle] = EdgeCycle10
     # the classes for a request that declares no body (see _declares_body)
