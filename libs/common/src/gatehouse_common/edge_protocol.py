@@ -367,6 +367,10 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
             cycle.__class__ = (
                 self.bodiless_cycle_class_http10 if http10 else self.bodiless_cycle_class
             )
+        # CPython 3.11 keeps an object whose class was changed in a split dict, on which
+        # no attribute access of the cycle is specialised (about 300 instructions more
+        # each, dozens per request in uvicorn's send); a plain dict of the same items is.
+        cycle.__dict__ = dict(cycle.__dict__)
         HttpToolsProtocol._start_asgi_task(self, cycle, app)
 
     def on_response_complete(self) -> None:
