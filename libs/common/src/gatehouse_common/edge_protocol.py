@@ -287,7 +287,7 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
 
     # parser callbacks
     def on_message_begin(self) -> None:
-        HttpToolsProtocol.on_message_begin(self)  # not super(): ~1,000 instructions less
+        HttpToolsProtocol.on_message_begin(self)  # not super(): no super object per call
         self._methods.began()
         self._head_size = _REQUEST_LINE_FRAME
 
