@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import httptools
@@ -115,6 +116,21 @@ class CoalescingEdgeCycle10(EdgeCycle, CloseDelimitedCycle, CoalescingCycle):
     """:class:`CoalescingEdgeCycle` for an HTTP/1.0 request."""
 
 
+# A request that declares no body is complete before its app runs (llhttp ends a
+# bodiless message in the same read as its head), so EdgeCycle's check could never
+# fire for it: its cycle leaves that layer out, one coroutine fewer per ``send``.
+class CoalescingCycle10(CloseDelimitedCycle, CoalescingCycle):
+    """:class:`CoalescingCycle` for an HTTP/1.0 request (no body declared)."""
+
+
+def _declares_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a head's (lowercased) headers announce a body: chunked, or a length above 0."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b" 0")):
+            return True
+    return False
+
+
 class EdgeHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` bounded by :class:`EdgeLimits` (see the module docstring).
 
@@ -122,8 +138,34 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
     (:class:`gatehouse_common.server.EdgeConfig`), else the safe defaults.
     """
 
+    # The edge's own state in slots: uvicorn's protocol keeps 28 attributes in the
+    # instance dict, and past 30 (what a CPython 3.11 shared-key dict holds) every
+    # attribute access of the protocol, uvicorn's included, costs about four times
+    # as much (tests/common/test_edge_protocol.py holds the count).
+    __slots__ = (
+        "_head_seen",
+        "_head_size",
+        "_head_start",
+        "_in_head",
+        "_kept_alive",
+        "_last_read",
+        "_linger_left",
+        "_lingering",
+        "_max_count",
+        "_max_head",
+        "_max_line",
+        "_methods",
+        "_pending_refusal",
+        "_time",
+        "_timer",
+        "limits",
+    )
+
     cycle_class: type[RequestResponseCycle] = EdgeCycle
     cycle_class_http10: type[RequestResponseCycle] = EdgeCycle10
+    # the classes for a request that declares no body (see _declares_body)
+    bodiless_cycle_class: type[RequestResponseCycle] = RequestResponseCycle
+    bodiless_cycle_class_http10: type[RequestResponseCycle] = CloseDelimitedCycle
 
     def __init__(
         self,
@@ -186,7 +228,10 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
             self._head_seen += len(data)
         data = self._methods.feed(data)
         try:
-            self._feed(data)
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserInvalidMethodError as refused:
+                self._feed_after(data, refused)
         except httptools.HttpParserCallbackError as exc:  # raised in a callback of ours?
             refusal = exc.__context__
             answer = refusal.args[0] if isinstance(refusal, _Refused) else None
@@ -205,19 +250,22 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
             # a line that has not ended yet (an over-long request line ends in on_url)
             self._refuse(edge_answers.HEADERS_TOO_LARGE)
 
-    def _feed(self, data: bytes) -> None:
-        """Parse ``data``; a pipelined request with a method llhttp does not know
-        goes on in a new parser (:meth:`ExtensionMethods.resume`)."""
+    def _feed_after(self, data: bytes, refused: httptools.HttpParserInvalidMethodError) -> None:
+        """llhttp ``refused`` a method in ``data`` (the parser is fed in
+        ``data_received``, without a call of its own per read): a pipelined request
+        with a method it does not know goes on in a new parser
+        (:meth:`ExtensionMethods.resume`); anything else raises ``refused``."""
         while True:
+            rest = self._methods.resume(data)
+            if rest is None:
+                raise refused
+            self.parser = fresh_parser(self)
+            data = rest
             try:
                 self.parser.feed_data(data)
                 return
-            except httptools.HttpParserInvalidMethodError:
-                rest = self._methods.resume(data)
-                if rest is None:
-                    raise
-                self.parser = fresh_parser(self)
-                data = rest
+            except httptools.HttpParserInvalidMethodError as again:
+                refused = again
 
     def _upgrade_declined(self) -> None:
         """An ``Upgrade`` request no protocol here takes: it was read as plain HTTP.
@@ -239,7 +287,7 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
 
     # parser callbacks
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        HttpToolsProtocol.on_message_begin(self)  # not super(): no super object per call
         self._methods.began()
         self._head_size = _REQUEST_LINE_FRAME
 
@@ -274,16 +322,13 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
             # would be left unread while the app waited for it; taken, it would be
             # lost (a WebSocket handshake is a GET without one, RFC 6455 section 4.1)
             raise _Refused(edge_answers.UPGRADE_WITH_BODY)
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
         method = self._methods.method()
         if method is not None:  # the parser read a stand-in: the app gets the real one
             self.scope["method"] = method
 
     def _has_body(self) -> bool:
-        for name, value in self.headers:
-            if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b" 0")):
-                return True
-        return False
+        return _declares_body(self.headers)
 
     def _authority_from_target(self) -> None:
         """An absolute-form target names the host: it replaces any ``Host`` header.
@@ -309,14 +354,24 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_seen = 0
         self._methods.ended()
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         # uvicorn makes the cycle itself; the subclasses add behaviour only, no state
         # of their own in __init__, so changing the class of the new object is safe.
-        http10 = cycle.scope["http_version"] == "1.0"
-        cycle.__class__ = self.cycle_class_http10 if http10 else self.cycle_class
-        super()._start_asgi_task(cycle, app)
+        scope = cycle.scope
+        http10 = scope["http_version"] == "1.0"
+        if _declares_body(scope["headers"]):
+            cycle.__class__ = self.cycle_class_http10 if http10 else self.cycle_class
+        else:
+            cycle.__class__ = (
+                self.bodiless_cycle_class_http10 if http10 else self.bodiless_cycle_class
+            )
+        # CPython 3.11 keeps an object whose class was changed in a split dict, on which
+        # no attribute access of the cycle is specialised (about 300 instructions more
+        # each, dozens per request in uvicorn's send); a plain dict of the same items is.
+        cycle.__dict__ = dict(cycle.__dict__)
+        HttpToolsProtocol._start_asgi_task(self, cycle, app)
 
     def on_response_complete(self) -> None:
         self.server_state.total_requests += 1
@@ -445,3 +500,5 @@ class CoalescingEdgeHttpToolsProtocol(EdgeHttpToolsProtocol):
 
     cycle_class = CoalescingEdgeCycle
     cycle_class_http10 = CoalescingEdgeCycle10
+    bodiless_cycle_class = CoalescingCycle
+    bodiless_cycle_class_http10 = CoalescingCycle10

@@ -55,6 +55,9 @@ class TrustedProxies:
         return trusted
 
 
+_COLON = ord(":")
+
+
 def forwarded_element(client: bytes, proto: bytes, host: bytes) -> bytes:
     """One RFC 7239 ``Forwarded`` element: ``for=...;proto=...;host="..."``.
 
@@ -62,5 +65,6 @@ def forwarded_element(client: bytes, proto: bytes, host: bytes) -> bytes:
     carry a port); the host reaches here only after the gateway checked it
     holds no quote or control character.
     """
-    node = b'"[' + client + b']"' if b":" in client else client or b"unknown"
+    # an int needle: a bytes one costs CPython 3.11 a TypeError made and dropped
+    node = b'"[' + client + b']"' if _COLON in client else client or b"unknown"
     return b"for=" + node + b";proto=" + proto + b';host="' + host + b'"'

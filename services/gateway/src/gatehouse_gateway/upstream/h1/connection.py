@@ -49,6 +49,46 @@ _LINE_OVERHEAD = 4
 class H1Connection(asyncio.Protocol):
     """One keep-alive connection to a backend; one request at a time."""
 
+    # Slots: with more than 30 instance attributes CPython 3.11 gives up its fast
+    # attribute access (shared-key instance dicts hold 30), and every self.x in the
+    # parser callbacks costs about four times as much.
+    __slots__ = (
+        "_drain_waiter",
+        "_framing",
+        "_head_deadline",
+        "_head_limit",
+        "_head_parsed",
+        "_header_count",
+        "_header_limit",
+        "_in_head",
+        "_read_timeout",
+        "_reading_paused",
+        "_refused",
+        "_timer",
+        "_write_paused",
+        "body_cut_short",
+        "closed",
+        "expecting",
+        "head_only",
+        "head_waiter",
+        "headers",
+        "idle_since",
+        "informational",
+        "last_read",
+        "loop",
+        "message_complete",
+        "parser",
+        "pool",
+        "received_any",
+        "response",
+        "reusable",
+        "reused",
+        "transport",
+        "until_close",
+        "upgrade_allowed",
+        "upgraded",
+    )
+
     def __init__(self, pool: BackendPool) -> None:
         self.pool = pool
         self.loop = pool.loop
