@@ -106,8 +106,11 @@ def _query(stack: Stack, promql: str) -> list[dict[str, Any]]:
     return result
 
 
-def _instance(client: httpx.Client, host: str, token: str, path: str = "/hello") -> str:
-    response = client.get(path, headers={"Host": host, "Authorization": f"Bearer {token}"})
+def _instance(
+    client: httpx.Client, host: str, token: str, path: str = "/hello", **headers: str
+) -> str:
+    headers |= {"Host": host, "Authorization": f"Bearer {token}"}
+    response = client.get(path, headers=headers)
     assert response.status_code == 200, response.text
     instance: str = response.json()["instance"]
     return instance
@@ -133,7 +136,7 @@ def test_signup_and_login_through_the_gateway(client: httpx.Client, user: dict[s
 
 
 def test_services_answer_with_a_token_only(client: httpx.Client, user: dict[str, str]) -> None:
-    assert _instance(client, SERVICE1, user["token"]) in {"backend-1", "backend-2"}
+    assert _instance(client, SERVICE1, user["token"]) in {"backend-1", "backend-2", "backend-5"}
     assert _instance(client, SERVICE2, user["token"]) in {"backend-3", "backend-4"}
     for host in (SERVICE1, SERVICE2):
         bare = client.get("/hello", headers={"Host": host})
@@ -179,10 +182,17 @@ def test_both_gateway_replicas_share_one_cursor(
 ) -> None:
     # The edge alternates requests between the replicas; only a cursor they
     # share makes the backends alternate exactly (two local cursors would
-    # give backend-1, backend-1, backend-2, backend-2, ...).
-    seen = [_instance(client, SERVICE1, user["token"]) for _ in range(12)]
-    assert set(seen) == {"backend-1", "backend-2"}
-    assert all(a != b for a, b in itertools.pairwise(seen)), seen
+    # give backend-1, backend-1, backend-2, backend-2, ...). service1's canary
+    # group (backend-5) takes 10% of them at random without moving the primary
+    # group's cursor, so the primary's picks alone must alternate.
+    seen = [_instance(client, SERVICE1, user["token"]) for _ in range(16)]
+    primary = [instance for instance in seen if instance != "backend-5"]
+    assert set(seen) <= {"backend-1", "backend-2", "backend-5"}, seen
+    assert set(primary) == {"backend-1", "backend-2"}, seen
+    assert all(a != b for a, b in itertools.pairwise(primary)), seen
+    # and x-canary: 1 always reaches the canary, through either replica
+    canary = {_instance(client, SERVICE1, user["token"], **{"x-canary": "1"}) for _ in range(4)}
+    assert canary == {"backend-5"}
 
     def replicas_serving() -> set[str] | None:
         rows = _query(
@@ -286,10 +296,9 @@ def test_fake_backend_faults_cannot_be_reached_through_the_gateway(
         body = {"healthy": False, "error_rate": 1} if method == "PUT" else None
         response = client.request(method, path, headers=headers, json=body)
         assert response.status_code == 404, (method, path, response.text)
-    assert {_instance(client, SERVICE1, user["token"]) for _ in range(4)} == {
-        "backend-1",
-        "backend-2",
-    }
+    # both primary backends still answer (service1's canary, backend-5, takes 10%)
+    seen = {_instance(client, SERVICE1, user["token"]) for _ in range(8)}
+    assert {"backend-1", "backend-2"} <= seen <= {"backend-1", "backend-2", "backend-5"}, seen
 
 
 def test_redis_wants_a_user_and_keeps_each_to_its_keys(stack: Stack) -> None:
