@@ -27,11 +27,54 @@ ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 LOGS = ARTIFACTS / "logs"
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the kernel's pick)."""
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel picks for outgoing connections (32768 if unknown)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORT_FLOOR = 15000
+_port_ceiling = _ephemeral_floor()
+_next_port = _PORT_FLOOR + (os.getpid() * 7919) % max(1, _port_ceiling - _PORT_FLOOR)
+_handed_out: set[int] = set()
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, never handed out before in this run.
+
+    The kernel's own pick (bind to port 0) is not enough: two calls in a row
+    may get the same port back (a gateway once got its admin port equal to
+    its main port), and a port from the ephemeral range can be taken by any
+    outgoing connection between the pick and the service's bind. So ports
+    come from below that range, walked in turn from a per-run offset, each
+    checked bindable and each given once.
+    """
+    global _next_port
+    span = _port_ceiling - _PORT_FLOOR
+    for _ in range(max(span, 0)):
+        port = _next_port
+        _next_port = _PORT_FLOOR + (_next_port + 1 - _PORT_FLOOR) % span
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    while True:  # no room below the ephemeral range: the kernel's pick, never twice
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def python_module(module: str, *args: str) -> list[str]:
