@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.http11 import Response
 from websockets.typing import Subprotocol
 
 WAIT = 10.0
@@ -75,11 +76,16 @@ async def closed(socket: ClientConnection, timeout: float = WAIT) -> tuple[int |
     raise AssertionError("unreachable")
 
 
-async def refused_status(connecting: connect) -> int:
-    """The HTTP status a refused handshake got (fails if it was accepted)."""
+async def refused(connecting: connect) -> Response:
+    """The HTTP answer a refused handshake got (fails if it was accepted)."""
     try:
         async with connecting:
             pass
     except InvalidStatus as exc:
-        return exc.response.status_code
+        return exc.response
     raise AssertionError("the handshake was accepted")
+
+
+async def refused_status(connecting: connect) -> int:
+    """The HTTP status a refused handshake got (fails if it was accepted)."""
+    return (await refused(connecting)).status_code

@@ -130,6 +130,18 @@ class CorsPolicy:
             return b"*"
         return origin if origin in self._origins else None
 
+    def allows_handshake(self, origin: bytes | None) -> bool:
+        """Whether a WebSocket handshake sent with ``origin`` may open a socket.
+
+        Browsers apply no CORS to WebSocket: any page may open a socket to any
+        host, with the user's cookies, and read what comes back. The handshake's
+        ``Origin`` (which browsers always send, and pages cannot forge) is the
+        one guard against cross-site WebSocket hijacking, so a route's origin
+        list is held against it here. No ``Origin`` at all is a client that is
+        no browser (which could send any value it liked anyway): it passes.
+        """
+        return origin is None or self.allow_origin(origin) is not None
+
     def answer_headers(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
         """What an actual (not preflight) answer of the route carries for ``origin``."""
         allowed = self.allow_origin(origin)

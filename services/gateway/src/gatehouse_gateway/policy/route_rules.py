@@ -3,7 +3,8 @@
 :meth:`RouteRules.compile` returns None for a route with none of them, so the
 proxy's whole cost on such a route is one ``is None`` check; everything else
 (sets, header values, prefixes) is built here once per config. The proxy calls,
-in order (the WebSocket handshake only the last two):
+in order (the WebSocket handshake :meth:`RouteRules.refuses_handshake`, then the
+last two):
 
 1. :meth:`RouteRules.answer_headers`: what every answer of the request carries
    (CORS, response rules that need no token), refusals made here included;
@@ -135,6 +136,12 @@ class RouteRules:
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
         return answer.status
+
+    def refuses_handshake(self, head: RequestHead) -> bool:
+        """Whether a CORS route refuses a WebSocket handshake for its ``Origin``
+        (:meth:`CorsPolicy.allows_handshake`); two ``Origin`` headers match none."""
+        cors = self.cors
+        return cors is not None and not cors.allows_handshake(_origin(head.headers))
 
     def answer_headers(self, head: RequestHead, request_id: bytes, client: bytes) -> list[Header]:
         """Headers every answer to this request carries, whatever its outcome."""

@@ -14,7 +14,10 @@ request header rules and path rewrite
 gateway will not take is answered with an HTTP status before any upgrade,
 through the ASGI ``websocket.http.response`` extension (which uvicorn's
 protocol offers): 400/431 for a bad head, 404 for no route, 403 for a route
-with ``websocket: false``, 401 (``WWW-Authenticate: Bearer``) for a missing or
+with ``websocket: false``, 403 for an ``Origin`` a CORS route does not list
+(browsers apply no CORS to sockets, so this is what stops cross-site
+WebSocket hijacking; :meth:`~gatehouse_gateway.policy.cors.CorsPolicy.allows_handshake`),
+401 (``WWW-Authenticate: Bearer``) for a missing or
 bad token, 429 from a rate limit of the route (the handshake counts as one
 request), 502/503/504 when no backend takes it, or the backend's own refusal.
 A server without the extension gets a close with 1008 (policy violation)
@@ -37,6 +40,7 @@ from gatehouse_gateway import answers
 from gatehouse_gateway.auth import challenge
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.edge.head import Refusal, RequestHead, upstream_headers
+from gatehouse_gateway.policy import cors
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.websocket import metrics
 from gatehouse_gateway.websocket.bridge import Bridge
@@ -176,6 +180,10 @@ class WebSocketProxy:
             raise _Refused(403, answers.WEBSOCKET_DISABLED, "websocket_disabled")
         if head.header_bytes > route.max_header_bytes:
             raise _Refused(431, answers.HEADERS_TOO_LARGE, "headers_too_large")
+        edge_rules = route.rules  # CORS, header rules and path rewrite, as on HTTP
+        if edge_rules is not None and edge_rules.refuses_handshake(head):
+            # before auth, as a preflight: a page from another site learns nothing more
+            raise _Refused(403, cors.ORIGIN_REFUSED, "origin_not_allowed")
         sources = route.config.websocket_token_sources
         found = find_token(sources, head.authorization, list(scope.get("subprotocols", [])), query)
         identity: VerifiedToken | None = None
@@ -185,7 +193,6 @@ class WebSocketProxy:
         base = upstream_headers(head)
         target = head.path
         client_address = rules.client_address(head)
-        edge_rules = route.rules  # header rules and path rewrite, as on HTTP
         if edge_rules is not None:
             base = edge_rules.after_auth(base, identity, rid, client_address, [])
             target = edge_rules.target(target)
