@@ -195,3 +195,21 @@ async def test_no_origin_is_a_non_browser_client_and_passes(
 async def test_a_route_open_to_any_origin_takes_any(gateway: GatewayProcess, origin: str) -> None:
     async with ws_connect(gateway.url, host=ANY, headers=[("Origin", origin)]) as socket:
         assert header_map(await greeting(socket))["origin"] == origin
+
+
+# --- request header rules ------------------------------------------------------------
+
+
+async def test_request_rules_reach_the_backend_s_handshake_as_on_http(
+    gateway: GatewayProcess,
+) -> None:
+    sent = [("Origin", "https://elsewhere.example"), ("Cookie", "session=1")]
+    async with ws_connect(gateway.url, host=RULES, headers=sent) as socket:
+        hello = await greeting(socket)
+    origins = [value for name, value in hello["headers"] if name == "origin"]
+    seen = header_map(hello)
+    assert origins == [APP]  # set: the client's value replaced, not sent beside it
+    assert "cookie" not in seen
+    seen_on_http = http_get(gateway, RULES, *sent).json()["headers"]
+    assert seen_on_http["origin"] == APP
+    assert "cookie" not in seen_on_http

@@ -9,7 +9,7 @@ through the same :class:`~gatehouse_gateway.edge.head.HeadRules` (one Host,
 one Authorization, identity and forwarding headers never from the client,
 the normalised path), the route is matched on Host and that path, and the
 backend gets the same identity and forwarding headers, and the route's
-request header rules and path rewrite
+request header rules (``Origin`` included) and path rewrite
 (:mod:`gatehouse_gateway.policy.route_rules`). A handshake the
 gateway will not take is answered with an HTTP status before any upgrade,
 through the ASGI ``websocket.http.response`` extension (which uvicorn's
@@ -94,6 +94,17 @@ class _Client:
     head: RequestHead
     client: bytes
     identity: VerifiedToken | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Handshake:
+    """The handshake the backend is sent: the route's rules applied, as on HTTP."""
+
+    target: bytes
+    headers: list[tuple[bytes, bytes]]
+    subprotocols: list[str]
+    # the Origin the route's header rules left; the backend connection writes it
+    origin: bytes | None
 
 
 class _Refused(Exception):
@@ -196,8 +207,10 @@ class WebSocketProxy:
         if edge_rules is not None:
             base = edge_rules.after_auth(base, identity, rid, client_address, [])
             target = edge_rules.target(target)
-        # hop-by-hop and Connection-named headers dropped as for HTTP, then the
-        # handshake's own, which the backend connection writes itself
+        # the Origin the rules left (the backend connection writes it itself), then
+        # hop-by-hop and Connection-named headers dropped as for HTTP, and the
+        # handshake's own, which the backend connection writes too
+        origin = next((v for k, v in base if k == b"origin"), None)
         headers = [(k, v) for k, v in base if k not in _OWN]
         headers.extend(identified)
         added: list[tuple[bytes, bytes]] = []
@@ -211,7 +224,9 @@ class WebSocketProxy:
         if found.query:
             target += b"?" + found.query
         client = _Client(head, client_address, identity)
-        backend, upstream = await self._open(route, client, headers, found.subprotocols, target)
+        backend, upstream = await self._open(
+            route, client, _Handshake(target, headers, found.subprotocols, origin)
+        )
         answer = [(b"x-request-id", rid)] + [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in (upstream.response.headers.raw_items() if upstream.response else ())
@@ -305,16 +320,10 @@ class WebSocketProxy:
             ) from None
 
     async def _open(
-        self,
-        route: Route,
-        client: _Client,
-        headers: list[tuple[bytes, bytes]],
-        subprotocols: list[str],
-        target: bytes,
+        self, route: Route, client: _Client, handshake: _Handshake
     ) -> tuple[BackendState, ClientConnection]:
         """Connect to a backend of ``route``: the next one after a connect failure."""
         timeouts = route.config.timeouts
-        origin = next((v for k, v in client.head.headers if k == b"origin"), None)
         split = route.split
         if split is None:
             balancer = route.balancer
@@ -327,10 +336,10 @@ class WebSocketProxy:
             try:
                 upstream = await open_backend(
                     backend,
-                    target,
-                    headers=headers,
-                    subprotocols=subprotocols,
-                    origin=origin,
+                    handshake.target,
+                    headers=handshake.headers,
+                    subprotocols=handshake.subprotocols,
+                    origin=handshake.origin,
                     open_timeout=timeouts.connect + timeouts.read,
                     max_message_bytes=self.max_message_bytes,
                     ping_interval=self.ping_interval,
