@@ -197,6 +197,70 @@ async def test_a_route_open_to_any_origin_takes_any(gateway: GatewayProcess, ori
         assert header_map(await greeting(socket))["origin"] == origin
 
 
+# --- quotas and rate limits ----------------------------------------------------------
+
+
+async def test_handshakes_count_against_the_quota_like_http_requests(
+    gateway: GatewayProcess, keys: KeyServer
+) -> None:
+    token = bearer(keys, "socket-quota")
+    for remaining in (1, 0):
+        async with ws_connect(gateway.url, host=QUOTA, headers=[token]) as socket:
+            await greeting(socket)
+            assert socket.response is not None
+            usage = socket.response.headers
+        # the 101 carries the usage, as an allowed HTTP answer does
+        assert usage["ratelimit-policy"].startswith('"monthly";q=2;w=')
+        assert usage["ratelimit"].startswith(f'"monthly";r={remaining};t=')
+    answer = await refused(ws_connect(gateway.url, host=QUOTA, headers=[token]))
+    assert answer.status_code == 429
+    assert b'"quota_exceeded"' in answer.body
+    # HTTP sees the same count, spent, and is answered with the same headers
+    http = http_get(gateway, QUOTA, token)
+    assert http.status_code == 429
+    assert same_headers(answer, http)
+    assert "retry-after" in http.headers
+
+
+async def test_http_requests_spend_the_quota_a_handshake_then_finds_spent(
+    gateway: GatewayProcess, keys: KeyServer
+) -> None:
+    token = bearer(keys, "http-then-socket")
+    assert [http_get(gateway, QUOTA, token).status_code for _ in range(2)] == [200, 200]
+    assert (await refused(ws_connect(gateway.url, host=QUOTA, headers=[token]))).status_code == 429
+
+
+async def test_a_handshake_the_rate_limit_refuses_spends_no_quota(
+    gateway: GatewayProcess, keys: KeyServer
+) -> None:
+    token = bearer(keys, "metered")
+    one, two = ("X-Api-Key", "key-one"), ("X-Api-Key", "key-two")
+    async with ws_connect(gateway.url, host=METERED, headers=[token, one]) as socket:
+        assert socket.response is not None
+        assert socket.response.headers["ratelimit"].startswith('"monthly";r=4;')
+    answer = await refused(ws_connect(gateway.url, host=METERED, headers=[token, one]))
+    assert answer.status_code == 429
+    assert b'"rate_limited"' in answer.body
+    async with ws_connect(gateway.url, host=METERED, headers=[token, two]) as socket:
+        assert socket.response is not None
+        assert socket.response.headers["ratelimit"].startswith('"monthly";r=3;')
+
+
+async def test_a_rate_limited_handshake_is_a_429_with_the_http_headers(
+    gateway: GatewayProcess, keys: KeyServer
+) -> None:
+    token = bearer(keys, "limited-socket")
+    async with ws_connect(gateway.url, host=LIMITED, headers=[token]) as socket:
+        assert socket.response is not None
+        assert socket.response.headers["ratelimit"] == '"per-subject";r=0;t=3600'
+    answer = await refused(ws_connect(gateway.url, host=LIMITED, headers=[token]))
+    http = http_get(gateway, LIMITED, token)
+    assert answer.status_code == http.status_code == 429
+    assert answer.body == http.content
+    assert same_headers(answer, http)
+    assert {"retry-after", "ratelimit-policy", "ratelimit"} <= set(http.headers)
+
+
 # --- request header rules ------------------------------------------------------------
 
 

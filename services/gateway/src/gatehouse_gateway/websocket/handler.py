@@ -17,9 +17,10 @@ protocol offers): 400/431 for a bad head, 404 for no route, 403 for a route
 with ``websocket: false``, 403 for an ``Origin`` a CORS route does not list
 (browsers apply no CORS to sockets, so this is what stops cross-site
 WebSocket hijacking; :meth:`~gatehouse_gateway.policy.cors.CorsPolicy.allows_handshake`),
-401 (``WWW-Authenticate: Bearer``) for a missing or
-bad token, 429 from a rate limit of the route (the handshake counts as one
-request), 502/503/504 when no backend takes it, or the backend's own refusal.
+401 (``WWW-Authenticate: Bearer``) for a missing or bad token, 429 from a
+rate limit or quota of the route (the handshake counts as one request, with
+the HTTP answer's headers), 502/503/504 when no backend takes it, or the
+backend's own refusal.
 A server without the extension gets a close with 1008 (policy violation)
 instead, which it turns into a 403.
 """
@@ -43,6 +44,7 @@ from gatehouse_gateway.edge.head import Refusal, RequestHead, upstream_headers
 from gatehouse_gateway.policy import cors
 from gatehouse_gateway.routing import Route
 from gatehouse_gateway.websocket import metrics
+from gatehouse_gateway.websocket.admission import Refused, admit, refuse
 from gatehouse_gateway.websocket.bridge import Bridge
 from gatehouse_gateway.websocket.metrics import RouteSocketMetrics
 from gatehouse_gateway.websocket.sessions import Session, Sessions
@@ -62,7 +64,6 @@ if TYPE_CHECKING:  # the gateway's runtime owns the sessions registry this packa
 
 logger = logging.getLogger(__name__)
 
-_JSON = (b"content-type", b"application/json")
 # Handshake headers the backend connection writes itself, or that end at the gateway.
 _OWN = frozenset(
     {
@@ -105,15 +106,6 @@ class _Handshake:
     subprotocols: list[str]
     # the Origin the route's header rules left; the backend connection writes it
     origin: bytes | None
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, body: bytes, reason: str, *headers: tuple[bytes, bytes]):
-        super().__init__(reason)
-        self.status = status
-        self.body = body
-        self.reason = reason
-        self.headers = headers
 
 
 class _Opened:
@@ -162,16 +154,16 @@ class WebSocketProxy:
         rid = new_request_id().encode()
         try:
             opened = await self._handshake(scope, rid)
-        except _Refused as refusal:
+        except Refused as refusal:
             metrics.refused(refusal.reason)
-            await _refuse(scope, send, refusal, rid)
+            await refuse(scope, send, refusal, rid)
             return
         # The handshake's head, headers and token are garbage now: an open socket
         # keeps only what relaying needs (memory per idle socket, loadtest/README.md).
         await self._relay(opened, scope, receive, send)
 
     async def _handshake(self, scope: Scope, rid: bytes) -> _Opened:
-        """Route, authorise and open the backend socket; raises :class:`_Refused`."""
+        """Route, authorise and open the backend socket; raises :class:`Refused`."""
         gateway = self.gateway
         rules = gateway.edge
         query: bytes = scope["query_string"]
@@ -182,28 +174,29 @@ class WebSocketProxy:
         try:
             head = rules.read(http_scope)
         except Refusal as refusal:
-            raise _Refused(refusal.status, refusal.body, "bad_request", *refusal.headers) from None
+            raise Refused(refusal.status, refusal.body, "bad_request", *refusal.headers) from None
         rid = rules.request_id(head).encode()
         route = gateway.table.match(head.host, head.path.decode("latin-1"))
         if route is None:
-            raise _Refused(404, answers.NO_ROUTE, "no_route")
+            raise Refused(404, answers.NO_ROUTE, "no_route")
         if not route.config.websocket:
-            raise _Refused(403, answers.WEBSOCKET_DISABLED, "websocket_disabled")
+            raise Refused(403, answers.WEBSOCKET_DISABLED, "websocket_disabled")
         if head.header_bytes > route.max_header_bytes:
-            raise _Refused(431, answers.HEADERS_TOO_LARGE, "headers_too_large")
+            raise Refused(431, answers.HEADERS_TOO_LARGE, "headers_too_large")
         edge_rules = route.rules  # CORS, header rules and path rewrite, as on HTTP
         if edge_rules is not None and edge_rules.refuses_handshake(head):
             # before auth, as a preflight: a page from another site learns nothing more
-            raise _Refused(403, cors.ORIGIN_REFUSED, "origin_not_allowed")
+            raise Refused(403, cors.ORIGIN_REFUSED, "origin_not_allowed")
         sources = route.config.websocket_token_sources
         found = find_token(sources, head.authorization, list(scope.get("subprotocols", [])), query)
         identity: VerifiedToken | None = None
         identified: list[tuple[bytes, bytes]] = []
         if route.auth_required:
             identity, identified = await self._identity(found.token)
+        client_address = rules.client_address(head)
+        added = admit(gateway, route, identity, head, client_address)
         base = upstream_headers(head)
         target = head.path
-        client_address = rules.client_address(head)
         if edge_rules is not None:
             base = edge_rules.after_auth(base, identity, rid, client_address, [])
             target = edge_rules.target(target)
@@ -213,11 +206,6 @@ class WebSocketProxy:
         origin = next((v for k, v in base if k == b"origin"), None)
         headers = [(k, v) for k, v in base if k not in _OWN]
         headers.extend(identified)
-        added: list[tuple[bytes, bytes]] = []
-        if route.config.rate_limits:  # a handshake counts as one request
-            refused = gateway.rate_limits.check(route, identity, head, client_address, added)
-            if refused is not None:
-                raise _Refused(refused.status, refused.body, "rate_limited", *refused.headers)
         headers.extend(rules.forwarding_headers(head, http_scope, rid))
         if route.preserve_host and head.host:  # as on HTTP; else the backend's own host:port
             headers.append((b"host", head.host))
@@ -315,7 +303,7 @@ class WebSocketProxy:
                 if authenticator is not None
                 else answers.unauthorized(exc)
             )
-            raise _Refused(
+            raise Refused(
                 401, body, "unauthorized", (b"www-authenticate", challenge(exc.reason))
             ) from None
 
@@ -346,14 +334,14 @@ class WebSocketProxy:
                     ping_timeout=self.ping_timeout,
                 )
             except BadTarget:
-                raise _Refused(400, answers.BAD_TARGET, "bad_request") from None
+                raise Refused(400, answers.BAD_TARGET, "bad_request") from None
             except Rejected as exc:
                 backend.metrics.count(exc.status)
-                raise _Refused(exc.status, exc.body, "backend_refused", *exc.headers) from None
+                raise Refused(exc.status, exc.body, "backend_refused", *exc.headers) from None
             except TimeoutError:
                 backend.metrics.count("timeout")
                 backend.record_failure("timeout")
-                raise _Refused(504, answers.handshake_timeout(route), "upstream_timeout") from None
+                raise Refused(504, answers.handshake_timeout(route), "upstream_timeout") from None
             except Unreachable as exc:
                 backend.metrics.count(exc.outcome.label)
                 backend.record_failure(exc.outcome.label)
@@ -365,12 +353,12 @@ class WebSocketProxy:
             backend.record_success()
             return backend, upstream
         if failed is None:
-            raise _Refused(503, route.no_backend_body, "no_healthy_backend")
+            raise Refused(503, route.no_backend_body, "no_healthy_backend")
         # the HTTP path's answer for the same failure: 502 upstream_unreachable,
         # or upstream_tls_failed naming OpenSSL's reason (CERTIFICATE_VERIFY_FAILED)
         outcome = failed.outcome
         body = answers.failure_body(outcome, route, failed.error)
-        raise _Refused(outcome.status, body, outcome.code)
+        raise Refused(outcome.status, body, outcome.code)
 
 
 class _Unset:
@@ -398,17 +386,3 @@ class _SpliceEnd:
         self.metrics.closed(by)
         session.backend.in_flight -= 1
         session.bridge = _Unset()  # no cycle left: session -> splice -> this -> session
-
-
-async def _refuse(scope: Scope, send: Send, refusal: _Refused, rid: bytes) -> None:
-    """Answer the handshake with an HTTP status, before any upgrade."""
-    if "websocket.http.response" not in scope.get("extensions", {}):
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    headers = [_JSON, (b"x-request-id", rid), *refusal.headers]
-    if any(name == b"content-type" for name, _ in refusal.headers):
-        headers.remove(_JSON)
-    await send(
-        {"type": "websocket.http.response.start", "status": refusal.status, "headers": headers}
-    )
-    await send({"type": "websocket.http.response.body", "body": refusal.body})
