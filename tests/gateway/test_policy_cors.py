@@ -41,6 +41,15 @@ def test_only_the_exact_origin_is_allowed(origin: bytes) -> None:
     assert cors.allow_origin(origin) is None
     assert cors.answer_headers(origin) == [(b"vary", b"Origin")]
     assert cors.preflight(origin, b"GET", None).status == 403
+    assert not cors.allows_handshake(origin)  # no WebSocket from it either
+
+
+def test_a_handshake_passes_from_a_listed_origin_any_on_star_or_none_at_all() -> None:
+    assert policy().allows_handshake(ALLOWED)
+    # no Origin: no browser sent it (every browser does on a WebSocket handshake)
+    assert policy().allows_handshake(None)
+    anyone = CorsPolicy(CorsConfig(allow_origins=["*"]))
+    assert anyone.allows_handshake(b"https://anyone.example") and anyone.allows_handshake(b"null")
 
 
 def test_allowed_origin_is_echoed_with_credentials_and_expose() -> None:
