@@ -2,10 +2,15 @@
 
 Everything the gateway shares across replicas through Redis (the round-robin
 cursor, drains, the revocation list, and whatever comes later) takes its
-client from :func:`connect_redis`. Short timeouts and no retries: on a dead
-Redis the cursor must switch to its local counter at once, and neither an
-operator's request nor the drain sync loop may wait on redis-py's default
-retries.
+client from :func:`connect_redis` (:func:`connect_optional` when Redis may be
+unset), and keeps in step in the background with one
+:class:`~gatehouse_common.redis_loop.RedisLoop` (its wait, failure count,
+Cluster slot relearning and stop); :class:`RedisJob` is the two together,
+the base of the jobs that share state when ``REDIS_URL`` is set.
+
+Short timeouts and no retries: on a dead Redis the cursor must switch to its
+local counter at once, and neither an operator's request nor the drain sync
+loop may wait on redis-py's default retries.
 
 ``REDIS_URL`` may name one server (``redis://``, ``rediss://``, ``unix://``),
 a Redis Cluster (``redis+cluster://h1:p1,h2:p2/``) or the master a Redis
@@ -20,15 +25,26 @@ per worker, which a gateway without ``REDIS_URL`` (the demo) should not pay.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING
 
+from gatehouse_common.redis_loop import STOP, RedisLoop, relearn_slots
 from gatehouse_common.redis_url import RedisErrors, connect_async
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["RedisErrors", "connect_redis", "relearn_slots"]
+__all__ = [
+    "STOP",
+    "RedisErrors",
+    "RedisJob",
+    "RedisLoop",
+    "connect_optional",
+    "connect_redis",
+    "relearn_slots",
+]
+
+# What a job without Redis catches: it never talks to Redis, so nothing is raised.
+NO_REDIS_ERRORS: RedisErrors = (OSError, TimeoutError)
 
 
 def connect_redis(url: str, *, timeout: float) -> tuple[Redis, RedisErrors]:
@@ -37,18 +53,60 @@ def connect_redis(url: str, *, timeout: float) -> tuple[Redis, RedisErrors]:
     return connect_async(url, timeout=timeout, retries=0)
 
 
-async def relearn_slots(client: Redis, errors: RedisErrors) -> None:
-    """After a pipeline failed as unreachable: on Redis Cluster, read the slot map anew.
+def connect_optional(url: str | None, *, timeout: float) -> tuple[Redis | None, RedisErrors]:
+    """:func:`connect_redis` when ``REDIS_URL`` is set; no client otherwise (the
+    job is then this process's alone)."""
+    if not url:
+        return None, NO_REDIS_ERRORS
+    return connect_redis(url, timeout=timeout)
 
-    redis-py re-reads it when a single command hits a dead node, but a pipeline
-    (``transaction=False``) with no retries only raises: a store that talks to
-    Redis through pipelines alone would keep sending a failed master's slots to
-    it long after a replica took over. Nothing on one server or Sentinel (they
-    reconnect by themselves); a cluster that does not answer either is asked
-    again after the next failure.
+
+class RedisJob:
+    """The base of a background job that shares its state through Redis when
+    ``REDIS_URL`` is set: its client (None without Redis) and the loop that
+    runs its :meth:`_round` every ``interval`` seconds.
+
+    :meth:`_unreachable` is told when a round finds Redis unreachable (the
+    job's state, log line and gauge); the loop's options are
+    :class:`~gatehouse_common.redis_loop.RedisLoop`'s. A job starts the loop
+    itself (``self._loop.start()`` or ``begin()``), as it needs;
+    :meth:`close` ends the loop and closes the client.
     """
-    nodes = getattr(client, "nodes_manager", None)
-    if nodes is None:
-        return
-    with contextlib.suppress(*errors):
-        await nodes.initialize()
+
+    def __init__(
+        self,
+        name: str,
+        redis_url: str | None,
+        *,
+        timeout: float,
+        interval: float,
+        wait_first: bool = True,
+        any_error_fails: bool = False,
+    ) -> None:
+        self._client, self._errors = connect_optional(redis_url, timeout=timeout)
+        self._loop = RedisLoop(
+            name,
+            self._round,
+            interval=interval,
+            errors=self._errors,
+            on_failure=self._unreachable,
+            client=self._client,
+            wait_first=wait_first,
+            any_error_fails=any_error_fails,
+        )
+
+    @property
+    def shared(self) -> bool:
+        """True when Redis shares this job's state with the other replicas."""
+        return self._client is not None
+
+    async def close(self) -> None:
+        await self._loop.close()
+
+    async def _round(self) -> object:
+        """The job's one step; a Redis error it raises is the loop's failure."""
+        raise NotImplementedError
+
+    def _unreachable(self, exc: BaseException) -> None:
+        """A round (or a write of the job's own) found Redis unreachable."""
+        raise NotImplementedError

@@ -25,7 +25,6 @@ answers; until then what Redis holds does not overwrite it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -36,11 +35,9 @@ from typing import TYPE_CHECKING, Any
 from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.canary.metrics import WEIGHT_CHANGES, WEIGHT_STORE_UP
 from gatehouse_gateway.config.groups import GROUP_NAME_PATTERN, check_weights
-from gatehouse_gateway.redis_store import RedisErrors, connect_redis
+from gatehouse_gateway.redis_store import RedisJob
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from gatehouse_gateway.routing import Route
 
 logger = logging.getLogger(__name__)
@@ -83,7 +80,7 @@ def parse_record(raw: bytes | str) -> dict[str, Any]:
     }
 
 
-class CanaryWeights:
+class CanaryWeights(RedisJob):
     """The runtime weight overrides of every route, kept in step across replicas."""
 
     def __init__(
@@ -97,11 +94,7 @@ class CanaryWeights:
     ) -> None:
         self._routes = routes
         self.key = f"{prefix}canary:weights"
-        self._interval = interval
-        self._client: Redis | None = None
-        self._errors: RedisErrors = (OSError, TimeoutError)
-        if redis_url:
-            self._client, self._errors = connect_redis(redis_url, timeout=timeout)
+        super().__init__("canary", redis_url, timeout=timeout, interval=interval)
         self.state = "redis" if self._client is not None else "local"
         self.last_error: str | None = None
         self.last_sync: float | None = None
@@ -116,34 +109,11 @@ class CanaryWeights:
         self._generation = 0
         self._changed: dict[str, int] = {}
         self._flush_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
         WEIGHT_STORE_UP.set(0)
-
-    @property
-    def shared(self) -> bool:
-        return self._client is not None
 
     async def start(self) -> None:
         """Read the shared overrides before the first request, then keep them in step."""
-        await self.sync()
-        if self._client is not None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="canary")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._client is not None:
-            await self._client.aclose()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.sync()
-            except Exception:  # the loop must outlive any one bad round
-                logger.exception("canary weight sync round failed")
+        await self._loop.begin(repeat=self._client is not None)
 
     def apply(self, routes: list[Route]) -> None:
         """Give every split in ``routes`` its override, or the file's weights."""
@@ -212,23 +182,22 @@ class CanaryWeights:
                     if self._unsent.get(name, _GONE) is record:
                         del self._unsent[name]
             except self._errors as exc:
-                self._unreachable(exc)
+                await self._loop.failed(exc)
                 return False
         return not self._unsent
 
     async def sync(self) -> None:
         """Make this replica's overrides what Redis holds (every ``canary_sync_interval``)."""
+        await self._loop.once()
+
+    async def _round(self) -> None:
         if self._client is None:
             self.apply(self._routes())
             return
         if not await self._flush_unsent():
             return
         generation = self._generation
-        try:
-            stored = await self._client.hgetall(self.key)
-        except self._errors as exc:
-            self._unreachable(exc)
-            return
+        stored = await self._client.hgetall(self.key)  # unreachable: the loop's failure
         if self.state != "redis":
             logger.warning("canary weights reach Redis again: shared by every replica")
         self.state = "redis"

@@ -25,16 +25,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.metrics import DRAINS
-from gatehouse_gateway.redis_store import RedisErrors, connect_redis
+from gatehouse_gateway.redis_store import RedisJob
 from gatehouse_gateway.routing import Route
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +39,7 @@ _Key = tuple[str, str]  # (route name, backend name)
 _GONE = object()
 
 
-class DrainCoordinator:
+class DrainCoordinator(RedisJob):
     """Applies drains locally and shares them through Redis when there is one."""
 
     def __init__(
@@ -52,13 +49,11 @@ class DrainCoordinator:
         redis_url: str | None,
         prefix: str,
         timeout: float,
+        interval: float = 1.0,
     ) -> None:
         self._routes = routes
         self._prefix = f"{prefix}{{drain}}:"
-        self._client: Redis | None = None
-        self._errors: RedisErrors = (OSError, TimeoutError)
-        if redis_url:
-            self._client, self._errors = connect_redis(redis_url, timeout=timeout)
+        super().__init__("drains", redis_url, timeout=timeout, interval=interval)
         self.state = "redis" if self._client is not None else "local"
         self.last_error: str | None = None
         self.last_sync: float | None = None
@@ -72,16 +67,12 @@ class DrainCoordinator:
         # Who drained what, when: for the admin API.
         self.details: dict[_Key, dict[str, Any]] = {}
 
-    @property
-    def shared(self) -> bool:
-        return self._client is not None
-
     def key(self, route: str, backend: str) -> str:
         return f"{self._prefix}{route}:{backend}"
 
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+    async def start(self) -> None:
+        """Apply the shared drains before the first request, then keep them in step."""
+        await self._loop.begin(repeat=self._client is not None)
 
     async def set_drained(
         self, route: Route, backend: BackendState, drained: bool, *, actor: str
@@ -159,23 +150,23 @@ class DrainCoordinator:
                     if self._unsent.get(key, _GONE) is record:
                         del self._unsent[key]
             except self._errors as exc:
-                self._unreachable(exc)
+                await self._loop.failed(exc)
                 return False
         return not self._unsent
 
     async def sync(self) -> None:
         """Make this replica's drains what Redis holds (every ``drain_sync_interval``)."""
+        await self._loop.once()
+
+    async def _round(self) -> None:
         if self._client is None or not await self._flush_unsent():
             return
         backends = [(route, b) for route in self._routes() for b in route.backends]
         if not backends:
             return
         generation = self._generation
-        try:
-            values = await self._client.mget([self.key(r.name, b.name) for r, b in backends])
-        except self._errors as exc:
-            self._unreachable(exc)
-            return
+        keys = [self.key(r.name, b.name) for r, b in backends]
+        values = await self._client.mget(keys)  # unreachable: the loop's failure
         if self.state != "redis":
             logger.warning("drain sync reaches Redis again: drains are shared by every replica")
         self.state = "redis"

@@ -28,8 +28,6 @@ against the last totals read; the next flush that gets through writes them
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -46,7 +44,7 @@ from gatehouse_gateway.policy.quota.metrics import (
     set_store_state,
 )
 from gatehouse_gateway.policy.quota.window import window_at
-from gatehouse_gateway.redis_store import RedisErrors, connect_redis, relearn_slots
+from gatehouse_gateway.redis_store import RedisJob
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -67,7 +65,7 @@ NEAR = 0.8
 NEAR_SHOWN = 100
 
 
-class QuotaKeeper:
+class QuotaKeeper(RedisJob):
     def __init__(
         self,
         redis_url: str | None,
@@ -80,10 +78,7 @@ class QuotaKeeper:
     ) -> None:
         self.prefix = prefix
         self.clock = clock
-        self._client: Redis | None = None
-        self._errors: RedisErrors = (OSError, TimeoutError)
-        if redis_url:
-            self._client, self._errors = connect_redis(redis_url, timeout=timeout)
+        super().__init__("quota-flush", redis_url, timeout=timeout, interval=flush_interval)
         self.state = "redis" if self._client is not None else "local"
         self._interval = flush_interval
         # A consumer asked about is read back for this many flushes (RECENT_SECONDS):
@@ -99,11 +94,6 @@ class QuotaKeeper:
         self.tracked = 0
         self.last_error: str | None = None
         self.last_flush: float | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def shared(self) -> bool:
-        return self._client is not None
 
     def _field(self) -> str:
         self._serial += 1
@@ -156,32 +146,24 @@ class QuotaKeeper:
             try:
                 await self._client.ping()
             except self._errors as exc:
-                self._unreachable(exc)
+                await self._loop.failed(exc)
             else:
                 set_store_state("redis")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="quota-flush")
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
         if self._client is not None:
             await self.flush()  # a graceful stop keeps what it counted
-            await self._client.aclose()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.flush()
-            except Exception:  # the loop must outlive any one bad round
-                logger.exception("quota flush failed")
+        await self._loop.close()
 
     # ---- flushing ----------------------------------------------------------
 
     def _all_states(self) -> list[QuotaState]:
         return [*self._states.values(), *self._leaving]
+
+    async def _round(self) -> None:
+        await self.flush()
 
     async def flush(self) -> None:
         """Write this process's counts, read every replica's totals back."""
@@ -214,8 +196,7 @@ class QuotaKeeper:
             for _window, _consumer, count, _value in batch:
                 count.touched = True  # read back at the next flush that gets through
             QUOTA_FLUSH_FAILURES.inc()
-            self._unreachable(exc)
-            await relearn_slots(client, self._errors)  # a failed-over master's slots
+            await self._loop.failed(exc)  # state, log; a failed-over master's slots
         else:
             self._reachable()
         self._forget()
