@@ -24,7 +24,6 @@ answers; until then what Redis holds does not overwrite it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -36,6 +35,7 @@ from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.canary.metrics import WEIGHT_CHANGES, WEIGHT_STORE_UP
 from gatehouse_gateway.config.groups import GROUP_NAME_PATTERN, check_weights
 from gatehouse_gateway.redis_store import RedisJob
+from gatehouse_gateway.shared_changes import PendingChanges, explain
 
 if TYPE_CHECKING:
     from gatehouse_gateway.routing import Route
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _GROUP_NAME = re.compile(GROUP_NAME_PATTERN)
-_GONE = object()
 # A stored override bigger than this is not read (a group name is <= 63
 # characters and a route has <= 16 groups).
 _MAX_RECORD_BYTES = 4096
@@ -104,11 +103,10 @@ class CanaryWeights(RedisJob):
         self.invalid: dict[str, str] = {}
         # route -> why the override does not fit the route's groups now
         self.unusable: dict[str, str] = {}
-        self._unsent: dict[str, dict[str, Any] | None] = {}
-        # bumped by every local change: a read under way meanwhile must not undo it
-        self._generation = 0
-        self._changed: dict[str, int] = {}
-        self._flush_lock = asyncio.Lock()
+        # route -> its override made here, until Redis stores it
+        self._pending = PendingChanges[str](
+            self._write, errors=self._errors, failed=self._loop.failed
+        )
         WEIGHT_STORE_UP.set(0)
 
     async def start(self) -> None:
@@ -147,44 +145,22 @@ class CanaryWeights(RedisJob):
             actor,
             extra={"route": route.name, "weights": weights},
         )
-        stored = False
-        if self._client is not None:
-            self._generation += 1
-            self._changed[route.name] = self._generation
-            self._unsent[route.name] = record
-            stored = await self._flush_unsent()
+        stored = self.shared and await self._pending.share(route.name, record)
         return {
             **(self.view(route) or {}),
             "previous_weights": previous,
             "shared": self.shared,
             "stored_in_redis": stored,
-            "detail": self._explain(stored),
+            "detail": explain(self.shared, stored),
         }
 
-    def _explain(self, stored: bool) -> str:
+    async def _write(self, name: str, record: dict[str, Any] | None) -> None:
         if self._client is None:
-            return "no Redis (REDIS_URL unset): applies to this gateway process only"
-        if stored:
-            return "stored in Redis: every replica applies it within about a second"
-        return "applied here; Redis is unreachable, so it is shared once Redis answers"
-
-    async def _flush_unsent(self) -> bool:
-        """Write pending changes; True when Redis took them all."""
-        if self._client is None:
-            return False
-        async with self._flush_lock:
-            try:
-                for name, record in list(self._unsent.items()):
-                    if record is None:
-                        await self._client.hdel(self.key, name)
-                    else:
-                        await self._client.hset(self.key, name, json.dumps(record))
-                    if self._unsent.get(name, _GONE) is record:
-                        del self._unsent[name]
-            except self._errors as exc:
-                await self._loop.failed(exc)
-                return False
-        return not self._unsent
+            return
+        if record is None:
+            await self._client.hdel(self.key, name)
+        else:
+            await self._client.hset(self.key, name, json.dumps(record))
 
     async def sync(self) -> None:
         """Make this replica's overrides what Redis holds (every ``canary_sync_interval``)."""
@@ -194,9 +170,9 @@ class CanaryWeights(RedisJob):
         if self._client is None:
             self.apply(self._routes())
             return
-        if not await self._flush_unsent():
+        if not await self._pending.flush():
             return
-        generation = self._generation
+        mark = self._pending.mark()
         stored = await self._client.hgetall(self.key)  # unreachable: the loop's failure
         if self.state != "redis":
             logger.warning("canary weights reach Redis again: shared by every replica")
@@ -213,7 +189,7 @@ class CanaryWeights(RedisJob):
                 invalid[name] = str(exc)
         changed = False
         for name in set(read) | set(self.overrides):
-            if name in self._unsent or self._changed.get(name, 0) > generation:
+            if self._pending.newer(name, mark):
                 continue
             new = read.get(name)
             if new != self.overrides.get(name):
@@ -274,6 +250,6 @@ class CanaryWeights(RedisJob):
             "shared": self.shared,
             "last_sync": self.last_sync,
             "last_error": self.last_error,
-            "unsent_changes": len(self._unsent),
+            "unsent_changes": len(self._pending),
             "overrides": len(self.overrides),
         }

@@ -20,7 +20,6 @@ holds does not overwrite it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -32,11 +31,11 @@ from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.metrics import DRAINS
 from gatehouse_gateway.redis_store import RedisJob
 from gatehouse_gateway.routing import Route
+from gatehouse_gateway.shared_changes import PendingChanges, explain
 
 logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str]  # (route name, backend name)
-_GONE = object()
 
 
 class DrainCoordinator(RedisJob):
@@ -58,12 +57,9 @@ class DrainCoordinator(RedisJob):
         self.last_error: str | None = None
         self.last_sync: float | None = None
         # Changes made here that Redis has not stored yet (it was unreachable).
-        self._unsent: dict[_Key, dict[str, Any] | None] = {}
-        # Bumped by every local change: a read that was under way meanwhile
-        # may predate the change and must not undo it.
-        self._generation = 0
-        self._changed: dict[_Key, int] = {}
-        self._flush_lock = asyncio.Lock()
+        self._pending = PendingChanges[_Key](
+            self._write, errors=self._errors, failed=self._loop.failed
+        )
         # Who drained what, when: for the admin API.
         self.details: dict[_Key, dict[str, Any]] = {}
 
@@ -91,12 +87,7 @@ class DrainCoordinator(RedisJob):
             actor,
             extra={"route": route.name, "backend": backend.name, "action": action},
         )
-        stored = False
-        if self._client is not None:
-            self._generation += 1
-            self._changed[(route.name, backend.name)] = self._generation
-            self._unsent[(route.name, backend.name)] = record
-            stored = await self._flush_unsent()
+        stored = self.shared and await self._pending.share((route.name, backend.name), record)
         return {
             "route": route.name,
             "backend": backend.name,
@@ -106,15 +97,8 @@ class DrainCoordinator(RedisJob):
             "shared": self.shared,
             "stored_in_redis": stored,
             "in_flight": backend.in_flight,
-            "detail": self._explain(stored),
+            "detail": explain(self.shared, stored),
         }
-
-    def _explain(self, stored: bool) -> str:
-        if self._client is None:
-            return "no Redis (REDIS_URL unset): applies to this gateway process only"
-        if stored:
-            return "stored in Redis: every replica applies it within about a second"
-        return "applied here; Redis is unreachable, so it is shared once Redis answers"
 
     def _apply(self, route: str, backend: BackendState, record: dict[str, Any] | None) -> bool:
         key = (route, backend.name)
@@ -128,43 +112,28 @@ class DrainCoordinator(RedisJob):
         backend.drained = drained
         return True
 
-    async def _flush_unsent(self) -> bool:
-        """Write pending changes; True when Redis took them all.
-
-        One flush at a time (an operator's call and the sync loop may both
-        flush); a change made while its predecessor was being written stays
-        pending and is written next.
-        """
+    async def _write(self, key: _Key, record: dict[str, Any] | None) -> None:
         if self._client is None:
-            return False
-        async with self._flush_lock:
-            try:
-                for key, record in list(self._unsent.items()):
-                    if record is None:
-                        # DEL itself: redis-py's Cluster client runs delete() as a
-                        # pipeline split by slot, which after a failover keeps
-                        # failing instead of relearning where the slot went.
-                        await self._client.execute_command("DEL", self.key(*key))  # type: ignore[no-untyped-call]
-                    else:
-                        await self._client.set(self.key(*key), json.dumps(record))
-                    if self._unsent.get(key, _GONE) is record:
-                        del self._unsent[key]
-            except self._errors as exc:
-                await self._loop.failed(exc)
-                return False
-        return not self._unsent
+            return
+        if record is None:
+            # DEL itself: redis-py's Cluster client runs delete() as a
+            # pipeline split by slot, which after a failover keeps
+            # failing instead of relearning where the slot went.
+            await self._client.execute_command("DEL", self.key(*key))  # type: ignore[no-untyped-call]
+        else:
+            await self._client.set(self.key(*key), json.dumps(record))
 
     async def sync(self) -> None:
         """Make this replica's drains what Redis holds (every ``drain_sync_interval``)."""
         await self._loop.once()
 
     async def _round(self) -> None:
-        if self._client is None or not await self._flush_unsent():
+        if self._client is None or not await self._pending.flush():
             return
         backends = [(route, b) for route in self._routes() for b in route.backends]
         if not backends:
             return
-        generation = self._generation
+        mark = self._pending.mark()
         keys = [self.key(r.name, b.name) for r, b in backends]
         values = await self._client.mget(keys)  # unreachable: the loop's failure
         if self.state != "redis":
@@ -173,7 +142,7 @@ class DrainCoordinator(RedisJob):
         self.last_sync = time.time()
         for (route, backend), raw in zip(backends, values, strict=True):
             key = (route.name, backend.name)
-            if key in self._unsent or self._changed.get(key, 0) > generation:
+            if self._pending.newer(key, mark):
                 continue
             record = _record(raw)
             if self._apply(route.name, backend, record):
@@ -201,7 +170,7 @@ class DrainCoordinator(RedisJob):
             "shared": self.shared,
             "last_sync": self.last_sync,
             "last_error": self.last_error,
-            "unsent_changes": len(self._unsent),
+            "unsent_changes": len(self._pending),
         }
 
     def detail(self, route: str, backend: str) -> dict[str, Any] | None:
