@@ -3,14 +3,14 @@
 Two gateway processes per deployment, with ``REDIS_URL`` a ``redis+cluster://``
 or ``redis+sentinel://`` URL, must share what they share on one Redis: the
 round-robin cursor (exact across both), drains (asked of one, followed by the
-other) and revocations (written as auth writes them, refused by both). Then
-a master is killed under load, on the cluster and in the Sentinel group (one
-test, parametrized by what the kill and the takeover are on each):
-every answer must still be a success (the cursor falls back to its local
-counter while its key has no master) and, once a replica took over, the
-shared state works again. Each failover test starts the killed node again
-and waits until the deployment is whole, so the session's cluster and
-sentinel group stay usable for later tests.
+other) and revocations (written as auth writes them, refused by both). Every
+test runs on both (the module's ``deployment`` fixture: the cluster's pair,
+then the sentinel group's). Then a master is killed under load (a
+:class:`Failover` says how, on each): every answer must still be a success
+(the cursor falls back to its local counter while its key has no master)
+and, once a replica took over, the shared state works again. The failover
+test starts the killed node again and waits until the deployment is whole,
+so the session's cluster and sentinel group stay usable for later tests.
 """
 
 from __future__ import annotations
@@ -95,39 +95,26 @@ def route_beside(cluster: RedisClusterProcesses, prefix: str, key: str) -> str:
     raise LookupError("no route name lands on that master")
 
 
-@pytest.fixture(scope="module")
-def on_cluster(
+@pytest.fixture(scope="module", params=["cluster", "sentinel"])
+def deployment(
+    request: pytest.FixtureRequest,
     module_launcher: Launcher,
     keys: KeyServer,
     backend_pool: list[ServiceProcess],
-    redis_cluster: RedisClusterProcesses,
 ) -> Iterator[Deployment]:
-    prefix = unique_redis_prefix("cluster")
-    route = route_beside(redis_cluster, prefix, f"{prefix}{{rev}}:events")
-    gateways = start_pair(module_launcher, keys, backend_pool, redis_cluster.url, prefix, route)
-    store = redis_cluster.client()
-    yield Deployment("cluster", redis_cluster.url, store, gateways, prefix, route)
+    """Two gateways on the session's cluster, then on its sentinel group. On the
+    cluster the route's cursor shares its master with the revocation channel
+    (see the failover test)."""
+    kind: str = request.param
+    redis_: RedisClusterProcesses | RedisSentinelGroup = request.getfixturevalue(f"redis_{kind}")
+    prefix = unique_redis_prefix(kind)
+    route = "app"
+    if isinstance(redis_, RedisClusterProcesses):
+        route = route_beside(redis_, prefix, f"{prefix}{{rev}}:events")
+    gateways = start_pair(module_launcher, keys, backend_pool, redis_.url, prefix, route)
+    store = redis_.client()
+    yield Deployment(kind, redis_.url, store, gateways, prefix, route)
     store.close()
-
-
-@pytest.fixture(scope="module")
-def on_sentinel(
-    module_launcher: Launcher,
-    keys: KeyServer,
-    backend_pool: list[ServiceProcess],
-    redis_sentinel: RedisSentinelGroup,
-) -> Iterator[Deployment]:
-    prefix = unique_redis_prefix("sentinel")
-    gateways = start_pair(module_launcher, keys, backend_pool, redis_sentinel.url, prefix, "app")
-    store = redis_sentinel.client()
-    yield Deployment("sentinel", redis_sentinel.url, store, gateways, prefix, "app")
-    store.close()
-
-
-@pytest.fixture(params=["cluster", "sentinel"])
-def deployment(request: pytest.FixtureRequest) -> Deployment:
-    found: Deployment = request.getfixturevalue(f"on_{request.param}")
-    return found
 
 
 def cursor_state(gateway: GatewayProcess) -> str:
@@ -277,16 +264,15 @@ FAILOVERS: dict[str, Callable[[Deployment, Any], Failover]] = {
 }
 
 
-@pytest.mark.parametrize("kind", ["cluster", "sentinel"])
 def test_a_killed_master_fails_no_request_and_the_shared_state_comes_back(
-    kind: str,
+    deployment: Deployment,
     request: pytest.FixtureRequest,
     backend_pool: list[ServiceProcess],
     keys: KeyServer,
 ) -> None:
     """A master dies under load (on the cluster, in the Sentinel group): every
     answer is a success, and once a new master serves, the shared state works."""
-    deployment: Deployment = request.getfixturevalue(f"on_{kind}")
+    kind = deployment.kind
     failover = FAILOVERS[kind](deployment, request.getfixturevalue(f"redis_{kind}"))
     admin = keys.token(roles=["admin"], email="ops@example.com")
     for gateway in deployment.gateways:
