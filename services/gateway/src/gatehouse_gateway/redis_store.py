@@ -25,8 +25,11 @@ per worker, which a gateway without ``REDIS_URL`` (the demo) should not pay.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import time
+from typing import TYPE_CHECKING, ClassVar
 
+from gatehouse_common.error_shape import describe_error
 from gatehouse_common.redis_loop import STOP, RedisLoop, relearn_slots
 from gatehouse_common.redis_url import RedisErrors, connect_async
 
@@ -66,12 +69,19 @@ class RedisJob:
     ``REDIS_URL`` is set: its client (None without Redis) and the loop that
     runs its :meth:`_round` every ``interval`` seconds.
 
-    :meth:`_unreachable` is told when a round finds Redis unreachable (the
-    job's state, log line and gauge); the loop's options are
-    :class:`~gatehouse_common.redis_loop.RedisLoop`'s. A job starts the loop
+    :meth:`_unreachable` is told when a round finds Redis unreachable and
+    :meth:`_answered` when one got through: ``state`` goes to
+    ``"unreachable"`` and back to ``"redis"`` (``"local"`` without Redis),
+    logged once each way in the job's words (:attr:`down_log`,
+    :attr:`up_log`), and the job's gauge follows (:meth:`_report`). The
+    loop's options are :class:`~gatehouse_common.redis_loop.RedisLoop`'s. A job starts the loop
     itself (``self._loop.start()`` or ``begin()``), as it needs;
     :meth:`close` ends the loop and closes the client.
     """
+
+    # Logged once when Redis stops answering ("%s": why) and once when it answers again.
+    down_log: ClassVar[str] = "%s"
+    up_log: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -94,6 +104,9 @@ class RedisJob:
             wait_first=wait_first,
             any_error_fails=any_error_fails,
         )
+        self.state = "redis" if self._client is not None else "local"
+        self.last_error: str | None = None
+        self.last_sync: float | None = None  # when Redis last answered a round
 
     @property
     def shared(self) -> bool:
@@ -109,4 +122,19 @@ class RedisJob:
 
     def _unreachable(self, exc: BaseException) -> None:
         """A round (or a write of the job's own) found Redis unreachable."""
-        raise NotImplementedError
+        self.last_error = describe_error(exc)
+        self._report(up=False)
+        if self.state != "unreachable":
+            logging.getLogger(type(self).__module__).warning(self.down_log, self.last_error)
+        self.state = "unreachable"
+
+    def _answered(self) -> None:
+        """Redis answered a round: the job is in step again."""
+        self.last_sync = time.time()
+        if self.state != "redis":
+            logging.getLogger(type(self).__module__).warning(self.up_log)
+        self.state = "redis"
+        self._report(up=True)
+
+    def _report(self, up: bool) -> None:
+        """The job's own gauge of whether Redis answers, if it has one."""

@@ -37,7 +37,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.metrics import (
     REVOCATION_ENTRIES,
     REVOCATION_EVENTS,
@@ -71,6 +70,11 @@ class RevocationList(RedisJob):
     seconds (tokens carry wall-clock times) and exists for tests.
     """
 
+    down_log = (
+        "revocation list cannot reach Redis (%s): keeping the last list, "
+        "revocations made meanwhile apply once it answers"
+    )
+
     def __init__(
         self,
         *,
@@ -102,7 +106,6 @@ class RevocationList(RedisJob):
         )
         # "off" (no Redis), "connecting", "up" or "unreachable"
         self.state = "connecting" if self._client is not None else "off"
-        self.last_error: str | None = None
         self.last_resync: float | None = None
         self._synced = asyncio.Event()
         REVOCATION_STORE_UP.set(0)
@@ -265,16 +268,8 @@ class RevocationList(RedisJob):
         REVOCATION_STORE_UP.set(1)
         self._synced.set()
 
-    def _unreachable(self, exc: BaseException) -> None:
-        self.last_error = describe_error(exc)
-        if self.state != "unreachable":
-            logger.warning(
-                "revocation list cannot reach Redis (%s): keeping the last list, "
-                "revocations made meanwhile apply once it answers",
-                self.last_error,
-            )
-        self.state = "unreachable"
-        REVOCATION_STORE_UP.set(0)
+    def _report(self, up: bool) -> None:
+        REVOCATION_STORE_UP.set(1 if up else 0)
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.canary.metrics import WEIGHT_CHANGES, WEIGHT_STORE_UP
 from gatehouse_gateway.config.groups import GROUP_NAME_PATTERN, check_weights
 from gatehouse_gateway.redis_store import RedisJob
@@ -82,6 +81,11 @@ def parse_record(raw: bytes | str) -> dict[str, Any]:
 class CanaryWeights(RedisJob):
     """The runtime weight overrides of every route, kept in step across replicas."""
 
+    down_log = (
+        "canary weight sync cannot reach Redis (%s): changes apply here only until it answers"
+    )
+    up_log = "canary weights reach Redis again: shared by every replica"
+
     def __init__(
         self,
         routes: Callable[[], list[Route]],
@@ -94,9 +98,6 @@ class CanaryWeights(RedisJob):
         self._routes = routes
         self.key = f"{prefix}canary:weights"
         super().__init__("canary", redis_url, timeout=timeout, interval=interval)
-        self.state = "redis" if self._client is not None else "local"
-        self.last_error: str | None = None
-        self.last_sync: float | None = None
         # route -> {"weights", "by", "at"}: what overrides the file's weights
         self.overrides: dict[str, dict[str, Any]] = {}
         # route -> why the value Redis holds for it is not used
@@ -174,11 +175,7 @@ class CanaryWeights(RedisJob):
             return
         mark = self._pending.mark()
         stored = await self._client.hgetall(self.key)  # unreachable: the loop's failure
-        if self.state != "redis":
-            logger.warning("canary weights reach Redis again: shared by every replica")
-        self.state = "redis"
-        self.last_sync = time.time()
-        WEIGHT_STORE_UP.set(1)
+        self._answered()
         read: dict[str, dict[str, Any]] = {}
         invalid: dict[str, str] = {}
         for raw_name, raw in stored.items():
@@ -212,16 +209,8 @@ class CanaryWeights(RedisJob):
         if changed or invalid:
             self.apply(self._routes())
 
-    def _unreachable(self, exc: BaseException) -> None:
-        self.last_error = describe_error(exc)
-        WEIGHT_STORE_UP.set(0)
-        if self.state != "unreachable":
-            logger.warning(
-                "canary weight sync cannot reach Redis (%s): changes apply here only until "
-                "it answers",
-                self.last_error,
-            )
-        self.state = "unreachable"
+    def _report(self, up: bool) -> None:
+        WEIGHT_STORE_UP.set(1 if up else 0)
 
     def view(self, route: Route) -> dict[str, Any] | None:
         """The route's split as the admin state and the dashboard show it (None: no groups)."""

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.metrics import DRAINS
 from gatehouse_gateway.redis_store import RedisJob
@@ -41,6 +40,9 @@ _Key = tuple[str, str]  # (route name, backend name)
 class DrainCoordinator(RedisJob):
     """Applies drains locally and shares them through Redis when there is one."""
 
+    down_log = "drain sync cannot reach Redis (%s): drains apply here only until it answers"
+    up_log = "drain sync reaches Redis again: drains are shared by every replica"
+
     def __init__(
         self,
         routes: Callable[[], list[Route]],
@@ -53,9 +55,6 @@ class DrainCoordinator(RedisJob):
         self._routes = routes
         self._prefix = f"{prefix}{{drain}}:"
         super().__init__("drains", redis_url, timeout=timeout, interval=interval)
-        self.state = "redis" if self._client is not None else "local"
-        self.last_error: str | None = None
-        self.last_sync: float | None = None
         # Changes made here that Redis has not stored yet (it was unreachable).
         self._pending = PendingChanges[_Key](
             self._write, errors=self._errors, failed=self._loop.failed
@@ -136,10 +135,7 @@ class DrainCoordinator(RedisJob):
         mark = self._pending.mark()
         keys = [self.key(r.name, b.name) for r, b in backends]
         values = await self._client.mget(keys)  # unreachable: the loop's failure
-        if self.state != "redis":
-            logger.warning("drain sync reaches Redis again: drains are shared by every replica")
-        self.state = "redis"
-        self.last_sync = time.time()
+        self._answered()
         for (route, backend), raw in zip(backends, values, strict=True):
             key = (route.name, backend.name)
             if self._pending.newer(key, mark):
@@ -153,15 +149,6 @@ class DrainCoordinator(RedisJob):
                     "drained" if record is not None else "restored",
                     extra={"route": route.name, "backend": backend.name},
                 )
-
-    def _unreachable(self, exc: BaseException) -> None:
-        self.last_error = describe_error(exc)
-        if self.state != "unreachable":
-            logger.warning(
-                "drain sync cannot reach Redis (%s): drains apply here only until it answers",
-                self.last_error,
-            )
-        self.state = "unreachable"
 
     def snapshot(self) -> dict[str, Any]:
         return {

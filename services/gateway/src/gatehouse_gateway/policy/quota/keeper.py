@@ -35,7 +35,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.policy.quota.counts import Count, QuotaState, RouteQuotas, Window
 from gatehouse_gateway.policy.quota.metrics import (
     QUOTA_FLUSH_FAILURES,
@@ -66,6 +65,9 @@ NEAR_SHOWN = 100
 
 
 class QuotaKeeper(RedisJob):
+    down_log = "quota flush cannot reach Redis (%s): counting here until it answers"
+    up_log = "quota flush reaches Redis again: counts are shared"
+
     def __init__(
         self,
         redis_url: str | None,
@@ -79,7 +81,6 @@ class QuotaKeeper(RedisJob):
         self.prefix = prefix
         self.clock = clock
         super().__init__("quota-flush", redis_url, timeout=timeout, interval=flush_interval)
-        self.state = "redis" if self._client is not None else "local"
         self._interval = flush_interval
         # A consumer asked about is read back for this many flushes (RECENT_SECONDS):
         # its next request, on any replica, is judged on totals at most a flush old.
@@ -92,8 +93,6 @@ class QuotaKeeper(RedisJob):
         # states a reload dropped, flushed once more before they are forgotten
         self._leaving: list[QuotaState] = []
         self.tracked = 0
-        self.last_error: str | None = None
-        self.last_flush: float | None = None
 
     def _field(self) -> str:
         self._serial += 1
@@ -198,7 +197,7 @@ class QuotaKeeper(RedisJob):
             QUOTA_FLUSH_FAILURES.inc()
             await self._loop.failed(exc)  # state, log; a failed-over master's slots
         else:
-            self._reachable()
+            self._answered()
         self._forget()
 
     async def _exchange(
@@ -283,22 +282,8 @@ class QuotaKeeper(RedisJob):
         self.tracked -= len(window.counts)
         return True
 
-    def _unreachable(self, exc: BaseException) -> None:
-        self.last_error = describe_error(exc)
-        if self.state != "unreachable":
-            logger.warning(
-                "quota flush cannot reach Redis (%s): counting here until it answers",
-                self.last_error,
-            )
-            self.state = "unreachable"
-            set_store_state("unreachable")
-
-    def _reachable(self) -> None:
-        self.last_flush = time.time()
-        if self.state != "redis":
-            logger.warning("quota flush reaches Redis again: counts are shared")
-            self.state = "redis"
-            set_store_state("redis")
+    def _report(self, up: bool) -> None:
+        set_store_state("redis" if up else "unreachable")
 
     # ---- the operator's view --------------------------------------------------
 
@@ -308,7 +293,7 @@ class QuotaKeeper(RedisJob):
             "state": self.state,
             "shared": self.shared,
             "flush_interval": self._interval,
-            "last_flush": self.last_flush,
+            "last_flush": self.last_sync,
             "last_error": self.last_error,
             "tracked_consumers": self.tracked,
         }

@@ -57,10 +57,8 @@ class LeaseStore(RedisJob):
         self.retry_interval = retry_interval
         self._limits = limits
         super().__init__("ratelimits", redis_url, timeout=timeout, interval=retry_interval)
-        self.state = "redis" if self._client is not None else "local"
         self.replicas = 1
         self.member = f"{socket.gethostname()}:{secrets.token_hex(6)}"
-        self.last_error: str | None = None
         self._pending: _Pending = {}
         self._flush_scheduled = False
         self._flushing = False
