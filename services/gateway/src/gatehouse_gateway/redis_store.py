@@ -73,10 +73,12 @@ class RedisJob:
     :meth:`_answered` when one got through: ``state`` goes to
     ``"unreachable"`` and back to ``"redis"`` (``"local"`` without Redis),
     logged once each way in the job's words (:attr:`down_log`,
-    :attr:`up_log`), and the job's gauge follows (:meth:`_report`). The
-    loop's options are :class:`~gatehouse_common.redis_loop.RedisLoop`'s. A job starts the loop
-    itself (``self._loop.start()`` or ``begin()``), as it needs;
-    :meth:`close` ends the loop and closes the client.
+    :attr:`up_log`), and the job's gauge follows (:meth:`_report`).
+
+    The loop's options are :class:`~gatehouse_common.redis_loop.RedisLoop`'s.
+    A job starts its loop itself (``self._loop.start()``, or ``begin()`` to
+    run a round first), as it needs; :meth:`close` ends the loop and closes
+    the client.
     """
 
     # Logged once when Redis stops answering ("%s": why) and once when it answers again.
