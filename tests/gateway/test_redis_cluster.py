@@ -3,13 +3,14 @@
 Two gateway processes per deployment, with ``REDIS_URL`` a ``redis+cluster://``
 or ``redis+sentinel://`` URL, must share what they share on one Redis: the
 round-robin cursor (exact across both), drains (asked of one, followed by the
-other) and revocations (written as auth writes them, refused by both). Then
-a master is killed under load, on the cluster and in the Sentinel group:
-every answer must still be a success (the cursor falls back to its local
-counter while its key has no master) and, once a replica took over, the
-shared state works again. Each failover test starts the killed node again
-and waits until the deployment is whole, so the session's cluster and
-sentinel group stay usable for later tests.
+other) and revocations (written as auth writes them, refused by both). Every
+test runs on both (the module's ``deployment`` fixture: the cluster's pair,
+then the sentinel group's). Then a master is killed under load (a
+:class:`Failover` says how, on each): every answer must still be a success
+(the cursor falls back to its local counter while its key has no master)
+and, once a replica took over, the shared state works again. The failover
+test starts the killed node again and waits until the deployment is whole,
+so the session's cluster and sentinel group stay usable for later tests.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from support.gateway import HOST, GatewayProcess, Launcher, gateway_route, metri
 from support.jwks import KeyServer
 from support.processes import ServiceProcess
 from support.redis_cluster import RedisClusterProcesses, RedisSentinelGroup
+from support.redis_server import RedisServer
 from support.revocations import Revoker
 
 SECURE_HOST = "secure.gatehouse.test"
@@ -93,39 +95,26 @@ def route_beside(cluster: RedisClusterProcesses, prefix: str, key: str) -> str:
     raise LookupError("no route name lands on that master")
 
 
-@pytest.fixture(scope="module")
-def on_cluster(
+@pytest.fixture(scope="module", params=["cluster", "sentinel"])
+def deployment(
+    request: pytest.FixtureRequest,
     module_launcher: Launcher,
     keys: KeyServer,
     backend_pool: list[ServiceProcess],
-    redis_cluster: RedisClusterProcesses,
 ) -> Iterator[Deployment]:
-    prefix = unique_redis_prefix("cluster")
-    route = route_beside(redis_cluster, prefix, f"{prefix}{{rev}}:events")
-    gateways = start_pair(module_launcher, keys, backend_pool, redis_cluster.url, prefix, route)
-    store = redis_cluster.client()
-    yield Deployment("cluster", redis_cluster.url, store, gateways, prefix, route)
+    """Two gateways on the session's cluster, then on its sentinel group. On the
+    cluster the route's cursor shares its master with the revocation channel
+    (see the failover test)."""
+    kind: str = request.param
+    redis_: RedisClusterProcesses | RedisSentinelGroup = request.getfixturevalue(f"redis_{kind}")
+    prefix = unique_redis_prefix(kind)
+    route = "app"
+    if isinstance(redis_, RedisClusterProcesses):
+        route = route_beside(redis_, prefix, f"{prefix}{{rev}}:events")
+    gateways = start_pair(module_launcher, keys, backend_pool, redis_.url, prefix, route)
+    store = redis_.client()
+    yield Deployment(kind, redis_.url, store, gateways, prefix, route)
     store.close()
-
-
-@pytest.fixture(scope="module")
-def on_sentinel(
-    module_launcher: Launcher,
-    keys: KeyServer,
-    backend_pool: list[ServiceProcess],
-    redis_sentinel: RedisSentinelGroup,
-) -> Iterator[Deployment]:
-    prefix = unique_redis_prefix("sentinel")
-    gateways = start_pair(module_launcher, keys, backend_pool, redis_sentinel.url, prefix, "app")
-    store = redis_sentinel.client()
-    yield Deployment("sentinel", redis_sentinel.url, store, gateways, prefix, "app")
-    store.close()
-
-
-@pytest.fixture(params=["cluster", "sentinel"])
-def deployment(request: pytest.FixtureRequest) -> Deployment:
-    found: Deployment = request.getfixturevalue(f"on_{request.param}")
-    return found
 
 
 def cursor_state(gateway: GatewayProcess) -> str:
@@ -218,32 +207,83 @@ def test_a_revocation_reaches_both_gateways(deployment: Deployment, keys: KeySer
     wait_until(lambda: refused_by_both(deployment, by_subject), "both to refuse the subject")
 
 
+@dataclass
+class Failover:
+    """How one deployment loses its master under the test and gets a new one."""
+
+    victim: RedisServer
+    taken_over: Callable[[], bool]  # a new master serves the cursor's key
+    what: str  # what the test waits for, for its error message
+    client: Callable[[], Any]  # a client of whichever master serves by then
+    recover: Callable[[], None]  # the victim back, the deployment whole again
+
+
+def cluster_failover(deployment: Deployment, cluster: RedisClusterProcesses) -> Failover:
+    """The master of the cursor's slot (and of the revocation channel) is the victim;
+    a replica takes over after the cluster's node timeout."""
+    cursor_key = deployment.key(f"cursor:{deployment.route}")
+    victim = cluster.master_of(cursor_key)
+    assert cluster.master_of(f"{deployment.prefix}{{rev}}:events") is victim
+
+    def recover() -> None:
+        cluster.restart(victim)  # back as a replica of the new master
+        cluster.wait_healthy()
+
+    return Failover(
+        victim,
+        lambda: cluster.master_of(cursor_key) is not victim,
+        "a replica to take the slot over",
+        cluster.client,
+        recover,
+    )
+
+
+def sentinel_failover(_deployment: Deployment, group: RedisSentinelGroup) -> Failover:
+    """The master is the victim; the sentinel promotes the replica after its
+    ``down-after-milliseconds``, and the gateways ask it for the new master."""
+    old_port = group.master_port()
+    assert old_port is not None
+    victim = group.server_at(old_port)
+
+    def recover() -> None:
+        victim.start()  # the sentinel makes it the new master's replica
+        group.wait_healthy()
+
+    return Failover(
+        victim,
+        lambda: group.master_port() not in (None, old_port),
+        "the sentinel to promote the replica",
+        group.client,
+        recover,
+    )
+
+
+FAILOVERS: dict[str, Callable[[Deployment, Any], Failover]] = {
+    "cluster": cluster_failover,
+    "sentinel": sentinel_failover,
+}
+
+
 def test_a_killed_master_fails_no_request_and_the_shared_state_comes_back(
-    on_cluster: Deployment,
-    redis_cluster: RedisClusterProcesses,
+    deployment: Deployment,
+    request: pytest.FixtureRequest,
     backend_pool: list[ServiceProcess],
     keys: KeyServer,
 ) -> None:
-    """The master of the cursor's slot (and of the revocation channel) dies under
-    load; a replica takes over after the cluster's node timeout."""
-    deployment = on_cluster
+    """A master dies under load (on the cluster, in the Sentinel group): every
+    answer is a success, and once a new master serves, the shared state works."""
+    kind = deployment.kind
+    failover = FAILOVERS[kind](deployment, request.getfixturevalue(f"redis_{kind}"))
     admin = keys.token(roles=["admin"], email="ops@example.com")
-    cursor_key = deployment.key(f"cursor:{deployment.route}")
-    victim = redis_cluster.master_of(cursor_key)
-    assert redis_cluster.master_of(f"{deployment.prefix}{{rev}}:events") is victim
     for gateway in deployment.gateways:
         assert cursor_state(gateway) == "redis"
         assert revocation_state(gateway, admin) == "up"
     try:
         with load(deployment.gateways, HOST, threads=4, max_requests=3000) as traffic:
             wait_until(lambda: len(traffic.outcomes) >= 100, "load before the kill")
-            victim.kill()
+            failover.victim.kill()
             killed = time.monotonic()
-            wait_until(
-                lambda: redis_cluster.master_of(cursor_key) is not victim,
-                "a replica to take the slot over",
-                timeout=30,
-            )
+            wait_until(failover.taken_over, failover.what, timeout=30)
             took_over = time.monotonic() - killed
             wait_until(
                 lambda: (
@@ -262,76 +302,15 @@ def test_a_killed_master_fails_no_request_and_the_shared_state_comes_back(
         fallbacks = sum(
             metric_value(g.metrics(), "gateway_cursor_fallbacks_total") for g in deployment.gateways
         )
-        assert fallbacks > 0  # the slot was unreachable for a while: local picks served
+        assert fallbacks > 0  # the key had no master for a while: local picks served
         print(
-            f"failover: {len(traffic.outcomes)} requests, all 200; a replica took over "
+            f"{kind} failover: {len(traffic.outcomes)} requests, all 200; a new master "
             f"{took_over:.1f}s and the shared state was back {back:.1f}s after the kill; "
             f"{fallbacks:.0f} local picks meanwhile"
         )
 
         # The shared state works on the new master: the counter, and revocations.
-        before = int(deployment.store.get(cursor_key) or 0)
-        seen = round_robin(deployment, backend_pool, 200)
-        assert all(abs(count - 50) <= 1 for count in seen.values()), seen
-        assert int(deployment.store.get(cursor_key) or 0) - before == 200
-        jti = uuid.uuid4().hex
-        token = keys.token(jti=jti, sub="failover-user")
-        assert not refused_by_both(deployment, token)
-        Revoker(deployment.store, deployment.prefix).revoke_token(jti, time.time() + 600)
-        wait_until(lambda: refused_by_both(deployment, token), "both to refuse after failover")
-    finally:
-        redis_cluster.restart(victim)  # back as a replica of the new master
-        redis_cluster.wait_healthy()
-
-
-def test_a_sentinel_failover_fails_no_request_and_the_shared_state_comes_back(
-    on_sentinel: Deployment,
-    redis_sentinel: RedisSentinelGroup,
-    backend_pool: list[ServiceProcess],
-    keys: KeyServer,
-) -> None:
-    """The master dies under load; the sentinel promotes the replica after its
-    ``down-after-milliseconds``, and the gateways ask it for the new master."""
-    deployment = on_sentinel
-    admin = keys.token(roles=["admin"], email="ops@example.com")
-    old_port = redis_sentinel.master_port()
-    assert old_port is not None
-    victim = redis_sentinel.server_at(old_port)
-    try:
-        with load(deployment.gateways, HOST, threads=4, max_requests=3000) as traffic:
-            wait_until(lambda: len(traffic.outcomes) >= 100, "load before the kill")
-            victim.kill()
-            killed = time.monotonic()
-            wait_until(
-                lambda: redis_sentinel.master_port() not in (None, old_port),
-                "the sentinel to promote the replica",
-                timeout=30,
-            )
-            took_over = time.monotonic() - killed
-            wait_until(
-                lambda: (
-                    all(cursor_state(g) == "redis" for g in deployment.gateways)
-                    and all(revocation_state(g, admin) == "up" for g in deployment.gateways)
-                ),
-                "both gateways back on the shared cursor and revocation list",
-                timeout=30,
-            )
-            back = time.monotonic() - killed
-            settled = len(traffic.outcomes)
-            wait_until(lambda: len(traffic.outcomes) >= settled + 100, "load after the failover")
-        assert traffic.errors == []
-        statuses = Counter(outcome.status for outcome in traffic.outcomes)
-        assert set(statuses) == {200}, statuses
-        fallbacks = sum(
-            metric_value(g.metrics(), "gateway_cursor_fallbacks_total") for g in deployment.gateways
-        )
-        assert fallbacks > 0
-        print(
-            f"sentinel failover: {len(traffic.outcomes)} requests, all 200; promoted "
-            f"{took_over:.1f}s and the shared state was back {back:.1f}s after the kill; "
-            f"{fallbacks:.0f} local picks meanwhile"
-        )
-        fresh = redis_sentinel.client()
+        fresh = failover.client()
         try:
             cursor_key = deployment.key(f"cursor:{deployment.route}")
             before = int(fresh.get(cursor_key) or 0)
@@ -339,15 +318,14 @@ def test_a_sentinel_failover_fails_no_request_and_the_shared_state_comes_back(
             assert all(abs(count - 50) <= 1 for count in seen.values()), seen
             assert int(fresh.get(cursor_key) or 0) - before == 200
             jti = uuid.uuid4().hex
-            token = keys.token(jti=jti, sub="sentinel-failover-user")
+            token = keys.token(jti=jti, sub=f"{kind}-failover-user")
             assert not refused_by_both(deployment, token)
             Revoker(fresh, deployment.prefix).revoke_token(jti, time.time() + 600)
             wait_until(lambda: refused_by_both(deployment, token), "both to refuse after it")
         finally:
             fresh.close()
     finally:
-        victim.start()  # the sentinel makes it the new master's replica
-        redis_sentinel.wait_healthy()
+        failover.recover()
 
 
 def test_the_cluster_client_refuses_keys_of_several_slots_in_one_mget(

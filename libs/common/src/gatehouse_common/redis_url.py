@@ -241,47 +241,22 @@ def connect_async(
     raises. A Cluster client is typed as a plain client: the commands the
     services use are the same on both.
     """
-    from redis.asyncio import Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ConstantBackoff, NoBackoff
+    import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.asyncio.retry
+    import redis.asyncio.sentinel
 
-    target = parse_redis_url(url)
-    policy = Retry(ConstantBackoff(backoff) if backoff else NoBackoff(), retries)
-    common: dict[str, Any] = {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "retry": policy,
-    }
-    client: Any
-    if target.kind == "single":
-        client = Redis.from_url(url, **common)
-    elif target.kind == "cluster":
-        from redis.asyncio.cluster import ClusterNode, RedisCluster
-
-        client = RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
-            username=target.username,
-            password=target.password,
-            ssl=target.tls,
-            # A failed master leaves its slots uncovered until a replica takes
-            # over; the other slots keep working meanwhile.
-            require_full_coverage=False,
-            **common,
-        )
-    else:
-        from redis.asyncio.sentinel import Sentinel
-
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-            list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target, timeout), **common
-        )
-        client = sentinel.master_for(
-            target.master or "",
-            db=target.db,
-            username=target.username,
-            password=target.password,
-            ssl=target.tls,
-        )
-    return client, redis_errors(target)
+    client: redis.asyncio.Redis = _connect(
+        url,
+        timeout,
+        retries,
+        backoff,
+        plain=redis.asyncio.Redis,
+        cluster=redis.asyncio.cluster,
+        sentinel=redis.asyncio.sentinel.Sentinel,
+        retry=redis.asyncio.retry.Retry,
+    )
+    return client, redis_errors(parse_redis_url(url))
 
 
 def connect_sync(
@@ -293,46 +268,71 @@ def connect_sync(
     health_check_interval: float = 0,
 ) -> tuple[redis.Redis, RedisErrors]:
     """The blocking client of :func:`connect_async` (auth runs in threads)."""
-    from redis import Redis
+    import redis
+    import redis.cluster
+    import redis.retry
+    import redis.sentinel
+
+    client: redis.Redis = _connect(
+        url,
+        timeout,
+        retries,
+        backoff,
+        plain=redis.Redis,
+        cluster=redis.cluster,
+        sentinel=redis.sentinel.Sentinel,
+        retry=redis.retry.Retry,
+        health_check_interval=health_check_interval,
+    )
+    return client, redis_errors(parse_redis_url(url))
+
+
+def _connect(
+    url: str,
+    timeout: float,
+    retries: int,
+    backoff: float,
+    *,
+    plain: Any,
+    cluster: Any,
+    sentinel: Any,
+    retry: Any,
+    **extra: Any,
+) -> Any:
+    """One builder for both flavours: redis-py's asyncio and blocking clients take
+    the same arguments, so only the classes (``plain``, ``cluster``'s module,
+    ``sentinel``, ``retry``) differ."""
     from redis.backoff import ConstantBackoff, NoBackoff
-    from redis.retry import Retry
 
     target = parse_redis_url(url)
-    policy = Retry(ConstantBackoff(backoff) if backoff else NoBackoff(), retries)
     common: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
-        "retry": policy,
-        "health_check_interval": health_check_interval,
+        "retry": retry(ConstantBackoff(backoff) if backoff else NoBackoff(), retries),
+        **extra,
     }
-    client: Any
     if target.kind == "single":
-        client = Redis.from_url(url, **common)
-    elif target.kind == "cluster":
-        from redis.cluster import ClusterNode, RedisCluster
-
-        client = RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        return plain.from_url(url, **common)
+    if target.kind == "cluster":
+        return cluster.RedisCluster(
+            startup_nodes=[cluster.ClusterNode(host, port) for host, port in target.nodes],
             username=target.username,
             password=target.password,
             ssl=target.tls,
+            # A failed master leaves its slots uncovered until a replica takes
+            # over; the other slots keep working meanwhile.
             require_full_coverage=False,
             **common,
         )
-    else:
-        from redis.sentinel import Sentinel
-
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-            list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target, timeout), **common
-        )
-        client = sentinel.master_for(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-            target.master or "",
-            db=target.db,
-            username=target.username,
-            password=target.password,
-            ssl=target.tls,
-        )
-    return client, redis_errors(target)
+    sentinel_kwargs = _sentinel_kwargs(target, timeout)
+    group = sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs, **common)
+    return group.master_for(
+        target.master or "",
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+    )
 
 
 def _sentinel_kwargs(target: RedisTarget, timeout: float) -> dict[str, Any]:

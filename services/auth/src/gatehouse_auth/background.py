@@ -20,6 +20,7 @@ from sqlmodel import Session
 from gatehouse_auth import audit, sessions
 from gatehouse_auth.deps import AuthState
 from gatehouse_auth.rotation import maintain, retention_seconds
+from gatehouse_common.redis_loop import RedisLoop
 
 logger = logging.getLogger(__name__)
 # Finished sessions are deleted this often (by every replica: the DELETE is idempotent).
@@ -30,7 +31,7 @@ def start_background_work(state: AuthState) -> list[asyncio.Task[None]]:
     """The periodic tasks, running; the caller cancels them."""
     return [
         asyncio.create_task(_maintain_keys(state)),
-        asyncio.create_task(_retry_revocations(state)),
+        asyncio.create_task(_revocation_retries(state).run()),
         asyncio.create_task(_purge_sessions(state)),
     ]
 
@@ -56,14 +57,20 @@ async def _maintain_keys(state: AuthState) -> None:
             logger.exception("keys folder maintenance failed; retrying")
 
 
-async def _retry_revocations(state: AuthState) -> None:
-    """Write revocations Redis refused, every revocation_retry_seconds; forever."""
-    while True:
-        await asyncio.sleep(state.settings.revocation_retry_seconds)
+def _revocation_retries(state: AuthState) -> RedisLoop:
+    """Write revocations Redis refused, every revocation_retry_seconds; forever.
+
+    The gateway's Redis jobs' loop; each write counts its own failure
+    (``revocation_publish_failures_total``) and the loop only outlives a bad round.
+    """
+
+    async def retry() -> None:
         if state.revocations.pending:
             left = await asyncio.to_thread(state.revocations.retry)
             if not left:
                 logger.info("held-back revocations published")
+
+    return RedisLoop("revocation-retry", retry, interval=state.settings.revocation_retry_seconds)
 
 
 async def _purge_sessions(state: AuthState) -> None:

@@ -35,9 +35,8 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.metrics import (
     REVOCATION_ENTRIES,
     REVOCATION_EVENTS,
@@ -45,10 +44,7 @@ from gatehouse_gateway.metrics import (
     REVOCATION_RESYNCS,
     REVOCATION_STORE_UP,
 )
-from gatehouse_gateway.redis_store import RedisErrors, connect_redis
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
+from gatehouse_gateway.redis_store import RedisJob
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +60,7 @@ class RevocationKeys:
         self.events = f"{prefix}{{rev}}:events"
 
 
-class RevocationList:
+class RevocationList(RedisJob):
     """Revoked token ids and subjects, kept in step with Redis by one background task.
 
     ``retention`` is how long past a token's expiry its entry is kept (above
@@ -73,6 +69,11 @@ class RevocationList:
     only bound memory; auth prunes Redis itself. ``clock`` is wall-clock
     seconds (tokens carry wall-clock times) and exists for tests.
     """
+
+    down_log = (
+        "revocation list cannot reach Redis (%s): keeping the last list, "
+        "revocations made meanwhile apply once it answers"
+    )
 
     def __init__(
         self,
@@ -93,16 +94,20 @@ class RevocationList:
         # token id -> exp; subject -> not before (epoch seconds)
         self._tokens: dict[str, float] = {}
         self._subjects: dict[str, float] = {}
-        self._client: Redis | None = None
-        self._errors: RedisErrors = (OSError, TimeoutError)
-        if redis_url:
-            self._client, self._errors = connect_redis(redis_url, timeout=timeout)
+        # One session a round: it ends when the connection fails, and the next
+        # one starts ``retry_interval`` later.
+        super().__init__(
+            "revocations",
+            redis_url,
+            timeout=timeout,
+            interval=retry_interval,
+            wait_first=False,
+            any_error_fails=True,
+        )
         # "off" (no Redis), "connecting", "up" or "unreachable"
         self.state = "connecting" if self._client is not None else "off"
-        self.last_error: str | None = None
         self.last_resync: float | None = None
         self._synced = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         REVOCATION_STORE_UP.set(0)
         self._count()
 
@@ -193,30 +198,11 @@ class RevocationList:
         does not accept a token every other replica refuses."""
         if self._client is None:
             return
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="revocations")
+        self._loop.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._synced.wait(), timeout=self._retry_interval * 2)
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._client is not None:
-            await self._client.aclose()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._session()
-            except self._errors as exc:
-                self._unreachable(exc)
-            except Exception as exc:  # the loop must outlive any one bad round
-                logger.exception("revocation subscriber failed; retrying")
-                self._unreachable(exc)
-            await asyncio.sleep(self._retry_interval)
-
-    async def _session(self) -> None:
+    async def _round(self) -> None:
         """Subscribe, read everything, then apply events until the connection fails."""
         if self._client is None:
             return
@@ -282,16 +268,8 @@ class RevocationList:
         REVOCATION_STORE_UP.set(1)
         self._synced.set()
 
-    def _unreachable(self, exc: BaseException) -> None:
-        self.last_error = describe_error(exc)
-        if self.state != "unreachable":
-            logger.warning(
-                "revocation list cannot reach Redis (%s): keeping the last list, "
-                "revocations made meanwhile apply once it answers",
-                self.last_error,
-            )
-        self.state = "unreachable"
-        REVOCATION_STORE_UP.set(0)
+    def _report(self, up: bool) -> None:
+        REVOCATION_STORE_UP.set(1 if up else 0)
 
     def snapshot(self) -> dict[str, Any]:
         return {

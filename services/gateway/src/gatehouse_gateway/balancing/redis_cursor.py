@@ -26,7 +26,7 @@ import logging
 from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.balancing.cursor import LocalCursor
 from gatehouse_gateway.metrics import CURSOR_FALLBACKS, set_cursor_state
-from gatehouse_gateway.redis_store import connect_redis
+from gatehouse_gateway.redis_store import STOP, RedisLoop, connect_redis
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +40,19 @@ class RedisCursor:
         # No retries: a failure switches to the local cursor at once.
         self._client, self._errors = connect_redis(url, timeout=timeout)
         self._prefix = f"{prefix}cursor:"
-        self._retry_interval = retry_interval
         self._local = LocalCursor()
         self._pending: dict[str, list[asyncio.Future[int]]] = {}
         self._flush_scheduled = False
         self._flushing = False
-        self._probe: asyncio.Task[None] | None = None
+        # Runs only while the cursor is on its fallback: asks Redis until it answers.
+        self._probe = RedisLoop(
+            "cursor-probe",
+            self._probe_round,
+            interval=retry_interval,
+            errors=self._errors,
+            on_failure=self._fall_back,
+            client=self._client,
+        )
         # The key whose INCRBY failed: the probe asks for it, so on Redis Cluster
         # "back" means its slot has a master again, not that some node answers.
         self._probe_key: str | None = None
@@ -62,11 +69,10 @@ class RedisCursor:
             set_cursor_state("redis")
 
     async def close(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
+        await self._probe.stop()
         for task in list(self._tasks):
             task.cancel()
-        await self._client.aclose()
+        await self._probe.close()
 
     async def next(self, key: str) -> int:
         if self.state != "redis":
@@ -144,27 +150,21 @@ class RedisCursor:
             "Redis unreachable (%s): round robin uses the local cursor until it is back",
             self.last_error,
         )
-        self._probe = asyncio.get_running_loop().create_task(self._probe_until_back())
+        self._probe.start()
 
-    async def _probe_until_back(self) -> None:
-        while True:
-            await asyncio.sleep(self._retry_interval)
-            try:
-                if self._probe_key is None:
-                    await self._client.ping()
-                else:  # routed to the key's slot, like the INCRBY that failed
-                    # (GET, not EXISTS: redis-py's Cluster client splits EXISTS
-                    # into a pipeline, which does not relearn the layout when
-                    # it fails, so it would fail on after a failover.)
-                    await self._client.get(self._probe_key)
-            except self._errors as exc:
-                self.last_error = describe_error(exc)
-                continue
-            self.state = "redis"
-            set_cursor_state("redis")
-            logger.warning("Redis is back: round robin uses the shared cursor again")
-            self._probe = None
-            return
+    async def _probe_round(self) -> str:
+        """One probe (the loop's failure while Redis does not answer); STOP once it does."""
+        if self._probe_key is None:
+            await self._client.ping()
+        else:  # routed to the key's slot, like the INCRBY that failed
+            # (GET, not EXISTS: redis-py's Cluster client splits EXISTS
+            # into a pipeline, which does not relearn the layout when
+            # it fails, so it would fail on after a failover.)
+            await self._client.get(self._probe_key)
+        self.state = "redis"
+        set_cursor_state("redis")
+        logger.warning("Redis is back: round robin uses the shared cursor again")
+        return STOP
 
     def snapshot(self) -> dict[str, object]:
         return {"store": "redis", "state": self.state, "last_error": self.last_error}

@@ -24,8 +24,6 @@ answers; until then what Redis holds does not overwrite it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -33,20 +31,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.canary.metrics import WEIGHT_CHANGES, WEIGHT_STORE_UP
 from gatehouse_gateway.config.groups import GROUP_NAME_PATTERN, check_weights
-from gatehouse_gateway.redis_store import RedisErrors, connect_redis
+from gatehouse_gateway.redis_store import RedisJob
+from gatehouse_gateway.shared_changes import PendingChanges, explain
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from gatehouse_gateway.routing import Route
 
 logger = logging.getLogger(__name__)
 
 _GROUP_NAME = re.compile(GROUP_NAME_PATTERN)
-_GONE = object()
 # A stored override bigger than this is not read (a group name is <= 63
 # characters and a route has <= 16 groups).
 _MAX_RECORD_BYTES = 4096
@@ -83,8 +78,13 @@ def parse_record(raw: bytes | str) -> dict[str, Any]:
     }
 
 
-class CanaryWeights:
+class CanaryWeights(RedisJob):
     """The runtime weight overrides of every route, kept in step across replicas."""
+
+    down_log = (
+        "canary weight sync cannot reach Redis (%s): changes apply here only until it answers"
+    )
+    up_log = "canary weights reach Redis again: shared by every replica"
 
     def __init__(
         self,
@@ -97,53 +97,22 @@ class CanaryWeights:
     ) -> None:
         self._routes = routes
         self.key = f"{prefix}canary:weights"
-        self._interval = interval
-        self._client: Redis | None = None
-        self._errors: RedisErrors = (OSError, TimeoutError)
-        if redis_url:
-            self._client, self._errors = connect_redis(redis_url, timeout=timeout)
-        self.state = "redis" if self._client is not None else "local"
-        self.last_error: str | None = None
-        self.last_sync: float | None = None
+        super().__init__("canary", redis_url, timeout=timeout, interval=interval)
         # route -> {"weights", "by", "at"}: what overrides the file's weights
         self.overrides: dict[str, dict[str, Any]] = {}
         # route -> why the value Redis holds for it is not used
         self.invalid: dict[str, str] = {}
         # route -> why the override does not fit the route's groups now
         self.unusable: dict[str, str] = {}
-        self._unsent: dict[str, dict[str, Any] | None] = {}
-        # bumped by every local change: a read under way meanwhile must not undo it
-        self._generation = 0
-        self._changed: dict[str, int] = {}
-        self._flush_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        # route -> its override made here, until Redis stores it
+        self._pending = PendingChanges[str](
+            self._write, errors=self._errors, failed=self._loop.failed
+        )
         WEIGHT_STORE_UP.set(0)
-
-    @property
-    def shared(self) -> bool:
-        return self._client is not None
 
     async def start(self) -> None:
         """Read the shared overrides before the first request, then keep them in step."""
-        await self.sync()
-        if self._client is not None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="canary")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._client is not None:
-            await self._client.aclose()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.sync()
-            except Exception:  # the loop must outlive any one bad round
-                logger.exception("canary weight sync round failed")
+        await self._loop.begin(repeat=self._client is not None)
 
     def apply(self, routes: list[Route]) -> None:
         """Give every split in ``routes`` its override, or the file's weights."""
@@ -177,63 +146,36 @@ class CanaryWeights:
             actor,
             extra={"route": route.name, "weights": weights},
         )
-        stored = False
-        if self._client is not None:
-            self._generation += 1
-            self._changed[route.name] = self._generation
-            self._unsent[route.name] = record
-            stored = await self._flush_unsent()
+        stored = self.shared and await self._pending.share(route.name, record)
         return {
             **(self.view(route) or {}),
             "previous_weights": previous,
             "shared": self.shared,
             "stored_in_redis": stored,
-            "detail": self._explain(stored),
+            "detail": explain(self.shared, stored),
         }
 
-    def _explain(self, stored: bool) -> str:
+    async def _write(self, name: str, record: dict[str, Any] | None) -> None:
         if self._client is None:
-            return "no Redis (REDIS_URL unset): applies to this gateway process only"
-        if stored:
-            return "stored in Redis: every replica applies it within about a second"
-        return "applied here; Redis is unreachable, so it is shared once Redis answers"
-
-    async def _flush_unsent(self) -> bool:
-        """Write pending changes; True when Redis took them all."""
-        if self._client is None:
-            return False
-        async with self._flush_lock:
-            try:
-                for name, record in list(self._unsent.items()):
-                    if record is None:
-                        await self._client.hdel(self.key, name)
-                    else:
-                        await self._client.hset(self.key, name, json.dumps(record))
-                    if self._unsent.get(name, _GONE) is record:
-                        del self._unsent[name]
-            except self._errors as exc:
-                self._unreachable(exc)
-                return False
-        return not self._unsent
+            return
+        if record is None:
+            await self._client.hdel(self.key, name)
+        else:
+            await self._client.hset(self.key, name, json.dumps(record))
 
     async def sync(self) -> None:
         """Make this replica's overrides what Redis holds (every ``canary_sync_interval``)."""
+        await self._loop.once()
+
+    async def _round(self) -> None:
         if self._client is None:
             self.apply(self._routes())
             return
-        if not await self._flush_unsent():
+        if not await self._pending.flush():
             return
-        generation = self._generation
-        try:
-            stored = await self._client.hgetall(self.key)
-        except self._errors as exc:
-            self._unreachable(exc)
-            return
-        if self.state != "redis":
-            logger.warning("canary weights reach Redis again: shared by every replica")
-        self.state = "redis"
-        self.last_sync = time.time()
-        WEIGHT_STORE_UP.set(1)
+        mark = self._pending.mark()
+        stored = await self._client.hgetall(self.key)  # unreachable: the loop's failure
+        self._answered()
         read: dict[str, dict[str, Any]] = {}
         invalid: dict[str, str] = {}
         for raw_name, raw in stored.items():
@@ -244,7 +186,7 @@ class CanaryWeights:
                 invalid[name] = str(exc)
         changed = False
         for name in set(read) | set(self.overrides):
-            if name in self._unsent or self._changed.get(name, 0) > generation:
+            if self._pending.newer(name, mark):
                 continue
             new = read.get(name)
             if new != self.overrides.get(name):
@@ -267,16 +209,8 @@ class CanaryWeights:
         if changed or invalid:
             self.apply(self._routes())
 
-    def _unreachable(self, exc: BaseException) -> None:
-        self.last_error = describe_error(exc)
-        WEIGHT_STORE_UP.set(0)
-        if self.state != "unreachable":
-            logger.warning(
-                "canary weight sync cannot reach Redis (%s): changes apply here only until "
-                "it answers",
-                self.last_error,
-            )
-        self.state = "unreachable"
+    def _report(self, up: bool) -> None:
+        WEIGHT_STORE_UP.set(1 if up else 0)
 
     def view(self, route: Route) -> dict[str, Any] | None:
         """The route's split as the admin state and the dashboard show it (None: no groups)."""
@@ -305,6 +239,6 @@ class CanaryWeights:
             "shared": self.shared,
             "last_sync": self.last_sync,
             "last_error": self.last_error,
-            "unsent_changes": len(self._unsent),
+            "unsent_changes": len(self._pending),
             "overrides": len(self.overrides),
         }

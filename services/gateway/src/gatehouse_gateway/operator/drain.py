@@ -20,30 +20,28 @@ holds does not overwrite it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.backend_state import BackendState
 from gatehouse_gateway.metrics import DRAINS
-from gatehouse_gateway.redis_store import RedisErrors, connect_redis
+from gatehouse_gateway.redis_store import RedisJob
 from gatehouse_gateway.routing import Route
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
+from gatehouse_gateway.shared_changes import PendingChanges, explain
 
 logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str]  # (route name, backend name)
-_GONE = object()
 
 
-class DrainCoordinator:
+class DrainCoordinator(RedisJob):
     """Applies drains locally and shares them through Redis when there is one."""
+
+    down_log = "drain sync cannot reach Redis (%s): drains apply here only until it answers"
+    up_log = "drain sync reaches Redis again: drains are shared by every replica"
 
     def __init__(
         self,
@@ -52,36 +50,24 @@ class DrainCoordinator:
         redis_url: str | None,
         prefix: str,
         timeout: float,
+        interval: float = 1.0,
     ) -> None:
         self._routes = routes
         self._prefix = f"{prefix}{{drain}}:"
-        self._client: Redis | None = None
-        self._errors: RedisErrors = (OSError, TimeoutError)
-        if redis_url:
-            self._client, self._errors = connect_redis(redis_url, timeout=timeout)
-        self.state = "redis" if self._client is not None else "local"
-        self.last_error: str | None = None
-        self.last_sync: float | None = None
+        super().__init__("drains", redis_url, timeout=timeout, interval=interval)
         # Changes made here that Redis has not stored yet (it was unreachable).
-        self._unsent: dict[_Key, dict[str, Any] | None] = {}
-        # Bumped by every local change: a read that was under way meanwhile
-        # may predate the change and must not undo it.
-        self._generation = 0
-        self._changed: dict[_Key, int] = {}
-        self._flush_lock = asyncio.Lock()
+        self._pending = PendingChanges[_Key](
+            self._write, errors=self._errors, failed=self._loop.failed
+        )
         # Who drained what, when: for the admin API.
         self.details: dict[_Key, dict[str, Any]] = {}
-
-    @property
-    def shared(self) -> bool:
-        return self._client is not None
 
     def key(self, route: str, backend: str) -> str:
         return f"{self._prefix}{route}:{backend}"
 
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+    async def start(self) -> None:
+        """Apply the shared drains before the first request, then keep them in step."""
+        await self._loop.begin(repeat=self._client is not None)
 
     async def set_drained(
         self, route: Route, backend: BackendState, drained: bool, *, actor: str
@@ -100,12 +86,7 @@ class DrainCoordinator:
             actor,
             extra={"route": route.name, "backend": backend.name, "action": action},
         )
-        stored = False
-        if self._client is not None:
-            self._generation += 1
-            self._changed[(route.name, backend.name)] = self._generation
-            self._unsent[(route.name, backend.name)] = record
-            stored = await self._flush_unsent()
+        stored = self.shared and await self._pending.share((route.name, backend.name), record)
         return {
             "route": route.name,
             "backend": backend.name,
@@ -115,15 +96,8 @@ class DrainCoordinator:
             "shared": self.shared,
             "stored_in_redis": stored,
             "in_flight": backend.in_flight,
-            "detail": self._explain(stored),
+            "detail": explain(self.shared, stored),
         }
-
-    def _explain(self, stored: bool) -> str:
-        if self._client is None:
-            return "no Redis (REDIS_URL unset): applies to this gateway process only"
-        if stored:
-            return "stored in Redis: every replica applies it within about a second"
-        return "applied here; Redis is unreachable, so it is shared once Redis answers"
 
     def _apply(self, route: str, backend: BackendState, record: dict[str, Any] | None) -> bool:
         key = (route, backend.name)
@@ -137,52 +111,34 @@ class DrainCoordinator:
         backend.drained = drained
         return True
 
-    async def _flush_unsent(self) -> bool:
-        """Write pending changes; True when Redis took them all.
-
-        One flush at a time (an operator's call and the sync loop may both
-        flush); a change made while its predecessor was being written stays
-        pending and is written next.
-        """
+    async def _write(self, key: _Key, record: dict[str, Any] | None) -> None:
         if self._client is None:
-            return False
-        async with self._flush_lock:
-            try:
-                for key, record in list(self._unsent.items()):
-                    if record is None:
-                        # DEL itself: redis-py's Cluster client runs delete() as a
-                        # pipeline split by slot, which after a failover keeps
-                        # failing instead of relearning where the slot went.
-                        await self._client.execute_command("DEL", self.key(*key))  # type: ignore[no-untyped-call]
-                    else:
-                        await self._client.set(self.key(*key), json.dumps(record))
-                    if self._unsent.get(key, _GONE) is record:
-                        del self._unsent[key]
-            except self._errors as exc:
-                self._unreachable(exc)
-                return False
-        return not self._unsent
+            return
+        if record is None:
+            # DEL itself: redis-py's Cluster client runs delete() as a
+            # pipeline split by slot, which after a failover keeps
+            # failing instead of relearning where the slot went.
+            await self._client.execute_command("DEL", self.key(*key))  # type: ignore[no-untyped-call]
+        else:
+            await self._client.set(self.key(*key), json.dumps(record))
 
     async def sync(self) -> None:
         """Make this replica's drains what Redis holds (every ``drain_sync_interval``)."""
-        if self._client is None or not await self._flush_unsent():
+        await self._loop.once()
+
+    async def _round(self) -> None:
+        if self._client is None or not await self._pending.flush():
             return
         backends = [(route, b) for route in self._routes() for b in route.backends]
         if not backends:
             return
-        generation = self._generation
-        try:
-            values = await self._client.mget([self.key(r.name, b.name) for r, b in backends])
-        except self._errors as exc:
-            self._unreachable(exc)
-            return
-        if self.state != "redis":
-            logger.warning("drain sync reaches Redis again: drains are shared by every replica")
-        self.state = "redis"
-        self.last_sync = time.time()
+        mark = self._pending.mark()
+        keys = [self.key(r.name, b.name) for r, b in backends]
+        values = await self._client.mget(keys)  # unreachable: the loop's failure
+        self._answered()
         for (route, backend), raw in zip(backends, values, strict=True):
             key = (route.name, backend.name)
-            if key in self._unsent or self._changed.get(key, 0) > generation:
+            if self._pending.newer(key, mark):
                 continue
             record = _record(raw)
             if self._apply(route.name, backend, record):
@@ -194,15 +150,6 @@ class DrainCoordinator:
                     extra={"route": route.name, "backend": backend.name},
                 )
 
-    def _unreachable(self, exc: BaseException) -> None:
-        self.last_error = describe_error(exc)
-        if self.state != "unreachable":
-            logger.warning(
-                "drain sync cannot reach Redis (%s): drains apply here only until it answers",
-                self.last_error,
-            )
-        self.state = "unreachable"
-
     def snapshot(self) -> dict[str, Any]:
         return {
             "store": "redis" if self._client is not None else "local",
@@ -210,7 +157,7 @@ class DrainCoordinator:
             "shared": self.shared,
             "last_sync": self.last_sync,
             "last_error": self.last_error,
-            "unsent_changes": len(self._unsent),
+            "unsent_changes": len(self._pending),
         }
 
     def detail(self, route: str, backend: str) -> dict[str, Any] | None:

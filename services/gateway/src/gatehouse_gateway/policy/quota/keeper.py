@@ -28,8 +28,6 @@ against the last totals read; the next flush that gets through writes them
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -37,7 +35,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.policy.quota.counts import Count, QuotaState, RouteQuotas, Window
 from gatehouse_gateway.policy.quota.metrics import (
     QUOTA_FLUSH_FAILURES,
@@ -46,7 +43,7 @@ from gatehouse_gateway.policy.quota.metrics import (
     set_store_state,
 )
 from gatehouse_gateway.policy.quota.window import window_at
-from gatehouse_gateway.redis_store import RedisErrors, connect_redis, relearn_slots
+from gatehouse_gateway.redis_store import RedisJob
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -67,7 +64,10 @@ NEAR = 0.8
 NEAR_SHOWN = 100
 
 
-class QuotaKeeper:
+class QuotaKeeper(RedisJob):
+    down_log = "quota flush cannot reach Redis (%s): counting here until it answers"
+    up_log = "quota flush reaches Redis again: counts are shared"
+
     def __init__(
         self,
         redis_url: str | None,
@@ -80,11 +80,7 @@ class QuotaKeeper:
     ) -> None:
         self.prefix = prefix
         self.clock = clock
-        self._client: Redis | None = None
-        self._errors: RedisErrors = (OSError, TimeoutError)
-        if redis_url:
-            self._client, self._errors = connect_redis(redis_url, timeout=timeout)
-        self.state = "redis" if self._client is not None else "local"
+        super().__init__("quota-flush", redis_url, timeout=timeout, interval=flush_interval)
         self._interval = flush_interval
         # A consumer asked about is read back for this many flushes (RECENT_SECONDS):
         # its next request, on any replica, is judged on totals at most a flush old.
@@ -97,13 +93,6 @@ class QuotaKeeper:
         # states a reload dropped, flushed once more before they are forgotten
         self._leaving: list[QuotaState] = []
         self.tracked = 0
-        self.last_error: str | None = None
-        self.last_flush: float | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def shared(self) -> bool:
-        return self._client is not None
 
     def _field(self) -> str:
         self._serial += 1
@@ -156,32 +145,24 @@ class QuotaKeeper:
             try:
                 await self._client.ping()
             except self._errors as exc:
-                self._unreachable(exc)
+                await self._loop.failed(exc)
             else:
                 set_store_state("redis")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="quota-flush")
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
         if self._client is not None:
             await self.flush()  # a graceful stop keeps what it counted
-            await self._client.aclose()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.flush()
-            except Exception:  # the loop must outlive any one bad round
-                logger.exception("quota flush failed")
+        await self._loop.close()
 
     # ---- flushing ----------------------------------------------------------
 
     def _all_states(self) -> list[QuotaState]:
         return [*self._states.values(), *self._leaving]
+
+    async def _round(self) -> None:
+        await self.flush()
 
     async def flush(self) -> None:
         """Write this process's counts, read every replica's totals back."""
@@ -214,10 +195,9 @@ class QuotaKeeper:
             for _window, _consumer, count, _value in batch:
                 count.touched = True  # read back at the next flush that gets through
             QUOTA_FLUSH_FAILURES.inc()
-            self._unreachable(exc)
-            await relearn_slots(client, self._errors)  # a failed-over master's slots
+            await self._loop.failed(exc)  # state, log; a failed-over master's slots
         else:
-            self._reachable()
+            self._answered()
         self._forget()
 
     async def _exchange(
@@ -302,22 +282,8 @@ class QuotaKeeper:
         self.tracked -= len(window.counts)
         return True
 
-    def _unreachable(self, exc: BaseException) -> None:
-        self.last_error = describe_error(exc)
-        if self.state != "unreachable":
-            logger.warning(
-                "quota flush cannot reach Redis (%s): counting here until it answers",
-                self.last_error,
-            )
-            self.state = "unreachable"
-            set_store_state("unreachable")
-
-    def _reachable(self) -> None:
-        self.last_flush = time.time()
-        if self.state != "redis":
-            logger.warning("quota flush reaches Redis again: counts are shared")
-            self.state = "redis"
-            set_store_state("redis")
+    def _report(self, up: bool) -> None:
+        set_store_state("redis" if up else "unreachable")
 
     # ---- the operator's view --------------------------------------------------
 
@@ -327,7 +293,7 @@ class QuotaKeeper:
             "state": self.state,
             "shared": self.shared,
             "flush_interval": self._interval,
-            "last_flush": self.last_flush,
+            "last_flush": self.last_sync,
             "last_error": self.last_error,
             "tracked_consumers": self.tracked,
         }

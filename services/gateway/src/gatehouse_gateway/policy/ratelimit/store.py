@@ -31,11 +31,9 @@ from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.policy.ratelimit._buckets import Lease
 from gatehouse_gateway.policy.ratelimit.metrics import REPLICAS, ROUND_TRIPS, set_store_state
 from gatehouse_gateway.policy.ratelimit.scripts import ANNOUNCE, LEASE, replicas_key
-from gatehouse_gateway.redis_store import RedisErrors, connect_redis, relearn_slots
+from gatehouse_gateway.redis_store import RedisJob, relearn_slots
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from gatehouse_gateway.policy.ratelimit.limit import Limit
 
 logger = logging.getLogger(__name__)
@@ -43,7 +41,7 @@ logger = logging.getLogger(__name__)
 _Pending = dict[tuple[int, str], tuple["Limit", str, Lease]]
 
 
-class LeaseStore:
+class LeaseStore(RedisJob):
     """Redis behind the rate limits of every route of one gateway process."""
 
     def __init__(
@@ -58,32 +56,23 @@ class LeaseStore:
         self.prefix = prefix
         self.retry_interval = retry_interval
         self._limits = limits
-        self._client: Redis | None = None
-        self._errors: RedisErrors = (OSError, TimeoutError)
-        if redis_url:
-            self._client, self._errors = connect_redis(redis_url, timeout=timeout)
-        self.state = "redis" if self._client is not None else "local"
+        super().__init__("ratelimits", redis_url, timeout=timeout, interval=retry_interval)
         self.replicas = 1
         self.member = f"{socket.gethostname()}:{secrets.token_hex(6)}"
-        self.last_error: str | None = None
         self._pending: _Pending = {}
         self._flush_scheduled = False
         self._flushing = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
-
-    @property
-    def shared(self) -> bool:
-        return self._client is not None
 
     async def start(self) -> None:
         set_store_state(self.state)
         if self._client is not None:
             await self._announce_once()
-        self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="ratelimits")
+        self._loop.start()
 
     async def close(self) -> None:
-        tasks = [t for t in [self._loop_task, *self._tasks] if t is not None]
+        await self._loop.stop()
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -92,7 +81,7 @@ class LeaseStore:
         if self._client is not None:
             with contextlib.suppress(*self._errors):
                 await self._client.zrem(replicas_key(self.prefix), self.member)
-            await self._client.aclose()
+        await self._loop.close()
 
     # -- refills ------------------------------------------------------------------
 
@@ -168,6 +157,8 @@ class LeaseStore:
             self.replicas,
         )
 
+    _unreachable = _fall_back  # the loop's failure
+
     async def _announce_once(self) -> None:
         if self._client is None or next(iter(self._limits()), None) is None:
             return  # nothing limited: no key, no traffic
@@ -183,7 +174,7 @@ class LeaseStore:
                 ANNOUNCE, 1, replicas_key(self.prefix), self.member, ttl_ms
             )
         except self._errors as exc:
-            self._fall_back(exc)
+            await self._loop.failed(exc)  # falls back; a failed-over master's slots
             return
         self.replicas = max(1, int(seen))
         REPLICAS.set(self.replicas)
@@ -194,17 +185,13 @@ class LeaseStore:
                 limit.forget_leases()
             logger.warning("Redis is back: rate limits are shared again")
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.retry_interval)
-            try:
-                await self._announce_once()
-                now = time.monotonic()
-                for limit in self._limits():
-                    limit.sweep(now)
-                    limit.report()
-            except Exception:  # the loop must outlive any one bad round
-                logger.exception("rate limit store round failed")
+    async def _round(self) -> None:
+        """The background round, every ``retry_interval``: announce (and probe), sweep."""
+        await self._announce_once()
+        now = time.monotonic()
+        for limit in self._limits():
+            limit.sweep(now)
+            limit.report()
 
     def snapshot(self) -> dict[str, object]:
         return {
