@@ -224,6 +224,10 @@ def edge_config(
 
 
 def _check_certificates(listeners: Sequence[ListenerSpec]) -> None:
+    if all(spec.tls is None for spec in listeners):
+        # nothing to read; and with a single worker this process serves, so the
+        # listener protocol (h2, hpack: ~0.7 MB) stays out of it (loadtest/README.md)
+        return
     from gatehouse_common.listener_protocol import alpn_for
     from gatehouse_common.tls import CertificateStore
 
