@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from gateway.test_upstream_h1 import Handler, raw_server, read_head, stop
 from gateway.test_upstream_hostile import answering
+from gateway.tls_support import TestCA, server_context
 from support.processes import free_port
 
 from gatehouse_common.jwt.jwks import MAX_JWKS_BYTES, JWKSClient, JWKSFetchError
@@ -102,3 +104,28 @@ async def test_the_jwks_client_keeps_its_keys_through_the_upstream_fetch() -> No
     finally:
         await jwks.aclose()
         await client.close()
+
+
+async def test_an_https_issuer_the_system_does_not_trust_is_refused(tmp_path: Path) -> None:
+    """Like httpx's default client: an ``https://`` JWKS is verified against the
+    system's trust store, so a key set from an unknown CA is never read."""
+    ca = TestCA(tmp_path, "jwks")
+    context = server_context(ca.issue("localhost", ips=("127.0.0.1",)), None)
+    served: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.append(await read_head(reader))
+        writer.write(_answer(b"200 OK", json.dumps(DOCUMENT).encode()))
+        await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    client = UpstreamClient()
+    try:
+        with pytest.raises(JWKSFetchError, match="certificate"):
+            await upstream_fetch(lambda: client)(f"https://127.0.0.1:{port}/jwks.json", 2.0)
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+    assert served == []
