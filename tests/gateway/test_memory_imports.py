@@ -19,14 +19,16 @@ from support.processes import ServiceProcess
 from gatehouse_gateway.admin import create_admin_app
 from gatehouse_gateway.admin_front import AdminFront
 
-# What `python -m gatehouse_gateway` imports before serving: the app and the server.
+# What `python -m gatehouse_gateway` imports before serving: the app and the server,
+# and what serve() does before uvicorn starts (a single worker is this process).
 _WORKER_IMPORTS = """
 import sys
 ADMIN_ONLY = ("api", "dashboard", "deps", "routers")
 import gatehouse_gateway.app, gatehouse_gateway.__main__, gatehouse_common.server
+gatehouse_common.server._check_certificates([])
 heavy = sorted(
     name for name in sys.modules
-    if name.split(".")[0] in ("fastapi", "prometheus_fastapi_instrumentator")
+    if name.split(".")[0] in ("fastapi", "prometheus_fastapi_instrumentator", "httpx", "websockets")
     or name in ("gatehouse_gateway.admin", "starlette.routing", "pydantic.v1", "h2")
     or name.startswith("gatehouse_common.h2_")
     or name.rpartition(".")[::2] in (("gatehouse_gateway.operator", m) for m in ADMIN_ONLY)
@@ -35,9 +37,11 @@ print(" ".join(heavy))
 """
 
 
-def test_a_worker_starts_without_fastapi_or_http2() -> None:
+def test_a_worker_starts_without_fastapi_httpx_or_http2() -> None:
     """No FastAPI until the admin listener needs it; no HTTP/2 or TLS listener code
-    unless a listener speaks them."""
+    unless a listener speaks them; no httpx (the JWKS comes over the upstream
+    client, the audit client is made on the first record); no `websockets` until
+    the first WebSocket handshake."""
     done = subprocess.run(
         [sys.executable, "-c", _WORKER_IMPORTS], capture_output=True, text=True, timeout=120
     )

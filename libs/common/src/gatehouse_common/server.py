@@ -27,6 +27,7 @@ forwards the signal to each one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -48,7 +49,7 @@ from gatehouse_common.edge_limits import EdgeLimits
 from gatehouse_common.edge_protocol import CoalescingEdgeHttpToolsProtocol, EdgeHttpToolsProtocol
 from gatehouse_common.listeners import ListenerSpec
 from gatehouse_common.settings import ServiceSettings
-from gatehouse_common.websocket_protocol import EdgeWebSocketProtocol, WebSocketLimits
+from gatehouse_common.websocket_limits import WebSocketLimits
 
 if TYPE_CHECKING:
     from gatehouse_common.listener_protocol import ListenerRuntime
@@ -166,6 +167,15 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
+def edge_websocket_protocol(**kwargs: Any) -> asyncio.Protocol:
+    """uvicorn's ``ws`` protocol "class": it only calls it, with keywords, on an
+    upgrade, so :class:`~gatehouse_common.websocket_protocol.EdgeWebSocketProtocol`
+    (and `websockets`, ~0.9 MB a worker) is imported on the first one."""
+    from gatehouse_common.websocket_protocol import EdgeWebSocketProtocol
+
+    return EdgeWebSocketProtocol(**kwargs)
+
+
 def _websocket_options(limits: WebSocketLimits | None) -> dict[str, Any]:
     """uvicorn's ``ws*`` options: off (an Upgrade request is read as plain HTTP,
     body included, instead of going to a handshake no app completes), or
@@ -173,7 +183,7 @@ def _websocket_options(limits: WebSocketLimits | None) -> dict[str, Any]:
     if limits is None:
         return {"ws": "none"}
     return {
-        "ws": EdgeWebSocketProtocol,
+        "ws": edge_websocket_protocol,
         "ws_max_size": limits.max_message_bytes,
         "ws_ping_interval": limits.ping_interval,
         "ws_ping_timeout": limits.ping_timeout,
@@ -224,6 +234,10 @@ def edge_config(
 
 
 def _check_certificates(listeners: Sequence[ListenerSpec]) -> None:
+    if all(spec.tls is None for spec in listeners):
+        # nothing to read; and with a single worker this process serves, so the
+        # listener protocol (h2, hpack: ~0.7 MB) stays out of it (loadtest/README.md)
+        return
     from gatehouse_common.listener_protocol import alpn_for
     from gatehouse_common.tls import CertificateStore
 

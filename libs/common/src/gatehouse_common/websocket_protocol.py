@@ -33,41 +33,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import Protocol, State
 
-if TYPE_CHECKING:
-    from gatehouse_common.settings import ServiceSettings
+from gatehouse_common.websocket_limits import DEFAULT_WEBSOCKET_LIMITS, WebSocketLimits
 
 GOING_AWAY = 1001
 # The ASGI extension an accepted socket offers: {"detach": callable} (see detach()).
 DETACH_EXTENSION = "gatehouse.websocket.detach"
-
-
-@dataclass(frozen=True, slots=True)
-class WebSocketLimits:
-    """A service's WebSocket settings, carried to every worker in the uvicorn config."""
-
-    max_message_bytes: int = 1024 * 1024
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    per_message_deflate: bool = False
-    drain_timeout: float = 10.0
-
-    @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> WebSocketLimits:
-        return cls(
-            max_message_bytes=settings.ws_max_message_bytes,
-            ping_interval=settings.ws_ping_interval or None,
-            ping_timeout=settings.ws_ping_timeout or None,
-            per_message_deflate=settings.ws_per_message_deflate,
-            drain_timeout=settings.ws_drain_timeout,
-        )
-
-
-DEFAULT_WEBSOCKET_LIMITS = WebSocketLimits()
 
 
 def at_frame_boundary(protocol: Protocol) -> bool:

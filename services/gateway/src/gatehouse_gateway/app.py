@@ -15,6 +15,7 @@ proxied traffic.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from starlette.types import Receive, Scope, Send
 
@@ -28,7 +29,13 @@ from gatehouse_gateway.proxy import Proxy
 from gatehouse_gateway.reload import ConfigReloader
 from gatehouse_gateway.runtime import Gateway
 from gatehouse_gateway.settings import GatewaySettings
-from gatehouse_gateway.websocket import WebSocketProxy
+
+# registered at start as before (a scrape shows the WebSocket series before the
+# first handshake builds the proxy); only prometheus_client, not `websockets`
+from gatehouse_gateway.websocket import metrics as _websocket_metrics  # noqa: F401
+
+if TYPE_CHECKING:
+    from gatehouse_gateway.websocket.handler import WebSocketProxy
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +104,17 @@ class GatewayApp:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
-            if self.websocket is None or scope["path"].startswith(_ADMIN_PREFIX):
+            gateway = self.gateway
+            if (
+                gateway is None
+                or not self.settings.ws_enabled
+                or scope["path"].startswith(_ADMIN_PREFIX)
+            ):
                 await send({"type": "websocket.close", "code": 1008})  # a 403 before the upgrade
-            else:
-                await self.websocket(scope, receive, send)
+                return
+            if self.websocket is None:  # built on the first one, as its server protocol is
+                self.websocket = websocket_proxy(gateway, self.settings)
+            await self.websocket(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -123,8 +137,6 @@ class GatewayApp:
         await gateway.start()
         self.gateway = gateway
         self.proxy = Proxy(gateway, metrics_endpoint)
-        if self.settings.ws_enabled:
-            self.websocket = websocket_proxy(gateway, self.settings)
         self._reloader = ConfigReloader(gateway, watch=self.settings.watch_config)
         self._reloader.start()
         freeze_long_lived()
@@ -138,7 +150,13 @@ class GatewayApp:
 
 
 def websocket_proxy(gateway: Gateway, settings: GatewaySettings) -> WebSocketProxy:
-    """The ``websocket`` scope's handler, with the limits the server enforces downstream."""
+    """The ``websocket`` scope's handler, with the limits the server enforces downstream.
+
+    Made on the first WebSocket handshake: it and `websockets` are ~1 MB that a
+    worker serving HTTP alone need not hold (loadtest/README.md, "Memory").
+    """
+    from gatehouse_gateway.websocket.handler import WebSocketProxy
+
     return WebSocketProxy(
         gateway,
         max_message_bytes=settings.ws_max_message_bytes,

@@ -21,6 +21,7 @@ from gatehouse_common.jwt import (
     VerifiedToken,
     bearer_token,
 )
+from gatehouse_common.jwt.jwks import Fetch
 from gatehouse_gateway.config.schema import AuthConfig
 from gatehouse_gateway.metrics import AUTH_FAILURES
 from gatehouse_gateway.revocation import RevocationList
@@ -44,7 +45,9 @@ def challenge(reason: TokenErrorReason) -> bytes:
 class Authenticator:
     """Owns the JWKS client and verifier; one per config (rebuilt when ``auth`` changes)."""
 
-    def __init__(self, config: AuthConfig, revocations: RevocationList) -> None:
+    def __init__(
+        self, config: AuthConfig, revocations: RevocationList, fetch: Fetch | None = None
+    ) -> None:
         if not config.jwks_url:
             raise ValueError("auth.jwks_url is not set")
         self.config = config
@@ -53,6 +56,7 @@ class Authenticator:
             config.jwks_url,
             ttl=config.jwks_ttl,
             min_refetch_interval=config.jwks_min_refresh_interval,
+            fetch=fetch,
         )
         self.verifier = TokenVerifier(
             self.jwks,

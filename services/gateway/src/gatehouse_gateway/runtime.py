@@ -21,6 +21,7 @@ from gatehouse_gateway.balancing.cursor import Cursor, make_cursor
 from gatehouse_gateway.config.loader import ConfigError, LoadedConfig, load_config
 from gatehouse_gateway.edge.head import HeadRules
 from gatehouse_gateway.heap import freeze_long_lived
+from gatehouse_gateway.jwks_fetch import upstream_fetch
 from gatehouse_gateway.metrics import CONFIG_RELOADS
 from gatehouse_gateway.operator.service import Operator
 from gatehouse_gateway.policy.quota import QuotaKeeper
@@ -144,7 +145,9 @@ class Gateway:
         if self.authenticator is not None and self.authenticator.config == auth:
             return
         previous = self.authenticator
-        self.authenticator = Authenticator(auth, self.revocations)
+        self.authenticator = Authenticator(
+            auth, self.revocations, upstream_fetch(lambda: self.upstream)
+        )
         # Warm the key cache without holding up start-up: auth may start later.
         self._background(self.authenticator.jwks.refresh())
         if previous is not None:

@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import jwt
 from prometheus_client import Counter
 
 from gatehouse_common.client_tls import verify_for
 from gatehouse_common.jwt.algorithms import key_fits
 from gatehouse_common.jwt.errors import TokenError
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,13 @@ class JWKSState:
     def ready(self) -> bool:
         """True when there is at least one key to verify with."""
         return bool(self.key_ids)
+
+
+# ``GET url`` within ``timeout`` seconds: (status, body). A transport failure is
+# raised as JWKSFetchError. What a service already holds an HTTP client for (the
+# gateway: its upstream client) passes its own instead of the httpx default, so
+# its workers need not import httpx at all (~5 MB each, loadtest/README.md).
+Fetch = Callable[[str, float], Awaitable[tuple[int, bytes]]]
 
 
 class JWKSFetchError(Exception):
@@ -121,6 +131,7 @@ class JWKSClient:
         min_refetch_interval: float = 10.0,
         timeout: float = 2.0,
         client: httpx.AsyncClient | None = None,
+        fetch: Fetch | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if ttl <= 0 or min_refetch_interval < 0 or timeout <= 0:
@@ -130,12 +141,13 @@ class JWKSClient:
         self.min_refetch_interval = min_refetch_interval
         self.timeout = timeout
         self._clock = clock
-        self._owns_client = client is None
-        self._client = (
-            client
-            if client is not None
-            else httpx.AsyncClient(timeout=timeout, verify=verify_for(url))
-        )
+        self._client: httpx.AsyncClient | None = client
+        self._owns_client = client is None and fetch is None
+        if self._owns_client:
+            import httpx  # only for a service that brings no fetch of its own
+
+            self._client = httpx.AsyncClient(timeout=timeout, verify=verify_for(url))
+        self._get: Fetch = fetch if fetch is not None else self._httpx_get
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_mono: float | None = None
         self._fetched_wall: float | None = None
@@ -200,7 +212,7 @@ class JWKSClient:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._owns_client:
+        if self._owns_client and self._client is not None:
             await self._client.aclose()
 
     def _lookup(self, kid: str | None) -> jwt.PyJWK | None:
@@ -261,19 +273,27 @@ class JWKSClient:
                 listener(removed)
         return True
 
-    async def _download(self) -> dict[str, jwt.PyJWK]:
+    async def _httpx_get(self, url: str, timeout: float) -> tuple[int, bytes]:
+        import httpx
+
+        if self._client is None:  # made in __init__ whenever no fetch is given
+            raise JWKSFetchError("no HTTP client")
         try:
             response = await self._client.get(
-                self.url, timeout=self.timeout, headers={"Accept": "application/json"}
+                url, timeout=timeout, headers={"Accept": "application/json"}
             )
         except httpx.HTTPError as exc:
             raise JWKSFetchError(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise JWKSFetchError(f"HTTP {response.status_code}")
-        if len(response.content) > MAX_JWKS_BYTES:
+        return response.status_code, response.content
+
+    async def _download(self) -> dict[str, jwt.PyJWK]:
+        status, body = await self._get(self.url, self.timeout)
+        if status != 200:
+            raise JWKSFetchError(f"HTTP {status}")
+        if len(body) > MAX_JWKS_BYTES:
             raise JWKSFetchError(f"the document is over {MAX_JWKS_BYTES} bytes")
         try:
-            document = response.json()
+            document = json.loads(body)  # UTF-8/16/32 detected, as httpx's response.json()
         except ValueError as exc:
             raise JWKSFetchError("the document is not JSON") from exc
         return parse_jwks(document)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from gatehouse_common.client_tls import verify_for
 from gatehouse_common.error_shape import describe_error
 from gatehouse_gateway.metrics import AUDIT_RECORDS
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ class AuditRecorder:
     def __init__(self, url: str | None, *, timeout: float) -> None:
         self.url = url
         self.timeout = timeout
-        # made on the first record: most workers never send one, and a client is
-        # ~1 MB of state a worker would hold for nothing (loadtest/README.md, "Memory")
+        # made (and httpx imported) on the first record: most workers never send
+        # one, and httpx with a client is ~5 MB a worker would hold for nothing
+        # (loadtest/README.md, "Memory")
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -42,6 +44,8 @@ class AuditRecorder:
         if not self.url:
             return
         if self._client is None:
+            import httpx
+
             self._client = httpx.AsyncClient(timeout=self.timeout, verify=verify_for(self.url))
         task = asyncio.get_running_loop().create_task(
             self._send(token, {"action": action, "target": target, "detail": detail})
@@ -52,6 +56,8 @@ class AuditRecorder:
     async def _send(self, token: str, record: dict[str, Any]) -> None:
         if self._client is None or self.url is None:
             return
+        import httpx  # imported by record(), which made the client
+
         try:
             response = await self._client.post(
                 self.url, json=record, headers={"Authorization": f"Bearer {token}"}

@@ -7,7 +7,3 @@ refusals,
 ways with backpressure, ``sessions`` ends sockets whose backend went away,
 ``tokens`` reads a handshake's token, ``metrics`` counts it all.
 """
-
-from gatehouse_gateway.websocket.handler import WebSocketProxy
-
-__all__ = ["WebSocketProxy"]

@@ -253,12 +253,21 @@ class UpstreamClient:
         self.keepalive = keepalive
         self.max_response_head_bytes = max_response_head_bytes
         self.max_response_headers = max_response_headers
-        self.ssl_context = ssl.create_default_context()
+        self._ssl_context: ssl.SSLContext | None = None
         self.pools: dict[str | tuple[str, UpstreamTLS], BackendPool] = {}
         self.connections = 0
         self._queued = 0  # requests queued in all pools
         self._arrivals = itertools.count()
         self._dispatching = False
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The context of ``https`` backends without TLS settings of their own: the
+        system's trust store, loaded on first use (a parsed CA bundle is ~2.5 MB a
+        worker, which a gateway with ``http`` backends only need not hold)."""
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
 
     def pool(self, base_url: str, tls: UpstreamTLS | None = None) -> BackendPool:
         """The pool for ``base_url`` reached with ``tls`` (one per distinct pair)."""
