@@ -46,6 +46,8 @@ class GatewaySetting:
     tls: CertFiles | None = None
     # the bench route's ``rate_limits:`` (services/gateway/README.md, "Rate limits")
     rate_limits: Sequence[Mapping[str, object]] = field(default_factory=tuple)
+    # seconds between the active health checks of the bench route's backends
+    health_interval: float = 5.0
 
 
 class GatewayUnavailable(RuntimeError):
@@ -72,7 +74,7 @@ def gateway_config(
         "auth": "required" if setting.auth else "none",
         "strategy": "round_robin",
         "backends": [{"url": url} for url in backends],
-        "health_check": {"path": "/", "interval": 5},
+        "health_check": {"path": "/", "interval": setting.health_interval},
     }
     if setting.rate_limits:
         bench_route["rate_limits"] = [dict(limit) for limit in setting.rate_limits]
