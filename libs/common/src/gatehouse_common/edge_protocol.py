@@ -175,6 +175,11 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        # uvicorn decides on its access line by hasHandlers(), true as soon as the
+        # root logger has a handler; our services disable "uvicorn.access" instead
+        # (gatehouse_common.logs), so every request built the line's arguments (the
+        # client address, the path quoted again) for a logger that drops it.
+        self.access_log = self.access_log and not self.access_logger.disabled
         limits: EdgeLimits = getattr(config, "edge_limits", DEFAULT_LIMITS)
         self.limits = limits
         self._max_line = limits.max_request_line_bytes
