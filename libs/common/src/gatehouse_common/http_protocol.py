@@ -10,10 +10,10 @@ the same write. Streams and large bodies are untouched, so a slow body never
 holds back its headers.
 
 The usual answer (a small head, then its whole body) does not go through
-uvicorn's ``send`` at all: the cycle renders the head as uvicorn does (one
-regular-expression search over all header names and one over all values
-instead of two per header) and writes head and body itself, about 6,500
-instructions per proxied request less (loadtest/README.md, "make callgrind").
+uvicorn's ``send`` at all: the cycle renders the head as uvicorn does (its
+header checks done once over all names and once over all values instead of
+two regular-expression searches per header) and writes head and body itself
+(loadtest/README.md, "make callgrind").
 
 This leans on details of uvicorn's ``httptools_impl`` (0.54, locked in
 uv.lock): a cycle writes through its ``transport`` attribute, every request
@@ -43,6 +43,10 @@ if TYPE_CHECKING:
         ASGISendEvent,
         HTTPResponseStartEvent,
     )
+
+# The bytes uvicorn's header name and value patterns refuse, read off the patterns.
+_BAD_NAME = bytes(b for b in range(256) if HEADER_RE.search(bytes([b])))
+_BAD_VALUE = bytes(b for b in range(256) if HEADER_VALUE_RE.search(bytes([b])))
 
 # Bodies up to this size are sent by apps in one message right after the head:
 # the gateway's proxy reads a backend's body of this size whole before it
@@ -152,16 +156,20 @@ class CoalescingCycle(RequestResponseCycle):
 
         uvicorn checks each header's name and value with a regular expression
         (two searches per header, ten for a proxied answer); both are classes of
-        single bytes, so one search over the names joined and one over the values
-        find the same; when either finds one, uvicorn's ``send`` raises its error.
+        single bytes, so deleting those bytes from the names joined and from the
+        values joined (``bytes.translate``, about 8,000 instructions per answer
+        less than even one search over each) finds the same; when either has
+        one, uvicorn's ``send`` raises its error.
         """
         if not self._ready():
             return False
         start = cast("HTTPResponseStartEvent", message)
         headers = [*self.default_headers, *start.get("headers", ())]
-        if HEADER_RE.search(b"".join([name for name, _ in headers])) or HEADER_VALUE_RE.search(
-            b"".join([value for _, value in headers])
-        ):
+        names = b"".join([name for name, _ in headers])
+        values = b"".join([value for _, value in headers])
+        if len(names.translate(None, _BAD_NAME)) != len(names) or len(
+            values.translate(None, _BAD_VALUE)
+        ) != len(values):
             return False
         self.response_started = True
         self.waiting_for_100_continue = False
