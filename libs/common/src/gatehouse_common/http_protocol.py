@@ -27,6 +27,7 @@ comparing the bytes written with uvicorn's own for answers usual and not.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, cast
 
 from uvicorn.protocols.http.httptools_impl import (
@@ -44,9 +45,16 @@ if TYPE_CHECKING:
         HTTPResponseStartEvent,
     )
 
-# The bytes uvicorn's header name and value patterns refuse, read off the patterns.
-_BAD_NAME = bytes(b for b in range(256) if HEADER_RE.search(bytes([b])))
-_BAD_VALUE = bytes(b for b in range(256) if HEADER_VALUE_RE.search(bytes([b])))
+
+def _check_table(refused: re.Pattern[bytes]) -> bytes:
+    """A ``bytes.translate`` table turning every byte ``refused`` finds into 0
+    (itself refused by both patterns) and leaving the others as they are."""
+    return bytes(0 if refused.search(bytes([b])) else b for b in range(256))
+
+
+# uvicorn's header name and value patterns, read off as translate tables
+_NAME_CHECK = _check_table(HEADER_RE)
+_VALUE_CHECK = _check_table(HEADER_VALUE_RE)
 
 # Bodies up to this size are sent by apps in one message right after the head:
 # the gateway's proxy reads a backend's body of this size whole before it
@@ -156,10 +164,11 @@ class CoalescingCycle(RequestResponseCycle):
 
         uvicorn checks each header's name and value with a regular expression
         (two searches per header, ten for a proxied answer); both are classes of
-        single bytes, so deleting those bytes from the names joined and from the
-        values joined (``bytes.translate``, about 8,000 instructions per answer
-        less than even one search over each) finds the same; when either has
-        one, uvicorn's ``send`` raises its error.
+        single bytes, so mapping those bytes to 0 in the names joined and in the
+        values joined (``bytes.translate`` with a fixed table, then a search for
+        the 0: about 10,000 instructions per answer less than even one regular
+        expression search over each) finds the same; when either has one,
+        uvicorn's ``send`` raises its error.
         """
         if not self._ready():
             return False
@@ -167,9 +176,7 @@ class CoalescingCycle(RequestResponseCycle):
         headers = [*self.default_headers, *start.get("headers", ())]
         names = b"".join([name for name, _ in headers])
         values = b"".join([value for _, value in headers])
-        if len(names.translate(None, _BAD_NAME)) != len(names) or len(
-            values.translate(None, _BAD_VALUE)
-        ) != len(values):
+        if 0 in names.translate(_NAME_CHECK) or 0 in values.translate(_VALUE_CHECK):
             return False
         self.response_started = True
         self.waiting_for_100_continue = False
