@@ -128,6 +128,12 @@ bench-servers: system-deps services venv $(GATEWAY_VENV)/.synced $(SERVERS_VENV)
 	$(PY) loadtest/bench.py $(BENCH_VENVS) --no-memory --only nginx gateway-plain \
 		server-uvicorn-edge server-granian-asgi server-granian-rsgi gateway-plain-granian $(BENCH_ARGS)
 
+# make callgrind CALLGRIND_ARGS="plain --keep loadtest/.callgrind"
+CALLGRIND_ARGS ?=
+.PHONY: callgrind
+callgrind: system-deps services venv $(GATEWAY_VENV)/.synced ## instructions per request of one gateway worker under callgrind (plain and production routes)
+	$(PY) loadtest/callgrind.py --gateway-python $(GATEWAY_VENV)/bin/python $(CALLGRIND_ARGS)
+
 .PHONY: bench-ws
 bench-ws: system-deps venv $(GATEWAY_VENV)/.synced ## WebSocket echo through the gateway beside nginx, and idle sockets' memory
 	$(PY) loadtest/ws_bench.py --gateway-python $(GATEWAY_VENV)/bin/python $(BENCH_WS_ARGS)

@@ -404,15 +404,20 @@ class Bench:
         return dataclasses.replace(connections, setting=self.args.memory_setting), streams
 
     def forget_redis_keys(self) -> None:
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            keys = list(client.scan_iter(match=f"{self.redis_prefix}*", count=500))
-            if keys:
-                client.delete(*keys)
-        except redis.RedisError as exc:
-            logger.warning("could not remove the bench's Redis keys: %s", exc)
-        finally:
-            client.close()
+        forget_redis_keys(self.redis_prefix)
+
+
+def forget_redis_keys(prefix: str) -> None:
+    """Delete the run's keys (those under ``prefix``); a failure is only logged."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError as exc:
+        logger.warning("could not remove the bench's Redis keys: %s", exc)
+    finally:
+        client.close()
 
 
 def profile_target(targets: Sequence[Target], name: str, shape: LoadShape, output: Path) -> None:

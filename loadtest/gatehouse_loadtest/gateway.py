@@ -46,6 +46,8 @@ class GatewaySetting:
     tls: CertFiles | None = None
     # the bench route's ``rate_limits:`` (services/gateway/README.md, "Rate limits")
     rate_limits: Sequence[Mapping[str, object]] = field(default_factory=tuple)
+    # seconds between the active health checks of the bench route's backends
+    health_interval: float = 5.0
 
 
 class GatewayUnavailable(RuntimeError):
@@ -72,7 +74,7 @@ def gateway_config(
         "auth": "required" if setting.auth else "none",
         "strategy": "round_robin",
         "backends": [{"url": url} for url in backends],
-        "health_check": {"path": "/", "interval": 5},
+        "health_check": {"path": "/", "interval": setting.health_interval},
     }
     if setting.rate_limits:
         bench_route["rate_limits"] = [dict(limit) for limit in setting.rate_limits]
@@ -107,10 +109,15 @@ def start_gateway(
     env: Mapping[str, str],
     repo_root: Path,
     python: str = sys.executable,
+    wrapper: Sequence[str] = (),
+    ready_timeout_s: float = 60.0,
 ) -> tuple[ManagedProcess, str]:
     """Write the config, start the gateway, wait for its health endpoint; (process, url).
 
     ``python`` is the interpreter of the environment the gateway runs in.
+    ``wrapper`` goes before the command (valgrind, for the instruction count
+    of :mod:`gatehouse_loadtest.callgrind`), which is why the wait for the
+    health endpoint (``ready_timeout_s``) can be changed.
     """
     port = free_port()
     admin_port = free_port()
@@ -132,7 +139,7 @@ def start_gateway(
         ready_url, ready_headers = f"http://127.0.0.1:{port}/", {"Host": BENCH_HOST}
     process = ManagedProcess(
         name,
-        command,
+        [*wrapper, *command],
         log_path=workdir / f"{name}.log",
         env={
             "GATEHOUSE_CONFIG": str(config_path),
@@ -148,7 +155,7 @@ def start_gateway(
     ).start()
     url = f"http://127.0.0.1:{port}"
     try:
-        process.wait_http(ready_url, timeout_s=60, headers=ready_headers)
+        process.wait_http(ready_url, timeout_s=ready_timeout_s, headers=ready_headers)
         if setting.tls is not None:
             url = f"https://127.0.0.1:{tls_port}"
             process.wait_http(

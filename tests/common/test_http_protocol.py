@@ -7,17 +7,22 @@ subclassed only to count the writes that reach the socket.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from common.edge_servers import edge_server
 from support.processes import free_port
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from gatehouse_common.edge_limits import EdgeLimits
 from gatehouse_common.edge_protocol import CoalescingEdgeHttpToolsProtocol
 from gatehouse_common.http_protocol import SMALL_BODY, CoalescingHttpToolsProtocol
 
@@ -180,3 +185,105 @@ def test_http_1_0_closes_after_a_complete_answer(server_url: str) -> None:
             received += chunk
     assert received.startswith(b"HTTP/1.1 200 OK") and received.endswith(b"\r\n\r\nhello")
     assert b"connection: close" in received.lower()
+
+
+# What the one-write path writes, byte for byte, is what uvicorn's own send writes;
+# errors (a bad header, a body that does not fit its length) end the same way.
+_CASES: dict[str, tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bool]]]] = {
+    "/plain": ([(b"Content-Length", b"5"), (b"X-Kind", b"a, b")], [(b"hello", False)]),
+    "/close": (
+        [(b"content-length", b"2"), (b"connection", b"Keep-Alive, close")],
+        [(b"ok", False)],
+    ),
+    "/split": ([(b"content-length", b"4")], [(b"ab", True), (b"cd", False)]),
+    "/empty-end": ([(b"content-length", b"2")], [(b"ok", True), (b"", False)]),
+    "/longer": ([(b"content-length", b"1")], [(b"ok", False)]),
+    "/shorter": ([(b"content-length", b"3")], [(b"ok", False)]),
+    "/bad-value": ([(b"content-length", b"2"), (b"x-bad", b"a\nb")], [(b"ok", False)]),
+    "/bad-name": ([(b"content-length", b"2"), (b"x bad", b"a")], [(b"ok", False)]),
+    "/chunked-first": (
+        [(b"transfer-encoding", b"chunked"), (b"content-length", b"2")],
+        [(b"ok", False)],
+    ),
+}
+
+
+def _without_access_line(base: type[HttpToolsProtocol]) -> type:
+    """``base`` without uvicorn's access line (on whenever the root logger has a
+    handler, as under pytest), as the services run it: the one-write path then
+    renders the head itself (with the line on, uvicorn's send does)."""
+
+    class Quiet(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.access_log = False
+
+    return Quiet
+
+
+async def _case_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    headers, bodies = _CASES.get(scope["path"], ([(b"content-length", b"0")], [(b"", False)]))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    for body, more in bodies:
+        await send({"type": "http.response.body", "body": body, "more_body": more})
+
+
+@pytest.fixture(scope="module")
+def case_ports() -> Iterator[dict[str, int]]:
+    """uvicorn's own protocol beside the two one-write ones, each on its own port."""
+    bases = (HttpToolsProtocol, CoalescingHttpToolsProtocol, CoalescingEdgeHttpToolsProtocol)
+    with ExitStack() as stack:
+        yield {
+            base.__name__: stack.enter_context(
+                edge_server(_case_app, EdgeLimits(), _without_access_line(base))
+            )
+            for base in bases
+        }
+
+
+def _wire(port: int, request: bytes) -> bytes:
+    """Everything the server writes for ``request`` and a pipelined /end, up to
+    the end's answer or the close, the date header blanked."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request + b"GET /end HTTP/1.1\r\nhost: t\r\n\r\n")
+        received = b""
+        while not received.endswith(b"content-length: 0\r\n\r\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return re.sub(rb"date: [^\r]*", b"date: -", received)
+
+
+@pytest.mark.parametrize("path", sorted(_CASES))
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+def test_the_one_write_path_writes_what_uvicorn_writes(
+    case_ports: dict[str, int], path: str, method: str, version: str
+) -> None:
+    request = f"{method} {path} HTTP/{version}\r\nhost: t\r\n\r\n".encode()
+    wires = {name: _wire(port, request) for name, port in case_ports.items()}
+    expected = wires.pop("HttpToolsProtocol")
+    assert expected.startswith(b"HTTP/1.1 ") or expected == b""
+    assert wires == dict.fromkeys(wires, expected)
+
+
+def test_the_usual_answer_is_written_without_uvicorns_send(
+    case_ports: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    uvicorn_send = RequestResponseCycle.send
+
+    async def counted(self: RequestResponseCycle, message: Any) -> None:
+        calls.append(message["type"])
+        await uvicorn_send(self, message)
+
+    monkeypatch.setattr(RequestResponseCycle, "send", counted)
+    for name in ("CoalescingHttpToolsProtocol", "CoalescingEdgeHttpToolsProtocol"):
+        answer = _wire(case_ports[name], b"GET /plain HTTP/1.1\r\nhost: t\r\n\r\n")
+        assert answer.count(b"HTTP/1.1 200 OK") == 2
+    assert calls == []
+    _wire(case_ports["HttpToolsProtocol"], b"GET /plain HTTP/1.1\r\nhost: t\r\n\r\n")
+    assert calls  # the reference does go through it

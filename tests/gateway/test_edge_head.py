@@ -75,6 +75,25 @@ def test_a_head_with_two_meanings_is_refused(headers: list[tuple[bytes, bytes]])
     assert refused.value.status == 400
 
 
+def test_a_bad_host_is_refused_however_many_good_ones_came_before() -> None:
+    """Hosts found valid are remembered (a bounded set); a bad one never is."""
+    rules = HeadRules(EdgeConfig())
+
+    def with_host(host: bytes) -> Any:
+        request = scope()
+        request["headers"] = [(b"host", host)]
+        return request
+
+    for number in range(1100):  # past the remembered ones: those later are matched each time
+        assert rules.read(with_host(b"h%d.test" % number)).host == b"h%d.test" % number
+    assert rules.read(with_host(b"h1.test")).host == b"h1.test"
+    for bad in (b"a b", b'evil"; for=1.2.3.4', b"h1.test\r\nx: y"):
+        for _ in range(2):
+            with pytest.raises(Refusal) as refused:
+                rules.read(with_host(bad))
+            assert refused.value.status == 400
+
+
 def test_http11_needs_a_host() -> None:
     bare = scope()
     bare["headers"] = []

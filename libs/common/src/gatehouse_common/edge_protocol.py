@@ -45,10 +45,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import httptools
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from gatehouse_common import edge_answers
@@ -175,6 +177,11 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        # uvicorn decides on its access line by hasHandlers(), true as soon as the
+        # root logger has a handler; our services disable "uvicorn.access" instead
+        # (gatehouse_common.logs), so every request built the line's arguments (the
+        # client address, the path quoted again) for a logger that drops it.
+        self.access_log = self.access_log and not self.access_logger.disabled
         limits: EdgeLimits = getattr(config, "edge_limits", DEFAULT_LIMITS)
         self.limits = limits
         self._max_line = limits.max_request_line_bytes
@@ -322,10 +329,73 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
             # would be left unread while the app waited for it; taken, it would be
             # lost (a WebSocket handshake is a GET without one, RFC 6455 section 4.1)
             raise _Refused(edge_answers.UPGRADE_WITH_BODY)
-        HttpToolsProtocol.on_headers_complete(self)
+        self._start_cycle()
         method = self._methods.method()
         if method is not None:  # the parser read a stand-in: the app gets the real one
             self.scope["method"] = method
+
+    def _start_cycle(self) -> None:
+        """uvicorn's ``on_headers_complete`` (0.54), the cycle made with its class.
+
+        The class depends on the request (see :meth:`_cycle_class`); uvicorn
+        makes a ``RequestResponseCycle``, and changing an object's class leaves
+        CPython 3.11 with a split dict on which no attribute access specialises,
+        which copying the dict put right at a cost of its own. Made with its
+        class from the start (and its arguments by position), the cycle costs
+        neither.
+        """
+        parser = self.parser
+        scope = self.scope
+        http_version = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        if parser.should_upgrade() and self._should_upgrade():
+            return
+        parsed_url = httptools.parse_url(self.url)
+        raw_path = parsed_url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        scope["path"] = self.root_path + path
+        scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        scope["query_string"] = parsed_url.query or b""
+        app: ASGI3Application
+        if self.limit_concurrency is not None and (
+            len(self.connections) >= self.limit_concurrency
+            or len(self.tasks) >= self.limit_concurrency
+        ):
+            app = service_unavailable
+            self.logger.warning("Exceeded concurrency limit.")
+        else:
+            app = self.app
+        existing_cycle = self.cycle
+        http10 = http_version == "1.0"
+        self.cycle = self._cycle_class(http10)(
+            scope,
+            self.transport,
+            self.flow,
+            self.logger,
+            self.access_logger,
+            self.access_log,
+            self.server_state.default_headers,
+            asyncio.Event(),
+            self.expect_100_continue,
+            not http10 and parser.should_keep_alive(),
+            self.on_response_complete,
+        )
+        if existing_cycle is None or existing_cycle.response_complete:
+            self._start_asgi_task(self.cycle, app)
+        else:  # a pipelined request waits for the answers before it
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, app))
+
+    def _cycle_class(self, http10: bool) -> type[RequestResponseCycle]:
+        """The request's cycle: an HTTP/1.0 one, and without EdgeCycle's layer when
+        the head declares no body (see :data:`bodiless_cycle_class`)."""
+        if _declares_body(self.headers):
+            return self.cycle_class_http10 if http10 else self.cycle_class
+        return self.bodiless_cycle_class_http10 if http10 else self.bodiless_cycle_class
 
     def _has_body(self) -> bool:
         return _declares_body(self.headers)
@@ -355,23 +425,6 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         self._head_seen = 0
         self._methods.ended()
         HttpToolsProtocol.on_message_complete(self)
-
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        # uvicorn makes the cycle itself; the subclasses add behaviour only, no state
-        # of their own in __init__, so changing the class of the new object is safe.
-        scope = cycle.scope
-        http10 = scope["http_version"] == "1.0"
-        if _declares_body(scope["headers"]):
-            cycle.__class__ = self.cycle_class_http10 if http10 else self.cycle_class
-        else:
-            cycle.__class__ = (
-                self.bodiless_cycle_class_http10 if http10 else self.bodiless_cycle_class
-            )
-        # CPython 3.11 keeps an object whose class was changed in a split dict, on which
-        # no attribute access of the cycle is specialised (about 300 instructions more
-        # each, dozens per request in uvicorn's send); a plain dict of the same items is.
-        cycle.__dict__ = dict(cycle.__dict__)
-        HttpToolsProtocol._start_asgi_task(self, cycle, app)
 
     def on_response_complete(self) -> None:
         self.server_state.total_requests += 1
