@@ -194,8 +194,9 @@ class WebSocketProxy:
         headers = [(k, v) for k, v in base if k not in _OWN]
         headers.extend(identified)
         added: list[tuple[bytes, bytes]] = []
-        if route.config.rate_limits:  # a handshake counts as one request
-            refused = gateway.rate_limits.check(route, identity, head, client_address, added)
+        rate_limits = route.rate_limits
+        if rate_limits is not None:  # a handshake counts as one request
+            refused = rate_limits.check(identity, head, client_address, added)
             if refused is not None:
                 raise _Refused(refused.status, refused.body, "rate_limited", *refused.headers)
         headers.extend(rules.forwarding_headers(head, http_scope, rid))
