@@ -107,6 +107,8 @@ DURATION   ?= 1m
 TARGET     ?= http://127.0.0.1:8080
 BENCH_ARGS ?=
 BENCH_WS_ARGS ?=
+# the gateway settings make bench-instructions counts (the first is the baseline)
+INSTRUCTIONS_ARGS ?= gateway-production gateway-production-ratelimited
 
 .PHONY: bench bench-servers
 $(GATEWAY_VENV)/.synced: $(UV) $(PACKAGE_FILES) Makefile
@@ -127,6 +129,10 @@ bench: system-deps services venv $(GATEWAY_VENV)/.synced $(SERVERS_VENV)/.synced
 bench-servers: system-deps services venv $(GATEWAY_VENV)/.synced $(SERVERS_VENV)/.synced ## the server comparison alone: uvicorn vs granian ASGI/RSGI, bare and with the gateway, beside nginx
 	$(PY) loadtest/bench.py $(BENCH_VENVS) --no-memory --only nginx gateway-plain \
 		server-uvicorn-edge server-granian-asgi server-granian-rsgi gateway-plain-granian $(BENCH_ARGS)
+
+.PHONY: bench-instructions
+bench-instructions: system-deps services venv $(GATEWAY_VENV)/.synced ## callgrind: instructions per request of gateway settings, which load cannot move (loadtest/README.md)
+	$(PY) loadtest/instructions.py --gateway-python $(GATEWAY_VENV)/bin/python $(INSTRUCTIONS_ARGS)
 
 .PHONY: bench-ws
 bench-ws: system-deps venv $(GATEWAY_VENV)/.synced ## WebSocket echo through the gateway beside nginx, and idle sockets' memory

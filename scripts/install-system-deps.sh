@@ -9,6 +9,7 @@ packages=(
   redis-tools               # redis-cli --cluster create (tests/support/redis_cluster.py)
   chromium                  # the browser the accounts page is tested in
   nginx-light wrk           # the benchmark's yardstick and load generator
+  valgrind                  # callgrind: make bench-instructions counts instructions per request
   prometheus                # promtool for the alert rule tests
   podman docker-compose     # the compose stack, run for real by make compose-test
   debootstrap               # builds the local python:3.11-slim base (no registry here)

@@ -241,7 +241,15 @@ class Bench:
             "GATEHOUSE_GATEWAY_LOG_LEVEL": "warning",
         }
 
-    def start_gateway(self, name: str, setting: GatewaySetting) -> tuple[ManagedProcess, str]:
+    def start_gateway(
+        self,
+        name: str,
+        setting: GatewaySetting,
+        *,
+        wrapper: Sequence[str] = (),
+        ready_timeout_s: float = 60.0,
+    ) -> tuple[ManagedProcess, str]:
+        """One gateway of the run (stopped with it); ``wrapper`` as :func:`start_gateway`'s."""
         granian = setting.server != "uvicorn"
         process, url = start_gateway(
             name,
@@ -252,6 +260,8 @@ class Bench:
             env=self.gateway_env(setting),
             repo_root=REPO_ROOT,
             python=self.args.servers_python if granian else self.args.gateway_python,
+            wrapper=wrapper,
+            ready_timeout_s=ready_timeout_s,
         )
         self.own(process)
         self.started_gateways.append(process)

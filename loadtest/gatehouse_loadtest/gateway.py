@@ -107,10 +107,14 @@ def start_gateway(
     env: Mapping[str, str],
     repo_root: Path,
     python: str = sys.executable,
+    wrapper: Sequence[str] = (),
+    ready_timeout_s: float = 60.0,
 ) -> tuple[ManagedProcess, str]:
     """Write the config, start the gateway, wait for its health endpoint; (process, url).
 
-    ``python`` is the interpreter of the environment the gateway runs in.
+    ``python`` is the interpreter of the environment the gateway runs in;
+    ``wrapper`` goes before the command (``valgrind ...``: the process is then
+    the wrapper's, which runs the gateway in its own pid).
     """
     port = free_port()
     admin_port = free_port()
@@ -132,7 +136,7 @@ def start_gateway(
         ready_url, ready_headers = f"http://127.0.0.1:{port}/", {"Host": BENCH_HOST}
     process = ManagedProcess(
         name,
-        command,
+        [*wrapper, *command],
         log_path=workdir / f"{name}.log",
         env={
             "GATEHOUSE_CONFIG": str(config_path),
@@ -148,7 +152,7 @@ def start_gateway(
     ).start()
     url = f"http://127.0.0.1:{port}"
     try:
-        process.wait_http(ready_url, timeout_s=60, headers=ready_headers)
+        process.wait_http(ready_url, timeout_s=ready_timeout_s, headers=ready_headers)
         if setting.tls is not None:
             url = f"https://127.0.0.1:{tls_port}"
             process.wait_http(
