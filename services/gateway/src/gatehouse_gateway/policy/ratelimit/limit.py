@@ -102,7 +102,8 @@ class Limit:
         """:meth:`admits`, then :meth:`take` if ALLOW: one call for a route with one limit.
 
         The usual request, a token of its consumer's lease in hand, is decided
-        and spent here without the two calls (about a fifth of the limit's cost).
+        and spent inline, as :meth:`take` and :meth:`~._buckets.Lease.take` would:
+        their four calls were a third of the limit's cost per request.
         """
         if state == "redis":
             lease = self.leases.get(consumer)
