@@ -12,7 +12,7 @@ from gatehouse_loadtest.rounds import Sample, Summary, Target
 from gatehouse_loadtest.wrk import WrkResult
 
 
-def summary(name: str, rps: float, cpu_us: float = 50.0, p99_ms: float = 2.0) -> Summary:
+def sample(rps: float, cpu_us: float = 50.0, p99_ms: float = 2.0) -> Sample:
     requests = int(rps * 10)
     result = WrkResult(
         requests=requests,
@@ -25,7 +25,15 @@ def summary(name: str, rps: float, cpu_us: float = 50.0, p99_ms: float = 2.0) ->
         socket_errors=0,
         status_errors=0,
     )
-    return Summary(Target(name, name, "http://x/"), [Sample(result, cpu_us * requests / 1e6)])
+    return Sample(result, cpu_us * requests / 1e6)
+
+
+def summary(name: str, rps: float, cpu_us: float = 50.0, p99_ms: float = 2.0) -> Summary:
+    return Summary(Target(name, name, "http://x/"), [sample(rps, cpu_us, p99_ms)])
+
+
+def rounds(name: str, *rps: float) -> Summary:
+    return Summary(Target(name, name, "http://x/"), [sample(r) for r in rps])
 
 
 def test_https_targets_are_compared_with_nginx_over_https() -> None:
@@ -57,6 +65,18 @@ def test_issue_13_targets() -> None:
     assert not checks["plain route req/s, started as a user starts it"].passed  # 0.425x
     assert checks["HTTPS req/s"].target == ">= 0.30x nginx-tls"
     assert checks["HTTPS req/s"].passed
+
+
+def test_rate_limit_cost_is_the_median_of_each_rounds_own_ratio() -> None:
+    # the host's load swings from round to round; within a round both sides share it
+    without = rounds("gateway-production", 6_000, 3_000, 5_000, 2_000, 4_000)
+    limited = rounds("gateway-production-ratelimited", 5_700, 2_850, 3_000, 1_900, 3_800)
+    check = next(c for c in performance_checks([without, limited]) if c.name == "rate limit cost")
+    # per round 5%, 5%, 40% (a burst hit the limited run), 5%, 5%: median 5%;
+    # the ratio of the medians (3,000 / 4,000) would say 25%
+    assert check.passed
+    assert check.reached.startswith("5.0% of req/s")
+    assert "25.0% between the medians" in check.reached
 
 
 def test_server_table_pairs_granian_with_uvicorn_from_the_same_run() -> None:

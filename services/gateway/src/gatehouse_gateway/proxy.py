@@ -252,8 +252,9 @@ class Proxy:
                     send, 401, refusal, rid, (b"www-authenticate", challenge(exc.reason)), *added
                 )
         # rate limits, then quotas: a request refused for its rate spends no quota
-        if route.config.rate_limits:
-            refused = self.gateway.rate_limits.check(route, identity, head, client, added)
+        rate_limits = route.rate_limits
+        if rate_limits is not None:
+            refused = rate_limits.check(identity, head, client, added)
             if refused is not None:
                 return await answers.send_json(
                     send, refused.status, refused.body, rid, *refused.headers, *added

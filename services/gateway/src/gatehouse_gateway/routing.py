@@ -29,6 +29,7 @@ from gatehouse_gateway.upstream.tls import TLSContexts, UpstreamTLS
 
 if TYPE_CHECKING:
     from gatehouse_gateway.policy.quota import RouteQuotas
+    from gatehouse_gateway.policy.ratelimit import RouteLimits
 
 # (prefix, the same ending in "/" or "" for string matching, route), longest first
 _Entries = tuple[tuple[str, str, "Route"], ...]
@@ -87,6 +88,8 @@ class Route:
         self.rules = RouteRules.compile(config)
         # set by the gateway's QuotaKeeper when the route has quotas
         self.quotas: RouteQuotas | None = None
+        # set by the gateway's RateLimiter when the route has rate limits
+        self.rate_limits: RouteLimits | None = None
         self.no_backend_body = error_body(
             "no_healthy_backend",
             f"route {config.name!r} has no healthy backend",

@@ -189,8 +189,8 @@ class Gateway:
             self.quotas.compile(table.routes)
             # runtime canary weights override the file's from the first request on
             self.operator.canary.apply(table.routes)
+            self.rate_limits.update(table.routes)  # before the table serves a request
             self.table = table
-            self.rate_limits.update(table.routes)
             self.edge = HeadRules(loaded.config.edge)
             self._set_authenticator(loaded)
             self.loaded = loaded

@@ -10,16 +10,11 @@ status and the HTTP path's JSON body and headers, never an upgrade.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from starlette.types import Scope, Send
 
 from gatehouse_common.jwt import VerifiedToken
 from gatehouse_gateway.edge.head import RequestHead
 from gatehouse_gateway.routing import Route
-
-if TYPE_CHECKING:  # the gateway's runtime, which holds the rate limiter
-    from gatehouse_gateway.runtime import Gateway
 
 Header = tuple[bytes, bytes]
 _JSON = (b"content-type", b"application/json")
@@ -38,7 +33,7 @@ class Refused(Exception):
 
 
 def admit(
-    gateway: Gateway, route: Route, identity: VerifiedToken | None, head: RequestHead, client: bytes
+    route: Route, identity: VerifiedToken | None, head: RequestHead, client: bytes
 ) -> list[Header]:
     """Count the handshake as one request of ``route``: rate limits, then quotas.
 
@@ -47,8 +42,9 @@ def admit(
     rate limit fails closed) with the HTTP refusal's body and headers.
     """
     added: list[Header] = []
-    if route.config.rate_limits:
-        refused = gateway.rate_limits.check(route, identity, head, client, added)
+    rate_limits = route.rate_limits
+    if rate_limits is not None:
+        refused = rate_limits.check(identity, head, client, added)
         if refused is not None:
             reason = "rate_limited" if refused.status == 429 else "rate_limit_unavailable"
             raise Refused(refused.status, refused.body, reason, *refused.headers)

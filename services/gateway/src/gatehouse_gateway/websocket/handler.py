@@ -194,7 +194,7 @@ class WebSocketProxy:
         if route.auth_required:
             identity, identified = await self._identity(found.token)
         client_address = rules.client_address(head)
-        added = admit(gateway, route, identity, head, client_address)
+        added = admit(route, identity, head, client_address)
         base = upstream_headers(head)
         target = head.path
         if edge_rules is not None:

@@ -6,6 +6,6 @@ memory, :mod:`.store` refills leases from Redis in the background,
 ("Rate limits") states the bound and the fallbacks.
 """
 
-from gatehouse_gateway.policy.ratelimit.limiter import RateLimiter, Refused
+from gatehouse_gateway.policy.ratelimit.limiter import RateLimiter, Refused, RouteLimits
 
-__all__ = ["RateLimiter", "Refused"]
+__all__ = ["RateLimiter", "Refused", "RouteLimits"]

@@ -2,10 +2,12 @@
 
 :class:`RateLimiter` belongs to the running gateway (made, started and closed
 with it) and is rebuilt with each route table: a limit whose route and
-settings a reload keeps keeps its consumers' state. :meth:`RateLimiter.check`
-is the proxy's and the WebSocket handshake's one call: it answers None (the
-request fits every limit of its route, now spent) or the :class:`Refused`
-answer to give. A request refused by one limit spends nothing of the others.
+settings a reload keeps keeps its consumers' state. It hands each limited
+route its :class:`RouteLimits` (``route.rate_limits``), whose
+:meth:`RouteLimits.check` is the proxy's and the WebSocket handshake's one
+call: it answers None (the request fits every limit of its route, now spent)
+or the :class:`Refused` answer to give. A request refused by one limit spends
+nothing of the others.
 
 Headers (draft-ietf-httpapi-ratelimit-headers): ``RateLimit-Policy`` names
 each limit with its quota ``q`` (the burst) and window ``w`` (seconds the
@@ -62,6 +64,10 @@ class RouteLimits:
         self.store = store
         self.policy = (b"ratelimit-policy", b", ".join(limit.policy for limit in limits))
         self.reporting = [limit for limit in limits if limit.headers]
+        # a route with one limit is decided in one call (Limit.spend); keyed on the
+        # subject, the consumer is one dict lookup once the subject was seen
+        self._single = limits[0] if len(limits) == 1 else None
+        self._by_subject = self._single is not None and self._single.key.by == "subject"
         self._refusals = {
             limit.name: error_body(
                 "rate_limited",
@@ -89,19 +95,35 @@ class RouteLimits:
     ) -> Refused | None:
         now = time.monotonic()
         state = self.store.state
-        limits = self.limits
-        if len(limits) == 1:  # the usual case, without the lists
-            limit = limits[0]
-            consumer = self._consumer(limit, identity, head, client)
-            verdict = limit.admits(consumer, now, state)
+        limit = self._single
+        if limit is not None:  # the usual case, without the lists
+            consumer = None
+            if self._by_subject and identity is not None:
+                consumer = self._subjects.get(identity.subject)
+            if consumer is None:
+                consumer = self._consumer(limit, identity, head, client)
+            verdict = limit.spend(consumer, now, state)
             if verdict != ALLOW:
                 limit.refuse(consumer, now, state)
                 return self._refused(limit, consumer, now, state, verdict)
-            limit.take(consumer, now, state)
             if limit.headers:
                 added.append(self.policy)
                 added.append((b"ratelimit", self._items([consumer], now, state)))
             return None
+        return self._check_every(identity, head, client, added, now, state)
+
+    def _check_every(
+        self,
+        identity: VerifiedToken | None,
+        head: RequestHead,
+        client: bytes,
+        added: list[tuple[bytes, bytes]],
+        now: float,
+        state: str,
+    ) -> Refused | None:
+        """Several limits: every one admits before any is spent. A method of its own:
+        its comprehension's closure would cost :meth:`check` a cell per argument."""
+        limits = self.limits
         consumers = [self._consumer(limit, identity, head, client) for limit in limits]
         for limit, consumer in zip(limits, consumers, strict=True):
             verdict = limit.admits(consumer, now, state)
@@ -201,22 +223,9 @@ class RateLimiter:
                 for config in configs
             ]
             compiled[route.name] = RouteLimits(route.name, limits, self.store)
+        for route in routes:  # the proxy asks the route, without a lookup by name
+            route.rate_limits = compiled.get(route.name)
         self.routes = compiled
-
-    def check(
-        self,
-        route: Route,
-        identity: VerifiedToken | None,
-        head: RequestHead,
-        client: bytes,
-        added: list[tuple[bytes, bytes]],
-    ) -> Refused | None:
-        """None when ``route``'s limits let the request through (``added`` gets the
-        ``RateLimit`` headers the route asks for); else the answer to give."""
-        limits = self.routes.get(route.name)
-        if limits is None:
-            return None
-        return limits.check(identity, head, client, added)
 
     def view(self) -> dict[str, object]:
         """Every route's limits and the store's state: the operator view."""
