@@ -346,8 +346,7 @@ def test_a_sentinel_failover_fails_no_request_and_the_shared_state_comes_back(
         finally:
             fresh.close()
     finally:
-        victim.start()  # the sentinel makes it the new master's replica
-        redis_sentinel.wait_healthy()
+        redis_sentinel.restart(victim)  # back as the new master's replica
 
 
 def test_the_cluster_client_refuses_keys_of_several_slots_in_one_mget(
