@@ -29,7 +29,7 @@ from support.databases import (
 )
 from support.gateway import Launcher
 from support.jwks import KeyServer
-from support.processes import ServiceProcess
+from support.processes import ServiceProcess, stop_all
 from support.redis_cluster import (
     RedisClusterProcesses,
     RedisSentinelGroup,
@@ -141,8 +141,7 @@ def start_fake_backend() -> Iterator[FakeBackendFactory]:
         return process.start()
 
     yield start
-    for process in started:
-        process.stop()
+    stop_all(started)
 
 
 @pytest.fixture

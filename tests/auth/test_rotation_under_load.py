@@ -27,7 +27,7 @@ import jwt
 import pytest
 from support.auth import PASSWORD, AuthService, auth_env, launch, run_cli, signup
 from support.gateway import HOST, Launcher, gateway_route
-from support.processes import ServiceProcess
+from support.processes import ServiceProcess, stop_all
 
 from gatehouse_auth.keys import stamp_of
 
@@ -226,5 +226,4 @@ def test_a_rotation_under_load_produces_no_401(
         assert set(drive.used_kids_after) == kids, drive.used_kids_after
         print(f"rotation under load: {total} requests, {dict(drive.statuses)}")
     finally:
-        for auth in auths:
-            auth.process.stop()
+        stop_all(auth.process for auth in auths)
