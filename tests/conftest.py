@@ -13,10 +13,12 @@ another folder's modules.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import httpx._transports.default as httpx_transports
 import pytest
 from support.backends import fake_backend
 from support.databases import (
@@ -27,7 +29,7 @@ from support.databases import (
 )
 from support.gateway import Launcher
 from support.jwks import KeyServer
-from support.processes import ServiceProcess
+from support.processes import ServiceProcess, stop_all
 from support.redis_cluster import (
     RedisClusterProcesses,
     RedisSentinelGroup,
@@ -35,6 +37,32 @@ from support.redis_cluster import (
     started_sentinel,
 )
 from support.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_default_tls_context() -> Iterator[None]:
+    """Every httpx client left to httpx's default TLS settings shares one context.
+
+    httpx builds a new context for each client from the CA bundle (~35 ms of
+    CPU), and the suite makes thousands of clients, nearly all for plain HTTP
+    to 127.0.0.1: minutes of a CI run's two cores. A client given a ``verify``
+    or ``cert`` of its own still gets a context of its own.
+    """
+    shared = httpx.create_ssl_context()
+    original = httpx_transports.create_ssl_context
+
+    def create(
+        verify: ssl.SSLContext | str | bool = True,
+        cert: object = None,
+        trust_env: bool = True,
+    ) -> ssl.SSLContext:
+        if verify is True and cert is None and trust_env:
+            return shared
+        return original(verify=verify, cert=cert, trust_env=trust_env)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx_transports, "create_ssl_context", create)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -113,8 +141,7 @@ def start_fake_backend() -> Iterator[FakeBackendFactory]:
         return process.start()
 
     yield start
-    for process in started:
-        process.stop()
+    stop_all(started)
 
 
 @pytest.fixture

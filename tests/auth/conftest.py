@@ -27,6 +27,7 @@ from support.auth import (
     login_token,
 )
 from support.databases import drop_redis_prefix, temporary_database, unique_redis_prefix
+from support.processes import stop_all
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -83,8 +84,7 @@ def start_auth(tmp_path: Path) -> Iterator[StartAuth]:
         return service
 
     yield start
-    for service in started:
-        service.process.stop()
+    stop_all(service.process for service in started)
     for prefix in prefixes:
         drop_redis_prefix(prefix)
 

@@ -19,6 +19,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,13 +27,19 @@ import jwt
 import pytest
 from support.auth import PASSWORD, AuthService, auth_env, launch, run_cli, signup
 from support.gateway import HOST, Launcher, gateway_route
-from support.processes import ServiceProcess
+from support.processes import ServiceProcess, stop_all
+
+from gatehouse_auth.keys import stamp_of
 
 JWKS_TTL = 1.0
 JWKS_MIN_REFRESH = 2.0
 KEYS_CHECK = 0.5
 PUBLISH_AHEAD = JWKS_TTL + JWKS_MIN_REFRESH + KEYS_CHECK + 1.0  # with a margin
 REQUESTERS = 4
+# Requests answered before the rotation, and after the switch: counts, not
+# seconds, so a busy machine makes the run longer rather than thinner.
+BEFORE_ROTATION = 50
+AFTER_SWITCH = 200
 
 
 class Drive:
@@ -65,6 +72,16 @@ class Drive:
             for client in clients:
                 client.close()
 
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        """Until ``condition()`` holds (read under the lock): the load runs meanwhile."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if condition():
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
     def spend(self, seed: int) -> None:
         chooser = random.Random(seed)
         clients = [
@@ -89,6 +106,16 @@ class Drive:
         finally:
             for client in clients:
                 client.close()
+
+
+def _first_key_stamp(auth: AuthService) -> float:
+    """When the replicas' one key was made (the time its file name starts with)."""
+    (stamp,) = [s for s in (stamp_of(p.name) for p in auth.keys_dir.glob("*.pem")) if s]
+    return stamp
+
+
+def _kids(tokens: list[str]) -> set[str]:
+    return {jwt.get_unverified_header(token)["kid"] for token in tokens}
 
 
 def _replicas(tmp_path: Path, database_url: str, publish_ahead: float) -> list[AuthService]:
@@ -137,8 +164,9 @@ def test_a_rotation_under_load_produces_no_401(
         ]
         with auths[0].client() as client:
             account = signup(client)
-        # the first key is a few seconds old, like one a deployment has used for a while
-        time.sleep(publish_ahead)
+        # the first key signs on its own (out of its pending stage), like one a
+        # deployment has used for a while; starting the gateways took part of that
+        time.sleep(max(0.0, _first_key_stamp(auths[0]) + publish_ahead - time.time()))
         drive = Drive(auths, gateways, account["email"])
         with auths[1].client() as client:
             first = client.post("/login", json={"email": account["email"], "password": PASSWORD})
@@ -149,20 +177,42 @@ def test_a_rotation_under_load_produces_no_401(
         for thread in threads:
             thread.start()
         try:
-            time.sleep(3)
+            # the gateways verify the first key's tokens under load before the rotation
+            drive.wait_for(
+                lambda: len(drive.tokens) >= 4 and sum(drive.statuses.values()) >= BEFORE_ROTATION,
+                "load before the rotation",
+            )
             old_kid = jwt.get_unverified_header(drive.tokens[-1])["kid"]
             rotated = run_cli(auths[0].env, "keys", "rotate")
             assert "new key" in rotated.stdout, rotated.stdout + rotated.stderr
-            # through the pending stage, the switch, and a while after it
-            time.sleep(publish_ahead + KEYS_CHECK + 1)
+            # through the pending stage and the switch: the new key signs
+            drive.wait_for(lambda: _kids(drive.tokens) != {old_kid}, "the new key to sign")
+            if not control:
+                time.sleep(KEYS_CHECK + 1)  # both replicas are past the switch
             with drive.lock:
                 drive.mark = time.time()
-            time.sleep(4)
+                spent_at_mark = sum(drive.statuses.values())
+            if control:
+                # without the pending stage a gateway meets the new kid before its JWKS has it
+                drive.wait_for(
+                    lambda: any("unknown_kid" in body for body in drive.refused),
+                    "an unknown_kid 401 in the control run",
+                )
+            else:
+                # and a while after it: both keys' tokens pass, many requests later
+                drive.wait_for(
+                    lambda: (
+                        set(drive.used_kids_after) == _kids(drive.tokens)
+                        and sum(drive.statuses.values()) - spent_at_mark >= AFTER_SWITCH
+                    ),
+                    "tokens of both keys spent after the switch",
+                    timeout=60,
+                )
         finally:
             drive.stop.set()
             for thread in threads:
                 thread.join(timeout=60)
-        kids = {jwt.get_unverified_header(token)["kid"] for token in drive.tokens}
+        kids = _kids(drive.tokens)
         assert len(kids) == 2 and old_kid in kids  # tokens of both keys were minted
         total = sum(drive.statuses.values())
         if control:
@@ -176,5 +226,4 @@ def test_a_rotation_under_load_produces_no_401(
         assert set(drive.used_kids_after) == kids, drive.used_kids_after
         print(f"rotation under load: {total} requests, {dict(drive.statuses)}")
     finally:
-        for auth in auths:
-            auth.process.stop()
+        stop_all(auth.process for auth in auths)

@@ -11,7 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, NoPermissionError
+from redis.retry import Retry
 from support.redis_server import RedisServer
 
 # The key prefixes the services use (GatewaySettings / AuthSettings.redis_prefix).
@@ -45,6 +47,19 @@ def redis_with_acl(acl_file: Path) -> Iterator[int]:
         server.stop()
 
 
+def _client(port: int, url: str | None = None, **options: object) -> redis.Redis:
+    """A client that takes the first refusal as the answer.
+
+    redis-py retries a refused login (AuthenticationError is a ConnectionError)
+    three times with a growing backoff: seconds of sleep per refusal checked,
+    proving nothing more.
+    """
+    retry = Retry(NoBackoff(), 0)
+    if url is not None:
+        return redis.Redis.from_url(on_port(url, port), retry=retry)
+    return redis.Redis(port=port, retry=retry, **options)  # type: ignore[arg-type]
+
+
 def on_port(url: str, port: int) -> str:
     """``url`` (redis://user:password@host:6379/0) pointed at 127.0.0.1:``port``."""
     parts = urlsplit(url)
@@ -56,20 +71,20 @@ def check_service_users(port: int, urls: dict[str, str]) -> None:
     """Each of ``urls`` (service -> REDIS_URL as the service gets it) works for what
     the service does, and for nothing else; strangers get nothing."""
     # RESP2: no HELLO, so the refusal (NOAUTH) comes on the command itself.
-    anonymous = redis.Redis(port=port, protocol=2)
+    anonymous = _client(port, protocol=2)
     with pytest.raises(AuthenticationError, match="Authentication required"):
         anonymous.set(PREFIXES["gateway"] + "drain:service1:backend-1", "{}")
     anonymous.close()
     with pytest.raises(AuthenticationError):
-        redis.Redis(port=port, username="default", password="").ping()
+        _client(port, username="default", password="").ping()
     with pytest.raises(AuthenticationError):
-        redis.Redis(port=port, username="gateway", password="guessed").ping()
-    probe = redis.Redis(port=port, username="healthcheck", password="anything")
+        _client(port, username="gateway", password="guessed").ping()
+    probe = _client(port, username="healthcheck", password="anything")
     assert probe.ping()
     with pytest.raises(NoPermissionError):
         probe.get(PREFIXES["gateway"] + "cursor:service1")
     for service, url in urls.items():
-        client = redis.Redis.from_url(on_port(url, port))
+        client = _client(port, url)
         own = PREFIXES[service]
         assert client.ping()
         # What the services do: the cursor (INCRBY, pipelined), drains (SET,

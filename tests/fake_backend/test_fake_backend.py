@@ -8,9 +8,11 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
+from support.backends import fake_backend
 from support.processes import ServiceProcess, free_port, python_module
 
 from gatehouse_fake_backend.app import pattern_bytes
@@ -18,9 +20,18 @@ from gatehouse_fake_backend.app import pattern_bytes
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
+@pytest.fixture(scope="module")
+def shared_backend() -> Iterator[ServiceProcess]:
+    """One echo backend for the module's tests: each start is most of a test's time."""
+    with fake_backend("echo-one") as process:
+        yield process
+
+
 @pytest.fixture
-def backend(start_fake_backend) -> ServiceProcess:
-    return start_fake_backend(name="echo-one")
+def backend(shared_backend: ServiceProcess) -> Iterator[ServiceProcess]:
+    """The module's backend, its faults back at the defaults after each test."""
+    yield shared_backend
+    httpx.post(f"{shared_backend.url}/__backend/reset", timeout=10).raise_for_status()
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -175,7 +186,8 @@ def test_unhealthy_flag(start_fake_backend) -> None:
     assert httpx.get(f"{sick.url}/healthz").status_code == 503
 
 
-def test_metrics_count_requests(backend: ServiceProcess) -> None:
+def test_metrics_count_requests(start_fake_backend) -> None:
+    backend = start_fake_backend(name="echo-one")  # its own: the count starts at zero
     for _ in range(3):
         httpx.get(f"{backend.url}/counted")
     text = httpx.get(f"{backend.url}/metrics").text

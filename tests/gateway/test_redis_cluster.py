@@ -246,8 +246,7 @@ def sentinel_failover(_deployment: Deployment, group: RedisSentinelGroup) -> Fai
     victim = group.server_at(old_port)
 
     def recover() -> None:
-        victim.start()  # the sentinel makes it the new master's replica
-        group.wait_healthy()
+        group.restart(victim)  # back as the new master's replica
 
     return Failover(
         victim,

@@ -19,7 +19,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.backends import fake_backend
-from support.processes import ServiceProcess, free_port, gateway_command
+from support.processes import ServiceProcess, free_port, gateway_command, stop_all
 
 HOST = "app.gatehouse.test"
 
@@ -146,8 +146,7 @@ class Launcher:
         return process
 
     def stop_all(self) -> None:
-        with ThreadPoolExecutor(max_workers=max(1, len(self.started))) as pool:
-            list(pool.map(ServiceProcess.stop, self.started))
+        stop_all(self.started)
         self.started.clear()
 
 
