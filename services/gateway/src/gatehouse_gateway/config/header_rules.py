@@ -16,8 +16,12 @@ header name is a config error naming the rule.
 A rule may never set or remove what the gateway itself vouches for or frames
 the message with: identity (``x-auth-*``), forwarding (``x-forwarded-*``,
 ``forwarded``, ``x-real-ip``), ``x-request-id``, ``host``, the hop-by-hop
-headers and the body's framing (``content-length``). Underscore spellings
-(``x_auth_subject``) count as the same name, as WSGI servers read them so.
+headers, the body's framing (``content-length``) and the WebSocket
+handshake's own (``sec-websocket-*``). Each of them the gateway or the server
+writes itself on every HTTP request and handshake, so a rule on one would be
+silently ignored (or break the handshake): a config error saying why is
+better than a rule that misleads. Underscore spellings (``x_auth_subject``)
+count as the same name, as WSGI servers read them so.
 """
 
 from __future__ import annotations
@@ -34,14 +38,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 MAX_VALUE_CHARS = 4096
 
-FORBIDDEN_NAMES = frozenset(
+# hop-by-hop (RFC 9110 section 7.6.1) and the ones proxies treat so
+HOP_BY_HOP_NAMES = frozenset(
     {
-        "host",
-        "x-request-id",
-        "forwarded",
-        "x-real-ip",
-        "content-length",
-        # hop-by-hop (RFC 9110 section 7.6.1) and the ones proxies treat so
         "connection",
         "keep-alive",
         "proxy-authenticate",
@@ -54,7 +53,27 @@ FORBIDDEN_NAMES = frozenset(
         "upgrade",
     }
 )
-FORBIDDEN_PREFIXES = ("x-auth-", "x-forwarded-")
+# Why no rule may touch a name: the reason a config error gives, by exact name...
+_OWN_NAMES: dict[str, str] = {
+    "host": "the backend gets the Host the route's preserve_host says",
+    "x-request-id": "the gateway sets the request id on the request and the answer",
+    "forwarded": "a forwarding header: the gateway sets it",
+    "x-real-ip": "a forwarding header: the gateway sets it",
+    "content-length": "the body's framing: the gateway and the server write it",
+} | dict.fromkeys(
+    HOP_BY_HOP_NAMES,
+    "hop-by-hop: it ends at each connection, and the gateway and the server write "
+    "their own on every HTTP request, answer and WebSocket handshake (Upgrade and "
+    "Connection are the handshake's), so a rule on it would be silently ignored",
+)
+# ... and by prefix
+_OWN_PREFIXES: dict[str, str] = {
+    "x-auth-": "an identity header: the gateway sets it from the verified token",
+    "x-forwarded-": "a forwarding header: the gateway sets it",
+    "sec-websocket-": "the WebSocket handshake's own: the gateway's connection to the "
+    "backend and the server answering the client write it themselves (a rule would "
+    "be silently ignored, or break the handshake), and on HTTP it means nothing",
+}
 
 Part = tuple[Literal["text", "subject", "claim", "request_id", "client_address"], str]
 
@@ -62,15 +81,22 @@ Part = tuple[Literal["text", "subject", "claim", "request_id", "client_address"]
 def checked_name(name: str) -> str:
     """``name`` in lower case if a rule may touch it; else ValueError saying why."""
     if not _HEADER_NAME.match(name):
-        raise ValueError(f"{name!r} is not a header name")
+        spaced = " (spaces around it)" if name.strip() != name else ""
+        raise ValueError(f"{name!r} is not a header name{spaced}")
     lower = name.lower()
-    spelled = lower.replace("_", "-")
-    if spelled in FORBIDDEN_NAMES or spelled.startswith(FORBIDDEN_PREFIXES):
-        raise ValueError(
-            f"{name!r} is the gateway's own (identity, forwarding, request id, host, "
-            "framing or hop-by-hop): no rule may set or remove it"
-        )
+    why = forbidden_because(lower)
+    if why is not None:
+        raise ValueError(f"{name!r}: no rule may set, add or remove it: {why}")
     return lower
+
+
+def forbidden_because(name: str) -> str | None:
+    """Why no rule may touch the lower-case header ``name`` (``_`` read as ``-``), or None."""
+    spelled = name.replace("_", "-")
+    why = _OWN_NAMES.get(spelled)
+    if why is None:
+        why = next((w for p, w in _OWN_PREFIXES.items() if spelled.startswith(p)), None)
+    return why
 
 
 def parse_template(value: str) -> tuple[Part, ...]:

@@ -43,11 +43,25 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return path or "(top level)"
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+def _route_name(loc: tuple[int | str, ...], data: Any) -> str:
+    """``route 'chat': `` when ``loc`` is inside a route that has a name, else ``""``.
+
+    An operator knows routes by name, not by their place in the list."""
+    if len(loc) < 2 or loc[0] != "routes" or not isinstance(loc[1], int):
+        return ""
+    routes = data.get("routes") if isinstance(data, dict) else None
+    if not isinstance(routes, list) or not 0 <= loc[1] < len(routes):
+        return ""
+    route = routes[loc[1]]
+    name = route.get("name") if isinstance(route, dict) else None
+    return f"route {name!r}: " if isinstance(name, str) else ""
+
+
+def describe_validation_error(exc: ValidationError, data: Any = None) -> str:
     lines = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-        lines.append(f"{_key_path(loc)}: {err['msg']}")
+        lines.append(f"{_route_name(loc, data)}{_key_path(loc)}: {err['msg']}")
     return "; ".join(lines)
 
 
@@ -69,7 +83,7 @@ def parse_config(
         config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
         where = " (original format, mapped)" if original else ""
-        raise ConfigError(f"{source}{where}: {describe_validation_error(exc)}") from None
+        raise ConfigError(f"{source}{where}: {describe_validation_error(exc, data)}") from None
     return LoadedConfig(config=config, source=source, digest=digest, original_format=original)
 
 
