@@ -28,6 +28,8 @@ QUOTA = "quota-ws.gatehouse.test"
 METERED = "metered-ws.gatehouse.test"
 LIMITED = "limited-ws.gatehouse.test"
 RULES = "rules-ws.gatehouse.test"
+ANSWERS = "answers-ws.gatehouse.test"
+HSTS = "max-age=63072000"
 # Months, not days: a test run near midnight UTC stays in one window.
 MONTHLY = {"name": "monthly", "limit": 2, "period": "month"}
 # What differs between two answers whatever the policy (and a refused upgrade's
@@ -80,6 +82,19 @@ def gateway(module_launcher: Launcher, keys: KeyServer, backend: ServiceProcess)
                 name="rules-ws",
                 hosts=[RULES],
                 headers={"request": {"set": {"origin": APP}, "remove": ["cookie"]}},
+            ),
+            gateway_route(
+                [backend],
+                name="answers-ws",
+                hosts=[ANSWERS],
+                auth="required",
+                cors={"allow_origins": [APP]},
+                headers={
+                    "response": {
+                        "set": {"Strict-Transport-Security": HSTS, "x-served-by": "gatehouse"},
+                        "add": {"x-answer-id": "{request_id}", "x-subject": "{subject}"},
+                    }
+                },
             ),
         ],
     }
@@ -277,3 +292,57 @@ async def test_request_rules_reach_the_backend_s_handshake_as_on_http(
     seen_on_http = http_get(gateway, RULES, *sent).json()["headers"]
     assert seen_on_http["origin"] == APP
     assert "cookie" not in seen_on_http
+
+
+# --- response header rules: the 101 and the refusals are answers of the route ----------
+
+
+def _rules_applied(headers: dict[str, str] | Response) -> None:
+    """The route's literal response rules, and ``{request_id}`` as the answer's own id."""
+    found = headers.headers if isinstance(headers, Response) else headers
+    assert found["strict-transport-security"] == HSTS
+    assert found["x-served-by"] == "gatehouse"
+    assert found["x-answer-id"] == found["x-request-id"]
+
+
+async def test_response_rules_reach_the_101_beside_the_handshake_s_own_headers(
+    gateway: GatewayProcess, keys: KeyServer
+) -> None:
+    sent = [bearer(keys, "ruled-socket"), ("Origin", APP)]
+    async with ws_connect(gateway.url, host=ANSWERS, headers=sent) as socket:
+        assert socket.response is not None
+        answer = socket.response
+        hello = await greeting(socket)  # the socket works: the handshake is intact
+    assert answer.status_code == 101
+    _rules_applied(answer)
+    assert answer.headers["x-subject"] == "ruled-socket"  # from the verified token
+    for own in ("sec-websocket-accept", "upgrade", "connection"):
+        assert len(answer.headers.get_all(own)) == 1, own
+    assert hello["path"] == "/ws"
+
+
+async def test_response_rules_reach_a_refused_handshake_as_an_http_refusal(
+    gateway: GatewayProcess,
+) -> None:
+    answer = await refused(ws_connect(gateway.url, host=ANSWERS, headers=[("Origin", APP)]))
+    http = http_get(gateway, ANSWERS, ("Origin", APP))
+    assert answer.status_code == http.status_code == 401
+    _rules_applied(answer)
+    _rules_applied(dict(http.headers))
+    assert "x-subject" not in answer.headers  # no verified token, no value from it
+
+    def compared(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        # a handshake's answers carry no CORS headers: browsers expose none of them
+        cors = ("access-control-", "vary", "x-answer-id")
+        return [(n, v) for n, v in policy_headers(items) if not n.startswith(cors)]
+
+    assert compared(answer.headers.raw_items()) == compared(http.headers.multi_items())
+
+
+async def test_response_rules_reach_a_cross_site_refusal(gateway: GatewayProcess) -> None:
+    answer = await refused(
+        ws_connect(gateway.url, host=ANSWERS, headers=[("Origin", "https://evil.example")])
+    )
+    assert answer.status_code == 403
+    _rules_applied(answer)
+    assert b"cors_origin_not_allowed" in answer.body

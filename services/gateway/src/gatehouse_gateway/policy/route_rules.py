@@ -3,8 +3,8 @@
 :meth:`RouteRules.compile` returns None for a route with none of them, so the
 proxy's whole cost on such a route is one ``is None`` check; everything else
 (sets, header values, prefixes) is built here once per config. The proxy calls,
-in order (the WebSocket handshake :meth:`RouteRules.refuses_handshake`, then the
-last two):
+in order (the WebSocket handshake :meth:`RouteRules.handshake_headers` for
+every answer, :meth:`RouteRules.refuses_handshake`, then the last two):
 
 1. :meth:`RouteRules.answer_headers`: what every answer of the request carries
    (CORS, response rules that need no token), refusals made here included;
@@ -146,9 +146,14 @@ class RouteRules:
     def answer_headers(self, head: RequestHead, request_id: bytes, client: bytes) -> list[Header]:
         """Headers every answer to this request carries, whatever its outcome."""
         out = self.cors.answer_headers(_origin(head.headers)) if self.cors is not None else []
-        if self._plain:
-            out.extend(render(self._plain, None, request_id, client))
+        out.extend(self.handshake_headers(request_id, client))
         return out
+
+    def handshake_headers(self, request_id: bytes, client: bytes) -> list[Header]:
+        """Headers every answer to a WebSocket handshake carries (its 101 and its
+        refusals): the response rules that need no token, and no CORS headers, as
+        browsers expose no part of a handshake's answer to the page."""
+        return render(self._plain, None, request_id, client) if self._plain else []
 
     def after_auth(
         self,

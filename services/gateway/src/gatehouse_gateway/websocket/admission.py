@@ -30,18 +30,30 @@ class Refused(Exception):
         self.body = body
         self.reason = reason
         self.headers = headers
+        # the request's id once its head was read (the one the rules' values name)
+        self.request_id: bytes | None = None
+
+    def adding(self, headers: list[Header], request_id: bytes) -> Refused:
+        """This refusal with ``headers`` after its own: what every answer of the route
+        carries (its response header rules, CORS), as an HTTP refusal has them."""
+        self.headers = (*self.headers, *headers)
+        self.request_id = request_id
+        return self
 
 
 def admit(
-    route: Route, identity: VerifiedToken | None, head: RequestHead, client: bytes
-) -> list[Header]:
+    route: Route,
+    identity: VerifiedToken | None,
+    head: RequestHead,
+    client: bytes,
+    added: list[Header],
+) -> None:
     """Count the handshake as one request of ``route``: rate limits, then quotas.
 
-    Returns the headers they add to the 101 (``RateLimit-Policy``, ``RateLimit``,
-    as on an allowed HTTP answer); raises :class:`Refused` (429, or 503 where a
-    rate limit fails closed) with the HTTP refusal's body and headers.
+    Appends to ``added`` the headers they put on the 101 (``RateLimit-Policy``,
+    ``RateLimit``, as on an allowed HTTP answer); raises :class:`Refused` (429,
+    or 503 where a rate limit fails closed) with the HTTP refusal's body and headers.
     """
-    added: list[Header] = []
     rate_limits = route.rate_limits
     if rate_limits is not None:
         refused = rate_limits.check(identity, head, client, added)
@@ -53,7 +65,6 @@ def admit(
         spent = quotas.admit(identity, head, client, added)
         if spent is not None:
             raise Refused(429, spent.body, "quota_exceeded", *spent.headers)
-    return added
 
 
 async def refuse(scope: Scope, send: Send, refusal: Refused, rid: bytes) -> None:
@@ -61,7 +72,7 @@ async def refuse(scope: Scope, send: Send, refusal: Refused, rid: bytes) -> None
     if "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1008})
         return
-    headers = [_JSON, (b"x-request-id", rid), *refusal.headers]
+    headers = [_JSON, (b"x-request-id", refusal.request_id or rid), *refusal.headers]
     if any(name == b"content-type" for name, _ in refusal.headers):
         headers.remove(_JSON)
     await send(

@@ -23,6 +23,14 @@ the HTTP answer's headers), 502/503/504 when no backend takes it, or the
 backend's own refusal.
 A server without the extension gets a close with 1008 (policy violation)
 instead, which it turns into a 403.
+
+Every answer once the route is known, each refusal and the 101, carries the
+route's response header rules as an HTTP answer does (the backend's 101 and
+refusal headers lose what the rules remove; values from the token once one is
+verified), but no CORS headers: browsers expose no part of a handshake's
+answer. The handshake's own headers (``Sec-WebSocket-*``, ``Upgrade``,
+``Connection``) are the server's: no rule may name them
+(:mod:`gatehouse_gateway.config.header_rules`).
 """
 
 from __future__ import annotations
@@ -179,11 +187,37 @@ class WebSocketProxy:
         route = gateway.table.match(head.host, head.path.decode("latin-1"))
         if route is None:
             raise Refused(404, answers.NO_ROUTE, "no_route")
+        client_address = rules.client_address(head)
+        edge_rules = route.rules  # CORS, header rules and path rewrite, as on HTTP
+        # what every answer of the route carries, the 101 and each refusal: the
+        # response rules (those reading the token join once one is verified)
+        added = edge_rules.handshake_headers(rid, client_address) if edge_rules is not None else []
+        try:
+            return await self._admitted(
+                route, scope, http_scope, head, rid, query, client_address, added
+            )
+        except Refused as refusal:
+            raise refusal.adding(added, rid) from None
+
+    async def _admitted(
+        self,
+        route: Route,
+        scope: Scope,
+        http_scope: Scope,
+        head: RequestHead,
+        rid: bytes,
+        query: bytes,
+        client_address: bytes,
+        added: list[tuple[bytes, bytes]],
+    ) -> _Opened:
+        """The rest of :meth:`_handshake` once ``route`` is known: every answer from
+        here on, refusal or 101, carries ``added`` as it stands then."""
+        rules = self.gateway.edge
+        edge_rules = route.rules
         if not route.config.websocket:
             raise Refused(403, answers.WEBSOCKET_DISABLED, "websocket_disabled")
         if head.header_bytes > route.max_header_bytes:
             raise Refused(431, answers.HEADERS_TOO_LARGE, "headers_too_large")
-        edge_rules = route.rules  # CORS, header rules and path rewrite, as on HTTP
         if edge_rules is not None and edge_rules.refuses_handshake(head):
             # before auth, as a preflight: a page from another site learns nothing more
             raise Refused(403, cors.ORIGIN_REFUSED, "origin_not_allowed")
@@ -193,12 +227,11 @@ class WebSocketProxy:
         identified: list[tuple[bytes, bytes]] = []
         if route.auth_required:
             identity, identified = await self._identity(found.token)
-        client_address = rules.client_address(head)
-        added = admit(route, identity, head, client_address)
+        admit(route, identity, head, client_address, added)
         base = upstream_headers(head)
         target = head.path
         if edge_rules is not None:
-            base = edge_rules.after_auth(base, identity, rid, client_address, [])
+            base = edge_rules.after_auth(base, identity, rid, client_address, added)
             target = edge_rules.target(target)
         # the Origin the rules left (the backend connection writes it itself), then
         # hop-by-hop and Connection-named headers dropped as for HTTP, and the
@@ -215,11 +248,14 @@ class WebSocketProxy:
         backend, upstream = await self._open(
             route, client, _Handshake(target, headers, found.subprotocols, origin)
         )
-        answer = [(b"x-request-id", rid)] + [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in (upstream.response.headers.raw_items() if upstream.response else ())
-            if name.lower().encode("latin-1") not in _ANSWER_DROP
-        ]
+        # the backend's 101 headers, minus the handshake's own and what the route's
+        # response rules remove, then ``added``, as an HTTP answer's (proxy.client_headers)
+        drop = edge_rules.response_drop if edge_rules is not None else _ANSWER_DROP
+        answer = [(b"x-request-id", rid)]
+        for raw_name, value in upstream.response.headers.raw_items() if upstream.response else ():
+            name = raw_name.lower().encode("latin-1")
+            if name not in _ANSWER_DROP and name not in drop:
+                answer.append((name, value.encode("latin-1")))
         answer.extend(added)
         accept: dict[str, Any] = {"type": "websocket.accept", "headers": answer}
         if upstream.subprotocol:
@@ -337,7 +373,9 @@ class WebSocketProxy:
                 raise Refused(400, answers.BAD_TARGET, "bad_request") from None
             except Rejected as exc:
                 backend.metrics.count(exc.status)
-                raise Refused(exc.status, exc.body, "backend_refused", *exc.headers) from None
+                rules = route.rules  # the response rules' removals, as on an HTTP answer
+                kept = [h for h in exc.headers if rules is None or h[0] not in rules.response_drop]
+                raise Refused(exc.status, exc.body, "backend_refused", *kept) from None
             except TimeoutError:
                 backend.metrics.count("timeout")
                 backend.record_failure("timeout")
