@@ -434,7 +434,7 @@ def test_hostile_edge_rules_stop_the_gateway_with_the_key_paths(tmp_path: Path) 
     assert result.returncode == 2
     for where in [
         "routes[0].cors: Value error, allow_credentials",
-        "routes[1].headers.request.set: Value error, 'X-Auth-Roles' is the gateway's own",
+        "route 'b': routes[1].headers.request.set: Value error, 'X-Auth-Roles': no rule may",
         "routes[2].headers.response.add: Value error, x-v:",
         "routes[3].path_rewrite.strip_prefix: Value error, 'api' must be an absolute path",
     ]:
