@@ -93,6 +93,7 @@ def gateway(module_launcher: Launcher, keys: KeyServer, backend: ServiceProcess)
                     "response": {
                         "set": {"Strict-Transport-Security": HSTS, "x-served-by": "gatehouse"},
                         "add": {"x-answer-id": "{request_id}", "x-subject": "{subject}"},
+                        "remove": ["x-backend-note"],
                     }
                 },
             ),
@@ -321,12 +322,29 @@ async def test_response_rules_reach_the_101_beside_the_handshake_s_own_headers(
     assert hello["path"] == "/ws"
 
 
+async def test_response_rules_remove_what_the_backend_s_101_says(
+    gateway: GatewayProcess, keys: KeyServer
+) -> None:
+    # without a rule the backend's own 101 header reaches the client
+    async with ws_connect(gateway.url, "/ws?note=kept", host=RULES) as socket:
+        assert socket.response is not None
+        assert socket.response.headers["x-backend-note"] == "kept"
+    token = bearer(keys, "ruled-socket")
+    async with ws_connect(gateway.url, "/ws?note=gone", host=ANSWERS, headers=[token]) as socket:
+        assert socket.response is not None
+        assert "x-backend-note" not in socket.response.headers
+        assert (await greeting(socket))["query"] == "note=gone"
+
+
 async def test_response_rules_reach_a_refused_handshake_as_an_http_refusal(
     gateway: GatewayProcess,
 ) -> None:
-    answer = await refused(ws_connect(gateway.url, host=ANSWERS, headers=[("Origin", APP)]))
-    http = http_get(gateway, ANSWERS, ("Origin", APP))
+    chosen = ("X-Request-ID", "client-chosen-refusal-id")
+    answer = await refused(ws_connect(gateway.url, host=ANSWERS, headers=[("Origin", APP), chosen]))
+    http = http_get(gateway, ANSWERS, ("Origin", APP), chosen)
     assert answer.status_code == http.status_code == 401
+    # the id the HTTP path answers with, the one the rules' {request_id} names
+    assert answer.headers["x-request-id"] == http.headers["x-request-id"] == chosen[1]
     _rules_applied(answer)
     _rules_applied(dict(http.headers))
     assert "x-subject" not in answer.headers  # no verified token, no value from it

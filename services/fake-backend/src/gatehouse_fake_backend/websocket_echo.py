@@ -14,7 +14,9 @@ commands:
   last socket a client closed on this instance (so a test can see what a
   gateway passed on).
 
-It selects the first subprotocol offered, if any.
+It selects the first subprotocol offered, if any, and a ``?note=<text>`` in the
+query puts ``X-Backend-Note: <text>`` on its 101 (what a gateway's response
+rules may remove).
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ def websocket_router(instance: str) -> APIRouter:
     async def echo(websocket: WebSocket) -> None:
         offered = websocket.scope.get("subprotocols") or []
         subprotocol = offered[0] if offered else None
-        await websocket.accept(subprotocol=subprotocol)
+        note = websocket.query_params.get("note")
+        headers = [(b"x-backend-note", note.encode())] if note else None
+        await websocket.accept(subprotocol=subprotocol, headers=headers)
         await websocket.send_text(_describe(websocket, instance, subprotocol))
         try:
             while True:
