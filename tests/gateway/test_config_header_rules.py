@@ -106,3 +106,17 @@ def test_a_reload_with_such_a_rule_keeps_the_running_config(
     with gateway.client() as client:
         seen = client.get("/anything").json()["headers"]
     assert seen["x-rule"] == "one"  # the old rules still run
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("op", ["set", "add", "remove"])
+@pytest.mark.parametrize("name", ["Date", "DATE"])
+def test_a_response_rule_on_the_date_the_server_writes_is_refused(
+    tmp_path: Path, op: str, name: str
+) -> None:
+    path = tmp_path / "gateway.yaml"
+    write_yaml(path, _document("response", op, name))
+    with pytest.raises(ConfigError, match=r"route 'chat': .*\['date'\]: the server writes"):
+        load_config(path)
+    write_yaml(path, _document("request", op, name))  # a request's Date is the client's
+    assert load_config(path).config.routes[1].headers is not None

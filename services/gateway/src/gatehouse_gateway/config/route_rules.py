@@ -15,6 +15,9 @@ from gatehouse_gateway.config.rewrite import PathRewriteConfig
 
 # the headers the gateway's CORS answer owns on a route with ``cors:``
 CORS_OWNED_PREFIX = "access-control-"
+# answer headers the server writes on every answer itself, after any the gateway
+# gives: a response rule would add a second one or remove nothing
+SERVER_WRITTEN = frozenset({"date"})
 
 
 def under(path: str, prefix: str) -> bool:
@@ -38,6 +41,14 @@ def check_route_rules(
             raise ValueError(
                 "headers: {subject} and {claim.*} come from the verified token: "
                 "the route needs auth: required"
+            )
+        written = sorted(
+            name for name in headers.response.names if name.replace("_", "-") in SERVER_WRITTEN
+        )
+        if written:
+            raise ValueError(
+                f"headers.response: {written}: the server writes its own on every answer "
+                "(the backend's is dropped), so a rule would add a second one or remove nothing"
             )
         if cors is not None:
             owned = sorted(
