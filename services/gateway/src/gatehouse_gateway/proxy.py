@@ -34,6 +34,7 @@ from gatehouse_common.request_id import new_request_id
 from gatehouse_gateway import answers
 from gatehouse_gateway.auth import challenge
 from gatehouse_gateway.backend_state import BackendState
+from gatehouse_gateway.balancing.base import LATER
 from gatehouse_gateway.edge import rewrite
 from gatehouse_gateway.edge.head import RESPONSE_DROP, Refusal, RequestHead, upstream_headers
 from gatehouse_gateway.metrics import RouteMetrics
@@ -309,7 +310,10 @@ class Proxy:
         split = route.split
         if split is None:
             balancer = route.balancer
-            backend = await balancer.pick() or balancer.panic_pick()
+            picked = balancer.pick_at_once()
+            if picked is LATER:
+                picked = await balancer.pick()
+            backend = picked or balancer.panic_pick()
         else:  # canary and header routing: a group, then its balancer (canary/split.py)
             balancer, backend = await split.pick(request)
         if backend is None:
