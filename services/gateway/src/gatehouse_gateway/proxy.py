@@ -361,7 +361,7 @@ class Proxy:
 
     async def _attempt(self, request: ProxyRequest, backend: BackendState) -> Answered | Failure:
         """One try at ``backend``, its outcome recorded in the backend's health and metrics."""
-        timeouts = request.route.config.timeouts
+        route = request.route
         body = request.body
         sent = time.perf_counter()
         try:
@@ -371,9 +371,9 @@ class Proxy:
                 request.target,
                 request.headers,
                 body.chunks() if body is not None else None,
-                connect_timeout=timeouts.connect,
-                read_timeout=timeouts.read,
-                pool_timeout=timeouts.pool_wait,
+                connect_timeout=route.connect_timeout,
+                read_timeout=route.read_timeout,
+                pool_timeout=route.pool_timeout,
                 tls=backend.tls,
                 host=request.host,
             )
