@@ -79,6 +79,12 @@ class Route:
         # which group a request goes to; None on a route that is its primary alone
         self.split = Splitter(config.name, self.groups, config.split) if config.groups else None
         self.max_attempts = 1 + config.retries.attempts
+        # Plain floats for every attempt: a pydantic model's attributes are read
+        # through its class's __getattr__ hook, which no attribute read specialises.
+        timeouts = config.timeouts
+        self.connect_timeout = timeouts.connect
+        self.read_timeout = timeouts.read
+        self.pool_timeout = timeouts.pool_wait
         self.budget = RetryBudget(config.retries)
         self.max_header_bytes = config.limits.max_header_bytes
         self.max_body_bytes = config.limits.max_body_bytes

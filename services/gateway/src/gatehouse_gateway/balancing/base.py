@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection
+from enum import Enum
 
 from gatehouse_gateway.backend_state import BackendState
+
+
+class Later(Enum):
+    """:meth:`Balancer.pick_at_once`'s answer when the pick has to wait."""
+
+    LATER = "later"
+
+
+LATER = Later.LATER
 
 
 class Balancer:
@@ -17,6 +27,15 @@ class Balancer:
     async def pick(self) -> BackendState | None:
         """The backend for a new request, or None when none is available."""
         raise NotImplementedError
+
+    def pick_at_once(self) -> BackendState | Later | None:
+        """:meth:`pick`'s answer when it can be had without waiting, else ``LATER``.
+
+        The proxy awaits :meth:`pick` only when told ``LATER``: a strategy
+        that never waits spares every request a coroutine or two (round
+        robin on a local cursor: two).
+        """
+        return LATER
 
     def pick_other(self, tried: Collection[BackendState]) -> BackendState | None:
         """A retry target: any available backend not tried yet for this request."""

@@ -8,7 +8,7 @@ than five a's in a row (nginx commit 52327e0627f4).
 from __future__ import annotations
 
 from gatehouse_gateway.backend_state import BackendState
-from gatehouse_gateway.balancing.base import Balancer
+from gatehouse_gateway.balancing.base import Balancer, Later
 
 
 class SmoothWeighted(Balancer):
@@ -17,6 +17,9 @@ class SmoothWeighted(Balancer):
         self._scores = [0] * len(backends)
 
     async def pick(self) -> BackendState | None:
+        return self.pick_now()
+
+    def pick_at_once(self) -> BackendState | Later | None:
         return self.pick_now()
 
     def pick_now(self) -> BackendState | None:

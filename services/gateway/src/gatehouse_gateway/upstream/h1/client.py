@@ -357,7 +357,10 @@ class UpstreamClient:
             pool_timeout = connect_timeout
         stale = 0
         while True:
-            conn = await pool.acquire(connect_timeout, pool_timeout)
+            # an idle connection nobody queues for (the usual case) without a coroutine
+            conn = None if pool.waiters else pool.take_idle()
+            if conn is None:
+                conn = await pool.acquire(connect_timeout, pool_timeout)
             try:
                 return await conn.exchange(head, body, chunked, read_timeout, head_only, upgrade)
             except UpstreamBroken:

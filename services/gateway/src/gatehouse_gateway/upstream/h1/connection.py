@@ -273,7 +273,8 @@ class H1Connection(asyncio.Protocol):
             return
         self.message_complete = True
         self.expecting = False
-        self._cancel_timer()
+        # the read timer stays: it finds nothing to do, or the next exchange keeps it
+        # (see _start_read_timer)
         self.reusable = (
             self.parser.should_keep_alive() and not self.head_only and not self.body_cut_short
         )
@@ -328,12 +329,24 @@ class H1Connection(asyncio.Protocol):
             self._timer = None
 
     def _start_read_timer(self) -> None:
-        """The request is sent: the backend has the read timeout to answer with a whole head."""
+        """The request is sent: the backend has the read timeout to answer with a whole head.
+
+        A timer still set for an earlier deadline (the previous exchange's) is
+        kept: firing early, :meth:`_on_timer` only re-checks and re-arms. So a
+        busy connection makes one timer per read timeout, not one per request
+        (a ``call_at`` and its ``cancel``: about 5,500 instructions each time).
+        """
         now = self.loop.time()
         self.last_read = now
-        self._head_deadline = now + self._read_timeout
-        if not (self.message_complete or self.upgraded or self.closed):
-            self._timer = self.loop.call_at(self._head_deadline, self._on_timer)
+        deadline = self._head_deadline = now + self._read_timeout
+        if self.message_complete or self.upgraded or self.closed:
+            return
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -416,6 +429,9 @@ class H1Connection(asyncio.Protocol):
         try:
             transport.write(head)
             if body is not None:
+                # the previous exchange's timer (kept: _start_read_timer) would
+                # judge this head by that exchange's deadline while the body goes out
+                self._cancel_timer()
                 await self._send_body(transport, body, chunked, waiter)
             self._start_read_timer()
             return await waiter

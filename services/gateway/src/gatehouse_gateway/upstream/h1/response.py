@@ -109,6 +109,14 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         """The whole body (for small ones; large ones go through ``aiter_bytes``)."""
+        chunks = self._chunks
+        if self._done and self._error is None:  # all in (the usual case): no waiting
+            body = b"".join(chunks)
+            chunks.clear()
+            self._buffered = 0
+            if self._conn is not None:
+                self._conn.resume_reading()
+            return body
         parts = []
         while (chunk := await self._next_chunk()) is not None:
             parts.append(chunk)
